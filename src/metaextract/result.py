@@ -1,0 +1,64 @@
+"""The one record every extraction produces, whatever happened."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["ok", "failed", "timeout", "unsupported"]
+STATUSES: tuple[str, ...] = ("ok", "failed", "timeout", "unsupported")
+
+
+@dataclass
+class Result:
+    """The outcome of extracting one file.
+
+    Attributes
+    ----------
+    path : str
+        The file, as it was given.
+    status : {"ok", "failed", "timeout", "unsupported"}
+    omexml : str or None
+        The OME-XML (``<OME ...>...</OME>``, as showinf ``-omexml-only`` prints it) when ``status == "ok"``.
+    engine : str
+        Engine name and version, e.g. ``"bioformats 7.3.1"``.
+    error : str or None
+        One line saying what went wrong with which file, or None.
+    seconds : float
+        Wall time spent on this file.
+    valid : bool or None
+        Whether ``omexml`` validates against the OME 2016-06 schema (None when there is no XML).
+    validation_error : str or None
+        The first schema error, when ``valid`` is False.
+    notes : list of str
+        Things worth knowing that are not errors (e.g. "read alone: grouped read failed").
+    """
+
+    path: str
+    status: Status
+    omexml: str | None = None
+    engine: str = ""
+    error: str | None = None
+    seconds: float = 0.0
+    valid: bool | None = None
+    validation_error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """Collapse a message to a single line of bounded length."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
