@@ -33,6 +33,8 @@ class Result:
         The first schema error, when ``valid`` is False.
     notes : list of str
         Things worth knowing that are not errors (e.g. "read alone: grouped read failed").
+    rss_mb : float or None
+        Resident memory of the extraction process after this file (set by the worker pool).
     """
 
     path: str
@@ -44,6 +46,7 @@ class Result:
     valid: bool | None = None
     validation_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    rss_mb: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,111 @@
+"""metaextract: microscope file metadata to OME-XML (the OME 2016-06 model), for whole experiments.
+
+The public face::
+
+    metaextract.extract(path, *, engine="auto") -> Result
+    metaextract.extract_many(paths, *, engine="auto", workers=None, timeout=120.0) -> Iterator[Result]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _pkg_version
+
+from .engines.base import ExtractionError, UnsupportedFormatError
+from .result import STATUSES, Result, Status
+
+try:
+    __version__ = _pkg_version("metaextract")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "STATUSES",
+    "ExtractionError",
+    "Result",
+    "Status",
+    "UnsupportedFormatError",
+    "__version__",
+    "bioformats_version",
+    "extract",
+    "extract_many",
+]
+
+
+def extract(path: str | os.PathLike[str], *, engine: str = "auto") -> Result:
+    """Extract the OME-XML of one file, in this process (its JVM starts on first use and stays).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The image file.
+    engine : str
+        ``"auto"`` (default), ``"bioformats"`` or another registered engine.
+
+    Returns
+    -------
+    Result
+        Never raises for a bad file: a missing, unreadable or unknown file gives a Result with
+        ``status`` ``"failed"`` or ``"unsupported"`` and a one-line ``error``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown engine name.
+    """
+    from . import engines
+    from ._extract import extract_file
+
+    if engine != "auto" and engine not in engines.available():
+        raise ValueError(f"unknown engine {engine!r}; available: {', '.join(engines.available())} or auto")
+    return extract_file(os.fspath(path), engine)
+
+
+def extract_many(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    engine: str = "auto",
+    workers: int | None = None,
+    timeout: float = 120.0,
+) -> Iterator[Result]:
+    """Extract many files with ``workers`` processes, each keeping one JVM; yields Results as they finish.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Files to read; consumed lazily.
+    engine : str
+        ``"auto"``, ``"bioformats"`` or another registered engine.
+    workers : int, optional
+        Number of extraction processes (default: number of CPUs, at most the number of files).
+    timeout : float
+        Seconds per file; a file past it has its process killed and replaced, and is ``"timeout"``.
+
+    Yields
+    ------
+    Result
+        One per path, in completion order.
+    """
+    from .pool import ExtractionPool
+
+    items = paths if workers is not None else list(paths)
+    n = workers if workers is not None else max(1, min(os.cpu_count() or 1, len(items)))  # type: ignore[arg-type]
+    with ExtractionPool(n, engine=engine, timeout=timeout) as pool:
+        yield from pool.map(items)
+
+
+def bioformats_version() -> str:
+    """The Bio-Formats version in use, read from the jar without starting a JVM."""
+    import zipfile
+
+    from ._java import bioformats_jar
+
+    with zipfile.ZipFile(bioformats_jar()) as jar:
+        for name in ("META-INF/MANIFEST.MF",):
+            text = jar.read(name).decode("utf-8", "replace")
+            for line in text.splitlines():
+                if line.startswith(("Implementation-Version:", "Bundle-Version:")):
+                    return line.split(":", 1)[1].strip()
+    return "unknown"

@@ -1,0 +1,3 @@
+from metaextract.cli import run
+
+run()

@@ -1,0 +1,88 @@
+"""Extract one file in this process: pick the engine, run it, validate, and always return a Result."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+from . import engines
+from .engines.base import ExtractionError, UnsupportedFormatError
+from .ome import validate
+from .result import Result, one_line
+
+
+class FatalWorkerError(Exception):
+    """Carries a Result whose engine left this process unfit for more files (e.g. JVM OutOfMemoryError)."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.error)
+        self.result = result
+
+
+def _precheck(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "file not found"
+    except PermissionError:
+        return "permission denied"
+    except OSError as exc:
+        return f"cannot stat: {exc.strerror or exc}"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+    return None
+
+
+def read_head(path: str, size: int = engines.HEAD_BYTES) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(size)
+
+
+def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False) -> Result:
+    """Extract ``path``; never raises for a bad file (only for an unknown engine name).
+
+    With ``raise_fatal`` a failure that leaves the process unfit (the JVM threw an ``Error``) is
+    raised as :class:`FatalWorkerError` after the Result is built, so a worker can report and exit.
+    """
+    start = time.perf_counter()
+    problem = _precheck(path)
+    head = b""
+    if problem is None:
+        try:
+            head = read_head(path)
+        except PermissionError:
+            problem = "permission denied"
+        except OSError as exc:
+            problem = f"cannot read: {exc.strerror or exc}"
+    eng = engines.choose(path, head, engine) if problem is None else engines.get(
+        "bioformats" if engine == "auto" else engine
+    )
+    label = eng.name
+    if problem is not None:
+        return Result(path=path, status="failed", engine=label, error=f"{path}: {problem}",
+                      seconds=time.perf_counter() - start)
+    fatal = False
+    try:
+        label = f"{eng.name} {eng.version()}"
+        xml = eng.extract(path)
+    except UnsupportedFormatError as exc:
+        result = Result(path=path, status="unsupported", engine=label, error=f"{path}: {one_line(str(exc))}")
+    except ExtractionError as exc:
+        fatal = exc.fatal
+        result = Result(path=path, status="failed", engine=label, error=f"{path}: {one_line(str(exc))}")
+    except Exception as exc:  # noqa: BLE001 - an engine bug must become a recorded failure
+        result = Result(path=path, status="failed", engine=label,
+                        error=f"{path}: {type(exc).__name__}: {one_line(str(exc))}")
+    else:
+        valid, why = validate(xml)
+        result = Result(path=path, status="ok", omexml=xml, engine=label, valid=valid,
+                        validation_error=None if valid else one_line(why or ""))
+    result.seconds = time.perf_counter() - start
+    if fatal and raise_fatal:
+        raise FatalWorkerError(result)
+    return result

@@ -1,0 +1,92 @@
+"""The ``metaextract`` command line: a thin click layer over the library.
+
+``metaextract EXP COMMAND`` (the seed's form) is routed to the ``step`` group; the other top-level
+commands (``show``, ``experiment``, ...) are looked up first.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+
+
+class _Main(click.Group):
+    """Routes ``metaextract [OPTIONS] EXP COMMAND ...`` to ``step EXP COMMAND ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        i = 0
+        takes_value = {"--db"}
+        while i < len(args):
+            a = args[i]
+            if a in takes_value:
+                i += 2
+                continue
+            if a.startswith("-"):
+                i += 1
+                continue
+            if a not in self.commands:
+                args = [*args[:i], "step", *args[i:]]
+            break
+        return super().parse_args(ctx, args)
+
+
+def _version_text() -> str:
+    from .. import bioformats_version
+
+    try:
+        bf = bioformats_version()
+    except Exception as exc:  # noqa: BLE001
+        bf = f"unavailable ({exc})"
+    return f"metaextract {__version__}\nBio-Formats {bf}"
+
+
+def _print_version(ctx: click.Context, _param: Any, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_version_text())
+        ctx.exit()
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print our version and the Bio-Formats version, then exit.")
+@click.option("--db", "db", metavar="URL", envvar="METAEXTRACT_DB",
+              help="Database URL (sqlite:///path or postgresql+psycopg://...); default: a SQLite file in "
+                   "the user data directory. Also METAEXTRACT_DB.")
+@click.option("-v", "--verbose", count=True, help="More output (repeatable).")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, verbose: int) -> None:
+    """Extract OME-XML metadata from microscope image files, for whole experiments.
+
+    \b
+    metaextract show FILE...              print a file's OME-XML
+    metaextract experiment create NAME    register an experiment, then `experiment add`
+    metaextract EXP init|run|submit|resubmit|info|log|status|cleanup
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["db"] = db
+    ctx.obj["verbose"] = verbose
+
+
+from . import show as _show  # noqa: E402
+
+main.add_command(_show.show)
+
+for _mod in ("experiment", "step"):
+    try:
+        _m = __import__(f"{__name__}.{_mod}", fromlist=["command"])
+        main.add_command(_m.command)
+    except ModuleNotFoundError as _exc:  # pragma: no cover - while a module is being written
+        if _exc.name != f"{__name__}.{_mod}":
+            raise
+
+
+def run() -> None:
+    main(prog_name="metaextract")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

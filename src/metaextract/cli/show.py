@@ -1,0 +1,58 @@
+"""``metaextract show FILE...``: each file's OME-XML, as showinf -omexml-only prints it."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..ome import image_summaries
+
+
+def _fmt_size(v: object) -> str:
+    if isinstance(v, list):
+        return f"{v[0]:g} {v[1]}" if isinstance(v[0], int | float) else f"{v[0]} {v[1]}"
+    return "-" if v is None else str(v)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--engine", default="auto", show_default=True, help="auto, bioformats or another engine name.")
+@click.option("--summary", is_flag=True, help="One line per image instead of the OME-XML.")
+@click.option("--timeout", type=float, default=None,
+              help="Per-file timeout in seconds; with it, files are read in a separate process.")
+def show(files: tuple[str, ...], engine: str, summary: bool, timeout: float | None) -> None:
+    """Print the OME-XML of each FILE (default), or one summary line per image.
+
+    A file that cannot be read gets a one-line error on stderr naming the file and the reason;
+    the other files are still printed; the exit code is then 1.
+    """
+    from .. import extract, extract_many
+
+    try:
+        if timeout is None:
+            results = (extract(f, engine=engine) for f in files)
+        else:
+            results = extract_many(files, engine=engine, workers=1, timeout=timeout)
+        failed = 0
+        for r in results:
+            if r.status != "ok" or r.omexml is None:
+                failed += 1
+                click.echo(f"metaextract: {r.error or r.path + ': ' + r.status}", err=True)
+                continue
+            if summary:
+                for row in image_summaries(r.omexml):
+                    phys = " x ".join(_fmt_size(row[k]) for k in ("physical_size_x", "physical_size_y",
+                                                                  "physical_size_z"))
+                    chans = ",".join(c or "-" for c in row["channels"])
+                    click.echo(
+                        f"{r.path}\t#{row['image']}\t{row['name'] or '-'}\t"
+                        f"X={row['size_x']} Y={row['size_y']} Z={row['size_z']} C={row['size_c']} "
+                        f"T={row['size_t']}\t{row['type']}\tchannels={chans or '-'}\tphysical={phys}"
+                    )
+            else:
+                sys.stdout.write(r.omexml.rstrip("\n") + "\n")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if failed:
+        sys.exit(1)

@@ -1,0 +1,80 @@
+"""The engine registry.
+
+Engines are ordered by how specific their claim on a file is (magic bytes first, then name); third
+parties add engines through the entry-point group ``metaextract.engines`` (each entry point names a
+zero-argument factory returning an object with the :class:`~metaextract.engines.base.Engine` contract).
+In ``auto`` the highest claim wins; Bio-Formats claims everything with the weakest evidence and is the
+fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from .base import Engine, ExtractionError, UnsupportedFormatError
+
+__all__ = [
+    "Engine",
+    "ExtractionError",
+    "UnsupportedFormatError",
+    "available",
+    "choose",
+    "get",
+    "reset",
+]
+
+ENTRY_POINT_GROUP = "metaextract.engines"
+HEAD_BYTES = 4096
+
+
+def _builtin() -> dict[str, Callable[[], Engine]]:
+    from .bioformats import BioFormatsEngine
+
+    return {"bioformats": BioFormatsEngine}
+
+
+_factories: dict[str, Callable[[], Engine]] | None = None
+_instances: dict[str, Engine] = {}
+
+
+def _all_factories() -> dict[str, Callable[[], Engine]]:
+    global _factories
+    if _factories is None:
+        found = _builtin()
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            found.setdefault(ep.name, ep.load())
+        _factories = found
+    return _factories
+
+
+def available() -> list[str]:
+    """Names of every engine that can be asked for with ``engine=NAME``."""
+    return sorted(_all_factories())
+
+
+def get(name: str) -> Engine:
+    """The engine called ``name`` (one instance per process, so its state stays warm)."""
+    if name not in _instances:
+        factories = _all_factories()
+        if name not in factories:
+            raise ValueError(f"unknown engine {name!r}; available: {', '.join(available())} or auto")
+        _instances[name] = factories[name]()
+    return _instances[name]
+
+
+def choose(path: str, head: bytes, engine: str = "auto") -> Engine:
+    """The engine that answers for ``path``: the one named, or in ``auto`` the strongest claim."""
+    if engine != "auto":
+        return get(engine)
+    best: tuple[int, str] | None = None
+    for name in available():
+        score = get(name).claim(path, head)
+        if score > 0 and (best is None or score > best[0]):
+            best = (score, name)
+    return get(best[1] if best else "bioformats")
+
+
+def reset() -> None:
+    """Forget engine instances (used by tests and after a fork)."""
+    _instances.clear()

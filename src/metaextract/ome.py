@@ -1,0 +1,192 @@
+"""Parse, validate, normalise and summarise OME-XML — safely.
+
+Every parser here expands no entities, loads no DTD and opens no network; the OME 2016-06 schema is
+the XSD that ``ome-types`` ships (its one network import, ``xml.xsd``, is not used by OME and is
+dropped before the schema is compiled).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+_NS = {"o": OME_NS}
+_lock = threading.Lock()
+
+
+class UnsafeXMLError(ValueError):
+    """The XML declares a DTD or entities, which we never expand."""
+
+
+def safe_parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=False,
+    )
+
+
+def parse(xml: str | bytes) -> etree._Element:
+    """Parse untrusted XML: a DOCTYPE (the carrier of every entity trick) is refused outright."""
+    data = xml.encode("utf-8") if isinstance(xml, str) else xml
+    head = data[:4096]
+    if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in data.upper():
+        raise UnsafeXMLError("XML declares a DTD or entities; refused (no entity is ever expanded)")
+    return etree.fromstring(data, safe_parser())
+
+
+def xsd_path() -> Path:
+    import ome_types
+
+    return Path(ome_types.__file__).parent / "ome-2016-06.xsd"
+
+
+@cache
+def _schema() -> etree.XMLSchema:
+    doc = etree.parse(str(xsd_path()), safe_parser())
+    root = doc.getroot()
+    for imp in root.findall("{http://www.w3.org/2001/XMLSchema}import"):
+        if imp.get("namespace") == "http://www.w3.org/XML/1998/namespace":
+            root.remove(imp)
+    return etree.XMLSchema(doc)
+
+
+def validate(xml: str | bytes) -> tuple[bool, str | None]:
+    """Validate against OME 2016-06, offline. Returns ``(valid, first error or None)``."""
+    try:
+        tree = parse(xml)
+    except (etree.XMLSyntaxError, UnsafeXMLError) as exc:
+        return False, f"not well-formed: {exc}"
+    with _lock:  # lxml schema objects are not safe to share between threads
+        schema = _schema()
+        ok = schema.validate(tree)
+        if ok:
+            return True, None
+        err = schema.error_log.last_error
+    return False, f"line {err.line}: {err.message}" if err else "invalid"
+
+
+_UUID = re.compile(r"\sUUID=\"[^\"]*\"")
+_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+
+def normalise(xml: str) -> str:
+    """Whitespace- and UUID-insensitive form for comparing two OME-XML documents."""
+    text = _DECL.sub("", _UUID.sub("", xml.strip()))
+    text = " ".join(text.split())
+    return re.sub(r">\s+<", "><", text)
+
+
+def ome_block(text: str) -> str | None:
+    """The text from ``<OME`` to ``</OME>``, as the seed kept it from showinf's output."""
+    start = text.find("<OME")
+    end = text.rfind("</OME>")
+    if start < 0 or end < 0:
+        return None
+    return text[start : end + len("</OME>")]
+
+
+# -- key fields ----------------------------------------------------------------------------------------
+def _num(value: str | None) -> float | int | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except ValueError:
+        return None
+    return int(f) if f.is_integer() and "." not in value and "E" not in value.upper() else f
+
+
+def _with_unit(el: etree._Element, attr: str) -> Any:
+    value = el.get(attr)
+    if value is None:
+        return None
+    unit = el.get(attr + "Unit")
+    return [_num(value), unit] if unit else _num(value)
+
+
+def key_fields(omexml: str | bytes) -> dict[str, Any]:
+    """The fields a native engine must agree with Bio-Formats on (see the native-engines issue)."""
+    root = parse(omexml)
+    images = []
+    for image in root.findall("o:Image", _NS):
+        pixels = image.find("o:Pixels", _NS)
+        date = image.find("o:AcquisitionDate", _NS)
+        img: dict[str, Any] = {"name": image.get("Name"), "acquisition_date": date.text if date is not None else None}
+        if pixels is not None:
+            img["pixels"] = {
+                "dimension_order": pixels.get("DimensionOrder"),
+                "type": pixels.get("Type"),
+                **{f"size_{d.lower()}": _num(pixels.get(f"Size{d}")) for d in "XYZCT"},
+                **{f"physical_size_{d.lower()}": _with_unit(pixels, f"PhysicalSize{d}") for d in "XYZ"},
+                "significant_bits": _num(pixels.get("SignificantBits")),
+            }
+            img["channels"] = [
+                {
+                    "name": ch.get("Name"),
+                    "samples_per_pixel": _num(ch.get("SamplesPerPixel")),
+                    "emission_wavelength": _with_unit(ch, "EmissionWavelength"),
+                    "excitation_wavelength": _with_unit(ch, "ExcitationWavelength"),
+                }
+                for ch in pixels.findall("o:Channel", _NS)
+            ]
+            img["planes"] = [
+                {
+                    "the_z": _num(p.get("TheZ")),
+                    "the_c": _num(p.get("TheC")),
+                    "the_t": _num(p.get("TheT")),
+                    **{f"position_{d.lower()}": _with_unit(p, f"Position{d}") for d in "XYZ"},
+                    "delta_t": _with_unit(p, "DeltaT"),
+                    "exposure_time": _with_unit(p, "ExposureTime"),
+                }
+                for p in pixels.findall("o:Plane", _NS)
+            ]
+        images.append(img)
+    plates = [
+        {
+            "name": plate.get("Name"),
+            "wells": [
+                {
+                    "row": _num(w.get("Row")),
+                    "column": _num(w.get("Column")),
+                    "samples": [
+                        (ws.find("o:ImageRef", _NS).get("ID") if ws.find("o:ImageRef", _NS) is not None else None)
+                        for ws in w.findall("o:WellSample", _NS)
+                    ],
+                }
+                for w in plate.findall("o:Well", _NS)
+            ],
+        }
+        for plate in root.findall("o:Plate", _NS)
+    ]
+    objectives = [
+        {"nominal_magnification": _num(o.get("NominalMagnification")), "lens_na": _num(o.get("LensNA"))}
+        for o in root.findall("o:Instrument/o:Objective", _NS)
+    ]
+    return {"image_count": len(images), "images": images, "plates": plates, "objectives": objectives}
+
+
+def image_summaries(omexml: str | bytes) -> list[dict[str, Any]]:
+    """One flat row per image: name, sizes, type, channel names, physical sizes."""
+    rows = []
+    for index, img in enumerate(key_fields(omexml)["images"]):
+        px = img.get("pixels") or {}
+        rows.append(
+            {
+                "image": index,
+                "name": img.get("name"),
+                **{k: px.get(k) for k in ("size_x", "size_y", "size_z", "size_c", "size_t", "type")},
+                "channels": [c.get("name") for c in img.get("channels", [])],
+                **{k: px.get(k) for k in ("physical_size_x", "physical_size_y", "physical_size_z")},
+            }
+        )
+    return rows

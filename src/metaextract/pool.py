@@ -1,0 +1,288 @@
+"""A small pool of extraction processes, each holding one JVM (and its engines) for its whole life.
+
+A process is the unit of containment: a file past its timeout gets its process killed and replaced
+(status ``timeout``); a process that dies (JVM abort, segfault, ``kill -9``, OutOfMemoryError) is
+replaced and its current file recorded as ``failed`` with the reason; the other files go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from .result import Result
+
+DEFAULT_TIMEOUT = 120.0
+# A worker that dies this many times in a row before it is ready means the setup is broken.
+MAX_START_FAILURES = 3
+_READY = "ready"
+_SETUP_FAILED = "setup-failed"
+
+
+def _rss_mb() -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.Process().memory_info().rss) / 2**20
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None) -> None:
+    """Body of an extraction process: warm up, then answer (task, path) messages until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    if heap_mb:
+        os.environ["METAEXTRACT_JAVA_HEAP_MB"] = str(heap_mb)
+    from ._extract import FatalWorkerError, extract_file
+
+    if warm:
+        try:
+            from . import engines
+
+            engines.get("bioformats").version()  # starts the JVM before the first timed file
+        except Exception as exc:  # noqa: BLE001
+            conn.send((_SETUP_FAILED, f"{type(exc).__name__}: {exc}"))
+            return
+    conn.send((_READY, os.getpid()))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        task, path = msg
+        try:
+            result = extract_file(path, engine, raise_fatal=True)
+        except FatalWorkerError as exc:
+            exc.result.notes.append("the worker process was replaced after this file")
+            conn.send((task, exc.result.to_dict(), _rss_mb()))
+            os._exit(3)
+        conn.send((task, result.to_dict(), _rss_mb()))
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: Connection
+    ready: bool = False
+    task: int | None = None
+    path: str | None = None
+    deadline: float = 0.0
+    started: float = 0.0
+
+
+@dataclass
+class PoolStats:
+    started_workers: int = 0
+    replaced_workers: int = 0
+    rss_mb: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def max_rss_mb(self) -> float | None:
+        return max(self.rss_mb.values()) if self.rss_mb else None
+
+
+class ExtractionPool:
+    """``workers`` extraction processes; :meth:`map` feeds them paths and yields Results as they finish.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Number of processes (default: the number of CPUs).
+    engine : str
+        ``"auto"``, ``"bioformats"`` or another registered engine name.
+    timeout : float
+        Seconds one file may take before its process is killed and the file recorded as ``timeout``.
+    heap_mb : int, optional
+        JVM maximum heap per process (default 512, or ``METAEXTRACT_JAVA_HEAP_MB``).
+    """
+
+    def __init__(self, workers: int | None = None, *, engine: str = "auto", timeout: float = DEFAULT_TIMEOUT,
+                 heap_mb: int | None = None) -> None:
+        from . import engines
+
+        if engine != "auto" and engine not in engines.available():
+            raise ValueError(f"unknown engine {engine!r}; available: {', '.join(engines.available())} or auto")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.size = max(1, workers or os.cpu_count() or 1)
+        self.engine = engine
+        self.timeout = float(timeout)
+        self.heap_mb = heap_mb
+        self.stats = PoolStats()
+        self._ctx = mp.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._start_failures = 0
+        self._setup_error: str | None = None
+
+    # -- process management -------------------------------------------------------------------------
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        warm = self.engine in ("auto", "bioformats")
+        proc = self._ctx.Process(target=_worker_main, args=(child, self.engine, warm, self.heap_mb),
+                                 daemon=True, name="metaextract-worker")
+        proc.start()
+        child.close()
+        self.stats.started_workers += 1
+        w = _Worker(proc=proc, conn=parent, started=time.monotonic())
+        self._workers.append(w)
+        return w
+
+    def _discard(self, w: _Worker, *, kill: bool) -> None:
+        if kill and w.proc.is_alive():
+            w.proc.kill()
+        w.proc.join(5)
+        with contextlib.suppress(OSError):
+            w.conn.close()
+        self._workers.remove(w)
+
+    def close(self) -> None:
+        for w in list(self._workers):
+            with contextlib.suppress(OSError, BrokenPipeError):
+                w.conn.send(None)
+        deadline = time.monotonic() + 5
+        for w in list(self._workers):
+            w.proc.join(max(0.0, deadline - time.monotonic()))
+            self._discard(w, kill=True)
+
+    def __enter__(self) -> ExtractionPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def map(self, paths: Iterable[str | os.PathLike[str]]) -> Iterator[Result]:
+        pending: deque[tuple[int, str]] = deque()
+        source = iter(paths)
+        exhausted = False
+        next_id = 0
+
+        def refill() -> None:
+            nonlocal exhausted, next_id
+            while not exhausted and len(pending) < self.size * 4:
+                try:
+                    p = next(source)
+                except StopIteration:
+                    exhausted = True
+                    return
+                pending.append((next_id, os.fspath(p)))
+                next_id += 1
+
+        refill()
+        while pending or any(w.task is not None for w in self._workers):
+            if self._setup_error is not None:
+                # The engine cannot start at all: every remaining file gets the reason, not a hang.
+                for w in self._workers:
+                    if w.task is not None and w.path is not None:
+                        yield self._failure(w.path, f"extraction process could not start: {self._setup_error}")
+                        w.task = None
+                while pending:
+                    _, p = pending.popleft()
+                    yield self._failure(p, f"extraction process could not start: {self._setup_error}")
+                    refill()
+                return
+            busy = sum(1 for w in self._workers if w.task is not None)
+            while len(self._workers) < min(self.size, busy + len(pending)):
+                self._spawn()
+            for w in self._workers:
+                if w.ready and w.task is None and pending:
+                    w.task, w.path = pending.popleft()
+                    w.deadline = time.monotonic() + self.timeout
+                    try:
+                        w.conn.send((w.task, w.path))
+                    except (BrokenPipeError, OSError):
+                        pass  # its sentinel reports the death below
+                    refill()
+            yield from self._wait_once()
+
+    def _wait_once(self) -> Iterator[Result]:
+        now = time.monotonic()
+        deadlines = [w.deadline for w in self._workers if w.task is not None]
+        wait_for = max(0.0, min(deadlines) - now) if deadlines else 1.0
+        objs: list[Any] = []
+        for w in self._workers:
+            objs += [w.conn, w.proc.sentinel]
+        ready = set(wait(objs, timeout=min(wait_for, 1.0))) if objs else set()
+        for w in list(self._workers):
+            alive = True
+            if w.conn in ready or w.proc.sentinel in ready:
+                try:
+                    while w.conn.poll():
+                        result = self._handle(w, w.conn.recv())
+                        if result is not None:
+                            yield result
+                except (EOFError, OSError):
+                    alive = False
+            if not alive or not w.proc.is_alive():
+                died = self._died(w)
+                if died is not None:
+                    yield died
+                continue
+            if w.task is not None and time.monotonic() > w.deadline:
+                path = w.path or "?"
+                self._discard(w, kill=True)
+                self.stats.replaced_workers += 1
+                yield Result(path=path, status="timeout", engine=self.engine,
+                             error=f"{path}: no result after {self.timeout:g} s; its extraction process was "
+                                   "killed and replaced", seconds=self.timeout)
+
+    def _handle(self, w: _Worker, msg: tuple[Any, ...]) -> Result | None:
+        tag = msg[0]
+        if tag == _READY:
+            w.ready = True
+            self._start_failures = 0
+            return None
+        if tag == _SETUP_FAILED:
+            self._setup_error = str(msg[1])
+            return None
+        task, data, rss = msg
+        if task != w.task:
+            return None
+        w.task, w.path = None, None
+        result = Result.from_dict(data)
+        result.rss_mb = rss
+        if rss is not None:
+            self.stats.rss_mb[w.proc.pid] = rss
+        return result
+
+    def _died(self, w: _Worker) -> Result | None:
+        w.proc.join(1)
+        code = w.proc.exitcode
+        path = w.path
+        was_ready = w.ready
+        self._discard(w, kill=True)
+        if path is None:
+            if not was_ready:
+                self._start_failures += 1
+                if self._start_failures >= MAX_START_FAILURES and self._setup_error is None:
+                    self._setup_error = f"the process died {MAX_START_FAILURES} times at start ({_describe(code)})"
+            return None
+        self.stats.replaced_workers += 1
+        return self._failure(path, f"its extraction process died while reading it ({_describe(code)}); "
+                                   "the process was replaced")
+
+    def _failure(self, path: str, why: str) -> Result:
+        return Result(path=path, status="failed", engine=self.engine, error=f"{path}: {why}")
+
+
+def _describe(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code == 3:
+        return "the JVM threw a fatal Error"
+    return f"exit code {code}"
