@@ -64,9 +64,9 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None)
             result = extract_file(path, engine, raise_fatal=True)
         except FatalWorkerError as exc:
             exc.result.notes.append("the worker process was replaced after this file")
-            conn.send((task, exc.result.to_dict(), _rss_mb()))
+            conn.send((task, exc.result.to_dict(), _rss_mb(), True))
             os._exit(3)
-        conn.send((task, result.to_dict(), _rss_mb()))
+        conn.send((task, result.to_dict(), _rss_mb(), False))
 
 
 @dataclass
@@ -74,6 +74,7 @@ class _Worker:
     proc: Any
     conn: Connection
     ready: bool = False
+    retired: bool = False
     task: int | None = None
     path: str | None = None
     deadline: float = 0.0
@@ -245,10 +246,12 @@ class ExtractionPool:
         if tag == _SETUP_FAILED:
             self._setup_error = str(msg[1])
             return None
-        task, data, rss = msg
+        task, data, rss, retiring = msg
         if task != w.task:
             return None
         w.task, w.path = None, None
+        if retiring:
+            w.ready, w.retired = False, True  # it exits after this answer; never hand it another file
         result = Result.from_dict(data)
         result.rss_mb = rss
         if rss is not None:
@@ -259,10 +262,12 @@ class ExtractionPool:
         w.proc.join(1)
         code = w.proc.exitcode
         path = w.path
-        was_ready = w.ready
+        was_ready = w.ready or w.retired
         self._discard(w, kill=True)
         if path is None:
-            if not was_ready:
+            if was_ready:
+                self.stats.replaced_workers += 1  # retired itself after a fatal JVM error
+            else:
                 self._start_failures += 1
                 if self._start_failures >= MAX_START_FAILURES and self._setup_error is None:
                     self._setup_error = f"the process died {MAX_START_FAILURES} times at start ({_describe(code)})"

@@ -1,0 +1,31 @@
+"""The metaextract database: SQLAlchemy models, :func:`open_store`, Alembic migrations."""
+
+from __future__ import annotations
+
+from .db import Store, default_url, open_store
+from .models import (
+    Acquisition,
+    Base,
+    Experiment,
+    ImageFile,
+    Job,
+    JobRun,
+    MetadataFile,
+    Plate,
+    Submission,
+)
+
+__all__ = [
+    "Acquisition",
+    "Base",
+    "Experiment",
+    "ImageFile",
+    "Job",
+    "JobRun",
+    "MetadataFile",
+    "Plate",
+    "Store",
+    "Submission",
+    "default_url",
+    "open_store",
+]

@@ -1,0 +1,148 @@
+"""Opening the database: the engine, SQLite pragmas, and Alembic ``upgrade head`` on every open."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+ENV_VAR = "METAEXTRACT_DB"
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def default_url() -> str:
+    """``METAEXTRACT_DB`` if set, else a SQLite file in the user data directory."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return env
+    import platformdirs
+
+    folder = Path(platformdirs.user_data_dir("metaextract"))
+    return f"sqlite:///{folder / 'metaextract.db'}"
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgres://``/``postgresql://`` and a bare path; use psycopg 3 for PostgreSQL."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Store:
+    """An open database: ``begin()`` for a transaction, ``connect()`` for reads.
+
+    On SQLite every transaction starts with ``BEGIN IMMEDIATE``, so two processes writing the same file
+    wait for each other (up to the busy timeout) instead of failing with "database is locked".
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    u = make_url(url)
+    if u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_store_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(url, pool_pre_ping=True)
+
+
+def upgrade(engine: Engine) -> None:
+    """Run the Alembic migrations up to ``head`` (serialised between processes on both databases)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(726354)")
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (and create or upgrade) the metaextract database.
+
+    Parameters
+    ----------
+    url : str, optional
+        A SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://user@host/db``; ``postgresql://`` is
+        taken as psycopg 3) or a file path for SQLite. Default: ``METAEXTRACT_DB``, else
+        ``metaextract.db`` in the user data directory.
+
+    Returns
+    -------
+    Store
+        With the schema at the newest migration.
+
+    Raises
+    ------
+    sqlalchemy.exc.OperationalError
+        When the database cannot be reached.
+    """
+    engine = create_store_engine(url or default_url())
+    try:
+        upgrade(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    return Store(engine)

@@ -1,0 +1,332 @@
+"""Synthetic microscope files, written by the project itself (for tests, the demo and the benchmarks).
+
+Two kinds:
+
+* :func:`bioformats_convert` — Bio-Formats' own writer (``ImageConverter``, run with the bundled JRE)
+  turns a ``.fake`` spec into OME-TIFF, TIFF, ICS, … (one JVM start per file: ~0.6 s).
+* ``write_*_plate`` — fast, seeded, pure-Python plates written with ``tifffile`` (no JVM), shaped like
+  what MetaXpress, CellVoyager CV7000 and OME-TIFF acquisitions leave on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from ._java import bioformats_jar, java_executable
+
+__all__ = [
+    "ROUND_TRIP_SUFFIXES",
+    "SynthError",
+    "bioformats_convert",
+    "fake_spec",
+    "well_names",
+    "write_cellvoyager_plate",
+    "write_metaxpress_plate",
+    "write_ometiff_plate",
+]
+
+#: Suffixes ImageConverter 7.3.1 writes and Bio-Formats reads back with the same sizes and type.
+ROUND_TRIP_SUFFIXES: tuple[str, ...] = (
+    ".ome.tiff", ".ome.tif", ".tif", ".tiff", ".ome.btf", ".btf", ".ics", ".ids", ".ome.xml",
+    ".avi", ".dcm", ".jpg", ".jp2", ".eps", ".mov",
+)
+
+_JVM_FLAGS = (
+    "-Djava.awt.headless=true",
+    "-Xmx512m",
+    "-Djava.net.useSystemProxies=false",
+    "-Dhttp.proxyHost=127.0.0.1", "-Dhttp.proxyPort=9",
+    "-Dhttps.proxyHost=127.0.0.1", "-Dhttps.proxyPort=9",
+)
+_BASE_TIME = datetime(2016, 5, 1, 9, 30, 0)
+_WAVELENGTHS = (452, 525, 595, 630, 700)
+_ILLUM = ("DAPI", "FITC", "TexasRed", "Cy5", "Cy7")
+
+
+class SynthError(RuntimeError):
+    """ImageConverter failed or wrote nothing."""
+
+
+# -- Bio-Formats' writer ---------------------------------------------------------------------------------
+def fake_spec(name: str = "synthetic", **params: object) -> str:
+    """A Bio-Formats fake-reader id: ``name&key=value&….fake`` (``sizeX=64, pixelType="uint16"``, …)."""
+    base = name[: -len(".fake")] if name.endswith(".fake") else name
+    parts = [base] + [f"{k}={_fake_value(v)}" for k, v in params.items()]
+    return "&".join(parts) + ".fake"
+
+
+def _fake_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def bioformats_convert(spec_name: str, out_path: Path, *, timeout: float = 120.0, **fake_params: object) -> Path:
+    """Write ``out_path`` with Bio-Formats' ``ImageConverter`` from a fake-reader spec.
+
+    Parameters
+    ----------
+    spec_name : str
+        A fake id (``"x&sizeX=64&pixelType=uint8.fake"``) or just a base name; ``fake_params``
+        (``sizeX=64, sizeZ=3, pixelType="uint16"``, …) are appended to it. No file is needed.
+    out_path : Path
+        The output; its suffix picks the writer (see :data:`ROUND_TRIP_SUFFIXES`). Overwritten if
+        present. ``.ids`` writes an ``.ics`` header beside it.
+    timeout : float
+        Seconds before the converter is killed.
+
+    Returns
+    -------
+    Path
+        ``out_path``, which exists and is not empty.
+
+    Raises
+    ------
+    SynthError
+        When the converter exits non-zero, times out, or leaves no output.
+    """
+    spec = fake_spec(spec_name, **fake_params) if fake_params or not spec_name.endswith(".fake") else spec_name
+    out = Path(out_path).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [str(java_executable()), *_JVM_FLAGS, "-cp", str(bioformats_jar()),
+           "loci.formats.tools.ImageConverter", "-no-upgrade", "-overwrite", "-nogroup", "-nolookup",
+           spec, str(out)]
+    try:
+        proc = subprocess.run(cmd, cwd=out.parent, capture_output=True, text=True, timeout=timeout,
+                              check=False, env={**os.environ, "JAVA_TOOL_OPTIONS": ""})
+    except subprocess.TimeoutExpired as exc:
+        raise SynthError(f"ImageConverter timed out after {timeout:g} s writing {out}") from exc
+    if proc.returncode != 0:
+        last = _last_error(proc.stderr + proc.stdout)
+        raise SynthError(f"ImageConverter exit {proc.returncode} writing {out}: {last}")
+    if not out.is_file() or out.stat().st_size == 0:
+        raise SynthError(f"ImageConverter reported success but {out} is missing or empty")
+    return out
+
+
+def _last_error(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("at ")]
+    errors = [ln for ln in lines if "Exception" in ln or "Error" in ln]
+    return (errors or lines or ["no output"])[0][:300]
+
+
+# -- common helpers for the tifffile plates --------------------------------------------------------------
+def well_names(n: int, *, columns: int = 12) -> list[str]:
+    """The first ``n`` wells of a plate read row by row: ``A01, A02, …, A12, B01, …``."""
+    if n < 1:
+        raise ValueError("a plate needs at least one well")
+    rows = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    if n > len(rows) * columns:
+        raise ValueError(f"at most {len(rows) * columns} wells with {columns} columns")
+    return [f"{rows[i // columns]}{i % columns + 1:02d}" for i in range(n)]
+
+
+def _wells(wells: int | Sequence[str]) -> list[str]:
+    return well_names(wells) if isinstance(wells, int) else list(wells)
+
+
+def _planes(rng: np.random.Generator, size: tuple[int, int], dtype: str, count: int) -> np.ndarray:
+    """``count`` noisy planes; the data are seeded, cheap, and not all zero."""
+    hi = 4096 if np.dtype(dtype).itemsize > 1 else 256
+    return rng.integers(0, hi, size=(count, *size), dtype=dtype)
+
+
+def _uuid(rnd: random.Random) -> str:
+    return str(uuid.UUID(int=rnd.getrandbits(128), version=4)).upper()
+
+
+# -- MetaXpress ------------------------------------------------------------------------------------------
+def _metaseries_xml(props: Sequence[tuple[str, str, object]], planes: int = 1) -> str:
+    lines = ["<MetaData>",
+             '<prop id="Description" type="string" value="Exposure: 20 ms&#13;&#10;Binning: 1 x 1"/>',
+             '<prop id="MetaDataVersion" type="float" value="1"/>',
+             '<prop id="ApplicationName" type="string" value="MetaXpress"/>',
+             '<prop id="ApplicationVersion" type="string" value="6.5.3.427"/>',
+             "<PlaneInfo>"]
+    # ids, types and values are this module's own (numbers and fixed words): no escaping needed
+    lines += [f'<prop id="{k}" type="{t}" value="{v}"/>' for k, t, v in props]
+    lines += ["</PlaneInfo>", "<SetInfo>", f'<prop id="number-of-planes" type="int" value="{planes}"/>',
+              "</SetInfo>", "</MetaData>"]
+    return "\r\n".join(lines)
+
+
+def write_metaxpress_plate(
+    root: str | os.PathLike[str],
+    *,
+    plate: str = "PLATE",
+    wells: int | Sequence[str] = 4,
+    sites: int = 2,
+    channels: int = 2,
+    size: tuple[int, int] = (16, 16),
+    dtype: str = "uint16",
+    pixel_size_um: float = 0.65,
+    seed: int = 0,
+) -> list[Path]:
+    """Write a MetaXpress (MetaSeries TIFF) plate: one 2-D TIFF per well, site and channel.
+
+    Files are ``{plate}_{well}_s{site}_w{channel}{UUID}.tif`` in ``root`` (as MetaXpress leaves them in
+    ``TimePoint_1``); each ImageDescription holds MetaSeries ``<MetaData>`` XML with ``PlaneInfo``
+    props (``spatial-calibration-x``, ``stage-position-x``, ``wavelength``, ``_IllumSetting_``, …).
+
+    Returns
+    -------
+    list of Path
+        The files written, in well, site, channel order.
+    """
+    out = Path(root)
+    out.mkdir(parents=True, exist_ok=True)
+    rng, rnd = np.random.default_rng(seed), random.Random(seed)
+    bits = np.dtype(dtype).itemsize * 8
+    paths: list[Path] = []
+    for wi, well in enumerate(_wells(wells)):
+        data = _planes(rng, size, dtype, sites * channels)
+        for s in range(sites):
+            x0 = 1000.0 * wi + 150.0 * s
+            for c in range(channels):
+                stamp = _BASE_TIME + timedelta(seconds=60 * wi + 5 * s + c, milliseconds=rnd.randrange(1000))
+                props: list[tuple[str, str, object]] = [
+                    ("camera-binning-x", "int", 1), ("camera-binning-y", "int", 1),
+                    ("image-name", "string", _ILLUM[c % len(_ILLUM)]),
+                    ("pixel-size-x", "int", size[1]), ("pixel-size-y", "int", size[0]),
+                    ("bits-per-pixel", "int", bits),
+                    ("spatial-calibration-state", "bool", "on"),
+                    ("spatial-calibration-x", "float", pixel_size_um),
+                    ("spatial-calibration-y", "float", pixel_size_um),
+                    ("spatial-calibration-units", "string", "um"),
+                    ("stage-position-x", "float", round(x0, 3)),
+                    ("stage-position-y", "float", round(500.0 + 150.0 * (s % 2), 3)),
+                    ("z-position", "float", 3250.5),
+                    ("acquisition-time-local", "time", stamp.strftime("%Y%m%d %H:%M:%S.%f")[:-3]),
+                    ("modification-time-local", "time", stamp.strftime("%Y%m%d %H:%M:%S.%f")[:-3]),
+                    ("wavelength", "float", _WAVELENGTHS[c % len(_WAVELENGTHS)]),
+                    ("_IllumSetting_", "string", _ILLUM[c % len(_ILLUM)]),
+                    ("_MagNA_", "float", 0.45), ("_MagRI_", "float", 1),
+                    ("_MagSetting_", "string", "10X Plan Apo"),
+                ]
+                path = out / f"{plate}_{well}_s{s + 1}_w{c + 1}{_uuid(rnd)}.tif"
+                tifffile.imwrite(path, data[s * channels + c], description=_metaseries_xml(props),
+                                 software="MetaSeries", metadata=None)
+                paths.append(path)
+    return paths
+
+
+# -- CellVoyager CV7000 ----------------------------------------------------------------------------------
+def write_cellvoyager_plate(
+    root: str | os.PathLike[str],
+    *,
+    plate: str = "CV7000-plate",
+    wells: int | Sequence[str] = 4,
+    sites: int = 2,
+    channels: int = 2,
+    zplanes: int = 1,
+    timepoints: int = 1,
+    size: tuple[int, int] = (16, 16),
+    dtype: str = "uint16",
+    seed: int = 0,
+) -> list[Path]:
+    """Write plain TIFFs named like CellVoyager CV7000 output.
+
+    Names are ``{plate}_{well}_T{tttt}F{fff}L01A01Z{zz}C{cc}.tif`` (time point, field = site, timeline,
+    action, z index, channel), as in a CV7000 ``MeasurementData.mlf``. The TIFFs carry no
+    acquisition metadata (the instrument keeps that in its ``.mlf``/``.mrf`` files).
+
+    Returns
+    -------
+    list of Path
+        The files written, in well, time, site, z, channel order.
+    """
+    out = Path(root)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    per_well = timepoints * sites * zplanes * channels
+    paths: list[Path] = []
+    for well in _wells(wells):
+        data = _planes(rng, size, dtype, per_well)
+        i = 0
+        for t in range(timepoints):
+            for f in range(sites):
+                for z in range(zplanes):
+                    for c in range(channels):
+                        path = out / f"{plate}_{well}_T{t + 1:04d}F{f + 1:03d}L01A01Z{z + 1:02d}C{c + 1:02d}.tif"
+                        tifffile.imwrite(path, data[i], metadata=None)
+                        paths.append(path)
+                        i += 1
+    return paths
+
+
+# -- OME-TIFF --------------------------------------------------------------------------------------------
+def _ome_xml(name: str, file_uuid: str, size: tuple[int, int], dtype: str, channels: int, z: int,
+             pixel_size_um: float, stamp: datetime, position: tuple[float, float]) -> str:
+    px_type = np.dtype(dtype).name
+    chans = "".join(
+        f'<Channel ID="Channel:0:{c}" Name="{_ILLUM[c % len(_ILLUM)]}" SamplesPerPixel="1" '
+        f'EmissionWavelength="{_WAVELENGTHS[c % len(_WAVELENGTHS)]}" EmissionWavelengthUnit="nm"/>'
+        for c in range(channels)
+    )
+    planes = "".join(
+        f'<Plane TheZ="{iz}" TheC="{c}" TheT="0" PositionX="{position[0]}" PositionXUnit="&#181;m" '
+        f'PositionY="{position[1]}" PositionYUnit="&#181;m"/>'
+        for c in range(channels) for iz in range(z)
+    )
+    n = channels * z
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:schemaLocation="http://www.openmicroscopy.org/Schemas/OME/2016-06 '
+        'http://www.openmicroscopy.org/Schemas/OME/2016-06/ome.xsd" '
+        f'UUID="urn:uuid:{file_uuid}" Creator="metaextract.synth">'
+        f'<Image ID="Image:0" Name="{name}"><AcquisitionDate>{stamp.isoformat()}</AcquisitionDate>'
+        f'<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="{px_type}" SizeX="{size[1]}" SizeY="{size[0]}" '
+        f'SizeZ="{z}" SizeC="{channels}" SizeT="1" PhysicalSizeX="{pixel_size_um}" PhysicalSizeXUnit="&#181;m" '
+        f'PhysicalSizeY="{pixel_size_um}" PhysicalSizeYUnit="&#181;m">{chans}'
+        f'<TiffData IFD="0" PlaneCount="{n}"/>{planes}</Pixels></Image></OME>'
+    )
+
+
+def write_ometiff_plate(
+    root: str | os.PathLike[str],
+    *,
+    plate: str = "plate",
+    wells: int | Sequence[str] = 4,
+    sites: int = 2,
+    channels: int = 2,
+    zplanes: int = 1,
+    size: tuple[int, int] = (16, 16),
+    dtype: str = "uint16",
+    pixel_size_um: float = 0.65,
+    seed: int = 0,
+) -> list[Path]:
+    """Write one OME-TIFF per well and site (``{plate}_{well}_s{site}.ome.tif``), channels × z planes.
+
+    Each file holds a complete OME-XML block (Image, Pixels with physical sizes, named Channels,
+    Planes with stage positions, TiffData) in its first ImageDescription, written by tifffile.
+
+    Returns
+    -------
+    list of Path
+        The files written, in well, site order.
+    """
+    out = Path(root)
+    out.mkdir(parents=True, exist_ok=True)
+    rng, rnd = np.random.default_rng(seed), random.Random(seed)
+    paths: list[Path] = []
+    for wi, well in enumerate(_wells(wells)):
+        for s in range(sites):
+            name = f"{plate}_{well}_s{s + 1}"
+            path = out / f"{name}.ome.tif"
+            stamp = _BASE_TIME + timedelta(seconds=60 * wi + 5 * s)
+            xml = _ome_xml(name, str(uuid.UUID(int=rnd.getrandbits(128), version=4)), size, dtype,
+                           channels, zplanes, pixel_size_um, stamp, (1000.0 * wi + 150.0 * s, 500.0))
+            data = _planes(rng, size, dtype, channels * zplanes)
+            with tifffile.TiffWriter(path) as tw:
+                tw.write(data, description=xml, metadata=None, photometric="minisblack")
+            paths.append(path)
+    return paths

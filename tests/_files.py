@@ -1,0 +1,31 @@
+"""Small hostile and healthy files that the tests write themselves."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+
+def _ifd(entries: list[tuple[int, int, int, int]], next_offset: int) -> bytes:
+    out = struct.pack("<H", len(entries))
+    for tag, typ, count, value in entries:
+        out += struct.pack("<HHII", tag, typ, count, value)
+    return out + struct.pack("<I", next_offset)
+
+
+_BASIC = [(256, 3, 1, 4), (257, 3, 1, 4), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+          (273, 4, 1, 200), (277, 3, 1, 1), (278, 3, 1, 4), (279, 4, 1, 16)]
+
+
+def looping_tiff(path: Path) -> Path:
+    """A TIFF whose first IFD names itself as the next one: Bio-Formats loops until OutOfMemoryError."""
+    data = b"II*\x00" + struct.pack("<I", 8) + _ifd(_BASIC, 8)
+    path.write_bytes(data + b"\0" * (216 - len(data)))
+    return path
+
+
+def tiny_tiff(path: Path) -> Path:
+    """A valid 4x4 8-bit grey TIFF."""
+    data = b"II*\x00" + struct.pack("<I", 8) + _ifd(_BASIC, 0)
+    path.write_bytes(data + b"\0" * (216 - len(data)))
+    return path
