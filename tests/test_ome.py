@@ -1,0 +1,54 @@
+"""OME-XML parsing is safe and offline; validation uses the shipped XSD; key fields are stable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from metaextract.ome import UnsafeXMLError, key_fields, normalise, ome_block, parse, validate
+
+
+def test_reference_samples_validate_offline(corpus: Path) -> None:
+    samples = sorted((corpus / "ome-xml-reference").glob("*.ome.xml"))
+    assert len(samples) == 32
+    results = {p.name: validate(p.read_bytes()) for p in samples}
+    valid = [name for name, (ok, _) in results.items() if ok]
+    assert len(valid) >= 28, {k: v for k, v in results.items() if not v[0]}
+
+
+def test_invalid_xml_is_reported() -> None:
+    ok, why = validate('<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Bogus/></OME>')
+    assert not ok and why and "Bogus" in why
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        '<?xml version="1.0"?><!DOCTYPE OME [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><OME>&b;</OME>',
+        '<?xml version="1.0"?><!DOCTYPE OME [<!ENTITY x SYSTEM "file:///etc/passwd">]><OME>&x;</OME>',
+        '<?xml version="1.0"?><!DOCTYPE OME [<!ENTITY x SYSTEM "http://127.0.0.1:9/x">]><OME>&x;</OME>',
+    ],
+    ids=["bomb", "file", "http"],
+)
+def test_entities_are_never_expanded(xml: str) -> None:
+    with pytest.raises(UnsafeXMLError):
+        parse(xml)
+    ok, why = validate(xml)
+    assert not ok and "DTD" in (why or "")
+
+
+def test_normalise_ignores_uuid_and_whitespace() -> None:
+    a = '<?xml version="1.0"?>\n<OME UUID="urn:uuid:1">\n   <Image ID="Image:0"/>\n</OME>'
+    b = '<OME UUID="urn:uuid:2"><Image ID="Image:0"/></OME>'
+    assert normalise(a) == normalise(b)
+    assert normalise(a) != normalise(b.replace("Image:0", "Image:1"))
+    assert ome_block("junk\n" + b + "\ntrailer") == b
+
+
+def test_key_fields_of_hcs_sample(corpus: Path) -> None:
+    fields = key_fields((corpus / "ome-xml-reference" / "hcs.ome.xml").read_bytes())
+    assert fields["image_count"] == len(fields["images"]) >= 1
+    assert fields["plates"] and fields["plates"][0]["wells"]
+    px = fields["images"][0]["pixels"]
+    assert {"size_x", "size_y", "size_z", "size_c", "size_t", "type", "dimension_order"} <= set(px)
