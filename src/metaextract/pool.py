@@ -8,9 +8,11 @@ replaced and its current file recorded as ``failed`` with the reason; the other 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -69,9 +71,54 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None)
         conn.send((task, result.to_dict(), _rss_mb(), False))
 
 
+class _Process:
+    """A child interpreter started with subprocess (not multiprocessing), so pools also work inside
+    daemonic processes such as Dask workers; it talks over a socket pair wrapped as a Connection."""
+
+    def __init__(self, engine: str, warm: bool, heap_mb: int | None) -> None:
+        parent, child = socket.socketpair()
+        fd = child.fileno()
+        cmd = [sys.executable, "-c", "from metaextract.pool import _child_main; _child_main()",
+               str(fd), engine, "1" if warm else "0", str(heap_mb or 0)]
+        self.popen = subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, close_fds=True)
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.pid = self.popen.pid
+        try:
+            self.sentinel: int | None = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # pragma: no cover - not Linux >= 5.3
+            self.sentinel = None
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.poll()
+
+    def close(self) -> None:
+        if self.sentinel is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.sentinel)
+            self.sentinel = None
+
+
+def _child_main() -> None:
+    fd, engine, warm, heap = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+    _worker_main(Connection(int(fd)), engine, warm, heap or None)
+
+
 @dataclass
 class _Worker:
-    proc: Any
+    proc: _Process
     conn: Connection
     ready: bool = False
     retired: bool = False
@@ -120,21 +167,16 @@ class ExtractionPool:
         self.timeout = float(timeout)
         self.heap_mb = heap_mb
         self.stats = PoolStats()
-        self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
         self._start_failures = 0
         self._setup_error: str | None = None
 
     # -- process management -------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
-        parent, child = self._ctx.Pipe()
         warm = self.engine in ("auto", "bioformats")
-        proc = self._ctx.Process(target=_worker_main, args=(child, self.engine, warm, self.heap_mb),
-                                 daemon=True, name="metaextract-worker")
-        proc.start()
-        child.close()
+        proc = _Process(self.engine, warm, self.heap_mb)
         self.stats.started_workers += 1
-        w = _Worker(proc=proc, conn=parent, started=time.monotonic())
+        w = _Worker(proc=proc, conn=proc.conn, started=time.monotonic())
         self._workers.append(w)
         return w
 
@@ -144,6 +186,7 @@ class ExtractionPool:
         w.proc.join(5)
         with contextlib.suppress(OSError):
             w.conn.close()
+        w.proc.close()
         self._workers.remove(w)
 
     def close(self) -> None:
@@ -212,7 +255,9 @@ class ExtractionPool:
         wait_for = max(0.0, min(deadlines) - now) if deadlines else 1.0
         objs: list[Any] = []
         for w in self._workers:
-            objs += [w.conn, w.proc.sentinel]
+            objs.append(w.conn)
+            if w.proc.sentinel is not None:
+                objs.append(w.proc.sentinel)
         ready = set(wait(objs, timeout=min(wait_for, 1.0))) if objs else set()
         for w in list(self._workers):
             alive = True
