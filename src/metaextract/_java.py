@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -89,6 +90,9 @@ def start_jvm(heap: int | None = None) -> None:
             f"-Xmx{mb}m",
             "-Xss4m",
             "-Djava.awt.headless=true",
+            # a JVM crash report goes to the temp folder, never into the user's working directory
+            f"-XX:ErrorFile={tempfile.gettempdir()}/metaextract_hs_err_pid%p.log",
+            "-XX:-CreateCoredumpOnCrash",
             # No network from inside the JVM, whatever a file references.
             "-Djava.net.useSystemProxies=false",
             "-DsocksProxyHost=127.0.0.1",
