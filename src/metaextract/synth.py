@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import tifffile
@@ -24,7 +25,10 @@ import tifffile
 from ._java import bioformats_jar, java_executable
 
 __all__ = [
+    "PLATE_WRITERS",
     "ROUND_TRIP_SUFFIXES",
+    "SINGLE_PLANE_SUFFIXES",
+    "PlateWriter",
     "SynthError",
     "bioformats_convert",
     "fake_spec",
@@ -34,11 +38,15 @@ __all__ = [
     "write_ometiff_plate",
 ]
 
-#: Suffixes ImageConverter 7.3.1 writes and Bio-Formats reads back with the same sizes and type.
+#: Suffixes ImageConverter 7.3.1 writes and Bio-Formats reads back with every size and the pixel type
+#: kept (checked by tests/test_live_compare.py; ``.ids`` writes an ``.ics`` header beside it).
 ROUND_TRIP_SUFFIXES: tuple[str, ...] = (
-    ".ome.tiff", ".ome.tif", ".tif", ".tiff", ".ome.btf", ".btf", ".ics", ".ids", ".ome.xml",
-    ".avi", ".dcm", ".jpg", ".jp2", ".eps", ".mov",
+    ".ome.tiff", ".ome.tif", ".ome.btf", ".ome.tf2", ".ome.tf8", ".tif", ".tiff", ".btf", ".tf2", ".tf8",
+    ".ics", ".ids", ".ome.xml", ".dcm",
 )
+#: Written and read back, but lossy in shape: the movie writers turn all planes into time points, the
+#: picture writers keep only the first plane (``.png`` fails on more than one plane).
+SINGLE_PLANE_SUFFIXES: tuple[str, ...] = (".avi", ".mov", ".jpg", ".jp2", ".eps", ".png")
 
 _JVM_FLAGS = (
     "-Djava.awt.headless=true",
@@ -56,6 +64,24 @@ class SynthError(RuntimeError):
     """ImageConverter failed or wrote nothing."""
 
 
+class PlateWriter(Protocol):
+    """What every ``write_*_plate`` function accepts (each also takes a few options of its own)."""
+
+    __name__: str
+
+    def __call__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        wells: int | Sequence[str] = ...,
+        sites: int = ...,
+        channels: int = ...,
+        size: tuple[int, int] = ...,
+        dtype: str = ...,
+        seed: int = ...,
+    ) -> list[Path]: ...
+
+
 # -- Bio-Formats' writer ---------------------------------------------------------------------------------
 def fake_spec(name: str = "synthetic", **params: object) -> str:
     """A Bio-Formats fake-reader id: ``name&key=value&….fake`` (``sizeX=64, pixelType="uint16"``, …)."""
@@ -68,7 +94,9 @@ def _fake_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def bioformats_convert(spec_name: str, out_path: Path, *, timeout: float = 120.0, **fake_params: object) -> Path:
+def bioformats_convert(
+    spec_name: str, out_path: Path, *, timeout: float = 120.0, **fake_params: object
+) -> Path:
     """Write ``out_path`` with Bio-Formats' ``ImageConverter`` from a fake-reader spec.
 
     Parameters
@@ -77,7 +105,8 @@ def bioformats_convert(spec_name: str, out_path: Path, *, timeout: float = 120.0
         A fake id (``"x&sizeX=64&pixelType=uint8.fake"``) or just a base name; ``fake_params``
         (``sizeX=64, sizeZ=3, pixelType="uint16"``, …) are appended to it. No file is needed.
     out_path : Path
-        The output; its suffix picks the writer (see :data:`ROUND_TRIP_SUFFIXES`). Overwritten if
+        The output; its suffix picks the writer (see :data:`ROUND_TRIP_SUFFIXES` and
+        :data:`SINGLE_PLANE_SUFFIXES`). Overwritten if
         present. ``.ids`` writes an ``.ics`` header beside it.
     timeout : float
         Seconds before the converter is killed.
@@ -92,7 +121,8 @@ def bioformats_convert(spec_name: str, out_path: Path, *, timeout: float = 120.0
     SynthError
         When the converter exits non-zero, times out, or leaves no output.
     """
-    spec = fake_spec(spec_name, **fake_params) if fake_params or not spec_name.endswith(".fake") else spec_name
+    explicit = spec_name.endswith(".fake") and not fake_params
+    spec = spec_name if explicit else fake_spec(spec_name, **fake_params)
     out = Path(out_path).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [str(java_executable()), *_JVM_FLAGS, "-cp", str(bioformats_jar()),
@@ -100,7 +130,7 @@ def bioformats_convert(spec_name: str, out_path: Path, *, timeout: float = 120.0
            spec, str(out)]
     try:
         proc = subprocess.run(cmd, cwd=out.parent, capture_output=True, text=True, timeout=timeout,
-                              check=False, env={**os.environ, "JAVA_TOOL_OPTIONS": ""})
+                              check=False)
     except subprocess.TimeoutExpired as exc:
         raise SynthError(f"ImageConverter timed out after {timeout:g} s writing {out}") from exc
     if proc.returncode != 0:
@@ -254,7 +284,8 @@ def write_cellvoyager_plate(
             for f in range(sites):
                 for z in range(zplanes):
                     for c in range(channels):
-                        path = out / f"{plate}_{well}_T{t + 1:04d}F{f + 1:03d}L01A01Z{z + 1:02d}C{c + 1:02d}.tif"
+                        name = f"{plate}_{well}_T{t + 1:04d}F{f + 1:03d}L01A01Z{z + 1:02d}C{c + 1:02d}.tif"
+                        path = out / name
                         tifffile.imwrite(path, data[i], metadata=None)
                         paths.append(path)
                         i += 1
@@ -271,8 +302,8 @@ def _ome_xml(name: str, file_uuid: str, size: tuple[int, int], dtype: str, chann
         for c in range(channels)
     )
     planes = "".join(
-        f'<Plane TheZ="{iz}" TheC="{c}" TheT="0" PositionX="{position[0]}" PositionXUnit="&#181;m" '
-        f'PositionY="{position[1]}" PositionYUnit="&#181;m"/>'
+        f'<Plane TheZ="{iz}" TheC="{c}" TheT="0" PositionX="{position[0]}" PositionXUnit="µm" '
+        f'PositionY="{position[1]}" PositionYUnit="µm"/>'
         for c in range(channels) for iz in range(z)
     )
     n = channels * z
@@ -285,8 +316,8 @@ def _ome_xml(name: str, file_uuid: str, size: tuple[int, int], dtype: str, chann
         f'UUID="urn:uuid:{file_uuid}" Creator="metaextract.synth">'
         f'<Image ID="Image:0" Name="{name}"><AcquisitionDate>{stamp.isoformat()}</AcquisitionDate>'
         f'<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="{px_type}" SizeX="{size[1]}" SizeY="{size[0]}" '
-        f'SizeZ="{z}" SizeC="{channels}" SizeT="1" PhysicalSizeX="{pixel_size_um}" PhysicalSizeXUnit="&#181;m" '
-        f'PhysicalSizeY="{pixel_size_um}" PhysicalSizeYUnit="&#181;m">{chans}'
+        f'SizeZ="{z}" SizeC="{channels}" SizeT="1" PhysicalSizeX="{pixel_size_um}" PhysicalSizeXUnit="µm" '
+        f'PhysicalSizeY="{pixel_size_um}" PhysicalSizeYUnit="µm">{chans}'
         f'<TiffData IFD="0" PlaneCount="{n}"/>{planes}</Pixels></Image></OME>'
     )
 
@@ -327,6 +358,14 @@ def write_ometiff_plate(
                            channels, zplanes, pixel_size_um, stamp, (1000.0 * wi + 150.0 * s, 500.0))
             data = _planes(rng, size, dtype, channels * zplanes)
             with tifffile.TiffWriter(path) as tw:
-                tw.write(data, description=xml, metadata=None, photometric="minisblack")
+                tw.write(data, description=xml.encode("utf-8"), metadata=None, photometric="minisblack")
             paths.append(path)
     return paths
+
+
+#: The plate writers by layout name (``metaxpress``, ``cellvoyager``, ``ometiff``).
+PLATE_WRITERS: dict[str, PlateWriter] = {
+    "metaxpress": write_metaxpress_plate,
+    "cellvoyager": write_cellvoyager_plate,
+    "ometiff": write_ometiff_plate,
+}

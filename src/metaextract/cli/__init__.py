@@ -75,13 +75,14 @@ from . import show as _show  # noqa: E402
 
 main.add_command(_show.show)
 
-for _mod in ("experiment", "step"):
-    try:
-        _m = __import__(f"{__name__}.{_mod}", fromlist=["command"])
-        main.add_command(_m.command)
-    except ModuleNotFoundError as _exc:  # pragma: no cover - while a module is being written
-        if _exc.name != f"{__name__}.{_mod}":
-            raise
+from . import experiment as _experiment  # noqa: E402
+from . import step as _step  # noqa: E402
+from .submit import resubmit_cmd, submit_cmd  # noqa: E402
+
+main.add_command(_experiment.command)
+main.add_command(_step.command)
+_step.command.add_command(submit_cmd)
+_step.command.add_command(resubmit_cmd)
 
 
 def run() -> None:

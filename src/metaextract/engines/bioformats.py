@@ -15,6 +15,7 @@ from ..result import one_line
 from .base import ExtractionError, UnsupportedFormatError
 
 NAME = "bioformats"
+DIRECTORY_CACHE_MS = 60_000
 
 
 class BioFormatsEngine:
@@ -33,7 +34,7 @@ class BioFormatsEngine:
         if self._reader is not None:
             return
         start_jvm()
-        from loci.common import DebugTools  # type: ignore[import-not-found]
+        from loci.common import DebugTools, Location  # type: ignore[import-not-found]
         from loci.common.services import ServiceFactory  # type: ignore[import-not-found]
         from loci.common.xml import XMLTools  # type: ignore[import-not-found]
         from loci.formats import (  # type: ignore[import-not-found]
@@ -48,6 +49,9 @@ class BioFormatsEngine:
         from loci.formats.services import OMEXMLService  # type: ignore[import-not-found]
 
         DebugTools.setRootLevel("OFF")
+        # Readers list a file's folder to look for companions; in a plate folder of 20,000 files that
+        # listing per file would make a batch quadratic. Listings are cached for a minute.
+        Location.cacheDirectoryListings(DIRECTORY_CACHE_MS)
         self._j = {
             "XMLTools": XMLTools,
             "FormatTools": FormatTools,

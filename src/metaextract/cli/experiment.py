@@ -1,0 +1,108 @@
+"""``metaextract experiment create|add|list|show|delete``: experiments and their registered files."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..experiment import add_folder, create_experiment, delete_experiment, list_experiments, show_experiment
+from ..store import Store, open_store
+from .step import _root_obj, cli_errors
+
+
+def _store(ctx: click.Context) -> Store:
+    store = open_store(_root_obj(ctx).get("db"))
+    ctx.call_on_close(store.close)
+    return store
+
+
+@click.group(name="experiment", context_settings={"help_option_names": ["-h", "--help"]})
+def command() -> None:
+    """Create experiments and register their folders (EXP is an id or a name)."""
+
+
+@command.command()
+@click.argument("name")
+@click.option("--description", default=None, help="Free text.")
+@click.pass_context
+@cli_errors
+def create(ctx: click.Context, name: str, description: str | None) -> None:
+    """Create experiment NAME; prints its id as the last line."""
+    exp_id = create_experiment(_store(ctx), name, description)
+    click.echo(f"created experiment {name!r}")
+    click.echo(str(exp_id))
+
+
+@command.command()
+@click.argument("experiment", metavar="EXP")
+@click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("--plate", default=None, help="Plate name (default: DIR's name).")
+@click.option("--acquisition", default=None, help="Acquisition name, unique per plate (default: default).")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files or folders matching (repeatable).")
+@click.pass_context
+@cli_errors
+def add(ctx: click.Context, experiment: str, folder: str, plate: str | None, acquisition: str | None,
+        include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+    """Register DIR recursively: image files, and metadata files (sidecars) that are not extracted.
+
+    Re-adding a folder adds only new files; symlinks leaving DIR are not followed.
+    """
+    reg = add_folder(_store(ctx), experiment, folder, plate=plate, acquisition=acquisition,
+                     include=include, exclude=exclude)
+    click.echo(f"plate {reg.plate!r}, acquisition {reg.acquisition!r}: {reg.image_files} image files and "
+               f"{reg.metadata_files} metadata files added, {reg.already_registered} already registered, "
+               f"{reg.excluded} excluded, {reg.symlinks_skipped} symlinks leaving the folder skipped "
+               f"({reg.seconds:.1f} s)")
+
+
+@command.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@cli_errors
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List experiments."""
+    rows = list_experiments(_store(ctx))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'id':>4}  {'name':<30} {'plates':>6} {'images':>8} {'metadata':>8}  created")
+    for r in rows:
+        click.echo(f"{r['id']:>4}  {r['name']:<30} {r['plates']:>6} {r['image_files']:>8} "
+                   f"{r['metadata_files']:>8}  {r['created']}")
+
+
+@command.command()
+@click.argument("experiment", metavar="EXP")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@cli_errors
+def show(ctx: click.Context, experiment: str, as_json: bool) -> None:
+    """Show an experiment's plates and acquisitions."""
+    data = show_experiment(_store(ctx), experiment)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"experiment {data['id']} {data['name']!r} (created {data['created']})")
+    if data["description"]:
+        click.echo(f"  {data['description']}")
+    for p in data["plates"]:
+        click.echo(f"  plate {p['name']!r}")
+        for a in p["acquisitions"]:
+            click.echo(f"    acquisition {a['name']!r}: {a['image_files']} image files, "
+                       f"{a['metadata_files']} metadata files from {a['root']}")
+    click.echo(f"  {data['image_files']} image files, {data['metadata_files']} metadata files")
+
+
+@command.command()
+@click.argument("experiment", metavar="EXP")
+@click.option("--yes", is_flag=True, help="Really delete it, with all its files' results and jobs.")
+@click.pass_context
+@cli_errors
+def delete(ctx: click.Context, experiment: str, yes: bool) -> None:
+    """Delete an experiment and everything stored for it (needs --yes)."""
+    if not yes:
+        raise click.UsageError("deleting an experiment needs --yes")
+    exp_id = delete_experiment(_store(ctx), experiment)
+    click.echo(f"deleted experiment {exp_id}")

@@ -1,0 +1,326 @@
+"""Run an experiment's jobs on Dask: a local cluster, an existing scheduler, or SLURM (dask-jobqueue).
+
+Each job is one Dask task (:func:`run_batch`); a Dask worker keeps one extraction pool (and so one JVM)
+for every task it runs. Results travel back to the submitter, which alone writes the database, in short
+transactions as each job finishes: SQLite stays safe even with remote workers.
+
+Faults: a worker lost mid-job → Dask runs the task again elsewhere (results are keyed by image file, so
+nothing is stored twice); a job whose tasks keep killing workers (``KilledWorker``) is split into one
+task per file, and a file that still kills its worker is recorded as failed; Ctrl-C / SIGTERM cancel
+the futures and mark the jobs cancelled (exit 130); after ``kill -9`` of the submitter, ``resubmit``
+takes the orphaned jobs over.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select
+
+from ..experiment import resolve
+from ..result import Result
+from ..store import Store
+from ..store.jobs import (
+    JobBusyError,
+    begin_job_run,
+    begin_submission,
+    finish_job_run,
+    finish_submission,
+    job_files,
+    record_results,
+    this_host,
+)
+from ..store.models import image_files, jobs
+
+EXIT_INTERRUPTED = 130
+
+
+# -- the task that runs on a Dask worker ------------------------------------------------------------------
+_pools: dict[tuple[str, float], Any] = {}
+_pools_lock = threading.Lock()
+
+
+def _worker_pool(engine: str, timeout: float) -> Any:
+    from ..pool import ExtractionPool
+
+    key = (engine, timeout)
+    with _pools_lock:
+        if key not in _pools:
+            pool = ExtractionPool(1, engine=engine, timeout=timeout)
+            _pools[key] = pool
+            atexit.register(pool.close)
+        return _pools[key]
+
+
+def run_batch(job_id: int, files: list[tuple[int, str]], engine: str = "auto",
+              timeout: float = 120.0) -> dict[str, Any]:
+    """Extract one job's files on this (Dask worker) process; returns the results to the submitter."""
+    started = time.time()
+    pool = _worker_pool(engine, timeout)
+    ids: dict[str, list[int]] = {}
+    for fid, path in files:
+        ids.setdefault(path, []).append(fid)
+    results = [(ids[r.path].pop(0), r.to_dict()) for r in pool.map([p for _, p in files])]
+    try:
+        from distributed import get_worker
+
+        worker = str(get_worker().address)
+    except (ImportError, ValueError):
+        worker = ""
+    return {"job_id": job_id, "host": socket.gethostname(), "worker": worker, "pid": os.getpid(),
+            "started": started, "ended": time.time(), "results": results}
+
+
+# -- options and cluster -------------------------------------------------------------------------------
+@dataclass
+class SubmitOptions:
+    """What ``submit``/``resubmit`` were asked for (stored with the submission)."""
+
+    cores: int | None = None
+    memory: int | None = None  # MB
+    duration: str = "06:00:00"
+    interval: float = 10.0
+    depth: int = 1
+    scheduler: str | None = None
+    cluster: str = "local"
+    max_jobs: int | None = None
+    engine: str = "auto"
+    timeout: float = 120.0
+    mode: str = "submit"  # submit | resubmit | resubmit-all
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def slurm_cluster(opts: SubmitOptions) -> Any:
+    """dask-jobqueue's SLURMCluster with our options as each SLURM job's cores, memory and walltime.
+
+    Queue, account and network interface come from dask-jobqueue's configuration
+    (e.g. ``DASK_JOBQUEUE__SLURM__QUEUE``, ``DASK_JOBQUEUE__SLURM__INTERFACE``).
+    """
+    from dask_jobqueue import SLURMCluster
+
+    cores = opts.cores or 1
+    memory = opts.memory or 2048 * cores
+    return SLURMCluster(cores=cores, processes=cores, memory=f"{memory}MB", walltime=opts.duration,
+                        scheduler_options={"dashboard_address": "127.0.0.1:0"},
+                        job_name="metaextract")
+
+
+@contextlib.contextmanager
+def dask_client(opts: SubmitOptions) -> Iterator[Any]:
+    """A Dask client for the chosen place: an existing scheduler, SLURM, or a local cluster."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    cluster: Any = None
+    if opts.scheduler:
+        client = Client(opts.scheduler, timeout="30s")
+    elif opts.cluster == "slurm":
+        cluster = slurm_cluster(opts)
+        cluster.scale(jobs=opts.max_jobs or 1)
+        client = Client(cluster)
+    elif opts.cluster == "local":
+        n = opts.cores or os.cpu_count() or 1
+        if opts.max_jobs:
+            n = min(n, opts.max_jobs)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               memory_limit=f"{opts.memory}MB" if opts.memory else "auto",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+        client = Client(cluster)
+    else:
+        raise ValueError(f"unknown cluster {opts.cluster!r}: use local or slurm, or --scheduler ADDRESS")
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+
+# -- the submitter --------------------------------------------------------------------------------------
+@dataclass
+class _Flight:
+    job_id: int
+    number: int
+    run_id: int
+    files: list[tuple[int, str]]
+    log: list[str] = field(default_factory=list)
+    open_tasks: int = 0
+    ok: int = 0
+    failed: int = 0
+    host: str | None = None
+    started: float = field(default_factory=time.time)
+
+
+def _select_jobs(store: Store, experiment_id: int, mode: str) -> list[tuple[int, int]]:
+    q = select(jobs.c.id, jobs.c.number).where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
+    if mode == "submit":
+        q = q.where(jobs.c.state != "done")
+    elif mode == "resubmit":
+        bad = exists().where(and_(image_files.c.job_id == jobs.c.id, image_files.c.status != "ok"))
+        q = q.where(or_(jobs.c.state != "done", bad))
+    with store.connect() as conn:
+        return [(int(r.id), int(r.number)) for r in conn.execute(q.order_by(jobs.c.number)).all()]
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def submit(store: Store, experiment: int | str, opts: SubmitOptions,
+           echo: Callable[[str], None] = print) -> int:
+    """Run the experiment's jobs on Dask and store every result; returns the exit code.
+
+    0 when every file of the submitted jobs is ok, 1 when any failed, 130 when interrupted.
+
+    Raises
+    ------
+    JobBusyError
+        When another submission of this experiment is running.
+    """
+    from .monitor import Monitor
+
+    with store.connect() as conn:
+        exp = resolve(conn, experiment)
+    selected = _select_jobs(store, exp.id, opts.mode)
+    if not selected:
+        with store.connect() as conn:
+            any_jobs = conn.execute(select(jobs.c.id).where(jobs.c.experiment_id == exp.id,
+                                                             jobs.c.phase == "run").limit(1)).first()
+        echo("nothing to submit: " + ("every job is done" if any_jobs else
+                                      f"no run jobs; run `metaextract {exp.name} init` first"))
+        return 0 if any_jobs else 1
+    sub_id = begin_submission(store, exp.id, asdict(opts))
+    echo(f"submission {sub_id}: {len(selected)} job(s) of experiment {exp.name!r}")
+    tasks: dict[str, tuple[_Flight, list[tuple[int, str]]]] = {}
+    by_job: dict[int, _Flight] = {}
+    state = "failed"
+    previous = signal.getsignal(signal.SIGTERM)
+    in_main = threading.current_thread() is threading.main_thread()
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise _Interrupted()
+
+    if in_main:
+        signal.signal(signal.SIGTERM, on_term)
+    try:
+        with dask_client(opts) as client:
+            if client.dashboard_link:
+                echo(f"Dask dashboard: {client.dashboard_link}")
+            from distributed import as_completed
+
+            completed = as_completed()
+            for job_id, number in selected:
+                try:
+                    run_id = begin_job_run(store, job_id, submission_id=sub_id)
+                except JobBusyError as exc:
+                    echo(f"skipping job {number}: {exc}")
+                    continue
+                files = job_files(store, job_id)
+                fl = _Flight(job_id, number, run_id, files)
+                by_job[job_id] = fl
+                fut = client.submit(run_batch, job_id, files, opts.engine, opts.timeout,
+                                    key=f"metaextract-s{sub_id}-j{job_id}", pure=False)
+                tasks[fut.key] = (fl, files)
+                fl.open_tasks = 1
+                completed.add(fut)
+            monitor = Monitor(store, exp.id, [fl.job_id for fl in by_job.values()], opts.depth, echo)
+            done_q: queue.Queue[Any] = queue.Queue()
+
+            def pump() -> None:
+                for f in completed:
+                    done_q.put(f)
+                done_q.put(None)
+
+            threading.Thread(target=pump, daemon=True, name="metaextract-completions").start()
+            remaining = sum(1 for fl in by_job.values() if fl.open_tasks)
+            next_report = time.monotonic() + opts.interval
+            while remaining:
+                try:
+                    fut = done_q.get(timeout=max(0.05, next_report - time.monotonic()))
+                except queue.Empty:
+                    fut = None
+                if fut is not None:
+                    remaining -= _handle(client, store, fut, tasks, completed, opts)
+                if time.monotonic() >= next_report or not remaining:
+                    monitor.report()
+                    next_report = time.monotonic() + opts.interval
+            monitor.close()
+        failed = sum(fl.failed for fl in by_job.values())
+        state = "done"
+        echo(f"submission {sub_id} done: {sum(fl.ok for fl in by_job.values())} file(s) ok, {failed} failed")
+        return 1 if failed else 0
+    except (KeyboardInterrupt, _Interrupted):
+        state = "cancelled"
+        for fl in by_job.values():
+            if fl.open_tasks:
+                with contextlib.suppress(Exception):
+                    finish_job_run(store, fl.run_id, "cancelled", EXIT_INTERRUPTED,
+                                   "\n".join([*fl.log, "cancelled: the submitter was interrupted"]))
+        echo(f"submission {sub_id} cancelled; `metaextract {exp.name} resubmit` finishes the work")
+        return EXIT_INTERRUPTED
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+        finish_submission(store, sub_id, state)
+
+
+def _handle(client: Any, store: Store, fut: Any, tasks: dict[str, tuple[_Flight, list[tuple[int, str]]]],
+            completed: Any, opts: SubmitOptions) -> int:
+    """Store one finished task; returns 1 when its job is complete."""
+    from distributed import KilledWorker
+
+    if fut.key not in tasks:
+        return 0
+    fl, task_files = tasks.pop(fut.key)
+    fl.open_tasks -= 1
+    if fut.status == "finished":
+        payload = fut.result()
+        pairs = [(fid, Result.from_dict(d)) for fid, d in payload["results"]]
+        counts = record_results(store, pairs)
+        fl.ok += counts.get("ok", 0)
+        fl.failed += sum(v for k, v in counts.items() if k != "ok")
+        fl.host = payload["host"]
+        fl.log.append(f"{len(pairs)} file(s) on {payload['host']} ({payload['worker']}) in "
+                      f"{payload['ended'] - payload['started']:.2f} s: " +
+                      ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        fl.log += [r.error for _, r in pairs if r.error]
+    else:
+        exc = fut.exception()
+        if isinstance(exc, KilledWorker) and len(task_files) > 1:
+            fl.log.append(f"a task of {len(task_files)} files killed its workers ({exc}); "
+                          "retrying each file alone")
+            for fid, path in task_files:
+                sub = client.submit(run_batch, fl.job_id, [(fid, path)], opts.engine, opts.timeout,
+                                    key=f"{fut.key}-f{fid}", pure=False)
+                tasks[sub.key] = (fl, [(fid, path)])
+                fl.open_tasks += 1
+                completed.add(sub)
+        else:
+            why = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, KilledWorker):
+                why = f"it killed its Dask worker again and again ({exc})"
+            pairs = [(fid, Result(path=path, status="failed", engine=opts.engine,
+                                  error=f"{path}: {why}")) for fid, path in task_files]
+            record_results(store, pairs)
+            fl.failed += len(pairs)
+            fl.log += [r.error or "" for _, r in pairs]
+    if fl.open_tasks:
+        return 0
+    summary = f"job {fl.number}: {fl.ok} ok, {fl.failed} failed"
+    finish_job_run(store, fl.run_id, "done", 0 if not fl.failed else 1, "\n".join([*fl.log, summary]),
+                   host=fl.host)
+    return 1
+

@@ -1,0 +1,355 @@
+"""Experiments and their files: create, register folders (image files vs metadata sidecars), list, delete.
+
+Registration walks a folder with :func:`os.scandir`, tells image files from metadata files by their
+first bytes where the name lies, and inserts rows in batches of :data:`INSERT_BATCH` as the walk goes
+(never the whole listing in memory); re-adding a folder inserts only files not yet registered.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from .store import Store
+from .store.jobs import JobBusyError, holder_alive
+from .store.models import acquisitions, experiments, image_files, jobs, metadata_files, plates, utcnow
+
+INSERT_BATCH = 5000
+SNIFF_BYTES = 4096
+DEFAULT_ACQUISITION = "default"
+
+# First bytes of image formats (offset, magic).
+_IMAGE_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"II*\x00", "tiff"), (0, b"MM\x00*", "tiff"), (0, b"II+\x00", "bigtiff"), (0, b"MM\x00+", "bigtiff"),
+    (0, b"ZISRAWFILE", "czi"), (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole2"),
+    (0, b"\xda\xce\xbe\x0a", "nd2"), (0, b"\x00\x00\x00\x0cjP  ", "jp2"), (0, b"\x70\x00\x00\x00", "lif"),
+    (128, b"DICM", "dicom"), (0, b"\x89HDF\r\n\x1a\n", "hdf5"), (0, b"\x89PNG", "png"),
+    (0, b"\xff\xd8\xff", "jpeg"), (0, b"Andor Technology", "sif"), (0, b"SIMPLE  =", "fits"),
+    (0, b"BM", "bmp"),
+)
+# Text formats that are images (or image sets) for Bio-Formats.
+_TEXT_IMAGE_MARKERS: tuple[tuple[bytes, str], ...] = (
+    (b"<OME", "ome-xml"), (b":OME ", "ome-xml"), (b"ics_version", "ics"), (b"ObjectType", "metaimage"),
+)
+# Sidecars: registered as metadata files unless their bytes say image.
+_METADATA_NAMES = {"ndtiff.index": "ndtiff-index", "display_settings.txt": "display-settings",
+                   "metadata.txt": "micromanager", "thumbs.db": "thumbnails", ".ds_store": "finder"}
+_METADATA_SUFFIXES = {".mlf": "yokogawa-mlf", ".mrf": "yokogawa-mrf", ".mes": "yokogawa-mes",
+                      ".nd": "metamorph-nd", ".htd": "metaxpress-htd", ".index": "index", ".json": "json",
+                      ".csv": "csv", ".tsv": "tsv", ".md": "text", ".log": "log", ".txt": "text",
+                      ".ini": "text", ".cfg": "text", ".yaml": "yaml", ".yml": "yaml", ".pdf": "pdf"}
+
+
+class NotFoundError(LookupError):
+    """No experiment (or other object) of that id or name."""
+
+
+@dataclass
+class Registration:
+    """What one ``experiment add`` did."""
+
+    experiment_id: int
+    plate: str
+    acquisition: str
+    image_files: int = 0
+    metadata_files: int = 0
+    already_registered: int = 0
+    excluded: int = 0
+    symlinks_skipped: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def classify(path: str | os.PathLike[str], head: bytes | None = None) -> tuple[str, str]:
+    """Tell an image file from a metadata file: ``("image" | "metadata", kind)``.
+
+    The first bytes decide where they are known (a ``.txt`` that is OME-XML is an image; a sidecar named
+    like an image but holding plain text is metadata); otherwise the name does; an unknown binary file
+    is an image (the engine then says whether it can read it).
+    """
+    name = os.path.basename(os.fspath(path)).lower()
+    if head is None:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+        except OSError:
+            head = b""
+    for offset, magic, kind in _IMAGE_MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return "image", kind
+    if head[96:98] in (b"\xa0\xc0", b"\xc0\xa0"):  # DeltaVision / MRC
+        return "image", "dv"
+    is_text = bool(head) and b"\x00" not in head
+    if is_text:
+        for marker, kind in _TEXT_IMAGE_MARKERS:
+            if marker in head:
+                return "image", kind
+    if name in _METADATA_NAMES:
+        return "metadata", _METADATA_NAMES[name]
+    if name.endswith("_metadata.txt"):
+        return "metadata", "micromanager"
+    suffix = os.path.splitext(name)[1]
+    if suffix in _METADATA_SUFFIXES:
+        return "metadata", _METADATA_SUFFIXES[suffix]
+    if is_text:
+        return "metadata", "xml" if head.lstrip().startswith(b"<") else "text"
+    return "image", suffix.lstrip(".") or "unknown"
+
+
+def _matches(rel: str, patterns: Sequence[str]) -> bool:
+    base = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
+
+
+@dataclass
+class _WalkStats:
+    excluded: int = 0
+    symlinks_skipped: int = 0
+
+
+def walk(root: str | os.PathLike[str], include: Sequence[str] = (), exclude: Sequence[str] = (),
+         stats: _WalkStats | None = None) -> Iterator[tuple[str, str, int, float]]:
+    """Yield ``(relative name, absolute path, size, mtime)`` of every file under ``root``, sorted.
+
+    Symlinks are followed only while they stay inside ``root``; a directory is entered once.
+    """
+    stats = stats if stats is not None else _WalkStats()
+    top = os.path.realpath(root)
+    seen: set[tuple[int, int]] = set()
+
+    def inside(p: str) -> bool:
+        real = os.path.realpath(p)
+        return real == top or real.startswith(top + os.sep)
+
+    def visit(folder: str, prefix: str) -> Iterator[tuple[str, str, int, float]]:
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:
+            return
+        seen.add((st.st_dev, st.st_ino))
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            rel = prefix + entry.name
+            link = entry.is_symlink()
+            if link and not inside(entry.path):
+                stats.symlinks_skipped += 1
+                continue
+            try:
+                if entry.is_dir():
+                    if exclude and _matches(rel, exclude):
+                        stats.excluded += 1
+                        continue
+                    yield from visit(entry.path, rel + "/")
+                    continue
+                if not entry.is_file():
+                    continue
+                if (include and not _matches(rel, include)) or (exclude and _matches(rel, exclude)):
+                    stats.excluded += 1
+                    continue
+                info = entry.stat()
+            except OSError:  # vanished or broken link
+                continue
+            yield rel, os.path.abspath(entry.path), info.st_size, info.st_mtime
+
+    yield from visit(top, "")
+
+
+# -- experiments ------------------------------------------------------------------------------------------
+def resolve(conn: Connection, experiment: int | str) -> Row[Any]:
+    """The experiment row for an id or a name (an all-digit reference is tried as an id first)."""
+    ref = str(experiment).strip()
+    row = None
+    if ref.isdigit():
+        row = conn.execute(select(experiments).where(experiments.c.id == int(ref))).one_or_none()
+    if row is None:
+        row = conn.execute(select(experiments).where(experiments.c.name == ref)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no experiment with id or name {ref!r}")
+    return row
+
+
+def create_experiment(store: Store, name: str, description: str | None = None) -> int:
+    """Create an experiment; returns its id.
+
+    Raises
+    ------
+    ValueError
+        When the name is empty or taken.
+    """
+    name = name.strip()
+    if not name:
+        raise ValueError("an experiment needs a name")
+    try:
+        with store.begin() as conn:
+            return int(conn.execute(experiments.insert().values(name=name, description=description,
+                                                                created=utcnow())
+                                    .returning(experiments.c.id)).scalar_one())
+    except IntegrityError:
+        raise ValueError(f"an experiment named {name!r} exists already") from None
+
+
+def _counts(conn: Connection, table: Any, experiment_id: int) -> int:
+    return int(conn.execute(select(func.count()).select_from(table)
+                            .where(table.c.experiment_id == experiment_id)).scalar_one())
+
+
+def list_experiments(store: Store) -> list[dict[str, Any]]:
+    """Every experiment with its number of plates, image files and metadata files."""
+    with store.connect() as conn:
+        out = []
+        for row in conn.execute(select(experiments).order_by(experiments.c.id)).all():
+            out.append({"id": row.id, "name": row.name, "description": row.description,
+                        "created": row.created.isoformat(timespec="seconds"),
+                        "plates": _counts(conn, plates, row.id),
+                        "image_files": _counts(conn, image_files, row.id),
+                        "metadata_files": _counts(conn, metadata_files, row.id)})
+        return out
+
+
+def show_experiment(store: Store, experiment: int | str) -> dict[str, Any]:
+    """An experiment with its plates, acquisitions and file counts."""
+    with store.connect() as conn:
+        exp = resolve(conn, experiment)
+        out: dict[str, Any] = {"id": exp.id, "name": exp.name, "description": exp.description,
+                               "created": exp.created.isoformat(timespec="seconds"), "plates": []}
+        for p in conn.execute(select(plates).where(plates.c.experiment_id == exp.id).order_by(plates.c.id)):
+            acqs = []
+            for a in conn.execute(select(acquisitions).where(acquisitions.c.plate_id == p.id)
+                                  .order_by(acquisitions.c.id)):
+                n_img = conn.execute(select(func.count()).select_from(image_files)
+                                     .where(image_files.c.acquisition_id == a.id)).scalar_one()
+                n_meta = conn.execute(select(func.count()).select_from(metadata_files)
+                                      .where(metadata_files.c.acquisition_id == a.id)).scalar_one()
+                acqs.append({"id": a.id, "name": a.name, "root": a.root, "image_files": n_img,
+                             "metadata_files": n_meta})
+            out["plates"].append({"id": p.id, "name": p.name, "acquisitions": acqs})
+        out["image_files"] = _counts(conn, image_files, exp.id)
+        out["metadata_files"] = _counts(conn, metadata_files, exp.id)
+        return out
+
+
+def delete_experiment(store: Store, experiment: int | str) -> int:
+    """Delete an experiment and everything registered or extracted for it; returns its id.
+
+    Raises
+    ------
+    JobBusyError
+        When one of its jobs is running.
+    """
+    with store.begin() as conn:
+        exp = resolve(conn, experiment)
+        for job in conn.execute(select(jobs).where(jobs.c.experiment_id == exp.id, jobs.c.state == "running")):
+            if holder_alive(job.host, job.pid):
+                raise JobBusyError(f"{job.phase} job {job.number} of {exp.name!r} is running "
+                                   f"(host {job.host}, pid {job.pid}); not deleting")
+        conn.execute(delete(experiments).where(experiments.c.id == exp.id))
+        return int(exp.id)
+
+
+# -- registration ---------------------------------------------------------------------------------------
+def _get_or_create(conn: Connection, table: Any, where: dict[str, Any], values: dict[str, Any]) -> Row[Any]:
+    cond = [table.c[k] == v for k, v in where.items()]
+    row = conn.execute(select(table).where(*cond)).one_or_none()
+    if row is None:
+        conn.execute(table.insert().values(**where, **values))
+        row = conn.execute(select(table).where(*cond)).one()
+    return row
+
+
+def _insert_new(store: Store, table: Any, rows: list[dict[str, Any]]) -> None:
+    with store.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        conn.execute(insert(table).on_conflict_do_nothing(index_elements=["acquisition_id", "name"]), rows)
+
+
+def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[str], *,
+               plate: str | None = None, acquisition: str | None = None,
+               include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Registration:
+    """Register every file under ``folder`` (recursively) into one plate and acquisition.
+
+    Parameters
+    ----------
+    store : Store
+    experiment : int or str
+        Id or name.
+    folder : path-like
+        The acquisition's root; names are stored relative to it.
+    plate : str, optional
+        Plate name (default: the folder's name).
+    acquisition : str, optional
+        Acquisition name, unique per plate (default ``"default"``).
+    include, exclude : sequence of str
+        Glob patterns matched against the relative path and the file name.
+
+    Returns
+    -------
+    Registration
+        Counts of what was added and skipped.
+
+    Raises
+    ------
+    NotFoundError
+        For an unknown experiment.
+    ValueError
+        When ``folder`` is not a directory, or the acquisition was registered from another folder.
+    """
+    t0 = time.perf_counter()
+    root = Path(folder).expanduser().resolve()
+    if not root.is_dir():
+        raise ValueError(f"{folder}: not a directory")
+    plate = plate or root.name
+    acquisition = acquisition or DEFAULT_ACQUISITION
+    with store.begin() as conn:
+        exp = resolve(conn, experiment)
+        p = _get_or_create(conn, plates, {"experiment_id": exp.id, "name": plate}, {})
+        a = _get_or_create(conn, acquisitions, {"plate_id": p.id, "name": acquisition}, {"root": str(root)})
+        if a.root and a.root != str(root):
+            raise ValueError(f"acquisition {acquisition!r} of plate {plate!r} holds files from {a.root}; "
+                             f"add {root} as another acquisition (--acquisition NAME)")
+    reg = Registration(experiment_id=exp.id, plate=plate, acquisition=acquisition)
+    with store.connect() as conn:
+        before = {t.name: conn.execute(select(func.count()).select_from(t)
+                                       .where(t.c.acquisition_id == a.id)).scalar_one()
+                  for t in (image_files, metadata_files)}
+    stats = _WalkStats()
+    batch: dict[str, list[dict[str, Any]]] = {"image": [], "metadata": []}
+    seen = 0
+    for rel, path, size, mtime in walk(root, include, exclude, stats):
+        seen += 1
+        what, kind = classify(path)
+        row: dict[str, Any] = {"experiment_id": exp.id, "acquisition_id": a.id, "name": rel,
+                               "location": path, "size": size, "mtime": mtime}
+        if what == "image":
+            row["status"] = "pending"
+        else:
+            row["kind"] = kind
+        batch[what].append(row)
+        if len(batch[what]) >= INSERT_BATCH:
+            _insert_new(store, image_files if what == "image" else metadata_files, batch[what])
+            batch[what] = []
+    for what, table in (("image", image_files), ("metadata", metadata_files)):
+        if batch[what]:
+            _insert_new(store, table, batch[what])
+    with store.connect() as conn:
+        after = {t.name: conn.execute(select(func.count()).select_from(t)
+                                      .where(t.c.acquisition_id == a.id)).scalar_one()
+                 for t in (image_files, metadata_files)}
+    reg.image_files = after["image_files"] - before["image_files"]
+    reg.metadata_files = after["metadata_files"] - before["metadata_files"]
+    reg.already_registered = seen - reg.image_files - reg.metadata_files
+    reg.excluded, reg.symlinks_skipped = stats.excluded, stats.symlinks_skipped
+    reg.seconds = time.perf_counter() - t0
+    return reg

@@ -1,0 +1,238 @@
+"""Job bookkeeping shared by ``run`` and the Dask submitter: claim a job, list its files, write results.
+
+Every function takes a :class:`~metaextract.store.Store` and runs its own short transaction(s), so that
+a process killed at any point leaves finished files stored, the rest pending, and no half-written row.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from ..result import Result
+from .db import Store
+from .models import experiments, image_files, job_runs, jobs, submissions, utcnow
+
+RESULT_COLUMNS = ("status", "omexml", "error", "engine", "engine_version", "seconds", "valid",
+                  "validation_error", "extracted_at")
+
+
+class JobBusyError(RuntimeError):
+    """A job (or the experiment) is held by another process; the message says which and where."""
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def holder_alive(host: str | None, pid: int | None) -> bool:
+    """Whether the process that holds a lock may still live (unknown hosts are assumed alive)."""
+    if host is None or pid is None:
+        return False
+    if host != this_host():
+        return True
+    if pid == os.getpid():
+        return True
+    import psutil
+
+    return bool(psutil.pid_exists(pid))
+
+
+def release_stale(conn: Connection, experiment_id: int) -> int:
+    """Mark as failed every running job of the experiment whose process on this host is gone."""
+    released = 0
+    rows = conn.execute(select(jobs.c.id, jobs.c.host, jobs.c.pid)
+                        .where(jobs.c.experiment_id == experiment_id, jobs.c.state == "running")).all()
+    for row in rows:
+        if not holder_alive(row.host, row.pid):
+            released += _take_stale(conn, row.id, row.host, row.pid, "failed", host=None, pid=None)
+    return released
+
+
+def _take_stale(conn: Connection, job_id: int, old_host: str | None, old_pid: int | None, state: str,
+                **values: Any) -> int:
+    """Compare-and-swap a running job held by a dead process to ``state``; close its open runs."""
+    host, pid = old_host, old_pid
+    now = utcnow()
+    res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "running",
+                                          jobs.c.host.is_(None) if host is None else jobs.c.host == host,
+                                          jobs.c.pid.is_(None) if pid is None else jobs.c.pid == pid)
+                       .values(state=state, updated=now, **values))
+    if res.rowcount:
+        conn.execute(update(job_runs).where(job_runs.c.job_id == job_id, job_runs.c.state == "running")
+                     .values(state="failed", ended=now,
+                             log=func.coalesce(job_runs.c.log, "") +
+                             f"\nabandoned: its process ({host}, pid {pid}) is gone\n"))
+    return int(res.rowcount or 0)
+
+
+def describe_holder(host: str | None, pid: int | None, since: Any) -> str:
+    when = since.isoformat(timespec="seconds") if since is not None else "?"
+    return f"host {host or '?'}, pid {pid or '?'}, since {when}"
+
+
+def begin_job_run(store: Store, job_id: int, *, host: str | None = None, pid: int | None = None,
+                  submission_id: int | None = None) -> int:
+    """Claim a job for this process and open a new run of it (attempt = previous + 1).
+
+    Parameters
+    ----------
+    store : Store
+    job_id : int
+        The job's database id (not its number).
+    host, pid : optional
+        The process that will write the results and finish the run (default: this one); a later claim
+        takes the job over when that process is gone from this host.
+    submission_id : int, optional
+        The submission this run belongs to.
+
+    Returns
+    -------
+    int
+        The job run's id, for :func:`finish_job_run`.
+
+    Raises
+    ------
+    JobBusyError
+        When another live process runs the job.
+    LookupError
+        When the job does not exist (e.g. ``init`` replaced it).
+    """
+    host = host or this_host()
+    pid = pid if pid is not None else os.getpid()
+    now = utcnow()
+    claim = {"state": "running", "host": host, "pid": pid, "updated": now}
+    with store.begin() as conn:
+        res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state != "running").values(**claim))
+        if not res.rowcount:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
+            if row is None:
+                raise LookupError(f"job id {job_id} does not exist (was the step initialised again?)")
+            if holder_alive(row.host, row.pid) or not _take_stale(conn, job_id, row.host, row.pid,
+                                                                  "running", host=host, pid=pid):
+                raise JobBusyError(f"{row.phase} job {row.number} is already running "
+                                   f"({describe_holder(row.host, row.pid, row.updated)}); refusing to run "
+                                   "it twice")
+        attempt = conn.execute(select(func.coalesce(func.max(job_runs.c.attempt), 0))
+                               .where(job_runs.c.job_id == job_id)).scalar_one() + 1
+        return int(conn.execute(job_runs.insert().values(
+            job_id=job_id, submission_id=submission_id, attempt=attempt, host=host, pid=pid, started=now,
+            state="running").returning(job_runs.c.id)).scalar_one())
+
+
+def finish_job_run(store: Store, run_id: int, state: str, exit_code: int | None, log: str, *,
+                   host: str | None = None) -> None:
+    """Close a job run and set its job's state (``done``, ``failed`` or ``cancelled``), releasing the job.
+
+    ``host``, if given, replaces the run's host (e.g. the Dask worker that did the work).
+    """
+    values: dict[str, Any] = {"state": state, "exit_code": exit_code, "log": log, "ended": utcnow()}
+    if host is not None:
+        values["host"] = host
+    with store.begin() as conn:
+        job_id = conn.execute(update(job_runs).where(job_runs.c.id == run_id).values(**values)
+                              .returning(job_runs.c.job_id)).scalar_one_or_none()
+        if job_id is None:
+            raise LookupError(f"job run {run_id} does not exist")
+        conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "running")
+                     .values(state=state, host=None, pid=None, updated=utcnow()))
+
+
+def job_files(store: Store, job_id: int) -> list[tuple[int, str]]:
+    """``(image_file_id, absolute_path)`` of every file in a run job, in batch order."""
+    with store.connect() as conn:
+        rows = conn.execute(select(image_files.c.id, image_files.c.location)
+                            .where(image_files.c.job_id == job_id).order_by(image_files.c.id)).all()
+    return [(int(r.id), str(r.location)) for r in rows]
+
+
+def clear_results(conn: Connection, *where: Any) -> int:
+    """Set the matching image files back to pending, forgetting their results (caller's transaction)."""
+    values: dict[str, Any] = {c: None for c in RESULT_COLUMNS}
+    values["status"] = "pending"
+    return int(conn.execute(update(image_files).where(*where).values(**values)).rowcount or 0)
+
+
+def result_values(result: Result) -> dict[str, Any]:
+    """The image_files columns for one Result."""
+    name, _, version = (result.engine or "").rpartition(" ")
+    if not name:  # "bioformats" without a version
+        name, version = version, ""
+    return {"status": result.status, "omexml": result.omexml if result.status == "ok" else None,
+            "error": result.error, "engine": name or None, "engine_version": version or None,
+            "seconds": float(result.seconds), "valid": result.valid,
+            "validation_error": result.validation_error, "extracted_at": utcnow()}
+
+
+_WRITE = (update(image_files).where(image_files.c.id == bindparam("_id"))
+          .values({c: bindparam(f"_{c}") for c in RESULT_COLUMNS}))
+
+
+def record_results(store: Store, pairs: Iterable[tuple[int, Result]], *, chunk: int = 200,
+                   max_delay: float = 2.0) -> dict[str, int]:
+    """Write ``(image_file_id, Result)`` pairs as they come, in short transactions.
+
+    A transaction is committed every ``chunk`` results or ``max_delay`` seconds, whichever comes first,
+    so a killed writer loses only the results not yet committed. Writing a file again overwrites it.
+
+    Returns
+    -------
+    dict
+        How many results of each status were written.
+    """
+    counts: dict[str, int] = {}
+    buffer: list[dict[str, Any]] = []
+    last = time.monotonic()
+
+    def flush() -> None:
+        nonlocal last
+        if buffer:
+            with store.begin() as conn:
+                conn.execute(_WRITE, buffer)
+            buffer.clear()
+        last = time.monotonic()
+
+    for file_id, result in pairs:
+        buffer.append({"_id": file_id, **{f"_{k}": v for k, v in result_values(result).items()}})
+        counts[result.status] = counts.get(result.status, 0) + 1
+        if len(buffer) >= chunk or time.monotonic() - last >= max_delay:
+            flush()
+    flush()
+    return counts
+
+
+def begin_submission(store: Store, experiment_id: int, options: dict[str, Any], *,
+                     host: str | None = None, pid: int | None = None) -> int:
+    """Open a submission for an experiment; refuse when another live one is running.
+
+    Raises
+    ------
+    JobBusyError
+        When a submission of this experiment is running in a live process.
+    """
+    host = host or this_host()
+    pid = pid if pid is not None else os.getpid()
+    with store.begin() as conn:
+        conn.execute(select(experiments.c.id).where(experiments.c.id == experiment_id).with_for_update())
+        for row in conn.execute(select(submissions).where(submissions.c.experiment_id == experiment_id,
+                                                          submissions.c.state == "running")).all():
+            if holder_alive(row.host, row.pid):
+                raise JobBusyError(f"submission {row.id} of this experiment is still running "
+                                   f"({describe_holder(row.host, row.pid, row.started)})")
+            conn.execute(update(submissions).where(submissions.c.id == row.id)
+                         .values(state="failed", finished=utcnow()))
+        return int(conn.execute(submissions.insert().values(
+            experiment_id=experiment_id, options=options, host=host, pid=pid, state="running",
+            started=utcnow()).returning(submissions.c.id)).scalar_one())
+
+
+def finish_submission(store: Store, submission_id: int, state: str) -> None:
+    """Close a submission with ``done``, ``failed`` or ``cancelled``."""
+    with store.begin() as conn:
+        conn.execute(update(submissions).where(submissions.c.id == submission_id)
+                     .values(state=state, finished=utcnow()))
