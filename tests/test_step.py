@@ -15,6 +15,7 @@ from metaextract.step import JobBusyError, MetadataExtractor, begin_job_run, fin
 from metaextract.store import open_store
 from metaextract.store.models import image_files, jobs
 
+from ._files import looping_tiff
 from .conftest import cli, cli_json, new_experiment, small_plate
 
 
@@ -112,11 +113,11 @@ def test_killed_run_keeps_finished_files_and_can_be_rerun(db_url: str, tmp_path:
     data = small_plate(tmp_path / "p", wells=4, channels=5)
     new_experiment(db_url, "e", data)
     cli(db_url, "e", "init")
-    # after registration, the 8th file becomes a FIFO: reading it blocks, so the run stops right there
+    # the 8th file becomes a TIFF that Bio-Formats reads for seconds (until OutOfMemoryError): the run is
+    # killed while it is busy with that file
     blocker = data / "well01" / "w01_c2.tif"
     saved = blocker.read_bytes()
-    blocker.unlink()
-    os.mkfifo(blocker)
+    looping_tiff(blocker)
     env = {**os.environ, "METAEXTRACT_DB": db_url}
     proc = subprocess.Popen([sys.executable, "-m", "metaextract", "e", "run", "--job", "1", "--workers", "1"],
                             env=env, start_new_session=True, stdout=subprocess.DEVNULL,
@@ -127,7 +128,7 @@ def test_killed_run_keeps_finished_files_and_can_be_rerun(db_url: str, tmp_path:
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        time.sleep(0.5)
+        time.sleep(0.3)
     finally:
         os.killpg(proc.pid, 9)
         proc.wait(10)
@@ -139,7 +140,6 @@ def test_killed_run_keeps_finished_files_and_can_be_rerun(db_url: str, tmp_path:
                                    image_files.c.extracted_at)).all()
     for status, omexml, engine, at in rows:  # every row is whole: a result, or nothing at all
         assert (status == "ok") == (omexml is not None) == (engine is not None) == (at is not None)
-    blocker.unlink()
     blocker.write_bytes(saved)
     res = cli(db_url, "e", "run", "--job", "1", "--workers", "2", "--assume-clean-state")
     assert "20 of 20 files ok" in res.stdout

@@ -101,5 +101,6 @@ def test_generators_are_fast(tmp_path: Path, writer: synth.PlateWriter) -> None:
         start = time.perf_counter()
         paths = writer(tmp_path / f"run{attempt}", wells=96, sites=2, channels=2, size=(16, 16))
         best = max(best, len(paths) / (time.perf_counter() - start))
-    # ~3,000-4,000 files/s on a laptop; the bar is set below that so a slow CI disk does not flake
-    assert best >= 1000, f"{writer.__name__}: {best:.0f} files/s"
+    # ~3,000-4,000 files/s on an idle 2-core VM, ~800 with load 7 on it; the bar catches a regression
+    # (a JVM, a per-file sleep, something quadratic) without flaking on a busy CI machine
+    assert best >= 400, f"{writer.__name__}: {best:.0f} files/s"

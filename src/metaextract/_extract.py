@@ -6,7 +6,8 @@ import os
 import stat
 import time
 
-from . import engines
+from . import engines, sanity
+from .engines._notimage import why_not_an_image
 from .engines.base import ExtractionError, UnsupportedFormatError
 from .ome import validate
 from .result import Result, one_line
@@ -43,6 +44,27 @@ def read_head(path: str, size: int = engines.HEAD_BYTES) -> bytes:
         return fh.read(size)
 
 
+def _beyond(eng: engines.Engine, path: str, head: bytes, failure: ExtractionError, notes: list[str]) -> str:
+    """In ``auto``, where Bio-Formats fails: read the file alone (grouping off), or say it is no image.
+
+    Raises the original failure when neither helps, :class:`UnsupportedFormatError` for a non-image.
+    """
+    alone = getattr(eng, "extract_alone", None)
+    if alone is not None:
+        try:
+            xml = str(alone(path))
+        except ExtractionError as exc:
+            if exc.fatal:
+                raise
+        else:
+            notes.append(f"read alone: the grouped read failed ({one_line(str(failure), 200)})")
+            return xml
+    reason = why_not_an_image(path, head)
+    if reason is not None:
+        raise UnsupportedFormatError(f"{reason}; Bio-Formats: {one_line(str(failure), 200)}") from None
+    raise failure
+
+
 def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False) -> Result:
     """Extract ``path``; never raises for a bad file (only for an unknown engine name).
 
@@ -67,9 +89,15 @@ def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False) 
         return Result(path=path, status="failed", engine=label, error=f"{path}: {problem}",
                       seconds=time.perf_counter() - start)
     fatal = False
+    notes: list[str] = []
     try:
         label = f"{eng.name} {eng.version()}"
-        xml = eng.extract(path)
+        try:
+            xml = eng.extract(path)
+        except ExtractionError as exc:
+            if engine != "auto" or exc.fatal or isinstance(exc, UnsupportedFormatError):
+                raise
+            xml = _beyond(eng, path, head, exc, notes)
     except UnsupportedFormatError as exc:
         result = Result(path=path, status="unsupported", engine=label, error=f"{path}: {one_line(str(exc))}")
     except ExtractionError as exc:
@@ -79,9 +107,13 @@ def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False) 
         result = Result(path=path, status="failed", engine=label,
                         error=f"{path}: {type(exc).__name__}: {one_line(str(exc))}")
     else:
-        valid, why = validate(xml)
-        result = Result(path=path, status="ok", omexml=xml, engine=label, valid=valid,
-                        validation_error=None if valid else one_line(why or ""))
+        damage = sanity.check(path, head, xml)
+        if damage is not None:
+            result = Result(path=path, status="failed", engine=label, error=f"{path}: {one_line(damage)}")
+        else:
+            valid, why = validate(xml)
+            result = Result(path=path, status="ok", omexml=xml, engine=label, valid=valid,
+                            validation_error=None if valid else one_line(why or ""), notes=notes)
     result.seconds = time.perf_counter() - start
     if fatal and raise_fatal:
         raise FatalWorkerError(result)

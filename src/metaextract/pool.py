@@ -242,10 +242,8 @@ class ExtractionPool:
                 if w.ready and w.task is None and pending:
                     w.task, w.path = pending.popleft()
                     w.deadline = time.monotonic() + self.timeout
-                    try:
+                    with contextlib.suppress(BrokenPipeError, OSError):  # a death is reported below
                         w.conn.send((w.task, w.path))
-                    except (BrokenPipeError, OSError):
-                        pass  # its sentinel reports the death below
                     refill()
             yield from self._wait_once()
 

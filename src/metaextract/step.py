@@ -209,19 +209,24 @@ class MetadataExtractor:
         self.close()
 
     # -- batches -------------------------------------------------------------------------------------------
-    def _iter_batches(self, conn: Connection, batch_size: int) -> Iterator[dict[str, Any]]:
+    def _iter_batches(self, conn: Connection | None, batch_size: int) -> Iterator[dict[str, Any]]:
+        """Batches in job order, read a page at a time (on ``conn``, or each page on a new connection)."""
+
+        def query(stmt: Any) -> list[Any]:
+            if conn is not None:
+                return list(conn.execute(stmt).scalars().all())
+            with self.store.connect() as c:
+                return list(c.execute(stmt).scalars().all())
+
         number = 0
-        acq_ids = conn.execute(select(image_files.c.acquisition_id).distinct()
-                               .where(image_files.c.experiment_id == self.experiment_id)
-                               .order_by(image_files.c.acquisition_id)).scalars().all()
+        acq_ids = query(select(image_files.c.acquisition_id).distinct()
+                        .where(image_files.c.experiment_id == self.experiment_id)
+                        .order_by(image_files.c.acquisition_id))
         for acq in acq_ids:
             last, current = 0, []
-            while True:
-                ids = conn.execute(select(image_files.c.id)
-                                   .where(image_files.c.acquisition_id == acq, image_files.c.id > last)
-                                   .order_by(image_files.c.id).limit(_PAGE)).scalars().all()
-                if not ids:
-                    break
+            while ids := query(select(image_files.c.id)
+                               .where(image_files.c.acquisition_id == acq, image_files.c.id > last)
+                               .order_by(image_files.c.id).limit(_PAGE)):
                 last = ids[-1]
                 for i in ids:
                     current.append(int(i))
@@ -247,8 +252,7 @@ class MetadataExtractor:
             ``{"id": job number (1..N), "acquisition_id": ..., "image_file_ids": [...]}``.
         """
         args = args or MetaextractBatchArguments()
-        with self.store.connect() as conn:
-            yield from self._iter_batches(conn, args.batch_size)
+        yield from self._iter_batches(None, args.batch_size)
 
     def _refuse_if_running(self, conn: Connection, what: str) -> None:
         release_stale(conn, self.experiment_id)

@@ -6,7 +6,6 @@ commands (``show``, ``experiment``, ...) are looked up first.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -85,9 +84,30 @@ _step.command.add_command(submit_cmd)
 _step.command.add_command(resubmit_cmd)
 
 
+def _optional(module: str) -> Any:
+    """Command modules that may not exist yet in a given checkout."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"{__name__}.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{module}":
+            raise
+        return None
+
+
+# cli/compare.py: `main_commands` (top level); cli/results.py: `step_commands` (under EXP).
+for _name in ("compare", "results"):
+    _mod = _optional(_name)
+    for _cmd in getattr(_mod, "main_commands", []):
+        main.add_command(_cmd)
+    for _cmd in getattr(_mod, "step_commands", []):
+        _step.command.add_command(_cmd)
+
+
 def run() -> None:
     main(prog_name="metaextract")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run())
+    run()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 
 import click
 
 from ..ome import image_summaries
+from ..result import Result
 
 
 def _fmt_size(v: object) -> str:
@@ -29,6 +31,7 @@ def show(files: tuple[str, ...], engine: str, summary: bool, timeout: float | No
     """
     from .. import extract, extract_many
 
+    results: Iterator[Result]
     try:
         if timeout is None:
             results = (extract(f, engine=engine) for f in files)

@@ -68,7 +68,7 @@ def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
 @click.command("submit")
 @submission_options
 @click.pass_context
-def submit_cmd(ctx: click.Context, **kw: Any) -> None:
+def submit_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Run every job that is not done on Dask and monitor it (local cluster by default)."""
     _go(ctx, "submit", **kw)
 
@@ -77,6 +77,6 @@ def submit_cmd(ctx: click.Context, **kw: Any) -> None:
 @click.option("--all", "all_jobs", is_flag=True, help="Rerun every job, as the seed did.")
 @submission_options
 @click.pass_context
-def resubmit_cmd(ctx: click.Context, all_jobs: bool, **kw: Any) -> None:
+def resubmit_cmd(ctx: click.Context, /, all_jobs: bool, **kw: Any) -> None:
     """Rerun the jobs that are not done or have failed files (every job with --all)."""
     _go(ctx, "resubmit-all" if all_jobs else "resubmit", **kw)

@@ -30,8 +30,9 @@ HEAD_BYTES = 4096
 
 def _builtin() -> dict[str, Callable[[], Engine]]:
     from .bioformats import BioFormatsEngine
+    from .tiff import TiffEngine
 
-    return {"bioformats": BioFormatsEngine}
+    return {"bioformats": BioFormatsEngine, "tifffile": TiffEngine}
 
 
 _factories: dict[str, Callable[[], Engine]] | None = None

@@ -8,6 +8,7 @@ bytecode): the reader's metadata store serialised by the service, indented with 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from .._java import start_jvm
@@ -71,6 +72,17 @@ class BioFormatsEngine:
         return 1  # the fallback: it claims everything, with the weakest evidence
 
     def extract(self, path: str) -> str:
+        return self._read(path, self.group_files)
+
+    def extract_alone(self, path: str) -> str:
+        """Read ``path`` with file grouping off: no sibling is opened (a file set is read as one file).
+
+        ``auto`` uses it when a grouped read failed, because one broken sibling (e.g. a non-image DICOM
+        in the folder) makes Bio-Formats fail on every file of the group.
+        """
+        return self._read(path, False)
+
+    def _read(self, path: str, group_files: bool) -> str:
         import jpype
 
         self._ensure()
@@ -81,7 +93,7 @@ class BioFormatsEngine:
             reader.setMetadataStore(service.createOMEXMLMetadata(None, None))
             reader.setNormalized(False)
             reader.setMetadataFiltered(True)
-            reader.setGroupFiles(self.group_files)
+            reader.setGroupFiles(group_files)
             options = j["DynamicMetadataOptions"]()
             options.setMetadataLevel(j["MetadataLevel"].ALL)
             options.setValidate(False)  # -novalid
@@ -94,10 +106,8 @@ class BioFormatsEngine:
         except jpype.JException as exc:
             raise _translate(exc, path, j) from None
         finally:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken reader must not hide the real error
                 reader.close()
-            except Exception:  # noqa: BLE001 - closing a broken reader must not hide the real error
-                pass
 
 
 def _translate(exc: Any, path: str, j: dict[str, Any]) -> ExtractionError:

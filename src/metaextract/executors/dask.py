@@ -38,7 +38,6 @@ from ..store.jobs import (
     finish_submission,
     job_files,
     record_results,
-    this_host,
 )
 from ..store.models import image_files, jobs
 
@@ -104,14 +103,16 @@ def slurm_cluster(opts: SubmitOptions) -> Any:
     """dask-jobqueue's SLURMCluster with our options as each SLURM job's cores, memory and walltime.
 
     Queue, account and network interface come from dask-jobqueue's configuration
-    (e.g. ``DASK_JOBQUEUE__SLURM__QUEUE``, ``DASK_JOBQUEUE__SLURM__INTERFACE``).
+    (e.g. ``DASK_JOBQUEUE__SLURM__QUEUE``, ``DASK_JOBQUEUE__SLURM__INTERFACE``). The job asks SLURM for
+    ``--mem={memory}M`` as given (dask-jobqueue alone rounds it up to whole GiB, e.g. 1500 → 2G); SLURM's
+    MiB are never less than the Dask workers' limit of ``memory`` MB.
     """
-    from dask_jobqueue import SLURMCluster
+    from dask_jobqueue.slurm import SLURMCluster
 
     cores = opts.cores or 1
     memory = opts.memory or 2048 * cores
-    return SLURMCluster(cores=cores, processes=cores, memory=f"{memory}MB", walltime=opts.duration,
-                        scheduler_options={"dashboard_address": "127.0.0.1:0"},
+    return SLURMCluster(cores=cores, processes=cores, memory=f"{memory}MB", job_mem=f"{memory}M",
+                        walltime=opts.duration, scheduler_options={"dashboard_address": "127.0.0.1:0"},
                         job_name="metaextract")
 
 

@@ -40,8 +40,9 @@ def normalise_url(url: str) -> str:
 class Store:
     """An open database: ``begin()`` for a transaction, ``connect()`` for reads.
 
-    On SQLite every transaction starts with ``BEGIN IMMEDIATE``, so two processes writing the same file
-    wait for each other (up to the busy timeout) instead of failing with "database is locked".
+    On SQLite every ``begin()`` transaction starts with ``BEGIN IMMEDIATE``, so two processes writing the
+    same file wait for each other (up to the busy timeout) instead of failing with "database is locked";
+    ``connect()`` transactions are plain deferred reads (WAL: they never block a writer).
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -59,8 +60,9 @@ class Store:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
+        """A connection for reading (on SQLite its transactions do not take the write lock)."""
         with self.engine.connect() as conn:
-            yield conn
+            yield conn.execution_options(metaextract_read_only=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -93,7 +95,8 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get("metaextract_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -1,0 +1,175 @@
+"""MetaSeries (MetaXpress) TIFF: the ``<MetaData>`` XML in the ImageDescription, as Bio-Formats 7.3.1's
+MetamorphReader turns a single-plane file of that kind into OME-XML.
+
+The mapping was established against the live Bio-Formats engine, one property at a time
+(``tests/test_engines_tiff.py`` keeps each case): ``image-name`` is the Image name, ``_IllumSetting_``
+the channel name, an integer ``wavelength`` above 0 the emission wavelength, ``spatial-calibration-x/y``
+the physical size (the unit is ignored by Bio-Formats, so only ``um`` is claimed), ``stage-position-x/y``
+the plane position in "reference frame" units, ``Exposure: N ms`` in the Description the exposure time,
+``Temperature: T`` the imaging temperature (0.0 without it), ``acquisition-time-local`` a DeltaT of 0.
+A file with any property or Description line outside what was checked is not claimed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lxml import etree
+
+from .. import ome
+from . import _omexml as ox
+
+if TYPE_CHECKING:
+    from .tiff import TiffInfo
+
+TOP_PROPS = frozenset({"Description", "MetaDataVersion", "ApplicationName", "ApplicationVersion"})
+#: PlaneInfo properties whose effect (or lack of one) on Bio-Formats' output has been checked.
+PLANE_PROPS = frozenset({
+    "image-name", "spatial-calibration-state", "spatial-calibration-x", "spatial-calibration-y",
+    "spatial-calibration-units", "stage-position-x", "stage-position-y", "z-position",
+    "acquisition-time-local", "modification-time-local", "wavelength", "_IllumSetting_", "plane-type",
+    "pixel-size-x", "pixel-size-y", "bits-per-pixel", "autoscale-state", "autoscale-min-percent",
+    "autoscale-max-percent", "scale-min", "scale-max", "threshold-state", "threshold-low", "threshold-high",
+    "threshold-color", "stage-label", "camera-binning-x", "camera-binning-y", "camera-chip-offset-x",
+    "camera-chip-offset-y", "gain", "photonfactor", "_MagNA_", "_MagRI_", "_MagSetting_",
+    "ImageXpress Micro Filter Cube", "ImageXpress Micro Objective", "ImageXpress Micro Shutter",
+})
+#: Description lines checked against Bio-Formats (only Exposure and Temperature change the output).
+DESCRIPTION_KEYS = frozenset({
+    "Exposure", "Binning", "Region", "Subtract", "Shading", "Sensor Mode", "Digitizer", "Gain",
+    "Camera Shutter", "Clear Count", "Clear Mode", "Frames to Average", "Trigger Mode", "Temperature",
+})
+_INT = re.compile(r"\d+")
+_EXPOSURE = re.compile(r"([0-9]+(?:\.[0-9]+)?) ms")
+_TIME = re.compile(r"\d{8} \d{2}:\d{2}:\d{2}(\.\d{1,3})?")
+
+
+@dataclass
+class MetaSeries:
+    """The parts of a MetaSeries description that reach the OME-XML; ``supported`` False to decline."""
+
+    supported: bool
+    name: str | None = None
+    channel: str | None = None
+    emission: int | None = None
+    calibration: tuple[float, float] | None = None
+    position: tuple[float | None, float | None] = (None, None)
+    exposure: float | None = None
+    temperature: float = 0.0
+    timed: bool = False
+
+
+_NO = MetaSeries(supported=False)
+
+
+def _float(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def _description(text: str, meta: MetaSeries) -> bool:
+    for line in re.split(r"[\r\n]+", text):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in DESCRIPTION_KEYS:
+            return False
+        if key == "Exposure":
+            match = _EXPOSURE.fullmatch(value)
+            if match is None:
+                return False  # Bio-Formats reads every exposure as milliseconds: only "N ms" agrees
+            meta.exposure = float(match.group(1)) / 1000
+        elif key == "Temperature":
+            temperature = _float(value)
+            if temperature is None:
+                return False
+            meta.temperature = temperature
+    return True
+
+
+def parse_metaseries(text: str) -> MetaSeries | None:
+    """None when ``text`` is not MetaSeries XML; ``supported=False`` when it is, but is not claimed."""
+    try:
+        root = ome.parse(text.strip())
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    if root.tag != "MetaData":
+        return None
+    top = {p.get("id"): p.get("value") for p in root.findall("prop")}
+    plane = {p.get("id"): p.get("value") for p in root.findall("PlaneInfo/prop")}
+    sets = {p.get("id"): p.get("value") for p in root.findall("SetInfo/prop")}
+    if not set(top) <= TOP_PROPS or not set(plane) <= PLANE_PROPS or "Description" not in top:
+        return _NO
+    if sets.get("number-of-planes") != "1" or root.find("PlaneInfo") is None:
+        return _NO
+    meta = MetaSeries(supported=True, name=plane.get("image-name"), channel=plane.get("_IllumSetting_"))
+    if not _description(top["Description"] or "", meta):
+        return _NO
+    wavelength = plane.get("wavelength")
+    if wavelength is not None:
+        if not _INT.fullmatch(wavelength):
+            return _NO  # Bio-Formats fails on a fractional wavelength (NumberFormatException)
+        meta.emission = int(wavelength) or None
+    cal = (plane.get("spatial-calibration-x"), plane.get("spatial-calibration-y"))
+    if cal != (None, None):
+        x, y = _float(cal[0]), _float(cal[1])
+        if x is None or y is None or x <= 0 or y <= 0:
+            return _NO
+        if plane.get("spatial-calibration-units", "um") != "um":
+            return _NO  # Bio-Formats takes any unit as µm
+        if plane.get("spatial-calibration-state", "on") != "on":
+            return _NO
+        meta.calibration = (x, y)
+    raw = (plane.get("stage-position-x"), plane.get("stage-position-y"))
+    meta.position = (_float(raw[0]), _float(raw[1]))
+    if any(r is not None and p is None for r, p in zip(raw, meta.position, strict=True)):
+        return _NO
+    stamp = plane.get("acquisition-time-local")
+    if stamp is not None:
+        if not _TIME.fullmatch(stamp):
+            return _NO
+        meta.timed = True
+    return meta
+
+
+def metaseries_image(meta: MetaSeries, info: TiffInfo) -> ox.El:
+    """The Image Bio-Formats' MetamorphReader reports for a single-plane MetaSeries TIFF."""
+    attrs = {"ID": "Image:0"}
+    if meta.name is not None:
+        attrs["Name"] = meta.name
+    image = ox.El("Image", attrs)
+    if info.date:
+        image.add(ox.El("AcquisitionDate", text=info.date))
+    image.add(ox.El("Description"))
+    image.add(ox.El("ImagingEnvironment", {"Temperature": ox.jdouble(meta.temperature), "TemperatureUnit": "°C"}))
+    physical = meta.calibration or info.physical
+    pixels = image.add(ox.pixels(
+        pixel_type=info.pixel_type, size=(info.size_x, info.size_y, 1, 1, 1), big_endian=info.big_endian,
+        significant_bits=info.bits, physical=(physical[0], physical[1], None),
+    ))
+    channel: dict[str, str] = {}
+    if meta.emission:
+        channel.update(EmissionWavelength=ox.jdouble(meta.emission), EmissionWavelengthUnit="nm")
+    if meta.channel is not None:
+        channel["Name"] = meta.channel
+    pixels.add(ox.channel(0, 0, info.samples, **channel))
+    pixels.add(ox.El("MetadataOnly"))
+    plane = {"TheC": "0", "TheT": "0", "TheZ": "0"}
+    if meta.timed:
+        plane.update(DeltaT="0.0", DeltaTUnit="s")
+    if meta.exposure is not None:
+        plane.update(ExposureTime=ox.jdouble(meta.exposure), ExposureTimeUnit="s")
+    for axis, value in zip("XY", meta.position, strict=True):
+        if value is not None:
+            plane[f"Position{axis}"] = ox.jdouble(value)
+            plane[f"Position{axis}Unit"] = "reference frame"
+    pixels.add(ox.El("Plane", plane))
+    return image

@@ -1,0 +1,287 @@
+"""The tifffile engine: plain TIFF and MetaSeries (MetaXpress) TIFF, as Bio-Formats 7.3.1 reads them.
+
+It claims a file only when the bytes say it is a kind the conformance test has proven
+(``tests/test_conformance.py``): a TIFF whose tags are all baseline or EXIF/XMP/ICC/Photoshop tags, with
+no description or a one-line description that no Bio-Formats reader treats specially, whose pages all
+have the same shape; or a single-plane MetaSeries TIFF with only the ``PlaneInfo`` properties whose
+mapping has been checked. It also declines when a sibling file could make Bio-Formats group the TIFF
+with others (a MetaMorph ``.nd``, a MetaXpress ``.HTD``, a Micro-Manager ``metadata.txt`` …). Every
+other TIFF (OME-TIFF, ImageJ, STK, LSM, Micro-Manager, pyramids, …) is left to Bio-Formats.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from . import _omexml as ox
+from ._metaseries import MetaSeries, metaseries_image, parse_metaseries
+from .base import ExtractionError, UnsupportedFormatError
+
+NAME = "tifffile"
+CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+#: Tags that change nothing in what Bio-Formats' TiffReader reports beyond what this engine writes.
+PLAIN_TAGS = frozenset({
+    11, 254, 255, 256, 257, 258, 259, 262, 266, 270, 271, 272, 273, 274, 277, 278, 279, 280, 281, 282, 283,
+    284, 296, 305, 306, 316, 317, 318, 319, 320, 322, 323, 324, 325, 338, 339, 347, 529, 530, 531, 532,
+    700, 32781, 33432, 34377, 34665, 34675, 34853, 36867, 37398,
+})
+#: Siblings (in the folder, or for ``PARENT_COMPANIONS`` in the parent) that can make a Bio-Formats
+#: reader take the TIFF as part of a set.
+COMPANION_SUFFIXES = (
+    ".nd", ".htd", ".xdce", ".xml", ".txt", ".exp", ".apl", ".tnb", ".mtb", ".wpi", ".pattern", ".lei",
+    ".oif", ".vsi", ".ome", ".idx", ".mea", ".flex", ".pnl", ".ets", ".csv", ".cfg", ".db", ".zpo", ".ini",
+)
+PARENT_COMPANIONS = (".htd", ".xml", ".idx", ".mea", ".exp", ".db", ".pnl")
+LISTING_TTL = 60.0
+_DATE = re.compile(r"\d{4}:\d{2}:\d{2} \d{2}:\d{2}:\d{2}")
+_VENDOR_HINTS = ("imagej=", "<", "aperio", "improvision", "hamamatsu", "metamorph", "metaseries", "nikon",
+                 "leica", "zeiss", "olympus", "perkinelmer", "ionpath", "trestle", "imaris", "ventana",
+                 "slidebook", "fluoview", "visitron", "andor", "photon", "pco", "hamamatsu")
+_PIXEL = {(1, 8): "uint8", (2, 8): "int8", (1, 16): "uint16", (2, 16): "int16", (1, 32): "uint32",
+          (2, 32): "int32", (3, 32): "float", (3, 64): "double"}
+
+
+@dataclass
+class TiffInfo:
+    """What the engine needs from a TIFF, read once (by ``claim``) and used again by ``extract``."""
+
+    kind: str  # "plain" or "metaseries"
+    name: str
+    big_endian: bool
+    size_x: int
+    size_y: int
+    planes: int
+    samples: int
+    bits: int
+    pixel_type: str
+    description: str | None
+    date: str | None
+    physical: tuple[float | None, float | None]
+    exif: dict[str, Any] | None
+    metaseries: MetaSeries | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class _Listings:
+    """Folder listings, cached like Bio-Formats caches them, so a plate folder is listed once a minute."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def names(self, folder: str) -> tuple[str, ...]:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(folder)
+            if hit and now - hit[0] < LISTING_TTL:
+                return hit[1]
+        try:
+            names = tuple(entry.name.lower() for entry in os.scandir(folder))
+        except OSError:
+            names = ()
+        with self._lock:
+            self._cache[folder] = (now, names)
+        return names
+
+
+def _companion(path: str, listings: _Listings) -> str | None:
+    folder = os.path.dirname(os.path.abspath(path))
+    for name in listings.names(folder):
+        if name.endswith(COMPANION_SUFFIXES):
+            return name
+    for name in listings.names(os.path.dirname(folder)):
+        if name.endswith(PARENT_COMPANIONS):
+            return name
+    return None
+
+
+def _resolution(page: Any, code: int) -> float | None:
+    """``1 / resolution`` in µm, as Bio-Formats' ``IFD.getXResolution`` computes it (None when unset)."""
+    tag = page.tags.get(code)
+    if tag is None:
+        return None
+    num, den = tag.value
+    if num == 0:
+        return None
+    unit_tag = page.tags.get(296)
+    unit = int(unit_tag.value) if unit_tag is not None else 2
+    factor = 25400 if unit == 2 else 10000 if unit == 3 else 1
+    size = den / num * factor
+    return size if 1e-7 < size < float("inf") else None
+
+
+def _text(page: Any, code: int) -> str | None:
+    tag = page.tags.get(code)
+    if tag is None:
+        return None
+    value = tag.value
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return str(value).rstrip("\x00")
+
+
+def _date(page: Any) -> str | None | bool:
+    """The DateTime tag as ISO 8601; None without the tag; False when Bio-Formats might read it otherwise."""
+    raw = _text(page, 306)
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not _DATE.fullmatch(raw):
+        return False
+    try:
+        return datetime.strptime(raw, "%Y:%m:%d %H:%M:%S").strftime("%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return False
+
+
+def _plain_description_ok(text: str | None, software: str | None) -> bool:
+    if text is not None:
+        if "\n" in text or "\r" in text or "=" in text or not text.strip():
+            return False
+        lowered = text.lower()
+        if any(hint in lowered for hint in _VENDOR_HINTS):
+            return False
+    if software is not None:
+        lowered = software.lower()
+        if any(hint in lowered for hint in _VENDOR_HINTS[2:]):
+            return False
+    return True
+
+
+def inspect_tiff(path: str, listings: _Listings | None = None) -> TiffInfo | None:
+    """Classify ``path``; None when this engine should leave the file to Bio-Formats."""
+    import tifffile
+
+    try:
+        tf = tifffile.TiffFile(path)
+    except Exception:  # noqa: BLE001 - anything tifffile cannot parse goes to Bio-Formats
+        return None
+    with tf:
+        pages = tf.pages
+        first = pages.first
+        if first.tags.get(330) is not None:  # SubIFDs: pyramids
+            return None
+        description = _text(first, 270)
+        software = _text(first, 305)
+        meta = parse_metaseries(description) if description and "<MetaData>" in description else None
+        codes = {tag.code for tag in first.tags}
+        if meta is not None:
+            if len(pages) != 1 or not meta.supported or not codes <= PLAIN_TAGS:
+                return None
+            kind = "metaseries"
+        else:
+            if not codes <= PLAIN_TAGS or not _plain_description_ok(description, software):
+                return None
+            kind = "plain"
+        shape = (first.imagewidth, first.imagelength, first.samplesperpixel, first.bitspersample,
+                 first.sampleformat, first.photometric)
+        count = len(pages)
+        if count > 1:
+            for page in pages:
+                if not isinstance(page, tifffile.TiffPage):
+                    return None
+                if page.tags.get(330) is not None or int(page.subfiletype) != 0:
+                    return None
+                if (page.imagewidth, page.imagelength, page.samplesperpixel, page.bitspersample,
+                        page.sampleformat, page.photometric) != shape:
+                    return None
+        samples, bits, photometric = first.samplesperpixel, first.bitspersample, int(first.photometric)
+        pixel_type = _PIXEL.get((int(first.sampleformat), bits))
+        if pixel_type is None or photometric not in (0, 1, 2, 3) or samples not in (1, 3):
+            return None
+        if (samples == 3) != (photometric == 2) or (kind == "metaseries" and samples != 1):
+            return None
+        date = _date(first)
+        if date is False:
+            return None
+        exif = first.tags.get(34665)
+        exif_value = exif.value if exif is not None else None
+        if exif is not None and (count != 1 or not isinstance(exif_value, dict)):
+            return None
+        info = TiffInfo(
+            kind=kind, name=os.path.basename(path), big_endian=tf.byteorder == ">",
+            size_x=first.imagewidth, size_y=first.imagelength, planes=count, samples=samples, bits=bits,
+            pixel_type=pixel_type, description=description, date=date if isinstance(date, str) else None,
+            physical=(_resolution(first, 282), _resolution(first, 283)), exif=exif_value, metaseries=meta,
+        )
+    if listings is not None and _companion(path, listings) is not None:
+        return None
+    return info
+
+
+def plain_image(info: TiffInfo) -> ox.El:
+    """The Image Bio-Formats' TiffReader reports for a plain TIFF."""
+    image = ox.El("Image", {"ID": "Image:0", "Name": info.name})
+    if info.date:
+        image.add(ox.El("AcquisitionDate", text=info.date))
+    if info.description is not None:
+        image.add(ox.El("Description", text=info.description))
+    channels = info.samples if info.samples > 1 else 1
+    pixels = image.add(ox.pixels(
+        pixel_type=info.pixel_type, size=(info.size_x, info.size_y, 1, channels, info.planes),
+        big_endian=info.big_endian, significant_bits=info.bits, physical=(*info.physical, None),
+    ))
+    pixels.add(ox.channel(0, 0, info.samples))
+    pixels.add(ox.El("MetadataOnly"))
+    if info.exif is not None:
+        plane = {"TheC": "0", "TheT": "0", "TheZ": "0"}
+        exposure = info.exif.get("ExposureTime")
+        if isinstance(exposure, tuple) and len(exposure) == 2 and exposure[1]:
+            plane.update(ExposureTime=ox.jdouble(exposure[0] / exposure[1]), ExposureTimeUnit="s")
+        pixels.add(ox.El("Plane", plane))
+    return image
+
+
+class TiffEngine:
+    """Plain and MetaSeries TIFF through tifffile; everything else is declined (Bio-Formats reads it)."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self._listings = _Listings()
+        self._last: tuple[str, float, TiffInfo] | None = None
+
+    def version(self) -> str:
+        import tifffile
+
+        return str(tifffile.__version__)
+
+    def _stamp(self, path: str) -> float:
+        try:
+            return os.stat(path).st_mtime
+        except OSError:
+            return -1.0
+
+    def claim(self, path: str, head: bytes) -> int:
+        if not head.startswith(TIFF_MAGIC):
+            return 0
+        info = inspect_tiff(path, self._listings)
+        if info is None:
+            return 0
+        self._last = (path, self._stamp(path), info)
+        return CLAIM
+
+    def extract(self, path: str) -> str:
+        info: TiffInfo | None = None
+        if self._last is not None and self._last[0] == path and self._last[1] == self._stamp(path):
+            info = self._last[2]
+        self._last = None
+        if info is None:
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+            if not head.startswith(TIFF_MAGIC):
+                raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head!r})")
+            info = inspect_tiff(path)
+            if info is None:
+                raise ExtractionError("a TIFF of a kind this engine does not read (use Bio-Formats)")
+        if info.kind == "metaseries" and info.metaseries is not None:
+            return ox.document(metaseries_image(info.metaseries, info))
+        return ox.document(plain_image(info))

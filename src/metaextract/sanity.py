@@ -1,0 +1,270 @@
+"""Cheap checks on a file that catch what an engine does not: damage it read past, and references it
+should never follow.
+
+:func:`check` runs after every successful read: a truncated OME-TIFF that Bio-Formats reads "fine" as a
+plain TIFF is caught by walking the TIFF's IFD chain with bounds checks (IFDs, strips and tiles beyond
+the end of the file, loops) and by comparing the planes the OME-XML maps to IFDs with the IFDs present.
+:func:`refuse` runs before the engine: embedded XML that declares a DTD or entities, or that names files
+outside the image's folder, is never handed to Bio-Formats (whose XML parser would fetch them).
+
+Both read a few kilobytes at most per IFD, stop after :data:`MAX_IFDS` IFDs, and never raise.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+MAX_IFDS = 20_000  # beyond this many IFDs the walk stops without a verdict
+MAX_ARRAY = 65_536  # strip/tile arrays longer than this are not checked
+MAX_DESCRIPTION = 64 << 20  # an ImageDescription longer than this is not read
+
+_TIFF = {b"II*\x00": ("<", False), b"MM\x00*": (">", False), b"II+\x00": ("<", True), b"MM\x00+": (">", True)}
+_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+_INT_FMT = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 13: "I", 16: "Q", 17: "q", 18: "Q"}
+_PAIRS = ((273, 279, "strip"), (324, 325, "tile"))
+_DESCRIPTION = 270
+_TIFFDATA = re.compile(r"<(?:\w+:)?TiffData\b([^>]*?)(/>|>(.*?)</(?:\w+:)?TiffData>)", re.S)
+_ATTR = re.compile(r'(\w+)="([^"]*)"')
+_FILENAME = re.compile(r'<(?:\w+:)?UUID\b[^>]*?\bFileName="([^"]*)"')
+_REFERENCES = re.compile(rb'\b(?:FileName|MetadataFile)\s*=\s*["\']([^"\']*)["\']')
+_DTD = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.I)
+
+
+class _Damage(Exception):
+    """The walk found something the file cannot hold."""
+
+
+class _Tiff:
+    """Just enough of a TIFF reader to walk the IFD chain with every offset checked against the size."""
+
+    def __init__(self, data: mmap.mmap, order: str, big: bool) -> None:
+        self.data, self.size, self.order, self.big = data, len(data), order, big
+        self.offset_size = 8 if big else 4
+
+    def read(self, offset: int, n: int, what: str) -> bytes:
+        if offset < 0 or offset + n > self.size:
+            raise _Damage(f"{what} at byte {offset} (+{n}) lies beyond the end of the file ({self.size} bytes)")
+        return self.data[offset:offset + n]
+
+    def unpack(self, fmt: str, data: bytes) -> tuple[int, ...]:
+        return struct.unpack(self.order + fmt, data)
+
+    def first_ifd(self) -> int:
+        if self.big:
+            return int(self.unpack("Q", self.read(8, 8, "BigTIFF header"))[0])
+        return int(self.unpack("I", self.read(4, 4, "TIFF header"))[0])
+
+    def ifd(self, offset: int, index: int) -> tuple[dict[int, tuple[int, int, bytes]], int]:
+        """``({tag: (type, count, value-or-offset bytes)}, next IFD offset)`` of the IFD at ``offset``."""
+        count_fmt, count_size, entry_size = ("Q", 8, 20) if self.big else ("H", 2, 12)
+        n = int(self.unpack(count_fmt, self.read(offset, count_size, f"IFD {index}"))[0])
+        body = self.read(offset + count_size, n * entry_size + self.offset_size, f"IFD {index} ({n} entries)")
+        tags: dict[int, tuple[int, int, bytes]] = {}
+        for k in range(n):
+            e = body[k * entry_size:(k + 1) * entry_size]
+            if self.big:
+                tag, typ, cnt = self.unpack("HHQ", e[:12])
+                tags[tag] = (typ, cnt, e[12:20])
+            else:
+                tag, typ, cnt = self.unpack("HHI", e[:8])
+                tags[tag] = (typ, cnt, e[8:12])
+        nxt = self.unpack("Q" if self.big else "I", body[n * entry_size:])[0]
+        return tags, int(nxt)
+
+    def values(self, entry: tuple[int, int, bytes], what: str) -> list[int] | None:
+        """The integer values of an IFD entry (None when too many to check cheaply or not integers)."""
+        typ, count, raw = entry
+        fmt = _INT_FMT.get(typ)
+        if fmt is None or count > MAX_ARRAY:
+            return None
+        nbytes = count * _TYPE_SIZE[typ]
+        if nbytes > self.offset_size:
+            (where,) = self.unpack("Q" if self.big else "I", raw)
+            raw = self.read(int(where), nbytes, what)
+        return [int(v) for v in self.unpack(f"{count}{fmt}", raw[:nbytes])]
+
+    def bytes_of(self, entry: tuple[int, int, bytes], limit: int, what: str) -> bytes | None:
+        typ, count, raw = entry
+        nbytes = count * _TYPE_SIZE.get(typ, 1)
+        if nbytes > limit:
+            return None
+        if nbytes > self.offset_size:
+            (where,) = self.unpack("Q" if self.big else "I", raw)
+            return self.read(int(where), nbytes, what)
+        return raw[:nbytes]
+
+
+def _check_pixels(t: _Tiff, tags: dict[int, tuple[int, int, bytes]], index: int) -> None:
+    """An uncompressed image must hold the bytes its size declares."""
+    def one(tag: int, default: int) -> int:
+        vals = t.values(tags[tag], f"IFD {index} tag {tag}") if tag in tags else [default]
+        return vals[0] if vals else default
+
+    if one(259, 1) != 1 or 279 not in tags or 256 not in tags or 257 not in tags:
+        return
+    counts = t.values(tags[279], f"IFD {index} strip byte counts")
+    if counts is None:
+        return
+    width, height, samples = one(256, 0), one(257, 0), one(277, 1)
+    bits = one(258, 1)
+    needed = (width * bits * samples + 7) // 8 * height
+    held = sum(counts)
+    if needed > held:
+        raise _Damage(f"IFD {index} declares {width} x {height} uncompressed pixels ({needed} bytes) but its strips "
+                      f"hold {held} bytes")
+
+
+@contextmanager
+def _mapped(path: str) -> Iterator[mmap.mmap]:
+    """The file mapped read-only: pages are read only where the walk looks."""
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        yield data
+
+
+def _walk(t: _Tiff) -> int:
+    """Walk the IFD chain, checking every IFD, strip and tile against the file size; returns the IFD count."""
+    offset, index, seen = t.first_ifd(), 0, set()
+    if offset == 0:
+        raise _Damage("the TIFF has no IFD")
+    while offset:
+        if offset in seen:
+            raise _Damage(f"the IFD chain loops back to byte {offset} after {index} IFDs")
+        if index >= MAX_IFDS:
+            return index
+        seen.add(offset)
+        tags, nxt = t.ifd(offset, index)
+        for tag, (typ, count, raw) in tags.items():
+            nbytes = count * _TYPE_SIZE.get(typ, 1)
+            if nbytes > t.offset_size:
+                (where,) = t.unpack("Q" if t.big else "I", raw)
+                if where + nbytes > t.size:
+                    raise _Damage(f"IFD {index} tag {tag} (bytes {where}-{where + nbytes}) lies beyond the end of "
+                                  f"the file ({t.size} bytes)")
+        _check_pixels(t, tags, index)
+        for off_tag, count_tag, label in _PAIRS:
+            if off_tag not in tags or count_tag not in tags:
+                continue
+            offs = t.values(tags[off_tag], f"IFD {index} {label} offsets")
+            cnts = t.values(tags[count_tag], f"IFD {index} {label} byte counts")
+            if offs is None or cnts is None:
+                continue
+            for k, (o, c) in enumerate(zip(offs, cnts, strict=False)):
+                if c and o + c > t.size:
+                    raise _Damage(f"IFD {index} {label} {k} (bytes {o}-{o + c}) lies beyond the end of the file "
+                                  f"({t.size} bytes)")
+        offset, index = nxt, index + 1
+    return index
+
+
+def _planes_mapped(omexml: str, own_name: str) -> int:
+    """The number of IFDs the OME-XML maps to planes of this file (1 + the highest IFD index named)."""
+    highest = 0
+    for m in _TIFFDATA.finditer(omexml):
+        attrs = dict(_ATTR.findall(m.group(1)))
+        inner = m.group(3) or ""
+        ref = _FILENAME.search(inner)
+        if ref is not None and os.path.basename(ref.group(1)) != own_name:
+            continue  # a plane of another file of the set
+        try:
+            first = int(attrs.get("IFD", "0"))
+            count = int(attrs.get("PlaneCount", "1"))
+        except ValueError:
+            continue
+        highest = max(highest, first + max(count, 1))
+    return highest
+
+
+def _structure(path: str, kind: tuple[str, bool]) -> tuple[str | None, int]:
+    """``(damage or None, IFD count)`` of a TIFF."""
+    try:
+        with _mapped(path) as data:
+            return None, _walk(_Tiff(data, *kind))
+    except _Damage as exc:
+        return f"damaged or truncated TIFF: {exc}", 0
+    except (OSError, struct.error, ValueError, OverflowError, MemoryError) as exc:
+        return f"damaged TIFF: {type(exc).__name__}: {exc}", 0
+
+
+def check(path: str, head: bytes, omexml: str) -> str | None:
+    """Return a one-line description of damage, or None when the file looks whole.
+
+    Parameters
+    ----------
+    path : str
+        The file that was read.
+    head : bytes
+        Its first bytes (4096, as the engine chooser read them).
+    omexml : str
+        What the engine produced for it.
+    """
+    try:
+        kind = _TIFF.get(head[:4])
+        if kind is None:
+            return None
+        damage, ifds = _structure(path, kind)
+        if damage is not None or ifds >= MAX_IFDS:
+            return damage
+        wanted = _planes_mapped(omexml, os.path.basename(path))
+        if wanted > ifds:
+            return f"truncated OME-TIFF: its OME-XML maps planes to {wanted} IFDs but the file holds {ifds}"
+        return None
+    except Exception as exc:  # noqa: BLE001 - a check must never cost the file its result
+        return f"could not check the file: {type(exc).__name__}: {exc}"
+
+
+def _description(path: str, head: bytes) -> bytes | None:
+    kind = _TIFF.get(head[:4])
+    if kind is None:
+        return None
+    try:
+        with _mapped(path) as data:
+            t = _Tiff(data, *kind)
+            tags, _ = t.ifd(t.first_ifd(), 0)
+            entry = tags.get(_DESCRIPTION)
+            return t.bytes_of(entry, MAX_DESCRIPTION, "ImageDescription") if entry else None
+    except (_Damage, OSError, struct.error, ValueError, OverflowError, MemoryError):
+        return None  # the engine reports what is wrong with the file itself
+
+
+def _escapes(ref: str) -> bool:
+    """Whether a file reference leaves the folder of the file that holds it."""
+    if ref.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]|^[a-z][a-z0-9+.-]*://", ref, re.I):
+        return True
+    return ".." in re.split(r"[\\/]", ref)
+
+
+def refuse(path: str, head: bytes) -> str | None:
+    """Return why the file must not be handed to an engine, or None.
+
+    Embedded XML (a TIFF's ImageDescription, or an XML file itself) that declares a DTD or entities is
+    refused, since the engine's XML parser would resolve them (files, URLs, entity bombs); so is
+    OME-XML whose ``FileName``/``MetadataFile`` references leave the file's folder, and a TIFF whose
+    IFD chain loops or points beyond the end of the file (Bio-Formats would loop until out of memory).
+    """
+    try:
+        return _refuse(path, head)
+    except Exception as exc:  # noqa: BLE001 - never raise; the engine then reports on the file
+        return f"could not check the file: {type(exc).__name__}: {exc}"
+
+
+def _refuse(path: str, head: bytes) -> str | None:
+    kind = _TIFF.get(head[:4])
+    text: bytes | None = _description(path, head) if kind else None
+    if kind is None and head.lstrip()[:1] == b"<":
+        with open(path, "rb") as fh:
+            text = fh.read(MAX_DESCRIPTION)
+    where = "its embedded XML (TIFF ImageDescription)" if kind else "its XML"
+    if text and _DTD.search(text):
+        return f"{where} declares a DTD or entities; refused, nothing was expanded or fetched"
+    for ref in _REFERENCES.findall(text or b""):
+        name = ref.decode("utf-8", "replace")
+        if _escapes(name):
+            return f"{where} references {name!r}, outside the file's folder; refused, not followed"
+    if kind is not None:
+        return _structure(path, kind)[0]
+    return None

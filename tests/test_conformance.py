@@ -1,0 +1,77 @@
+"""Conformance: every corpus file that ``auto`` routes to a native engine gives Bio-Formats' key fields.
+
+The reference is what Bio-Formats 7.3.1's showinf printed for each file (``../shared/reference``). A
+native engine that cannot agree on a kind of file must not claim it, so the test also pins which
+corpus files each native engine claims, and that the kinds it leaves alone go to Bio-Formats.
+No field differs today, so there is no list of Bio-Formats errors to excuse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from metaextract import engines
+from metaextract._extract import extract_file, read_head
+from metaextract.ome import key_fields, normalise
+
+from ._corpus import corpus_files, reference_rows
+
+#: Corpus files the native engines answer for in ``auto`` (everything else goes to Bio-Formats).
+NATIVE = {
+    "tiff/01_POS002_D.TIF": "tifffile",
+    "tiff/AS_09125_050116030001_D03f00d0.tif": "tifffile",
+    "tiff/NikonTIF.tif": "tifffile",
+    "tiff/calcium_imaging.tif": "tifffile",
+    "tiff/membrane_2d_timelapse.tif": "tifffile",
+    "tiff/psf.tif": "tifffile",
+    "tiff-plate-sbs/Channel1-01-A-01.tif": "tifffile",
+    "tiff-plate-sbs/Channel1-02-A-02.tif": "tifffile",
+    "tiff-plate-sbs/Channel2-01-A-01.tif": "tifffile",
+}
+#: TIFF-based kinds whose OME-XML carries more than a plain TIFF's: left to Bio-Formats.
+LEFT_TO_BIOFORMATS = ("ome-tiff/", "ome-tiff-spec-samples/", "imagej-tiff/", "metamorph-stk/", "zeiss-lsm/",
+                      "micromanager-mmstack/", "micromanager-ndtiff/", "svs/")
+
+
+@pytest.fixture(scope="module")
+def routes(corpus: Path) -> dict[str, str]:
+    out = {}
+    for rel in corpus_files(corpus):
+        path = str(corpus / rel)
+        out[rel] = engines.choose(path, read_head(path), "auto").name
+    return out
+
+
+def test_auto_routes_exactly_the_proven_files_to_native_engines(routes: dict[str, str]) -> None:
+    native = {rel: name for rel, name in routes.items() if name != "bioformats"}
+    assert native == NATIVE
+
+
+def test_tiff_kinds_with_richer_metadata_go_to_bioformats(routes: dict[str, str]) -> None:
+    left = [rel for rel in routes if rel.startswith(LEFT_TO_BIOFORMATS)]
+    assert len(left) >= 25
+    assert all(routes[rel] == "bioformats" for rel in left)
+
+
+@pytest.mark.parametrize("rel", sorted(NATIVE))
+def test_native_key_fields_equal_the_reference(rel: str, corpus: Path, reference: Path) -> None:
+    exits = {row["path"]: row["showinf_exit"] for row in reference_rows(reference)}
+    assert exits[rel] == "0"
+    result = extract_file(str(corpus / rel), "auto")
+    assert result.status == "ok", result.error
+    assert result.engine.startswith(NATIVE[rel] + " ")
+    expected = (reference / f"{rel}.xml").read_text(encoding="utf-8")
+    assert result.omexml is not None
+    assert key_fields(result.omexml) == key_fields(expected)
+    # plain TIFF is simple enough to give Bio-Formats' document byte for byte (after normalisation)
+    assert normalise(result.omexml) == normalise(expected)
+    assert result.valid, result.validation_error
+
+
+def test_forcing_bioformats_still_works_for_a_native_kind(corpus: Path, reference: Path) -> None:
+    rel = "tiff/psf.tif"
+    result = extract_file(str(corpus / rel), "bioformats")
+    assert result.status == "ok" and result.engine.startswith("bioformats ")
+    assert key_fields(result.omexml or "") == key_fields((reference / f"{rel}.xml").read_text("utf-8"))
