@@ -22,7 +22,8 @@ OUTSIDE = "outside"
 #: The unique text every canary carries: it must appear nowhere in what the tool stores.
 TOKEN = "CANARY-" + uuid.uuid4().hex
 NOT_OK = frozenset({"failed", "unsupported", "timeout"})
-ANY = frozenset({"ok", "failed", "unsupported", "timeout"})
+#: "metadata": registered as a sidecar (a cut that leaves only text), recorded in metadata_files.
+ANY = frozenset({"ok", "failed", "unsupported", "timeout", "metadata"})
 
 # One real file per single-file corpus format (each reads cleanly in the Bio-Formats reference).
 TRUNCATED_SOURCES = (
@@ -196,7 +197,7 @@ def build(root: Path, corpus: Path, *, http_port: int = 9) -> list[Case]:
     # random bytes under every known extension
     rng = random.Random(7)
     for ext in KNOWN_EXTENSIONS:
-        add(f"random{ext}", f"random/noise{ext}", rng.randbytes(3000), NOT_OK)
+        add(f"random{ext}", f"random/noise{ext}", rng.randbytes(3000), NOT_OK | {"metadata"})
 
     # names that lie about the format
     lies = {
@@ -209,7 +210,7 @@ def build(root: Path, corpus: Path, *, http_port: int = 9) -> list[Case]:
     for name, (src, rel) in lies.items():
         # read by what the bytes are, or refused with a clear error; never a crash or a hang
         add(name, rel, (corpus / src).read_bytes(), frozenset({"ok", "failed", "unsupported"}))
-    add("text-as-tif", "lies/notes.tif", b"these are my notes, not an image\n" * 40, NOT_OK)
+    add("text-as-tif", "lies/notes.tif", b"these are my notes, not an image\n" * 40, frozenset({"metadata"}))
 
     # untrusted XML in the ImageDescription
     file_url = canary["text"].as_uri()
@@ -266,7 +267,7 @@ def build(root: Path, corpus: Path, *, http_port: int = 9) -> list[Case]:
 
     # names and file-system objects
     healthy = tiff_bytes()
-    pass
+    add("non-utf8-name", b"names/caf\xe9_\xff\xfe.tif", healthy, frozenset({"ok", "failed"}))
     add("newline-in-name", "names/two\nlines.tif", healthy, frozenset({"ok"}))
     add("unreadable", "fs/unreadable.tif", healthy, frozenset({"failed"}), "permission denied",
         after_init=lambda p: p.chmod(0))

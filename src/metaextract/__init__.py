@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from typing import Any
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _pkg_version
 
@@ -31,6 +32,7 @@ __all__ = [
     "bioformats_version",
     "extract",
     "extract_many",
+    "open_experiment",
 ]
 
 
@@ -94,6 +96,13 @@ def extract_many(
     n = workers if workers is not None else max(1, min(os.cpu_count() or 1, len(items)))  # type: ignore[arg-type]
     with ExtractionPool(n, engine=engine, timeout=timeout) as pool:
         yield from pool.map(items)
+
+
+def open_experiment(name_or_id: int | str, db: str | None = None) -> Any:
+    """The files and results of an experiment (see :func:`metaextract.results.open_experiment`)."""
+    from .results import open_experiment as _open
+
+    return _open(name_or_id, db=db)
 
 
 def bioformats_version() -> str:

@@ -268,3 +268,17 @@ def _refuse(path: str, head: bytes) -> str | None:
     if kind is not None:
         return _structure(path, kind)[0]
     return None
+
+
+def outside_root(path: str, root: str) -> str | None:
+    """Why ``path`` must not be read as a file of the folder ``root`` (it resolves outside it), or None.
+
+    Registration never follows a symlink out of the folder; this catches a link retargeted afterwards.
+    """
+    try:
+        real, top = os.path.realpath(path), os.path.realpath(root)
+    except (OSError, ValueError) as exc:
+        return f"cannot resolve the path: {exc}"
+    if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
+        return None
+    return f"resolves to {real}, outside the registered folder {top}; not followed"

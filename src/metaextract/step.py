@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 
 from .experiment import NotFoundError, resolve
 from .result import Result, one_line
@@ -274,9 +274,9 @@ class MetadataExtractor:
         t0 = time.perf_counter()
         with self.store.begin() as conn:
             self._refuse_if_running(conn, "initialising")
-            clear_results(conn, image_files.c.experiment_id == self.experiment_id)
-            conn.execute(update(image_files).where(image_files.c.experiment_id == self.experiment_id)
-                         .values(job_id=None))
+            clear_results(conn, image_files.c.experiment_id == self.experiment_id,
+                          or_(image_files.c.status != "pending", image_files.c.job_id.is_not(None)),
+                          job_id=None)
             conn.execute(delete(jobs).where(jobs.c.experiment_id == self.experiment_id,
                                             jobs.c.state != "running"))
             self._refuse_if_running(conn, "initialising")  # a run that claimed a job meanwhile
@@ -286,10 +286,10 @@ class MetadataExtractor:
                 job_id = conn.execute(jobs.insert().values(
                     experiment_id=self.experiment_id, phase="run", number=batch["id"], batch=batch,
                     state="pending", updated=now).returning(jobs.c.id)).scalar_one()
-                ids = batch["image_file_ids"]
-                for k in range(0, len(ids), _PAGE):
-                    conn.execute(update(image_files).where(image_files.c.id.in_(ids[k:k + _PAGE]))
-                                 .values(job_id=job_id))
+                ids = batch["image_file_ids"]  # every id of its acquisition in [first, last]
+                conn.execute(update(image_files).where(image_files.c.acquisition_id == batch["acquisition_id"],
+                                                       image_files.c.id.between(ids[0], ids[-1]))
+                             .values(job_id=job_id))
                 n_jobs, n_files = n_jobs + 1, n_files + len(ids)
             log = (f"init: {n_jobs} run jobs of at most {args.batch_size} files for {n_files} image files "
                    f"({time.perf_counter() - t0:.2f} s)\n")

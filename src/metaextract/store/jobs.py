@@ -151,10 +151,11 @@ def job_files(store: Store, job_id: int) -> list[tuple[int, str]]:
     return [(int(r.id), str(r.location)) for r in rows]
 
 
-def clear_results(conn: Connection, *where: Any) -> int:
+def clear_results(conn: Connection, *where: Any, **extra: Any) -> int:
     """Set the matching image files back to pending, forgetting their results (caller's transaction)."""
     values: dict[str, Any] = {c: None for c in RESULT_COLUMNS}
     values["status"] = "pending"
+    values.update(extra)
     return int(conn.execute(update(image_files).where(*where).values(**values)).rowcount or 0)
 
 
