@@ -6,7 +6,6 @@ with 100,000 files than with 10,000). Run alone with ``python bench/bench_regist
 
 from __future__ import annotations
 
-import os
 import struct
 import sys
 import tempfile

@@ -28,7 +28,7 @@ def test_sqlite_locked_by_another_writer_waits_then_goes_on(tmp_path: Path) -> N
     dbfile = tmp_path / "m.db"
     url = f"sqlite:///{dbfile}"
     name = make_experiment(url, tmp_path / "plate", 20, batch=20)
-    holder = sqlite3.connect(dbfile, isolation_level=None)
+    holder = sqlite3.connect(dbfile, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock ...
     release = threading.Timer(3.0, lambda: holder.execute("COMMIT"))  # ... for 3 s
     release.start()
@@ -66,10 +66,10 @@ def test_sqlite_locked_past_the_busy_timeout_is_a_clear_error(tmp_path: Path,
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MB tmpfs (the tests run as root, as CI does)."""
+    """A 16 MB tmpfs (the tests run as root, as CI does)."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], check=True, capture_output=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], check=True, capture_output=True)
     try:
         yield mnt
     finally:

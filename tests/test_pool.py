@@ -93,3 +93,22 @@ def test_dead_worker_is_replaced_and_its_file_failed(files: dict[str, Path], mon
     assert loop.status == "failed"
     assert "died while reading" in (loop.error or "") and "loop.tif" in (loop.error or "")
     assert [results[n].status for n in ("a.tif", "b.tif", "c.tif")] == ["ok", "ok", "ok"]
+
+
+def test_extraction_processes_have_no_network() -> None:
+    """A worker process cannot connect anywhere, not even to a port listening on 127.0.0.1."""
+    import socket
+    import subprocess
+    import sys
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    probe = ("import socket, sys; from metaextract.pool import isolate_network; ok = isolate_network(); "
+             f"s = socket.socket(); s.settimeout(2)\n"
+             f"try:\n    s.connect(('127.0.0.1', {port})); print(ok, 'connected')\n"
+             f"except OSError as e:\n    print(ok, 'refused', e)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    server.close()
+    assert out.stdout.startswith("True refused"), out.stdout + out.stderr

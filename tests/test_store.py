@@ -25,9 +25,8 @@ def test_migrations_create_exactly_the_models(store: Store) -> None:
 
 
 def test_open_store_twice_keeps_data(db_url: str) -> None:
-    with open_store(db_url) as s:
-        with s.begin() as conn:
-            conn.execute(experiments.insert().values(name="kept", created=__import__("datetime").datetime.now()))
+    with open_store(db_url) as s, s.begin() as conn:
+        conn.execute(experiments.insert().values(name="kept", created=__import__("datetime").datetime.now()))
     with open_store(db_url) as s, s.connect() as conn:
         assert conn.execute(select(experiments.c.name)).scalars().all() == ["kept"]
 

@@ -65,14 +65,23 @@ def _beyond(eng: engines.Engine, path: str, head: bytes, failure: ExtractionErro
     raise failure
 
 
-def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False) -> Result:
+def _storable(xml: str) -> str:
+    """XML that any database and encoder takes: lone surrogates (from undecodable file names) escaped."""
+    return xml.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False, root: str | None = None) -> Result:
     """Extract ``path``; never raises for a bad file (only for an unknown engine name).
+
+    ``root``, when given, is the registered folder the file belongs to: a path that now resolves outside
+    it (a symlink retargeted after registration) is refused, not read.
 
     With ``raise_fatal`` a failure that leaves the process unfit (the JVM threw an ``Error``) is
     raised as :class:`FatalWorkerError` after the Result is built, so a worker can report and exit.
     """
     start = time.perf_counter()
-    problem = _precheck(path)
+    problem = sanity.outside_root(path, root) if root is not None else None
+    problem = problem or _precheck(path)
     head = b""
     if problem is None:
         try:
@@ -81,9 +90,14 @@ def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False) 
             problem = "permission denied"
         except OSError as exc:
             problem = f"cannot read: {exc.strerror or exc}"
-    eng = engines.choose(path, head, engine) if problem is None else engines.get(
-        "bioformats" if engine == "auto" else engine
-    )
+    if problem is None:
+        problem = sanity.refuse(path, head)
+    eng = engines.get("bioformats" if engine == "auto" else engine)
+    if problem is None:
+        try:
+            eng = engines.choose(path, head, engine)
+        except Exception as exc:  # noqa: BLE001 - a claim that crashes must not cost the process
+            problem = f"choosing an engine failed: {type(exc).__name__}: {one_line(str(exc))}"
     label = eng.name
     if problem is not None:
         return Result(path=path, status="failed", engine=label, error=f"{path}: {problem}",
@@ -93,11 +107,11 @@ def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False) 
     try:
         label = f"{eng.name} {eng.version()}"
         try:
-            xml = eng.extract(path)
+            xml = _storable(eng.extract(path))
         except ExtractionError as exc:
             if engine != "auto" or exc.fatal or isinstance(exc, UnsupportedFormatError):
                 raise
-            xml = _beyond(eng, path, head, exc, notes)
+            xml = _storable(_beyond(eng, path, head, exc, notes))
     except UnsupportedFormatError as exc:
         result = Result(path=path, status="unsupported", engine=label, error=f"{path}: {one_line(str(exc))}")
     except ExtractionError as exc:

@@ -267,12 +267,12 @@ def _get_or_create(conn: Connection, table: Any, where: dict[str, Any], values: 
 
 
 def _insert_new(store: Store, table: Any, rows: list[dict[str, Any]]) -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
     with store.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        conn.execute(insert(table).on_conflict_do_nothing(index_elements=["acquisition_id", "name"]), rows)
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=["acquisition_id", "name"])
+        conn.execute(stmt, rows)
 
 
 def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[str], *,

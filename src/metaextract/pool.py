@@ -61,9 +61,9 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None)
             return
         if msg is None:
             return
-        task, path = msg
+        task, path, root = msg
         try:
-            result = extract_file(path, engine, raise_fatal=True)
+            result = extract_file(path, engine, raise_fatal=True, root=root)
         except FatalWorkerError as exc:
             exc.result.notes.append("the worker process was replaced after this file")
             conn.send((task, exc.result.to_dict(), _rss_mb(), True))
@@ -111,8 +111,31 @@ class _Process:
             self.sentinel = None
 
 
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+
+
+def isolate_network() -> bool:
+    """Move this (still single-threaded) process into a new network namespace with no interface up.
+
+    Whatever a file references (an external entity, a URL), nothing can then reach a network, not even
+    127.0.0.1. Root may do this directly; other users through a new user namespace, where the kernel
+    allows unprivileged ones. Returns whether it worked; set ``METAEXTRACT_NETWORK_ISOLATION=0`` to skip.
+    """
+    if os.environ.get("METAEXTRACT_NETWORK_ISOLATION", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return False
+    return any(libc.unshare(flags) == 0 for flags in (_CLONE_NEWNET, _CLONE_NEWUSER | _CLONE_NEWNET))
+
+
 def _child_main() -> None:
     fd, engine, warm, heap = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+    isolate_network()
     _worker_main(Connection(int(fd)), engine, warm, heap or None)
 
 
@@ -205,8 +228,10 @@ class ExtractionPool:
         self.close()
 
     # -- the loop -----------------------------------------------------------------------------------
-    def map(self, paths: Iterable[str | os.PathLike[str]]) -> Iterator[Result]:
-        pending: deque[tuple[int, str]] = deque()
+    def map(self, paths: Iterable[str | os.PathLike[str] | tuple[str, str]]) -> Iterator[Result]:
+        """Extract every path; an item may be ``(path, root)`` so a path resolving outside its registered
+        folder ``root`` is refused. Yields Results (``Result.path`` as given) in completion order."""
+        pending: deque[tuple[int, str, str | None]] = deque()
         source = iter(paths)
         exhausted = False
         next_id = 0
@@ -219,7 +244,10 @@ class ExtractionPool:
                 except StopIteration:
                     exhausted = True
                     return
-                pending.append((next_id, os.fspath(p)))
+                if isinstance(p, tuple):
+                    pending.append((next_id, os.fspath(p[0]), os.fspath(p[1])))
+                else:
+                    pending.append((next_id, os.fspath(p), None))
                 next_id += 1
 
         refill()
@@ -231,7 +259,7 @@ class ExtractionPool:
                         yield self._failure(w.path, f"extraction process could not start: {self._setup_error}")
                         w.task = None
                 while pending:
-                    _, p = pending.popleft()
+                    _, p, _root = pending.popleft()
                     yield self._failure(p, f"extraction process could not start: {self._setup_error}")
                     refill()
                 return
@@ -240,10 +268,10 @@ class ExtractionPool:
                 self._spawn()
             for w in self._workers:
                 if w.ready and w.task is None and pending:
-                    w.task, w.path = pending.popleft()
+                    w.task, w.path, root = pending.popleft()
                     w.deadline = time.monotonic() + self.timeout
                     with contextlib.suppress(BrokenPipeError, OSError):  # a death is reported below
-                        w.conn.send((w.task, w.path))
+                        w.conn.send((w.task, w.path, root))
                     refill()
             yield from self._wait_once()
 

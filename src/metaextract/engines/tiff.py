@@ -263,7 +263,10 @@ class TiffEngine:
     def claim(self, path: str, head: bytes) -> int:
         if not head.startswith(TIFF_MAGIC):
             return 0
-        info = inspect_tiff(path, self._listings)
+        try:
+            info = inspect_tiff(path, self._listings)
+        except Exception:  # noqa: BLE001 - a file tifffile cannot parse is simply not claimed
+            return 0
         if info is None:
             return 0
         self._last = (path, self._stamp(path), info)

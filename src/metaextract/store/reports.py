@@ -44,9 +44,11 @@ def status(store: Store, experiment_id: int) -> dict[str, Any]:
                 .where(image_files.c.experiment_id == experiment_id, image_files.c.job_id.is_not(None))
                 .group_by(image_files.c.job_id, image_files.c.status)).all():
             per_job.setdefault(int(jid), {})[str(st)] = int(n)
-        attempts = dict(conn.execute(select(job_runs.c.job_id, func.count()).join(jobs)
-                                     .where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
-                                     .group_by(job_runs.c.job_id)).all())
+        attempts: dict[int, int] = {
+            int(jid): int(n) for jid, n in conn.execute(
+                select(job_runs.c.job_id, func.count()).join(jobs)
+                .where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
+                .group_by(job_runs.c.job_id)).all()}
         job_rows = conn.execute(select(jobs).where(jobs.c.experiment_id == experiment_id,
                                                    jobs.c.phase == "run").order_by(jobs.c.number)).all()
     out_jobs = []

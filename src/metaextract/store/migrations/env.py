@@ -12,7 +12,7 @@ config = context.config
 
 def _run(connection: object) -> None:
     context.configure(
-        connection=connection,  # type: ignore[arg-type]
+        connection=connection,
         target_metadata=Base.metadata,
         render_as_batch=getattr(getattr(connection, "dialect", None), "name", "") == "sqlite",
     )
