@@ -31,7 +31,7 @@ def _tiny_tiff(path: Path) -> None:
 
 def _experiment(root: Path, n: int, batch: int) -> tuple[str, str]:
     from metaextract.experiment import add_folder, create_experiment
-    from metaextract.step import MetaextractBatchArguments, MetadataExtractor
+    from metaextract.step import MetadataExtractor, MetaextractBatchArguments
     from metaextract.store import open_store
 
     folder = root / "plate"

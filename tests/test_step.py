@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from metaextract.step import JobBusyError, MetadataExtractor, begin_job_run, fin
 from metaextract.store import open_store
 from metaextract.store.models import image_files, jobs
 
-from ._files import looping_tiff
 from .conftest import cli, cli_json, new_experiment, small_plate
 
 
@@ -109,28 +107,37 @@ def test_second_run_and_init_while_running_are_refused(db_url: str, tmp_path: Pa
         assert ext.init() == 1
 
 
+# A run whose 8th file never finishes: the real pool, wrapped to stall there (as a file that hangs would).
+_STALLING_RUN = """
+import sys, time
+from metaextract.pool import ExtractionPool
+from metaextract.step import MetadataExtractor
+
+class Stalling:
+    def __init__(self, pool, after):
+        self.pool, self.after = pool, after
+
+    def map(self, paths):
+        for i, result in enumerate(self.pool.map(paths)):
+            if i == self.after:
+                print("stalled", flush=True)
+                time.sleep(600)
+            yield result
+
+with ExtractionPool(1) as pool, MetadataExtractor("e", db=sys.argv[1]) as ext:
+    ext.run_job(1, pool=Stalling(pool, 7))
+"""
+
+
 def test_killed_run_keeps_finished_files_and_can_be_rerun(db_url: str, tmp_path: Path) -> None:
-    data = small_plate(tmp_path / "p", wells=4, channels=5)
-    new_experiment(db_url, "e", data)
+    new_experiment(db_url, "e", small_plate(tmp_path / "p", wells=4, channels=5))
     cli(db_url, "e", "init")
-    # the 8th file becomes a TIFF that Bio-Formats reads for seconds (until OutOfMemoryError): the run is
-    # killed while it is busy with that file
-    blocker = data / "well01" / "w01_c2.tif"
-    saved = blocker.read_bytes()
-    looping_tiff(blocker)
-    env = {**os.environ, "METAEXTRACT_DB": db_url}
-    proc = subprocess.Popen([sys.executable, "-m", "metaextract", "e", "run", "--job", "1", "--workers", "1"],
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-c", _STALLING_RUN, db_url], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while cli_json(db_url, "e", "status", "--json")["files"]["ok"] < 7:
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        time.sleep(0.3)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "stalled"
     finally:
-        os.killpg(proc.pid, 9)
+        os.killpg(proc.pid, 9)  # kill -9 the run and its extraction process
         proc.wait(10)
     st = cli_json(db_url, "e", "status", "--json")
     assert (st["files"]["ok"], st["files"]["pending"]) == (7, 13)
@@ -140,7 +147,6 @@ def test_killed_run_keeps_finished_files_and_can_be_rerun(db_url: str, tmp_path:
                                    image_files.c.extracted_at)).all()
     for status, omexml, engine, at in rows:  # every row is whole: a result, or nothing at all
         assert (status == "ok") == (omexml is not None) == (engine is not None) == (at is not None)
-    blocker.write_bytes(saved)
     res = cli(db_url, "e", "run", "--job", "1", "--workers", "2", "--assume-clean-state")
     assert "20 of 20 files ok" in res.stdout
     info = cli_json(db_url, "e", "info", "--job", "1", "--json")

@@ -286,9 +286,11 @@ class MetadataExtractor:
                 job_id = conn.execute(jobs.insert().values(
                     experiment_id=self.experiment_id, phase="run", number=batch["id"], batch=batch,
                     state="pending", updated=now).returning(jobs.c.id)).scalar_one()
-                ids = batch["image_file_ids"]  # every id of its acquisition in [first, last]
-                conn.execute(update(image_files).where(image_files.c.acquisition_id == batch["acquisition_id"],
-                                                       image_files.c.id.between(ids[0], ids[-1]))
+                # the batch is every id of its acquisition in [first, last]; "+ 0" keeps the planners on
+                # the primary key range instead of scanning the acquisition's whole index per batch
+                ids = batch["image_file_ids"]
+                conn.execute(update(image_files).where(image_files.c.id.between(ids[0], ids[-1]),
+                                                       image_files.c.acquisition_id + 0 == batch["acquisition_id"])
                              .values(job_id=job_id))
                 n_jobs, n_files = n_jobs + 1, n_files + len(ids)
             log = (f"init: {n_jobs} run jobs of at most {args.batch_size} files for {n_files} image files "
