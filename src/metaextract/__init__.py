@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _pkg_version
+from typing import Any
 
 from .engines.base import ExtractionError, UnsupportedFormatError
 from .result import STATUSES, Result, Status
@@ -33,7 +33,21 @@ __all__ = [
     "extract",
     "extract_many",
     "open_experiment",
+    "MetadataExtractor",
+    "MetaextractBatchArguments",
+    "MetaextractSubmissionArguments",
 ]
+
+_STEP_NAMES = ("MetadataExtractor", "MetaextractBatchArguments", "MetaextractSubmissionArguments")
+
+
+def __getattr__(name: str) -> Any:
+    """The seed's API, loaded on first use so that `import metaextract` stays light for worker processes."""
+    if name in _STEP_NAMES:
+        from . import step
+
+        return getattr(step, name)
+    raise AttributeError(f"module 'metaextract' has no attribute {name!r}")
 
 
 def extract(path: str | os.PathLike[str], *, engine: str = "auto") -> Result:
