@@ -25,7 +25,8 @@ demo: install
 
 test: install
 	$(PY) -m ruff check src tests bench
-	$(PY) -m pytest -q
+	$(PY) -m mypy
+	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: install
 	$(PY) bench/run.py

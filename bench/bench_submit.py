@@ -66,7 +66,7 @@ def _time_submit(url: str, name: str) -> float:
 
     store = open_store(url)
     start = time.perf_counter()
-    code = submit(store, name, SubmitOptions(cores=2, interval=3600.0, mode="resubmit-all"), echo=lambda s: None)
+    code = submit(store, name, SubmitOptions(max_jobs=2, interval=3600.0, mode="resubmit-all"), echo=lambda s: None)
     elapsed = time.perf_counter() - start
     if code != 0:
         raise RuntimeError(f"submit exited {code}")

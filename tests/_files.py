@@ -29,3 +29,19 @@ def tiny_tiff(path: Path) -> Path:
     data = b"II*\x00" + struct.pack("<I", 8) + _ifd(_BASIC, 0)
     path.write_bytes(data + b"\0" * (216 - len(data)))
     return path
+
+
+def big_omexml(path: Path, planes: int = 300_000) -> Path:
+    """A valid OME-XML file of ~36 MB: Bio-Formats parses it into a DOM, which takes many seconds with a
+    large heap and ends in OutOfMemoryError with a small one. Passes every sanity check: it is healthy."""
+    head = ('<?xml version="1.0" encoding="UTF-8"?>'
+            '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0" Name="big">'
+            f'<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" SizeX="1" SizeY="1" SizeZ="{planes}" '
+            'SizeC="1" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>')
+    plane = ('<Plane TheZ="{}" TheC="0" TheT="0" DeltaT="0.5" ExposureTime="10.0" PositionX="1.0" '
+             'PositionY="2.0" PositionZ="3.0"/>')
+    with open(path, "w") as fh:
+        fh.write(head)
+        fh.write("".join(plane.format(i) for i in range(planes)))
+        fh.write("<MetadataOnly/></Pixels></Image></OME>")
+    return path

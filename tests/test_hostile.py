@@ -119,7 +119,10 @@ def _stored(db_url: str) -> tuple[dict[bytes, tuple[str, str | None, str | None]
             meta = conn.execute(select(metadata_files.c.name)).scalars().all()
     finally:
         store.close()
-    enc = lambda s: os.fsencode(s)  # noqa: E731
+    # a name that is not UTF-8 is stored with \xNN escapes (metaextract.experiment.storable_name)
+    def enc(s: str) -> bytes:
+        return re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes.fromhex(m.group(1).decode()), os.fsencode(s))
+
     return {enc(r.name): (r.status, r.error, r.omexml) for r in rows}, {enc(m) for m in meta}
 
 

@@ -14,13 +14,13 @@ import pytest
 import metaextract
 from metaextract.pool import ExtractionPool
 
-from ._files import looping_tiff, tiny_tiff
+from ._files import big_omexml, tiny_tiff
 
 
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     return {
-        "loop": looping_tiff(tmp_path / "loop.tif"),
+        "big": big_omexml(tmp_path / "big.ome.xml"),
         "a": tiny_tiff(tmp_path / "a.tif"),
         "b": tiny_tiff(tmp_path / "b.tif"),
         "c": tiny_tiff(tmp_path / "c.tif"),
@@ -39,15 +39,15 @@ def test_extract_many_reads_good_files(files: dict[str, Path]) -> None:
 
 
 def test_timeout_kills_and_replaces_the_worker(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("METAEXTRACT_JAVA_HEAP_MB", "3000")  # the loop then runs far longer than the timeout
-    paths = [files["a"], files["loop"], files["b"], files["c"]]
+    monkeypatch.setenv("METAEXTRACT_JAVA_HEAP_MB", "3000")  # parsing then runs far longer than the timeout
+    paths = [files["a"], files["big"], files["b"], files["c"]]
     with ExtractionPool(1, timeout=3.0) as pool:
         results = _by_name(list(pool.map(paths)))
         assert pool.stats.replaced_workers == 1
         assert pool.stats.started_workers == 2
-    assert results["loop.tif"].status == "timeout"
-    assert "no result after 3 s" in (results["loop.tif"].error or "")
-    assert "loop.tif" in (results["loop.tif"].error or "")
+    assert results["big.ome.xml"].status == "timeout"
+    assert "no result after 3 s" in (results["big.ome.xml"].error or "")
+    assert "big.ome.xml" in (results["big.ome.xml"].error or "")
     assert [results[n].status for n in ("a.tif", "b.tif", "c.tif")] == ["ok", "ok", "ok"]
 
 
@@ -55,10 +55,10 @@ def test_out_of_memory_costs_one_worker_not_the_run(files: dict[str, Path],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METAEXTRACT_JAVA_HEAP_MB", "128")
     with ExtractionPool(1, timeout=120) as pool:
-        results = _by_name(list(pool.map([files["loop"], files["a"], files["b"]])))
+        results = _by_name(list(pool.map([files["big"], files["a"], files["b"]])))
         assert pool.stats.replaced_workers == 1
-    assert results["loop.tif"].status == "failed"
-    assert "OutOfMemoryError" in (results["loop.tif"].error or "")
+    assert results["big.ome.xml"].status == "failed"
+    assert "OutOfMemoryError" in (results["big.ome.xml"].error or "")
     assert results["a.tif"].status == results["b.tif"].status == "ok"
 
 
@@ -68,7 +68,7 @@ def _kill_busy_worker_when_busy(sig: int, delay: float) -> threading.Thread:
     def killer() -> None:
         time.sleep(delay)
         for child in me.children(recursive=True):
-            if child.cpu_percent(interval=0.3) > 20:  # the one spinning on the looping file
+            if child.cpu_percent(interval=0.3) > 20:  # the one busy on the big file
                 os.kill(child.pid, sig)
                 return
 
@@ -81,7 +81,7 @@ def _kill_busy_worker_when_busy(sig: int, delay: float) -> threading.Thread:
 def test_dead_worker_is_replaced_and_its_file_failed(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
                                                      sig: int) -> None:
     monkeypatch.setenv("METAEXTRACT_JAVA_HEAP_MB", "3000")
-    paths = [files["loop"], files["a"], files["b"], files["c"]]
+    paths = [files["big"], files["a"], files["b"], files["c"]]
     with ExtractionPool(2, timeout=60) as pool:
         # warm the pool first, so the only busy process later is the one on the looping file
         list(pool.map([files["a"], files["b"]]))
@@ -89,9 +89,9 @@ def test_dead_worker_is_replaced_and_its_file_failed(files: dict[str, Path], mon
         results = _by_name(list(pool.map(paths)))
         killer.join()
         assert pool.stats.replaced_workers == 1
-    loop = results["loop.tif"]
-    assert loop.status == "failed"
-    assert "died while reading" in (loop.error or "") and "loop.tif" in (loop.error or "")
+    big = results["big.ome.xml"]
+    assert big.status == "failed"
+    assert "died while reading" in (big.error or "") and "big.ome.xml" in (big.error or "")
     assert [results[n].status for n in ("a.tif", "b.tif", "c.tif")] == ["ok", "ok", "ok"]
 
 

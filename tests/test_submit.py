@@ -19,7 +19,7 @@ from metaextract.step import MetadataExtractor, MetaextractBatchArguments
 from metaextract.store import open_store
 from metaextract.store.models import image_files, job_runs, jobs, submissions
 
-from ._files import looping_tiff, tiny_tiff
+from ._files import big_omexml, tiny_tiff
 
 BIN = Path(sys.executable).parent
 EXE = str(BIN / "metaextract")
@@ -67,12 +67,12 @@ def stored_once(db_url: str) -> None:
 
 
 def test_submit_local_cluster_default(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("METAEXTRACT_JAVA_HEAP_MB", "128")  # the looping file then fails fast (OOM)
+    monkeypatch.setenv("METAEXTRACT_JAVA_HEAP_MB", "128")  # the big XML then fails fast (OOM)
     folder = tmp_path / "plate"
     folder.mkdir()
-    looping_tiff(folder / "zz_loop.tif")
+    big_omexml(folder / "zz_big.ome.xml")
     name = make_experiment(db_url, folder, 119, batch=20)
-    out = cli(db_url, name, "submit", "--cores", "2", "--interval", "0.2", "--depth", "2")
+    out = cli(db_url, name, "submit", "--max-jobs", "2", "--interval", "0.2", "--depth", "2")
     assert out.returncode == 1, out.stdout + out.stderr  # one file failed
     assert "Dask dashboard: http" in out.stdout
     assert "jobs 6/6 done" in out.stdout
@@ -81,7 +81,7 @@ def test_submit_local_cluster_default(db_url: str, tmp_path: Path, monkeypatch: 
     assert st["files"]["total"] == 120 and st["files"]["ok"] == 119 and st["files"]["failed"] == 1
     assert all(j["state"] == "done" for j in st["jobs"])
     log = cli(db_url, name, "log", "--job", "6").stdout
-    assert "zz_loop.tif" in log and "OutOfMemoryError" in log
+    assert "zz_big.ome.xml" in log and "OutOfMemoryError" in log
     stored_once(db_url)
 
 
@@ -142,7 +142,7 @@ def test_scheduler_with_a_worker_killed_mid_run(sqlite_url: str, tmp_path: Path,
 
 
 def _start_submit(db_url: str, name: str, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([EXE, "--db", db_url, name, "submit", "--cores", "1", "--interval", "0.2", *extra],
+    return subprocess.Popen([EXE, "--db", db_url, name, "submit", "--max-jobs", "1", "--interval", "0.2", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
@@ -163,7 +163,7 @@ def test_resubmit_finishes_after_the_submitter_is_killed(db_url: str, tmp_path: 
     os.killpg(proc.pid, signal.SIGKILL)  # the submitter and its local cluster, all at once
     proc.wait()
     assert status(db_url, name)["files"]["pending"] > 0
-    out = cli(db_url, name, "resubmit", "--cores", "2", "--interval", "0.5")
+    out = cli(db_url, name, "resubmit", "--max-jobs", "2", "--interval", "0.5")
     assert out.returncode == 0, out.stdout + out.stderr
     st = status(db_url, name)
     assert st["files"]["ok"] == 1500 and st["files"]["pending"] == 0
@@ -178,7 +178,7 @@ def test_sigterm_cancels_and_a_second_submit_is_refused(sqlite_url: str, tmp_pat
     name = make_experiment(sqlite_url, tmp_path / "plate", 1500, batch=50)
     proc = _start_submit(sqlite_url, name)
     _wait_for_progress(proc, 1)
-    second = cli(sqlite_url, name, "submit", "--cores", "1")
+    second = cli(sqlite_url, name, "submit", "--max-jobs", "1")
     assert second.returncode == 1
     assert "still running" in second.stderr
     proc.send_signal(signal.SIGTERM)
@@ -193,7 +193,7 @@ def test_sigterm_cancels_and_a_second_submit_is_refused(sqlite_url: str, tmp_pat
     assert sub_state == "cancelled"
     assert "running" not in job_states and job_states.get("cancelled", 0) >= 1
     assert open_runs == 0
-    out = cli(sqlite_url, name, "resubmit", "--cores", "2", "--interval", "1")
+    out = cli(sqlite_url, name, "resubmit", "--max-jobs", "2", "--interval", "1")
     assert out.returncode == 0, out.stdout + out.stderr
     assert status(sqlite_url, name)["files"]["ok"] == 1500
 

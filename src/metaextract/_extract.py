@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 
@@ -21,10 +22,23 @@ class FatalWorkerError(Exception):
         self.result = result
 
 
+_ESCAPE = re.compile(rb"\\x([0-9a-f]{2})")
+
+
+def undecodable_name(path: str) -> bool:
+    """Whether ``path`` is the stored form of a file whose name is not valid UTF-8 (and that file exists)."""
+    if "\\x" not in path:
+        return False
+    raw = _ESCAPE.sub(lambda m: bytes.fromhex(m.group(1).decode()), path.encode("utf-8"))
+    return os.path.lexists(raw)
+
+
 def _precheck(path: str) -> str | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        if undecodable_name(path):
+            return "file name is not valid UTF-8 (shown with \\xNN escapes); rename the file to read it"
         return "file not found"
     except PermissionError:
         return "permission denied"

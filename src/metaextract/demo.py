@@ -8,6 +8,7 @@ database in that folder::
     metaextract experiment add demo DIR --plate P --acquisition tiff|ome-tiff
     metaextract demo init --batch-size N
     metaextract demo run --job N          (every job)
+    metaextract demo summary
     metaextract demo status
 
 and exits non-zero unless every file was extracted.
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         numbers = [j["id"] for j in ext.status()["jobs"]]
     workers = ("--workers", str(args.workers)) if args.workers else ()
     failed = [n for n in numbers if _metaextract(db, "demo", "run", "--job", str(n), *workers)]
+    _metaextract(db, "demo", "summary")
     _metaextract(db, "demo", "status")
     with MetadataExtractor("demo", db=db) as ext:
         files = ext.status()["files"]

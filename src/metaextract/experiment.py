@@ -164,6 +164,19 @@ def walk(root: str | os.PathLike[str], include: Sequence[str] = (), exclude: Seq
     yield from visit(top, "")
 
 
+def storable_name(name: str) -> str:
+    """A file name any database takes: bytes that are not UTF-8 are kept as ``\\xNN`` escapes.
+
+    Such a file is registered (so it is counted and reported), and its extraction records that the
+    name must be fixed; see :func:`metaextract._extract.undecodable_name`.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
+
+
 # -- experiments ------------------------------------------------------------------------------------------
 def resolve(conn: Connection, experiment: int | str) -> Row[Any]:
     """The experiment row for an id or a name (an all-digit reference is tried as an id first)."""
@@ -330,8 +343,8 @@ def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[st
     for rel, path, size, mtime in walk(root, include, exclude, stats):
         seen += 1
         what, kind = classify(path)
-        row: dict[str, Any] = {"experiment_id": exp.id, "acquisition_id": a.id, "name": rel,
-                               "location": path, "size": size, "mtime": mtime}
+        row: dict[str, Any] = {"experiment_id": exp.id, "acquisition_id": a.id, "name": storable_name(rel),
+                               "location": storable_name(path), "size": size, "mtime": mtime}
         if what == "image":
             row["status"] = "pending"
         else:

@@ -179,6 +179,39 @@ def _planes_mapped(omexml: str, own_name: str) -> int:
     return highest
 
 
+_PIXELS = re.compile(r"<(?:\w+:)?Pixels\b([^>]*)>(.*?)</(?:\w+:)?Pixels>", re.S)
+
+
+def _plane_size_mismatch(path: str, kind: tuple[str, bool], omexml: str) -> str | None:
+    """An OME-TIFF whose first image, stored from IFD 0 of this file, declares another plane size than
+    IFD 0 has (e.g. 2^20 x 2^20 pixels over a 4 x 4 strip): the embedded XML is forged or damaged."""
+    m = _PIXELS.search(omexml)
+    if m is None:
+        return None
+    td = _TIFFDATA.search(m.group(2))
+    if td is None:
+        return None  # not an OME-TIFF's XML: the sizes come from the TIFF itself
+    attrs, ref = dict(_ATTR.findall(td.group(1))), _FILENAME.search(td.group(3) or "")
+    if attrs.get("IFD", "0") != "0" or (ref is not None and os.path.basename(ref.group(1)) != os.path.basename(path)):
+        return None
+    pixels = dict(_ATTR.findall(m.group(1)))
+    try:
+        size_x, size_y = int(pixels["SizeX"]), int(pixels["SizeY"])
+        with _mapped(path) as data:
+            t = _Tiff(data, *kind)
+            tags, _ = t.ifd(t.first_ifd(), 0)
+            widths, heights = t.values(tags[256], "ImageWidth"), t.values(tags[257], "ImageLength")
+    except (KeyError, ValueError, _Damage, OSError, struct.error):
+        return None
+    if not widths or not heights:
+        return None
+    width, height = widths[0], heights[0]
+    if (size_x, size_y) != (width, height):
+        return (f"OME-TIFF's OME-XML declares planes of {size_x} x {size_y} pixels but its IFD 0 holds "
+                f"{width} x {height}: the embedded metadata is damaged or forged")
+    return None
+
+
 def _structure(path: str, kind: tuple[str, bool]) -> tuple[str | None, int]:
     """``(damage or None, IFD count)`` of a TIFF."""
     try:
@@ -212,7 +245,7 @@ def check(path: str, head: bytes, omexml: str) -> str | None:
         wanted = _planes_mapped(omexml, os.path.basename(path))
         if wanted > ifds:
             return f"truncated OME-TIFF: its OME-XML maps planes to {wanted} IFDs but the file holds {ifds}"
-        return None
+        return _plane_size_mismatch(path, kind, omexml)
     except Exception as exc:  # noqa: BLE001 - a check must never cost the file its result
         return f"could not check the file: {type(exc).__name__}: {exc}"
 

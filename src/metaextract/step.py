@@ -360,7 +360,7 @@ class MetadataExtractor:
                 summary.files = len(files)
                 lines.append(f"{len(files)} files")
                 by_path: dict[str, deque[int]] = defaultdict(deque)
-                for fid, path in files:
+                for fid, path, _root in files:
                     by_path[path].append(fid)
                 # one transaction per file: a killed run loses nothing it finished
                 summary.counts = record_results(self.store, self._results(files, by_path, pool, lines,
@@ -378,11 +378,11 @@ class MetadataExtractor:
         finish_job_run(self.store, run_id, summary.state, summary.exit_code, "\n".join(lines) + "\n")
         return summary
 
-    def _results(self, files: list[tuple[int, str]], by_path: dict[str, deque[int]], pool: Any,
+    def _results(self, files: list[tuple[int, str, str]], by_path: dict[str, deque[int]], pool: Any,
                  lines: list[str], on_result: Callable[[Result], None] | None) -> Iterator[tuple[int, Result]]:
         if not files:
             return
-        paths = [p for _, p in files]
+        paths = [(p, root) for _, p, root in files]
         if pool is not None:
             results: Iterator[Result] = pool.map(paths)
         else:

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-_DURATION = re.compile(r"^\d+:[0-5]\d:[0-5]\d$")
+from .step import submission_options
 
 
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    if not _DURATION.match(value):
-        raise click.BadParameter(f"{value!r} is not HH:MM:SS")
-    return value
-
-
-def submission_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The options ``submit`` and ``resubmit`` share."""
+def dask_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``submit`` and ``resubmit`` add to the step's submission options."""
     opts = [
-        click.option("--cores", type=click.IntRange(min=1), default=None,
-                     help="Local: number of worker processes (default: all cores). "
-                          "SLURM: cores of each SLURM job."),
-        click.option("--memory", type=click.IntRange(min=1), default=None, metavar="MB",
-                     help="Memory per worker (local) or per SLURM job, in MB."),
-        click.option("--duration", default="06:00:00", show_default=True, callback=_duration,
-                     metavar="HH:MM:SS", help="Walltime of each SLURM job."),
         click.option("--interval", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
                      metavar="S", help="Seconds between progress reports."),
         click.option("--depth", type=click.IntRange(1, 2), default=1, show_default=True,
@@ -35,16 +21,15 @@ def submission_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--scheduler", default=None, metavar="ADDRESS",
                      help="Use an existing Dask scheduler (tcp://HOST:PORT); its workers must see the files."),
         click.option("--cluster", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
-                     help="Start a local Dask cluster, or SLURM jobs through dask-jobqueue."),
+                     help="A local Dask cluster (one worker process per core), or SLURM jobs through "
+                          "dask-jobqueue (--cores/--memory/--duration/--queue per SLURM job)."),
         click.option("--max-jobs", type=click.IntRange(min=1), default=None,
-                     help="At most this many SLURM jobs (SLURM) or worker processes (local)."),
+                     help="At most this many SLURM jobs (SLURM) or worker processes (local; default: all cores)."),
         click.option("--engine", default="auto", show_default=True, help="auto, bioformats or an engine name."),
-        click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
-                     help="Seconds one file may take before its extraction process is killed."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
-    return fn
+    return submission_options(fn)
 
 
 def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
@@ -55,7 +40,15 @@ def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
 
     if kw.get("scheduler") and ctx.get_parameter_source("cluster") == click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("give either --scheduler or --cluster, not both")
-    opts = SubmitOptions(mode=mode, **kw)
+    from ..step import MetaextractSubmissionArguments
+
+    explicit = {k for k in ("cores", "memory")
+                if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    args = MetaextractSubmissionArguments(cores=kw.pop("cores"), memory=kw.pop("memory"),
+                                          duration=kw.pop("duration"), queue=kw.pop("queue"),
+                                          timeout=kw.pop("timeout"))  # validates
+    opts = SubmitOptions(mode=mode, cores=args.cores, memory=args.memory, duration=args.duration,
+                         queue=args.queue, timeout=args.timeout, explicit=sorted(explicit), **kw)
     store = open_store(ctx.obj.get("db"))
     try:
         code = submit(store, ctx.obj["experiment"], opts, echo=lambda s: click.echo(s))
@@ -66,7 +59,7 @@ def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
 
 
 @click.command("submit")
-@submission_options
+@dask_options
 @click.pass_context
 def submit_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Run every job that is not done on Dask and monitor it (local cluster by default)."""
@@ -75,7 +68,7 @@ def submit_cmd(ctx: click.Context, /, **kw: Any) -> None:
 
 @click.command("resubmit")
 @click.option("--all", "all_jobs", is_flag=True, help="Rerun every job, as the seed did.")
-@submission_options
+@dask_options
 @click.pass_context
 def resubmit_cmd(ctx: click.Context, /, all_jobs: bool, **kw: Any) -> None:
     """Rerun the jobs that are not done or have failed files (every job with --all)."""

@@ -35,19 +35,19 @@ class BioFormatsEngine:
         if self._reader is not None:
             return
         start_jvm()
-        from loci.common import DebugTools, Location  # type: ignore[import-not-found]
-        from loci.common.services import ServiceFactory  # type: ignore[import-not-found]
-        from loci.common.xml import XMLTools  # type: ignore[import-not-found]
-        from loci.formats import (  # type: ignore[import-not-found]
+        from loci.common import DebugTools, Location
+        from loci.common.services import ServiceFactory
+        from loci.common.xml import XMLTools
+        from loci.formats import (
             FormatTools,
             ImageReader,
             UnknownFormatException,
         )
-        from loci.formats.in_ import (  # type: ignore[import-not-found]
+        from loci.formats.in_ import (
             DynamicMetadataOptions,
             MetadataLevel,
         )
-        from loci.formats.services import OMEXMLService  # type: ignore[import-not-found]
+        from loci.formats.services import OMEXMLService
 
         DebugTools.setRootLevel("OFF")
         # Readers list a file's folder to look for companions; in a plate folder of 20,000 files that

@@ -61,15 +61,15 @@ def _worker_pool(engine: str, timeout: float) -> Any:
         return _pools[key]
 
 
-def run_batch(job_id: int, files: list[tuple[int, str]], engine: str = "auto",
+def run_batch(job_id: int, files: list[tuple[int, str, str]], engine: str = "auto",
               timeout: float = 120.0) -> dict[str, Any]:
     """Extract one job's files on this (Dask worker) process; returns the results to the submitter."""
     started = time.time()
     pool = _worker_pool(engine, timeout)
     ids: dict[str, list[int]] = {}
-    for fid, path in files:
+    for fid, path, _root in files:
         ids.setdefault(path, []).append(fid)
-    results = [(ids[r.path].pop(0), r.to_dict()) for r in pool.map([p for _, p in files])]
+    results = [(ids[r.path].pop(0), r.to_dict()) for r in pool.map([(p, root) for _, p, root in files])]
     try:
         from distributed import get_worker
 
@@ -85,9 +85,10 @@ def run_batch(job_id: int, files: list[tuple[int, str]], engine: str = "auto",
 class SubmitOptions:
     """What ``submit``/``resubmit`` were asked for (stored with the submission)."""
 
-    cores: int | None = None
-    memory: int | None = None  # MB
+    cores: int = 1  # per SLURM job
+    memory: int = 4096  # MB per SLURM job (and per local worker when given explicitly)
     duration: str = "06:00:00"
+    queue: str | None = None
     interval: float = 10.0
     depth: int = 1
     scheduler: str | None = None
@@ -96,24 +97,26 @@ class SubmitOptions:
     engine: str = "auto"
     timeout: float = 120.0
     mode: str = "submit"  # submit | resubmit | resubmit-all
+    explicit: list[str] = field(default_factory=list)  # options the user gave (not defaults)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def slurm_cluster(opts: SubmitOptions) -> Any:
     """dask-jobqueue's SLURMCluster with our options as each SLURM job's cores, memory and walltime.
 
-    Queue, account and network interface come from dask-jobqueue's configuration
+    ``--queue`` names the partition; otherwise it, the account and the network interface come from
+    dask-jobqueue's configuration
     (e.g. ``DASK_JOBQUEUE__SLURM__QUEUE``, ``DASK_JOBQUEUE__SLURM__INTERFACE``). The job asks SLURM for
     ``--mem={memory}M`` as given (dask-jobqueue alone rounds it up to whole GiB, e.g. 1500 → 2G); SLURM's
     MiB are never less than the Dask workers' limit of ``memory`` MB.
     """
     from dask_jobqueue.slurm import SLURMCluster
 
-    cores = opts.cores or 1
-    memory = opts.memory or 2048 * cores
+    cores, memory = opts.cores, opts.memory
+    extra: dict[str, Any] = {"queue": opts.queue} if opts.queue else {}
     return SLURMCluster(cores=cores, processes=cores, memory=f"{memory}MB", job_mem=f"{memory}M",
                         walltime=opts.duration, scheduler_options={"dashboard_address": "127.0.0.1:0"},
-                        job_name="metaextract")
+                        job_name="metaextract", **extra)
 
 
 @contextlib.contextmanager
@@ -131,11 +134,9 @@ def dask_client(opts: SubmitOptions) -> Iterator[Any]:
         cluster.scale(jobs=opts.max_jobs or 1)
         client = Client(cluster)
     elif opts.cluster == "local":
-        n = opts.cores or os.cpu_count() or 1
-        if opts.max_jobs:
-            n = min(n, opts.max_jobs)
+        n = opts.max_jobs or os.cpu_count() or 1
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               memory_limit=f"{opts.memory}MB" if opts.memory else "auto",
+                               memory_limit=f"{opts.memory}MB" if "memory" in opts.explicit else "auto",
                                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         client = Client(cluster)
     else:
@@ -156,7 +157,7 @@ class _Flight:
     job_id: int
     number: int
     run_id: int
-    files: list[tuple[int, str]]
+    files: list[tuple[int, str, str]]
     log: list[str] = field(default_factory=list)
     open_tasks: int = 0
     ok: int = 0
@@ -205,7 +206,7 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
         return 0 if any_jobs else 1
     sub_id = begin_submission(store, exp.id, asdict(opts))
     echo(f"submission {sub_id}: {len(selected)} job(s) of experiment {exp.name!r}")
-    tasks: dict[str, tuple[_Flight, list[tuple[int, str]]]] = {}
+    tasks: dict[str, tuple[_Flight, list[tuple[int, str, str]]]] = {}
     by_job: dict[int, _Flight] = {}
     state = "failed"
     previous = signal.getsignal(signal.SIGTERM)
@@ -278,7 +279,7 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
         finish_submission(store, sub_id, state)
 
 
-def _handle(client: Any, store: Store, fut: Any, tasks: dict[str, tuple[_Flight, list[tuple[int, str]]]],
+def _handle(client: Any, store: Store, fut: Any, tasks: dict[str, tuple[_Flight, list[tuple[int, str, str]]]],
             completed: Any, opts: SubmitOptions) -> int:
     """Store one finished task; returns 1 when its job is complete."""
     from distributed import KilledWorker
@@ -303,10 +304,10 @@ def _handle(client: Any, store: Store, fut: Any, tasks: dict[str, tuple[_Flight,
         if isinstance(exc, KilledWorker) and len(task_files) > 1:
             fl.log.append(f"a task of {len(task_files)} files killed its workers ({exc}); "
                           "retrying each file alone")
-            for fid, path in task_files:
-                sub = client.submit(run_batch, fl.job_id, [(fid, path)], opts.engine, opts.timeout,
-                                    key=f"{fut.key}-f{fid}", pure=False)
-                tasks[sub.key] = (fl, [(fid, path)])
+            for one in task_files:
+                sub = client.submit(run_batch, fl.job_id, [one], opts.engine, opts.timeout,
+                                    key=f"{fut.key}-f{one[0]}", pure=False)
+                tasks[sub.key] = (fl, [one])
                 fl.open_tasks += 1
                 completed.add(sub)
         else:
@@ -314,7 +315,7 @@ def _handle(client: Any, store: Store, fut: Any, tasks: dict[str, tuple[_Flight,
             if isinstance(exc, KilledWorker):
                 why = f"it killed its Dask worker again and again ({exc})"
             pairs = [(fid, Result(path=path, status="failed", engine=opts.engine,
-                                  error=f"{path}: {why}")) for fid, path in task_files]
+                                  error=f"{path}: {why}")) for fid, path, _root in task_files]
             record_results(store, pairs)
             fl.failed += len(pairs)
             fl.log += [r.error or "" for _, r in pairs]

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 
 from ..result import Result
 from .db import Store
-from .models import experiments, image_files, job_runs, jobs, submissions, utcnow
+from .models import acquisitions, experiments, image_files, job_runs, jobs, submissions, utcnow
 
 RESULT_COLUMNS = ("status", "omexml", "error", "engine", "engine_version", "seconds", "valid",
                   "validation_error", "extracted_at")
@@ -143,12 +143,16 @@ def finish_job_run(store: Store, run_id: int, state: str, exit_code: int | None,
                      .values(state=state, host=None, pid=None, updated=utcnow()))
 
 
-def job_files(store: Store, job_id: int) -> list[tuple[int, str]]:
-    """``(image_file_id, absolute_path)`` of every file in a run job, in batch order."""
+def job_files(store: Store, job_id: int) -> list[tuple[int, str, str]]:
+    """``(image_file_id, absolute_path, acquisition root)`` of every file in a run job, in batch order.
+
+    The root lets the extraction refuse a path that resolves outside its registered folder.
+    """
     with store.connect() as conn:
-        rows = conn.execute(select(image_files.c.id, image_files.c.location)
+        rows = conn.execute(select(image_files.c.id, image_files.c.location, acquisitions.c.root)
+                            .join(acquisitions, acquisitions.c.id == image_files.c.acquisition_id)
                             .where(image_files.c.job_id == job_id).order_by(image_files.c.id)).all()
-    return [(int(r.id), str(r.location)) for r in rows]
+    return [(int(r.id), str(r.location), str(r.root)) for r in rows]
 
 
 def clear_results(conn: Connection, *where: Any, **extra: Any) -> int:
