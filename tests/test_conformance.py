@@ -30,6 +30,11 @@ NATIVE = {
     "tiff-plate-sbs/Channel1-02-A-02.tif": "tifffile",
     "tiff-plate-sbs/Channel2-01-A-01.tif": "tifffile",
 }
+#: Corpus files Bio-Formats 7.3.1 cannot read (showinf exit 1, even alone) that a rescue engine reads in
+#: ``auto`` (see tests/test_engines_ics.py for the evidence on each engine's mapping).
+RESCUED = {
+    "ics/testim_c.ics": "ics",  # "IDS file not found": the header is whole, its .ids is not in the corpus
+}
 #: TIFF-based kinds whose OME-XML carries more than a plain TIFF's: left to Bio-Formats.
 LEFT_TO_BIOFORMATS = ("ome-tiff/", "ome-tiff-spec-samples/", "imagej-tiff/", "metamorph-stk/", "zeiss-lsm/",
                       "micromanager-mmstack/", "micromanager-ndtiff/", "svs/")
@@ -75,3 +80,17 @@ def test_forcing_bioformats_still_works_for_a_native_kind(corpus: Path, referenc
     result = extract_file(str(corpus / rel), "bioformats")
     assert result.status == "ok" and result.engine.startswith("bioformats ")
     assert key_fields(result.omexml or "") == key_fields((reference / f"{rel}.xml").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("rel", sorted(RESCUED))
+def test_files_bioformats_cannot_read_are_rescued_only_after_it_failed(rel: str, corpus: Path,
+                                                                        reference: Path) -> None:
+    exits = {row["path"]: row["showinf_exit"] for row in reference_rows(reference)}
+    assert exits[rel] == "1" and not (reference / f"{rel}.xml").exists()
+    path = str(corpus / rel)
+    assert engines.choose(path, read_head(path), "auto").name == "bioformats"  # never claimed
+    result = extract_file(path, "auto")
+    assert result.status == "ok", result.error
+    assert result.engine.startswith(RESCUED[rel] + " ")
+    assert result.valid, result.validation_error
+    assert result.notes and result.notes[0].startswith(f"read by {RESCUED[rel]} ")

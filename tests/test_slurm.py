@@ -282,9 +282,12 @@ def test_submit_runs_jobs_on_slurm(slurm: Slurm, tmp_path: Path) -> None:
 def test_slurm_job_script_has_our_options() -> None:
     """What `submit --cluster slurm --cores 1 --memory 1500 --duration 00:10:00` hands to sbatch."""
     import dask
+    import dask_jobqueue  # noqa: F401
 
     from metaextract.executors.dask import SubmitOptions, slurm_cluster
 
+    # dask-jobqueue must register its config defaults before this block: leaving a `dask.config.set`
+    # block removes the keys it created, which would otherwise wipe them for the tests that follow
     with dask.config.set({"jobqueue.slurm.queue": "debug", "jobqueue.slurm.interface": "lo"}):
         cluster = slurm_cluster(SubmitOptions(cores=1, memory=1500, duration="00:10:00", cluster="slurm",
                                               max_jobs=2))

@@ -10,6 +10,7 @@ import time
 from . import engines, sanity
 from .engines._notimage import why_not_an_image
 from .engines.base import ExtractionError, UnsupportedFormatError
+from .engines.rescue import rescuers
 from .ome import validate
 from .result import Result, one_line
 
@@ -58,11 +59,15 @@ def read_head(path: str, size: int = engines.HEAD_BYTES) -> bytes:
         return fh.read(size)
 
 
-def _beyond(eng: engines.Engine, path: str, head: bytes, failure: ExtractionError, notes: list[str]) -> str:
-    """In ``auto``, where Bio-Formats fails: read the file alone (grouping off), or say it is no image.
+def _beyond(eng: engines.Engine, path: str, head: bytes, failure: ExtractionError,
+            notes: list[str]) -> tuple[str, str | None]:
+    """In ``auto``, where Bio-Formats fails: read the file alone (grouping off), say it is no image, or let
+    a rescue engine (:mod:`metaextract.engines.rescue`) read what Bio-Formats cannot.
 
-    Raises the original failure when neither helps, :class:`UnsupportedFormatError` for a non-image.
+    Returns the XML and, when a rescuer read it, that engine's label. Raises the original failure when
+    nothing helps, :class:`UnsupportedFormatError` for a non-image.
     """
+    bf_said = one_line(str(failure), 200)
     alone = getattr(eng, "extract_alone", None)
     if alone is not None:
         try:
@@ -71,11 +76,21 @@ def _beyond(eng: engines.Engine, path: str, head: bytes, failure: ExtractionErro
             if exc.fatal:
                 raise
         else:
-            notes.append(f"read alone: the grouped read failed ({one_line(str(failure), 200)})")
-            return xml
+            notes.append(f"read alone: the grouped read failed ({bf_said})")
+            return xml, None
     reason = why_not_an_image(path, head)
     if reason is not None:
-        raise UnsupportedFormatError(f"{reason}; Bio-Formats: {one_line(str(failure), 200)}") from None
+        raise UnsupportedFormatError(f"{reason}; Bio-Formats: {bf_said}") from None
+    candidates = [engines.get(name) for name in engines.available() if name != eng.name]
+    for rescuer in rescuers(candidates, path, head):
+        try:
+            xml, own_notes = rescuer.rescue(path)
+        except ExtractionError:
+            continue
+        label = f"{rescuer.name} {rescuer.version()}"
+        notes.append(f"read by {label} because Bio-Formats cannot read it ({bf_said})")
+        notes.extend(own_notes)
+        return xml, label
     raise failure
 
 
@@ -125,7 +140,8 @@ def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False, 
         except ExtractionError as exc:
             if engine != "auto" or exc.fatal or isinstance(exc, UnsupportedFormatError):
                 raise
-            xml = _storable(_beyond(eng, path, head, exc, notes))
+            rescued, rescuer = _beyond(eng, path, head, exc, notes)
+            xml, label = _storable(rescued), rescuer or label
     except UnsupportedFormatError as exc:
         result = Result(path=path, status="unsupported", engine=label, error=f"{path}: {one_line(str(exc))}")
     except ExtractionError as exc:

@@ -30,9 +30,13 @@ HEAD_BYTES = 4096
 
 def _builtin() -> dict[str, Callable[[], Engine]]:
     from .bioformats import BioFormatsEngine
+    from .dicom import DicomEngine
+    from .ics import IcsEngine
+    from .nd2 import Nd2Engine
     from .tiff import TiffEngine
 
-    return {"bioformats": BioFormatsEngine, "tifffile": TiffEngine}
+    return {"bioformats": BioFormatsEngine, "ics": IcsEngine, "nd2": Nd2Engine, "pydicom": DicomEngine,
+            "tifffile": TiffEngine}
 
 
 _factories: dict[str, Callable[[], Engine]] | None = None

@@ -75,6 +75,7 @@ class _Listings:
 
     def __init__(self) -> None:
         self._cache: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._found: dict[tuple[str, tuple[str, ...]], tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
     def names(self, folder: str) -> tuple[str, ...]:
@@ -92,15 +93,25 @@ class _Listings:
         return names
 
 
+    def first_ending(self, folder: str, suffixes: tuple[str, ...]) -> str | None:
+        """The first name in ``folder`` ending with one of ``suffixes`` (cached with the listing, so a
+        plate folder of 20,000 files is scanned once, not once per file)."""
+        key = (folder, suffixes)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._found.get(key)
+            if hit and now - hit[0] < LISTING_TTL:
+                return hit[1]
+        found = next((n for n in self.names(folder) if n.endswith(suffixes)), None)
+        with self._lock:
+            self._found[key] = (now, found)
+        return found
+
+
 def _companion(path: str, listings: _Listings) -> str | None:
     folder = os.path.dirname(os.path.abspath(path))
-    for name in listings.names(folder):
-        if name.endswith(COMPANION_SUFFIXES):
-            return name
-    for name in listings.names(os.path.dirname(folder)):
-        if name.endswith(PARENT_COMPANIONS):
-            return name
-    return None
+    return (listings.first_ending(folder, COMPANION_SUFFIXES)
+            or listings.first_ending(os.path.dirname(folder), PARENT_COMPANIONS))
 
 
 def _resolution(page: Any, code: int) -> float | None:
