@@ -196,16 +196,3 @@ def test_sigterm_cancels_and_a_second_submit_is_refused(sqlite_url: str, tmp_pat
     out = cli(sqlite_url, name, "resubmit", "--max-jobs", "2", "--interval", "1")
     assert out.returncode == 0, out.stdout + out.stderr
     assert status(sqlite_url, name)["files"]["ok"] == 1500
-
-
-def test_slurm_job_script_carries_our_options() -> None:
-    from metaextract.executors.dask import SubmitOptions, slurm_cluster
-
-    cluster = slurm_cluster(SubmitOptions(cores=2, memory=3000, duration="01:30:00", cluster="slurm"))
-    try:
-        script = cluster.job_script()
-    finally:
-        cluster.close()
-    assert "#SBATCH --cpus-per-task=2" in script
-    assert "#SBATCH -t 01:30:00" in script
-    assert "#SBATCH --mem=" in script
