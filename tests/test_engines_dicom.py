@@ -125,13 +125,14 @@ def test_never_claims_and_rescues_only_after_bioformats_failed_alone(
     assert annotation.status == "unsupported"  # no image: not handed to a rescuer
 
 
-def test_bioformats_reused_reader_leaks_dicom_channel_names(corpus: Path, tmp_path: Path) -> None:
-    """Evidence for the lead (not this engine's doing): Bio-Formats 7.3.1's DicomReader, reused in one
-    ImageReader as the persistent worker does, keeps the optical path description of an earlier file and
-    reports it as the channel name of a later DICOM that has none. showinf (one JVM per file) does not."""
+def test_bioformats_engine_does_not_leak_state_between_files(corpus: Path, tmp_path: Path) -> None:
+    """Bio-Formats 7.3.1's DicomReader, reused, keeps an earlier file's optical path description and reports
+    it as the channel name of a later DICOM that has none (seen with one reused ImageReader, as a
+    persistent worker had it). showinf, one JVM per file, never does; our engine takes a fresh ImageReader
+    per file, so a worker that read `sm_image_grayscale.dcm` first gives the same answer as a fresh one."""
     path = str(write_dicom(tmp_path / "plain.dcm", np.zeros((6, 8), np.uint16)))
-    reused = BioFormatsEngine()
-    assert key_fields(reused.extract(path))["images"][0]["channels"][0]["name"] is None
-    reused.extract_alone(str(corpus / "dicom" / "sm_image_grayscale.dcm"))
-    assert key_fields(reused.extract(path))["images"][0]["channels"][0]["name"] == "DAPI"  # leaked
+    engine = BioFormatsEngine()
+    assert key_fields(engine.extract(path))["images"][0]["channels"][0]["name"] is None
+    engine.extract_alone(str(corpus / "dicom" / "sm_image_grayscale.dcm"))
+    assert key_fields(engine.extract(path))["images"][0]["channels"][0]["name"] is None
     assert key_fields(DicomEngine().extract(path))["images"][0]["channels"][0]["name"] is None

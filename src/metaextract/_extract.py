@@ -81,7 +81,12 @@ def _beyond(eng: engines.Engine, path: str, head: bytes, failure: ExtractionErro
     reason = why_not_an_image(path, head)
     if reason is not None:
         raise UnsupportedFormatError(f"{reason}; Bio-Formats: {bf_said}") from None
-    candidates = [engines.get(name) for name in engines.available() if name != eng.name]
+    candidates = []
+    for name in engines.available():
+        try:
+            candidates.append(engines.get(name))
+        except Exception:  # noqa: BLE001, S112 - a broken plug-in engine must not hide Bio-Formats' failure
+            continue
     for rescuer in rescuers(candidates, path, head):
         try:
             xml, own_notes = rescuer.rescue(path)

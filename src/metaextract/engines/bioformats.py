@@ -27,6 +27,8 @@ class BioFormatsEngine:
     def __init__(self, *, group_files: bool = True) -> None:
         self.group_files = group_files
         self._reader: Any = None
+        self._classes: Any = None
+        self._new_reader: Any = None
         self._service: Any = None
         self._j: dict[str, Any] = {}
 
@@ -61,7 +63,9 @@ class BioFormatsEngine:
             "MetadataLevel": MetadataLevel,
         }
         self._service = ServiceFactory().getInstance(OMEXMLService)
-        self._reader = ImageReader()
+        self._classes = ImageReader.getDefaultReaderClasses()
+        self._new_reader = lambda: ImageReader(self._classes)
+        self._reader = self._new_reader()
 
     def version(self) -> str:
         self._ensure()
@@ -86,9 +90,12 @@ class BioFormatsEngine:
         import jpype
 
         self._ensure()
-        reader, service, j = self._reader, self._service, self._j
+        # A fresh ImageReader (~1 ms) for every file: some format readers keep state across files
+        # (Bio-Formats 7.3.1's DicomReader reports an earlier file's optical path as a later file's channel
+        # name), which showinf, one JVM per file, never sees.
+        self._reader = reader = self._new_reader()
+        service, j = self._service, self._j
         try:
-            reader.close()
             reader.setOriginalMetadataPopulated(False)  # -no-sas
             reader.setMetadataStore(service.createOMEXMLMetadata(None, None))
             reader.setNormalized(False)
