@@ -29,6 +29,7 @@ test: install
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: install
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/run.py
 
 lint: install

@@ -104,5 +104,5 @@ def ms_per_file(bars: Sequence[tuple[str, Spread]], name: str, title: str, runs:
     ax.grid(True, axis="x", which="both", alpha=0.3)  # type: ignore[attr-defined]
     for y, m in zip(ys, med, strict=True):
         ax.text(m, y, f" {m:.3g}", va="center", fontsize=7)  # type: ignore[attr-defined]
-    fig.subplots_adjust(left=0.38, bottom=0.2)  # type: ignore[attr-defined]
+    fig.subplots_adjust(left=0.45, bottom=0.2)  # type: ignore[attr-defined]
     return f"![{title}]({_save(fig, name)})"

@@ -23,13 +23,24 @@ from typing import Any
 from .result import Result
 
 DEFAULT_TIMEOUT = 120.0
+# Files handed to a process at once (it answers each as it finishes): saves a round trip per file.
+MAX_CHUNK = 16
 # A worker that dies this many times in a row before it is ready means the setup is broken.
 MAX_START_FAILURES = 3
 _READY = "ready"
 _SETUP_FAILED = "setup-failed"
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 def _rss_mb() -> float | None:
+    """This process's resident memory, cheaply (``/proc/self/statm``; psutil elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE / 2**20
+    except OSError:
+        pass
     try:
         import psutil
 
@@ -61,14 +72,14 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None)
             return
         if msg is None:
             return
-        task, path, root = msg
-        try:
-            result = extract_file(path, engine, raise_fatal=True, root=root)
-        except FatalWorkerError as exc:
-            exc.result.notes.append("the worker process was replaced after this file")
-            conn.send((task, exc.result.to_dict(), _rss_mb(), True))
-            os._exit(3)
-        conn.send((task, result.to_dict(), _rss_mb(), False))
+        for task, path, root in msg:  # a chunk of files, answered one by one
+            try:
+                result = extract_file(path, engine, raise_fatal=True, root=root)
+            except FatalWorkerError as exc:
+                exc.result.notes.append("the worker process was replaced after this file")
+                conn.send((task, exc.result.to_dict(), _rss_mb(), True))
+                os._exit(3)
+            conn.send((task, result.to_dict(), _rss_mb(), False))
 
 
 class _Process:
@@ -145,8 +156,8 @@ class _Worker:
     conn: Connection
     ready: bool = False
     retired: bool = False
-    task: int | None = None
-    path: str | None = None
+    # files sent to it and not answered yet, in the order it reads them; the first is being read
+    queue: deque[tuple[int, str, str | None]] = field(default_factory=deque)
     deadline: float = 0.0
     started: float = 0.0
 
@@ -193,10 +204,13 @@ class ExtractionPool:
         self._workers: list[_Worker] = []
         self._start_failures = 0
         self._setup_error: str | None = None
+        self._pending: deque[tuple[int, str, str | None]] = deque()
 
     # -- process management -------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
-        warm = self.engine in ("auto", "bioformats")
+        # Only a Bio-Formats pool starts its JVM before the first file; in ``auto`` the JVM (~1-4 s of CPU,
+        # ~100 MB) starts when Bio-Formats first gets a file, so a plate of native-read TIFFs never pays it.
+        warm = self.engine == "bioformats"
         proc = _Process(self.engine, warm, self.heap_mb)
         self.stats.started_workers += 1
         w = _Worker(proc=proc, conn=proc.conn, started=time.monotonic())
@@ -238,7 +252,7 @@ class ExtractionPool:
 
         def refill() -> None:
             nonlocal exhausted, next_id
-            while not exhausted and len(pending) < self.size * 4:
+            while not exhausted and len(pending) < self.size * MAX_CHUNK * 4:
                 try:
                     p = next(source)
                 except StopIteration:
@@ -250,34 +264,41 @@ class ExtractionPool:
                     pending.append((next_id, os.fspath(p), None))
                 next_id += 1
 
+        self._pending = pending
         refill()
-        while pending or any(w.task is not None for w in self._workers):
+        while pending or any(w.queue for w in self._workers):
             if self._setup_error is not None:
                 # The engine cannot start at all: every remaining file gets the reason, not a hang.
+                why = f"extraction process could not start: {self._setup_error}"
                 for w in self._workers:
-                    if w.task is not None and w.path is not None:
-                        yield self._failure(w.path, f"extraction process could not start: {self._setup_error}")
-                        w.task = None
+                    while w.queue:
+                        yield self._failure(w.queue.popleft()[1], why)
                 while pending:
-                    _, p, _root = pending.popleft()
-                    yield self._failure(p, f"extraction process could not start: {self._setup_error}")
+                    yield self._failure(pending.popleft()[1], why)
                     refill()
                 return
-            busy = sum(1 for w in self._workers if w.task is not None)
+            busy = sum(1 for w in self._workers if w.queue)
             while len(self._workers) < min(self.size, busy + len(pending)):
                 self._spawn()
             for w in self._workers:
-                if w.ready and w.task is None and pending:
-                    w.task, w.path, root = pending.popleft()
+                if w.ready and not w.queue and pending:
+                    n = max(1, min(MAX_CHUNK, len(pending) // (2 * self.size)))
+                    chunk = [pending.popleft() for _ in range(min(n, len(pending)))]
+                    w.queue.extend(chunk)
                     w.deadline = time.monotonic() + self.timeout
                     with contextlib.suppress(BrokenPipeError, OSError):  # a death is reported below
-                        w.conn.send((w.task, w.path, root))
+                        w.conn.send(chunk)
                     refill()
             yield from self._wait_once()
 
+    def _requeue(self, w: _Worker) -> None:
+        """Give the files a process was sent but had not started back to the pool, in order."""
+        while w.queue:
+            self._pending.appendleft(w.queue.pop())
+
     def _wait_once(self) -> Iterator[Result]:
         now = time.monotonic()
-        deadlines = [w.deadline for w in self._workers if w.task is not None]
+        deadlines = [w.deadline for w in self._workers if w.queue]
         wait_for = max(0.0, min(deadlines) - now) if deadlines else 1.0
         objs: list[Any] = []
         for w in self._workers:
@@ -300,8 +321,9 @@ class ExtractionPool:
                 if died is not None:
                     yield died
                 continue
-            if w.task is not None and time.monotonic() > w.deadline:
-                path = w.path or "?"
+            if w.queue and time.monotonic() > w.deadline:
+                path = w.queue.popleft()[1]
+                self._requeue(w)
                 self._discard(w, kill=True)
                 self.stats.replaced_workers += 1
                 yield Result(path=path, status="timeout", engine=self.engine,
@@ -318,11 +340,13 @@ class ExtractionPool:
             self._setup_error = str(msg[1])
             return None
         task, data, rss, retiring = msg
-        if task != w.task:
+        if not w.queue or task != w.queue[0][0]:
             return None
-        w.task, w.path = None, None
+        w.queue.popleft()
+        w.deadline = time.monotonic() + self.timeout  # the clock starts again for its next file
         if retiring:
             w.ready, w.retired = False, True  # it exits after this answer; never hand it another file
+            self._requeue(w)
         result = Result.from_dict(data)
         result.rss_mb = rss
         if rss is not None:
@@ -332,7 +356,8 @@ class ExtractionPool:
     def _died(self, w: _Worker) -> Result | None:
         w.proc.join(1)
         code = w.proc.exitcode
-        path = w.path
+        path = w.queue.popleft()[1] if w.queue else None
+        self._requeue(w)
         was_ready = w.ready or w.retired
         self._discard(w, kill=True)
         if path is None:
