@@ -23,8 +23,10 @@ from typing import Any
 from .result import Result
 
 DEFAULT_TIMEOUT = 120.0
-# Files handed to a process at once (it answers each as it finishes): saves a round trip per file.
+# Files handed to a process at once (it answers each as it finishes): saves a round trip per file where
+# files are fast; a chunk aims at CHUNK_SECONDS of work so slow files are still spread over the processes.
 MAX_CHUNK = 16
+CHUNK_SECONDS = 0.02
 # A worker that dies this many times in a row before it is ready means the setup is broken.
 MAX_START_FAILURES = 3
 _READY = "ready"
@@ -205,6 +207,7 @@ class ExtractionPool:
         self._start_failures = 0
         self._setup_error: str | None = None
         self._pending: deque[tuple[int, str, str | None]] = deque()
+        self._avg = CHUNK_SECONDS  # running mean of seconds per file (starts at one file per chunk)
 
     # -- process management -------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
@@ -282,7 +285,7 @@ class ExtractionPool:
                 self._spawn()
             for w in self._workers:
                 if w.ready and not w.queue and pending:
-                    n = max(1, min(MAX_CHUNK, len(pending) // (2 * self.size)))
+                    n = max(1, min(MAX_CHUNK, len(pending) // (2 * self.size), int(CHUNK_SECONDS / self._avg)))
                     chunk = [pending.popleft() for _ in range(min(n, len(pending)))]
                     w.queue.extend(chunk)
                     w.deadline = time.monotonic() + self.timeout
@@ -349,6 +352,7 @@ class ExtractionPool:
             self._requeue(w)
         result = Result.from_dict(data)
         result.rss_mb = rss
+        self._avg = 0.9 * self._avg + 0.1 * max(result.seconds, 1e-4)
         if rss is not None:
             self.stats.rss_mb[w.proc.pid] = rss
         return result
