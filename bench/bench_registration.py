@@ -21,10 +21,9 @@ BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from common import md_table  # noqa: E402
+from common import PG_ADMIN, fresh_postgres, md_table  # noqa: E402
 
 TARGET_S = 30.0
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 
 def _tiny_tiff() -> bytes:
@@ -83,16 +82,8 @@ def database(kind: str, folder: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{folder / f'bench-{uuid.uuid4().hex[:6]}.db'}"
         return
-    import psycopg
-
-    name = f"metaextract_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres() as url:
+        yield url
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:

@@ -33,9 +33,8 @@ BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from common import Timing, md_table  # noqa: E402
+from common import PG_ADMIN, Timing, fresh_postgres, md_table  # noqa: E402
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 FULL = os.environ.get("METAEXTRACT_BENCH_FULL", "") not in ("", "0")
 MARK = "BENCH-STEP "
 TARGET_INIT_1M_S = 60.0
@@ -97,16 +96,8 @@ def database(kind: str, folder: Path) -> Iterator[str]:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    import psycopg
-
-    name = f"metaextract_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres() as url:
+        yield url
 
 
 def pg_reachable() -> bool:
