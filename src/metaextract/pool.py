@@ -155,13 +155,15 @@ def _child_main() -> None:
 @dataclass
 class _Worker:
     proc: _Process
-    conn: Connection
     ready: bool = False
     retired: bool = False
     # files sent to it and not answered yet, in the order it reads them; the first is being read
     queue: deque[tuple[int, str, str | None]] = field(default_factory=deque)
     deadline: float = 0.0
-    started: float = 0.0
+
+    @property
+    def conn(self) -> Connection:
+        return self.proc.conn
 
 
 @dataclass
@@ -216,7 +218,7 @@ class ExtractionPool:
         warm = self.engine == "bioformats"
         proc = _Process(self.engine, warm, self.heap_mb)
         self.stats.started_workers += 1
-        w = _Worker(proc=proc, conn=proc.conn, started=time.monotonic())
+        w = _Worker(proc=proc)
         self._workers.append(w)
         return w
 

@@ -157,13 +157,11 @@ class _Flight:
     job_id: int
     number: int
     run_id: int
-    files: list[tuple[int, str, str]]
     log: list[str] = field(default_factory=list)
     open_tasks: int = 0
     ok: int = 0
     failed: int = 0
     host: str | None = None
-    started: float = field(default_factory=time.time)
 
 
 def _select_jobs(store: Store, experiment_id: int, mode: str) -> list[tuple[int, int]]:
@@ -231,7 +229,7 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
                     echo(f"skipping job {number}: {exc}")
                     continue
                 files = job_files(store, job_id)
-                fl = _Flight(job_id, number, run_id, files)
+                fl = _Flight(job_id, number, run_id)
                 by_job[job_id] = fl
                 fut = client.submit(run_batch, job_id, files, opts.engine, opts.timeout,
                                     key=f"metaextract-s{sub_id}-j{job_id}", pure=False)
