@@ -35,7 +35,7 @@ def test_show_prints_reference_xml_and_errors_per_file(corpus: Path, reference: 
     good = corpus / "czi" / "100x100.czi"
     missing = tmp_path / "missing.tif"
     unknown = corpus / "yokogawa-cv7000" / "MeasurementDetail.mrf"
-    out = _run("show", str(good), str(missing), str(unknown))
+    out = _run("show", "--engine", "bioformats", str(good), str(missing), str(unknown))
     assert out.returncode == 1
     assert normalise(out.stdout) == normalise((reference / "czi" / "100x100.czi.xml").read_text())
     errors = out.stderr.strip().splitlines()

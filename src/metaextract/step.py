@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, or_, select, update
+from sqlalchemy import Connection, column, delete, or_, select, table, text, update
 
 from .experiment import NotFoundError, resolve
 from .result import Result, one_line
 from .store import Store, open_store, reports
 from .store.jobs import (
+    RESULT_COLUMNS,
     JobBusyError,
     begin_job_run,
     begin_submission,
@@ -47,6 +48,9 @@ __all__ = [
 NO_COLLECT = "the metaextract step has no collect phase: every run job stores its own results"
 _DURATION = re.compile(r"^(\d+-)?\d{1,3}:[0-5]\d:[0-5]\d$")
 _PAGE = 5000
+_JOB_CHUNK = 1000
+
+_MAP = "metaextract_init_batches"  # a temporary table: file id -> job number, during init
 
 
 @dataclass(frozen=True)
@@ -262,6 +266,46 @@ class MetadataExtractor:
             raise JobBusyError(f"{row.phase} job {row.number} of {self.experiment_name!r} is running "
                                f"(host {row.host}, pid {row.pid}); not {what} while it runs")
 
+    def _store_jobs(self, conn: Connection, batch_size: int) -> tuple[int, int]:
+        """Number every file's batch in the database (table ``_MAP``) and insert one run job per batch.
+
+        The numbering is :meth:`create_run_batches`': acquisitions in id order, each cut into runs of
+        ``batch_size`` files in id order, jobs numbered 1..N across them.
+        """
+        conn.execute(text(
+            f"CREATE TEMPORARY TABLE {_MAP} AS SELECT id, acquisition_id, "
+            "dense_rank() OVER (ORDER BY acquisition_id, (rn - 1) / :size) AS number FROM ("
+            "SELECT id, acquisition_id, row_number() OVER (PARTITION BY acquisition_id ORDER BY id) AS rn "
+            "FROM image_files WHERE experiment_id = :exp) AS numbered"),
+            {"size": batch_size, "exp": self.experiment_id})
+        now = utcnow()
+        n_jobs = n_files = 0
+        rows: list[dict[str, Any]] = []
+        current: dict[str, Any] | None = None
+
+        def add(batch: dict[str, Any]) -> None:
+            rows.append({"experiment_id": self.experiment_id, "phase": "run", "number": batch["id"],
+                         "batch": batch, "state": "pending", "updated": now})
+            if len(rows) == _JOB_CHUNK:
+                conn.execute(jobs.insert(), rows)
+                rows.clear()
+
+        stream = conn.execute(text(f"SELECT number, acquisition_id, id FROM {_MAP} ORDER BY number, id"),
+                              execution_options={"stream_results": True, "yield_per": _PAGE})
+        for number, acq, file_id in stream:
+            if current is None or current["id"] != number:
+                if current is not None:
+                    add(current)
+                current = {"id": int(number), "acquisition_id": int(acq), "image_file_ids": []}
+                n_jobs += 1
+            current["image_file_ids"].append(int(file_id))
+            n_files += 1
+        if current is not None:
+            add(current)
+        if rows:
+            conn.execute(jobs.insert(), rows)
+        return n_jobs, n_files
+
     def init(self, args: MetaextractBatchArguments | None = None) -> int:
         """Delete previous jobs and results, then store one run job per batch; returns how many.
 
@@ -274,25 +318,31 @@ class MetadataExtractor:
         t0 = time.perf_counter()
         with self.store.begin() as conn:
             self._refuse_if_running(conn, "initialising")
-            clear_results(conn, image_files.c.experiment_id == self.experiment_id,
-                          or_(image_files.c.status != "pending", image_files.c.job_id.is_not(None)),
-                          job_id=None)
-            conn.execute(delete(jobs).where(jobs.c.experiment_id == self.experiment_id,
-                                            jobs.c.state != "running"))
+            # The old jobs step aside (negative numbers) so the new ones can take 1..N; one UPDATE then
+            # points every file at its new job and forgets its result, and the old jobs, no longer
+            # referred to, are deleted. Each file row is written once, whatever the previous state.
+            mine = jobs.c.experiment_id == self.experiment_id
+            conn.execute(update(jobs).where(mine, jobs.c.state != "running", jobs.c.number > 0)
+                         .values(number=-jobs.c.number))
             self._refuse_if_running(conn, "initialising")  # a run that claimed a job meanwhile
-            n_jobs = n_files = 0
+            try:
+                n_jobs, n_files = self._store_jobs(conn, args.batch_size)
+                if conn.dialect.name == "postgresql":  # fresh statistics, so the planner joins by hash
+                    conn.exec_driver_sql(f"ANALYZE {_MAP}, {jobs.name}")
+                cleared: dict[str, Any] = {c: None for c in RESULT_COLUMNS}
+                cleared["status"] = "pending"
+                batch_of = table(_MAP, column("id"), column("number"))
+                conn.execute(update(image_files).values(job_id=jobs.c.id, **cleared).where(
+                    image_files.c.id == batch_of.c.id, mine, jobs.c.phase == "run",
+                    jobs.c.number == batch_of.c.number))
+            finally:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_MAP}")
+            # files of no batch (none, unless the registration changed meanwhile) keep no stale result
+            clear_results(conn, image_files.c.experiment_id == self.experiment_id,
+                          or_(image_files.c.job_id.is_(None), image_files.c.job_id.in_(
+                              select(jobs.c.id).where(mine, jobs.c.number < 0))), job_id=None)
+            conn.execute(delete(jobs).where(mine, jobs.c.number < 0))
             now = utcnow()
-            for batch in self._iter_batches(conn, args.batch_size):
-                job_id = conn.execute(jobs.insert().values(
-                    experiment_id=self.experiment_id, phase="run", number=batch["id"], batch=batch,
-                    state="pending", updated=now).returning(jobs.c.id)).scalar_one()
-                # the batch is every id of its acquisition in [first, last]; "+ 0" keeps the planners on
-                # the primary key range instead of scanning the acquisition's whole index per batch
-                ids = batch["image_file_ids"]
-                conn.execute(update(image_files).where(image_files.c.id.between(ids[0], ids[-1]),
-                                                       image_files.c.acquisition_id + 0 == batch["acquisition_id"])
-                             .values(job_id=job_id))
-                n_jobs, n_files = n_jobs + 1, n_files + len(ids)
             log = (f"init: {n_jobs} run jobs of at most {args.batch_size} files for {n_files} image files "
                    f"({time.perf_counter() - t0:.2f} s)\n")
             init_id = conn.execute(jobs.insert().values(

@@ -30,13 +30,16 @@ HEAD_BYTES = 4096
 
 def _builtin() -> dict[str, Callable[[], Engine]]:
     from .bioformats import BioFormatsEngine
+    from .czi import CziEngine
     from .dicom import DicomEngine
     from .ics import IcsEngine
     from .nd2 import Nd2Engine
+    from .ome_files import OmeEngine
     from .tiff import TiffEngine
+    from .tiff_kinds import ImageJEngine
 
-    return {"bioformats": BioFormatsEngine, "ics": IcsEngine, "nd2": Nd2Engine, "pydicom": DicomEngine,
-            "tifffile": TiffEngine}
+    return {"bioformats": BioFormatsEngine, "czi": CziEngine, "ics": IcsEngine, "nd2": Nd2Engine,
+            "ome-xml": OmeEngine, "pydicom": DicomEngine, "tifffile": TiffEngine, "tifffile-imagej": ImageJEngine}
 
 
 _factories: dict[str, Callable[[], Engine]] | None = None

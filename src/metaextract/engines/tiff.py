@@ -120,12 +120,12 @@ def _resolution(page: Any, code: int) -> float | None:
     if tag is None:
         return None
     num, den = tag.value
-    if num == 0:
+    if num == 0 or den == 0:
         return None
     unit_tag = page.tags.get(296)
     unit = int(unit_tag.value) if unit_tag is not None else 2
     factor = 25400 if unit == 2 else 10000 if unit == 3 else 1
-    size = den / num * factor
+    size = 1 / (num / den) * factor  # Java's two roundings (not den / num), so the same last digit
     return size if 1e-7 < size < float("inf") else None
 
 

@@ -1,0 +1,138 @@
+"""The czi engine against Bio-Formats 7.3.1's reference for every CZI file of the corpus.
+
+Every file it claims must give Bio-Formats' key fields (image count and names, dates, pixels, channels,
+planes with positions, DeltaT and exposure, plates, objectives). The files it declines are asserted with
+the reason, and each reason is a difference the engine does not reproduce:
+
+* ``1_tileregion``, ``WellD6_S1``: a pyramid (a subblock stored at half size); Bio-Formats makes two images.
+* ``S3_1Pos_2Mosaic_T1_Z1_CH1``: three scenes (S index > 0); Bio-Formats makes three images.
+* ``LSM880_AiryScan``: Airyscan phases (H index > 0), which Bio-Formats folds into C/T its own way.
+* ``CD_s_1_t_3_c_2_z_5``, ``nuc_small``: a sample carrier with a well grid (``ShapeRows``); Bio-Formats
+  writes a Plate for them by rules not worked out here (``CellDivision_T3_Z6_CH1_X300_Y200_DCV_ZSTD`` has
+  the same carrier and no Plate), so the engine declines every file with a well grid.
+
+The engine writes the key fields, not Bio-Formats' whole document (no Experimenter, detectors, filter
+sets or stage labels), so only key-field equality is required (see ``WHOLE_DOCUMENT`` in
+tests/test_conformance.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import time
+from pathlib import Path
+
+import pytest
+
+from metaextract.engines.base import ExtractionError, UnsupportedFormatError
+from metaextract.engines.czi import CLAIM, CziEngine, read_document
+from metaextract.ome import key_fields, validate
+
+CLAIMED = ("100x100.czi", "Al2O3_SE_020_sp.czi", "CellDivision_T3_Z5_CH2_X240_Y170_comp1.czi", "DAPI_GFP.czi",
+           "FOV7_HV110_P0500510000.czi", "RGB-8bit.czi", "mosaic_test.czi", "s_1_t_1_c_1_z_1.czi", "tiles.czi",
+           "tiles_z.czi")
+DECLINED = {
+    "1_tileregion.czi": "pyramid",
+    "WellD6_S1.czi": "pyramid",
+    "S3_1Pos_2Mosaic_T1_Z1_CH1.czi": "scenes",
+    "LSM880_AiryScan.czi": "phases",
+    "CD_s_1_t_3_c_2_z_5.czi": "well grid",
+    "nuc_small.czi": "well grid",
+    "CellDivision_T3_Z6_CH1_X300_Y200_DCV_ZSTD.czi": "well grid",
+}
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(4096)
+
+
+def test_the_corpus_czi_files_are_all_accounted_for(corpus: Path) -> None:
+    assert sorted(p.name for p in (corpus / "czi").glob("*.czi")) == sorted((*CLAIMED, *DECLINED))
+
+
+@pytest.mark.parametrize("name", CLAIMED)
+def test_claimed_file_gives_the_reference_key_fields(name: str, corpus: Path, reference: Path) -> None:
+    path = corpus / "czi" / name
+    engine = CziEngine()
+    assert engine.claim(str(path), _head(path)) == CLAIM
+    xml = engine.extract(str(path))
+    expected = (reference / "czi" / f"{name}.xml").read_text(encoding="utf-8")
+    assert key_fields(xml) == key_fields(expected)
+    assert validate(xml) == (True, None)
+
+
+@pytest.mark.parametrize("name", CLAIMED[:3])
+def test_extract_without_a_prior_claim_reads_the_file_again(name: str, corpus: Path, reference: Path) -> None:
+    xml = CziEngine().extract(str(corpus / "czi" / name))
+    expected = (reference / "czi" / f"{name}.xml").read_text(encoding="utf-8")
+    assert key_fields(xml) == key_fields(expected)
+
+
+@pytest.mark.parametrize("name", sorted(DECLINED))
+def test_kinds_with_other_layouts_are_left_to_bioformats(name: str, corpus: Path) -> None:
+    path = corpus / "czi" / name
+    engine = CziEngine()
+    assert engine.claim(str(path), _head(path)) == 0
+    with pytest.raises(ExtractionError, match="does not read"):
+        engine.extract(str(path))
+
+
+def test_other_formats_are_not_claimed(tmp_path: Path) -> None:
+    path = tmp_path / "x.czi"
+    path.write_bytes(b"II*\x00" + bytes(200))
+    engine = CziEngine()
+    assert engine.claim(str(path), path.read_bytes()) == 0
+    with pytest.raises(UnsupportedFormatError):
+        engine.extract(str(path))
+
+
+def test_a_part_of_a_multi_file_czi_is_declined(corpus: Path, tmp_path: Path) -> None:
+    main = tmp_path / "scan.czi"
+    shutil.copyfile(corpus / "czi" / "100x100.czi", main)
+    engine = CziEngine()
+    assert engine.claim(str(main), _head(main)) == CLAIM
+    shutil.copyfile(main, tmp_path / "scan (1).czi")
+    assert CziEngine().claim(str(main), _head(main)) == 0
+    assert CziEngine().claim(str(tmp_path / "scan (1).czi"), _head(main)) == 0
+
+
+@pytest.mark.parametrize("keep", [16, 40, 600, 0.5, 0.9])
+def test_a_truncated_file_is_declined_and_reported_not_crashed(keep: float, corpus: Path, tmp_path: Path) -> None:
+    data = (corpus / "czi" / "DAPI_GFP.czi").read_bytes()
+    path = tmp_path / "cut.czi"
+    path.write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])
+    engine = CziEngine()
+    started = time.monotonic()
+    assert engine.claim(str(path), path.read_bytes()[:4096]) == 0
+    with pytest.raises(ExtractionError):
+        engine.extract(str(path))
+    assert time.monotonic() - started < 5
+
+
+def test_an_impossible_segment_size_is_an_extraction_error(corpus: Path, tmp_path: Path) -> None:
+    data = bytearray((corpus / "czi" / "100x100.czi").read_bytes())
+    struct.pack_into("<q", data, 16, 1 << 60)  # the file header's allocated size
+    path = tmp_path / "bad.czi"
+    path.write_bytes(bytes(data))
+    assert CziEngine().claim(str(path), bytes(data[:4096])) == 0
+    with pytest.raises(ExtractionError, match="runs past the end"):
+        CziEngine().extract(str(path))
+
+
+def test_metadata_xml_with_a_dtd_is_refused() -> None:
+    hostile = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'
+    with pytest.raises(ExtractionError, match="DTD"):
+        read_document(hostile)
+
+
+def test_channel_names_follow_the_display_settings_as_bioformats_does() -> None:
+    xml = (b"<ImageDocument><Metadata><Information><Image><Dimensions><Channels>"
+           b'<Channel Name="from image"><EmissionWavelength>509</EmissionWavelength></Channel>'
+           b"</Channels></Dimensions></Image></Information>"
+           b"<DisplaySetting><Channels><Channel><DyeMaxEmission>520</DyeMaxEmission></Channel></Channels>"
+           b"</DisplaySetting></Metadata></ImageDocument>")
+    doc = read_document(xml)
+    assert doc.channels[0].name == ""  # a display channel without a Name attribute clears the name
+    assert doc.channels[0].emission == "520"
