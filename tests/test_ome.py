@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from metaextract.ome import UnsafeXMLError, key_fields, normalise, ome_block, parse, validate
+from metaextract.ome import UnsafeXMLError, key_fields, normalise, ome_block, parse, shape, validate
 
 
 def test_reference_samples_validate_offline(corpus: Path) -> None:
@@ -52,3 +52,37 @@ def test_key_fields_of_hcs_sample(corpus: Path) -> None:
     assert fields["plates"] and fields["plates"][0]["wells"]
     px = fields["images"][0]["pixels"]
     assert {"size_x", "size_y", "size_z", "size_c", "size_t", "type", "dimension_order"} <= set(px)
+
+
+_SHAPED = ('<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Instrument ID="Instrument:0">'
+           '<Filter ID="Filter:0"><TransmittanceRange Transmittance="{tr}"/></Filter></Instrument>'
+           '<Image ID="Image:0" Name="{name}"><Pixels DimensionOrder="XYCZT" ID="Pixels:0" SizeC="1" SizeT="1" '
+           'SizeX="{x}" SizeY="4" SizeZ="1" Type="uint8" PhysicalSizeX="{px}"><Channel ID="Channel:0:0">'
+           '<LightPath/></Channel><MetadataOnly/></Pixels></Image></OME>')
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ({"name": "DAPI", "x": 6, "px": "0.65", "tr": "0.5"},
+     {"name": "Cy5 &amp; more", "x": 9, "px": "0.1", "tr": "0.9"}, True),
+    ({"name": "a", "x": 6, "px": "0.65", "tr": "0.5"}, {"name": "a", "x": 0, "px": "0.65", "tr": "0.5"}, False),
+    ({"name": "a", "x": 6, "px": "0.65", "tr": "0.5"}, {"name": "a", "x": 6, "px": "0.0", "tr": "0.5"}, False),
+    ({"name": "a", "x": 6, "px": "0.65", "tr": "0.5"}, {"name": "a", "x": 6, "px": "0.65", "tr": "1.5"}, False),
+    ({"name": "a", "x": 6, "px": "0.65", "tr": "0.5"}, {"name": "a", "x": 6, "px": "-0.65", "tr": "0.5"}, False),
+    ({"name": "a", "x": 6, "px": "0.65", "tr": "0.5"}, {"name": "a\x01", "x": 6, "px": "0.65", "tr": "0.5"}, False),
+])
+def test_documents_of_one_shape_are_valid_alike(a: dict[str, object], b: dict[str, object], same: bool) -> None:
+    """The validation memo may answer for a document only when the schema would answer the same."""
+    xa, xb = _SHAPED.format(**a), _SHAPED.format(**b)
+    assert (shape(xa) == shape(xb)) is same
+    assert validate(xa, remember=False)[0]
+    fresh = validate(xb, remember=False)
+    assert validate(xb) == fresh
+    if not same:
+        assert not fresh[0]  # each pair that differs in shape differs in validity too
+
+
+def test_remembered_validation_agrees_on_the_reference(reference: Path) -> None:
+    docs = [p.read_text(encoding="utf-8") for p in sorted(reference.rglob("*.xml"))]
+    assert len(docs) >= 90
+    for xml in docs + docs:  # the second pass answers from the memo
+        assert validate(xml) == validate(xml, remember=False)

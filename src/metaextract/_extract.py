@@ -7,7 +7,7 @@ import re
 import stat
 import time
 
-from . import engines, sanity
+from . import _snapshot, engines, sanity
 from .engines._notimage import why_not_an_image
 from .engines.base import ExtractionError, UnsupportedFormatError
 from .engines.rescue import rescuers
@@ -117,13 +117,23 @@ def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False, 
     problem = sanity.outside_root(path, root) if root is not None else None
     problem = problem or _precheck(path)
     head = b""
+    snap: _snapshot.Snapshot | None = None
     if problem is None:
         try:
-            head = read_head(path)
+            snap = _snapshot.take(path)
+            head = snap.data[:engines.HEAD_BYTES]
         except PermissionError:
             problem = "permission denied"
         except OSError as exc:
             problem = f"cannot read: {exc.strerror or exc}"
+    if snap is None:
+        return _finish(path, engine, problem, head, start)
+    with _snapshot.holding(snap):
+        return _finish(path, engine, problem, head, start, raise_fatal=raise_fatal)
+
+
+def _finish(path: str, engine: str, problem: str | None, head: bytes, start: float, *,
+            raise_fatal: bool = False) -> Result:
     if problem is None:
         problem = sanity.refuse(path, head)
     eng = engines.get("bioformats" if engine == "auto" else engine)

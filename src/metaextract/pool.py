@@ -36,7 +36,20 @@ _SETUP_FAILED = "setup-failed"
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+_rss_seen: tuple[float, float | None] = (-1.0, None)
+RSS_EVERY = 0.25  # seconds: a file's result reports the resident memory measured at most this long ago
+
+
 def _rss_mb() -> float | None:
+    """This process's resident memory, read at most every :data:`RSS_EVERY` seconds."""
+    global _rss_seen
+    now = time.monotonic()
+    if now - _rss_seen[0] >= RSS_EVERY:
+        _rss_seen = (now, _read_rss_mb())
+    return _rss_seen[1]
+
+
+def _read_rss_mb() -> float | None:
     """This process's resident memory, cheaply (``/proc/self/statm``; psutil elsewhere)."""
     try:
         with open("/proc/self/statm", "rb") as fh:
@@ -286,11 +299,14 @@ class ExtractionPool:
             while len(self._workers) < min(self.size, busy + len(pending)):
                 self._spawn()
             for w in self._workers:
-                if w.ready and not w.queue and pending:
-                    n = max(1, min(MAX_CHUNK, len(pending) // (2 * self.size), int(CHUNK_SECONDS / self._avg)))
+                n = max(1, min(MAX_CHUNK, len(pending) // (2 * self.size), int(CHUNK_SECONDS / self._avg)))
+                # the next chunk goes out while the process is still on the second half of its current
+                # one, so it never waits for a round trip; slow files (n == 1) go one at a time
+                if w.ready and pending and len(w.queue) <= n // 2:
                     chunk = [pending.popleft() for _ in range(min(n, len(pending)))]
+                    if not w.queue:  # the clock runs for the file being read: the first in the queue
+                        w.deadline = time.monotonic() + self.timeout
                     w.queue.extend(chunk)
-                    w.deadline = time.monotonic() + self.timeout
                     with contextlib.suppress(BrokenPipeError, OSError):  # a death is reported below
                         w.conn.send(chunk)
                     refill()

@@ -53,7 +53,9 @@ class Result:
         return self.status == "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"path": self.path, "status": self.status, "omexml": self.omexml, "engine": self.engine,
+                "error": self.error, "seconds": self.seconds, "valid": self.valid,
+                "validation_error": self.validation_error, "notes": list(self.notes), "rss_mb": self.rss_mb}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:

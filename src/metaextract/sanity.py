@@ -17,7 +17,11 @@ import os
 import re
 import struct
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from functools import lru_cache
+
+from . import _snapshot
 
 MAX_IFDS = 20_000  # beyond this many IFDs the walk stops without a verdict
 MAX_ARRAY = 65_536  # strip/tile arrays longer than this are not checked
@@ -42,7 +46,7 @@ class _Damage(Exception):
 class _Tiff:
     """Just enough of a TIFF reader to walk the IFD chain with every offset checked against the size."""
 
-    def __init__(self, data: mmap.mmap, order: str, big: bool) -> None:
+    def __init__(self, data: mmap.mmap | bytes, order: str, big: bool) -> None:
         self.data, self.size, self.order, self.big = data, len(data), order, big
         self.offset_size = 8 if big else 4
 
@@ -182,11 +186,11 @@ def _planes_mapped(omexml: str, own_name: str) -> int:
 _PIXELS = re.compile(r"<(?:\w+:)?Pixels\b([^>]*)>(.*?)</(?:\w+:)?Pixels>", re.S)
 
 
-def _plane_size_mismatch(path: str, kind: tuple[str, bool], omexml: str) -> str | None:
+def _plane_size_mismatch(path: str, first_size: tuple[int, int] | None, omexml: str) -> str | None:
     """An OME-TIFF whose first image, stored from IFD 0 of this file, declares another plane size than
     IFD 0 has (e.g. 2^20 x 2^20 pixels over a 4 x 4 strip): the embedded XML is forged or damaged."""
     m = _PIXELS.search(omexml)
-    if m is None:
+    if m is None or first_size is None:
         return None
     td = _TIFFDATA.search(m.group(2))
     if td is None:
@@ -197,30 +201,68 @@ def _plane_size_mismatch(path: str, kind: tuple[str, bool], omexml: str) -> str 
     pixels = dict(_ATTR.findall(m.group(1)))
     try:
         size_x, size_y = int(pixels["SizeX"]), int(pixels["SizeY"])
-        with _mapped(path) as data:
-            t = _Tiff(data, *kind)
-            tags, _ = t.ifd(t.first_ifd(), 0)
-            widths, heights = t.values(tags[256], "ImageWidth"), t.values(tags[257], "ImageLength")
-    except (KeyError, ValueError, _Damage, OSError, struct.error):
+    except (KeyError, ValueError):
         return None
-    if not widths or not heights:
-        return None
-    width, height = widths[0], heights[0]
+    width, height = first_size
     if (size_x, size_y) != (width, height):
         return (f"OME-TIFF's OME-XML declares planes of {size_x} x {size_y} pixels but its IFD 0 holds "
                 f"{width} x {height}: the embedded metadata is damaged or forged")
     return None
 
 
-def _structure(path: str, kind: tuple[str, bool]) -> tuple[str | None, int]:
-    """``(damage or None, IFD count)`` of a TIFF."""
+@dataclass(frozen=True)
+class Survey:
+    """One walk of a TIFF: what :func:`refuse` and :func:`check` (and the tifffile engine) need from it."""
+
+    damage: str | None  #: a one-line description of damage, or None
+    ifds: int  #: IFDs in the chain (0 when damaged)
+    description: bytes | None  #: IFD 0's ImageDescription (None when absent, unreadable or too long)
+    first_size: tuple[int, int] | None  #: IFD 0's width and length
+
+
+_last: tuple[tuple[str, int, int, int], Survey] | None = None
+
+
+def _stamp(path: str) -> tuple[str, int, int, int] | None:
     try:
-        with _mapped(path) as data:
-            return None, _walk(_Tiff(data, *kind))
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (path, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def survey(path: str, kind: tuple[str, bool]) -> Survey:
+    """Walk ``path`` once (mapped read-only); the last file's survey is kept while it is unchanged, so the
+    checks before and after the engine share one walk."""
+    global _last
+    snap = _snapshot.current(path)
+    whole = snap is not None and snap.complete
+    stamp = (path, -1, -1, snap.token) if snap is not None and whole else _stamp(path)
+    if stamp is not None and _last is not None and _last[0] == stamp:
+        return _last[1]
+    description: bytes | None = None
+    first_size: tuple[int, int] | None = None
+    try:
+        with _mapped(path) if not whole or snap is None else nullcontext(snap.data) as data:
+            t = _Tiff(data, *kind)
+            try:
+                tags, _ = t.ifd(t.first_ifd(), 0)
+                entry = tags.get(_DESCRIPTION)
+                description = t.bytes_of(entry, MAX_DESCRIPTION, "ImageDescription") if entry else None
+                widths = t.values(tags[256], "ImageWidth") if 256 in tags else None
+                heights = t.values(tags[257], "ImageLength") if 257 in tags else None
+                if widths and heights:
+                    first_size = (widths[0], heights[0])
+            except (_Damage, struct.error, ValueError, OverflowError):
+                pass  # the walk below says what is wrong
+            result = Survey(None, _walk(t), description, first_size)
     except _Damage as exc:
-        return f"damaged or truncated TIFF: {exc}", 0
+        result = Survey(f"damaged or truncated TIFF: {exc}", 0, description, first_size)
     except (OSError, struct.error, ValueError, OverflowError, MemoryError) as exc:
-        return f"damaged TIFF: {type(exc).__name__}: {exc}", 0
+        result = Survey(f"damaged TIFF: {type(exc).__name__}: {exc}", 0, description, first_size)
+    if stamp is not None and (whole or stamp == _stamp(path)):
+        _last = (stamp, result)
+    return result
 
 
 def check(path: str, head: bytes, omexml: str) -> str | None:
@@ -239,29 +281,15 @@ def check(path: str, head: bytes, omexml: str) -> str | None:
         kind = _TIFF.get(head[:4])
         if kind is None:
             return None
-        damage, ifds = _structure(path, kind)
-        if damage is not None or ifds >= MAX_IFDS:
-            return damage
+        walked = survey(path, kind)
+        if walked.damage is not None or walked.ifds >= MAX_IFDS:
+            return walked.damage
         wanted = _planes_mapped(omexml, os.path.basename(path))
-        if wanted > ifds:
-            return f"truncated OME-TIFF: its OME-XML maps planes to {wanted} IFDs but the file holds {ifds}"
-        return _plane_size_mismatch(path, kind, omexml)
+        if wanted > walked.ifds:
+            return f"truncated OME-TIFF: its OME-XML maps planes to {wanted} IFDs but the file holds {walked.ifds}"
+        return _plane_size_mismatch(path, walked.first_size, omexml)
     except Exception as exc:  # noqa: BLE001 - a check must never cost the file its result
         return f"could not check the file: {type(exc).__name__}: {exc}"
-
-
-def _description(path: str, head: bytes) -> bytes | None:
-    kind = _TIFF.get(head[:4])
-    if kind is None:
-        return None
-    try:
-        with _mapped(path) as data:
-            t = _Tiff(data, *kind)
-            tags, _ = t.ifd(t.first_ifd(), 0)
-            entry = tags.get(_DESCRIPTION)
-            return t.bytes_of(entry, MAX_DESCRIPTION, "ImageDescription") if entry else None
-    except (_Damage, OSError, struct.error, ValueError, OverflowError, MemoryError):
-        return None  # the engine reports what is wrong with the file itself
 
 
 def _escapes(ref: str) -> bool:
@@ -287,7 +315,8 @@ def refuse(path: str, head: bytes) -> str | None:
 
 def _refuse(path: str, head: bytes) -> str | None:
     kind = _TIFF.get(head[:4])
-    text: bytes | None = _description(path, head) if kind else None
+    walked = survey(path, kind) if kind else None
+    text: bytes | None = walked.description if walked else None
     if kind is None and head.lstrip()[:1] == b"<":
         with open(path, "rb") as fh:
             text = fh.read(MAX_DESCRIPTION)
@@ -298,9 +327,14 @@ def _refuse(path: str, head: bytes) -> str | None:
         name = ref.decode("utf-8", "replace")
         if _escapes(name):
             return f"{where} references {name!r}, outside the file's folder; refused, not followed"
-    if kind is not None:
-        return _structure(path, kind)[0]
-    return None
+    return walked.damage if walked else None
+
+
+@lru_cache(maxsize=1024)
+def _real_root(root: str) -> str:
+    """A registered folder, resolved once per process: if it is re-pointed later, its files resolve
+    elsewhere and are refused, which is the safe side."""
+    return os.path.realpath(root)
 
 
 def outside_root(path: str, root: str) -> str | None:
@@ -309,7 +343,7 @@ def outside_root(path: str, root: str) -> str | None:
     Registration never follows a symlink out of the folder; this catches a link retargeted afterwards.
     """
     try:
-        real, top = os.path.realpath(path), os.path.realpath(root)
+        real, top = os.path.realpath(path), _real_root(root)
     except (OSError, ValueError) as exc:
         return f"cannot resolve the path: {exc}"
     if real == top or real.startswith(top.rstrip(os.sep) + os.sep):

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .. import _snapshot
 from . import _omexml as ox
+from . import _tiffscan
 from ._metaseries import MetaSeries, metaseries_image, parse_metaseries
 from .base import ExtractionError, UnsupportedFormatError
 
@@ -114,34 +116,46 @@ def _companion(path: str, listings: _Listings) -> str | None:
             or listings.first_ending(os.path.dirname(folder), PARENT_COMPANIONS))
 
 
-def _resolution(page: Any, code: int) -> float | None:
+def _java_resolution(value: tuple[int, int] | None, unit: int | None) -> float | None:
     """``1 / resolution`` in µm, as Bio-Formats' ``IFD.getXResolution`` computes it (None when unset)."""
-    tag = page.tags.get(code)
-    if tag is None:
+    if value is None:
         return None
-    num, den = tag.value
+    num, den = value
     if num == 0 or den == 0:
         return None
-    unit_tag = page.tags.get(296)
-    unit = int(unit_tag.value) if unit_tag is not None else 2
+    unit = 2 if unit is None else unit
     factor = 25400 if unit == 2 else 10000 if unit == 3 else 1
     size = 1 / (num / den) * factor  # Java's two roundings (not den / num), so the same last digit
     return size if 1e-7 < size < float("inf") else None
 
 
-def _text(page: Any, code: int) -> str | None:
+def _resolution(page: Any, code: int) -> float | None:
     tag = page.tags.get(code)
-    if tag is None:
+    unit_tag = page.tags.get(296)
+    return _java_resolution(tuple(tag.value) if tag is not None else None,
+                            int(unit_tag.value) if unit_tag is not None else None)
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
         return None
-    value = tag.value
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     return str(value).rstrip("\x00")
 
 
+def _text(page: Any, code: int) -> str | None:
+    tag = page.tags.get(code)
+    return None if tag is None else _as_text(tag.value)
+
+
 def _date(page: Any) -> str | None | bool:
+    """A tifffile page's DateTime tag as :func:`_iso_date` gives it."""
+    return _iso_date(_text(page, 306))
+
+
+def _iso_date(raw: str | None) -> str | None | bool:
     """The DateTime tag as ISO 8601; None without the tag; False when Bio-Formats might read it otherwise."""
-    raw = _text(page, 306)
     if raw is None:
         return None
     raw = raw.strip()
@@ -167,8 +181,59 @@ def _plain_description_ok(text: str | None, software: str | None) -> bool:
     return True
 
 
-def inspect_tiff(path: str, listings: _Listings | None = None) -> TiffInfo | None:
-    """Classify ``path``; None when this engine should leave the file to Bio-Formats."""
+def _classify_fast(path: str, h: _tiffscan.Header) -> TiffInfo | None | bool:
+    """:func:`inspect_tiff`'s decision from :func:`_tiffscan.scan`'s header; True: ask tifffile instead."""
+    if 34665 in h.codes or any(code in h.codes and code not in h.rationals for code in (282, 283)):
+        return True  # EXIF (tifffile decodes it) or a resolution that is not one rational
+    first = h.pages[0]
+    if first.has_subifds:
+        return None
+    description, software = _as_text(h.text.get(270)), _as_text(h.text.get(305))
+    meta = parse_metaseries(description) if description and "<MetaData>" in description else None
+    if meta is not None:
+        if len(h.pages) != 1 or not meta.supported or not h.codes <= PLAIN_TAGS:
+            return None
+        kind = "metaseries"
+    else:
+        if not h.codes <= PLAIN_TAGS or not _plain_description_ok(description, software):
+            return None
+        kind = "plain"
+    if len(h.pages) > 1 and any(p.has_subifds or p.subfiletype != 0 or p.shape != first.shape for p in h.pages):
+        return None
+    samples, bits, photometric = first.samples, first.bits, first.photometric
+    pixel_type = _PIXEL.get((first.sampleformat, bits))
+    if pixel_type is None or photometric not in (0, 1, 2, 3) or samples not in (1, 3):
+        return None
+    if (samples == 3) != (photometric == 2) or (kind == "metaseries" and samples != 1):
+        return None
+    date = _iso_date(_as_text(h.text.get(306)))
+    if date is False:
+        return None
+    return TiffInfo(
+        kind=kind, name=os.path.basename(path), big_endian=h.big_endian, size_x=first.width,
+        size_y=first.length, planes=len(h.pages), samples=samples, bits=bits, pixel_type=pixel_type,
+        description=description, date=date if isinstance(date, str) else None,
+        physical=(_java_resolution(h.rationals.get(282), h.resolution_unit),
+                  _java_resolution(h.rationals.get(283), h.resolution_unit)),
+        exif=None, metaseries=meta,
+    )
+
+
+def inspect_tiff(path: str, listings: _Listings | None = None, *, fast: bool = True) -> TiffInfo | None:
+    """Classify ``path``; None when this engine should leave the file to Bio-Formats.
+
+    A clean classic TIFF is read by :mod:`._tiffscan`; anything it stands aside for (and every file with
+    ``fast=False``) by tifffile. Both give the same answer (``tests/test_engines_tiff.py``).
+    """
+    header = _tiffscan.scan(path) if fast else None
+    verdict = _classify_fast(path, header) if header is not None else True
+    info = _inspect_tifffile(path) if verdict is True else verdict if isinstance(verdict, TiffInfo) else None
+    if info is not None and listings is not None and _companion(path, listings) is not None:
+        return None
+    return info
+
+
+def _inspect_tifffile(path: str) -> TiffInfo | None:
     import tifffile
 
     try:
@@ -223,8 +288,6 @@ def inspect_tiff(path: str, listings: _Listings | None = None) -> TiffInfo | Non
             pixel_type=pixel_type, description=description, date=date if isinstance(date, str) else None,
             physical=(_resolution(first, 282), _resolution(first, 283)), exif=exif_value, metaseries=meta,
         )
-    if listings is not None and _companion(path, listings) is not None:
-        return None
     return info
 
 
@@ -258,18 +321,21 @@ class TiffEngine:
 
     def __init__(self) -> None:
         self._listings = _Listings()
-        self._last: tuple[str, float, TiffInfo] | None = None
+        self._last: tuple[str, tuple[int, float], TiffInfo] | None = None
 
     def version(self) -> str:
         import tifffile
 
         return str(tifffile.__version__)
 
-    def _stamp(self, path: str) -> float:
+    def _stamp(self, path: str) -> tuple[int, float]:
+        snap = _snapshot.current(path)
+        if snap is not None:  # one extraction: claim and extract see the same bytes
+            return (snap.token, 0.0)
         try:
-            return os.stat(path).st_mtime
+            return (0, os.stat(path).st_mtime)
         except OSError:
-            return -1.0
+            return (0, -1.0)
 
     def claim(self, path: str, head: bytes) -> int:
         if not head.startswith(TIFF_MAGIC):

@@ -1,0 +1,53 @@
+"""The bytes of the file being extracted, read once.
+
+:func:`metaextract._extract.extract_file` reads the first :data:`WHOLE` bytes of a file (the whole of a
+small one, such as a plate's single-plane TIFF) and holds them while the file is checked and read, so the
+sanity checks and the TIFF header reader take them from memory instead of opening the file again. Each
+snapshot carries a fresh token: what is cached about a file is keyed by it, never by a stale identity.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+WHOLE = 64 << 10
+_tokens = itertools.count(1)
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The first bytes of ``path`` as read at one moment; ``complete`` when they are the whole file."""
+
+    path: str
+    data: bytes
+    complete: bool
+    token: int
+
+
+def take(path: str) -> Snapshot:
+    """Read ``path``'s first :data:`WHOLE` bytes (raises OSError like ``open``)."""
+    with open(path, "rb") as fh:
+        data = fh.read(WHOLE + 1)
+    return Snapshot(path, data[:WHOLE], len(data) <= WHOLE, next(_tokens))
+
+
+@contextmanager
+def holding(snapshot: Snapshot) -> Iterator[None]:
+    """Make ``snapshot`` what :func:`current` answers in this thread for its path."""
+    previous = getattr(_local, "snapshot", None)
+    _local.snapshot = snapshot
+    try:
+        yield
+    finally:
+        _local.snapshot = previous
+
+
+def current(path: str) -> Snapshot | None:
+    """The snapshot held for ``path`` in this thread, if any."""
+    snap: Snapshot | None = getattr(_local, "snapshot", None)
+    return snap if snap is not None and snap.path == path else None
