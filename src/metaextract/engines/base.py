@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol, runtime_checkable
+
+
+@cache
+def package_version(name: str) -> str:
+    """An installed distribution's version, looked up once per process (without importing it)."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 class ExtractionError(Exception):

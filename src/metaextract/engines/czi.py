@@ -30,7 +30,7 @@ from lxml import etree
 
 from .. import ome
 from . import _omexml as ox
-from .base import ExtractionError, UnsupportedFormatError
+from .base import ExtractionError, UnsupportedFormatError, package_version
 
 NAME = "czi"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
@@ -573,9 +573,7 @@ class CziEngine:
         self._last: tuple[str, float, Inspected] | None = None
 
     def version(self) -> str:
-        from importlib.metadata import version
-
-        return f"{version('metaextract')}-czi"
+        return f"{package_version('metaextract')}-czi"
 
     @staticmethod
     def _stamp(path: str) -> float:

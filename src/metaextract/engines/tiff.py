@@ -23,7 +23,7 @@ from .. import _snapshot
 from . import _omexml as ox
 from . import _tiffscan
 from ._metaseries import MetaSeries, metaseries_image, parse_metaseries
-from .base import ExtractionError, UnsupportedFormatError
+from .base import ExtractionError, UnsupportedFormatError, package_version
 
 NAME = "tifffile"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
@@ -324,9 +324,7 @@ class TiffEngine:
         self._last: tuple[str, tuple[int, float], TiffInfo] | None = None
 
     def version(self) -> str:
-        import tifffile
-
-        return str(tifffile.__version__)
+        return package_version("tifffile")
 
     def _stamp(self, path: str) -> tuple[int, float]:
         snap = _snapshot.current(path)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _omexml as ox
-from .base import ExtractionError, UnsupportedFormatError
+from .base import ExtractionError, UnsupportedFormatError, package_version
 from .tiff import _PIXEL, PLAIN_TAGS, TIFF_MAGIC, _companion, _date, _Listings, _text
 
 IMAGEJ = "tifffile-imagej"
@@ -310,9 +310,7 @@ class ImageJEngine:
 
     def version(self) -> str:
         """The tifffile version (the library that reads the file)."""
-        import tifffile
-
-        return str(tifffile.__version__)
+        return package_version("tifffile")
 
     @staticmethod
     def _stamp(path: str) -> float:
