@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
+
+from .. import _snapshot
+
+T = TypeVar("T")
 
 
 @cache
@@ -52,3 +58,37 @@ class Engine(Protocol):
     def claim(self, path: str, head: bytes) -> int: ...
 
     def extract(self, path: str) -> str: ...
+
+
+class ClaimMemo(Generic[T]):
+    """What an engine's ``claim`` found out about the last file, for its ``extract`` to use once.
+
+    It answers only for the same path, unchanged since: within one extraction (the file's bytes held by
+    :mod:`metaextract._snapshot`) by that read's token, otherwise by the file's modification time.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[str, tuple[int, float], T] | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _stamp(path: str) -> tuple[int, float]:
+        snap = _snapshot.current(path)
+        if snap is not None:
+            return (snap.token, 0.0)
+        try:
+            return (0, os.stat(path).st_mtime)
+        except OSError:
+            return (0, -1.0)
+
+    def keep(self, path: str, found: T) -> None:
+        with self._lock:
+            self._last = (path, self._stamp(path), found)
+
+    def take(self, path: str) -> T | None:
+        """What was kept for ``path`` if it is still the same file (forgotten either way)."""
+        with self._lock:
+            last, self._last = self._last, None
+        if last is not None and last[0] == path and last[1] == self._stamp(path):
+            return last[2]
+        return None

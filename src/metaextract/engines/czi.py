@@ -30,7 +30,7 @@ from lxml import etree
 
 from .. import ome
 from . import _omexml as ox
-from .base import ExtractionError, UnsupportedFormatError, package_version
+from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
 
 NAME = "czi"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
@@ -570,17 +570,10 @@ class CziEngine:
     def __init__(self) -> None:
         self._listings: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
-        self._last: tuple[str, float, Inspected] | None = None
+        self._memo: ClaimMemo[Inspected] = ClaimMemo()
 
     def version(self) -> str:
         return f"{package_version('metaextract')}-czi"
-
-    @staticmethod
-    def _stamp(path: str) -> float:
-        try:
-            return os.stat(path).st_mtime
-        except OSError:
-            return -1.0
 
     def claim(self, path: str, head: bytes) -> int:
         if not head.startswith(MAGIC):
@@ -593,14 +586,11 @@ class CziEngine:
             return 0
         if found is None:
             return 0
-        self._last = (path, self._stamp(path), found)
+        self._memo.keep(path, found)
         return CLAIM
 
     def extract(self, path: str) -> str:
-        found: Inspected | None = None
-        if self._last is not None and self._last[0] == path and self._last[1] == self._stamp(path):
-            found = self._last[2]
-        self._last = None
+        found = self._memo.take(path)
         if found is None:
             with open(path, "rb") as fh:
                 head = fh.read(len(MAGIC))

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -45,7 +44,7 @@ from lxml import etree
 
 from .. import ome
 from ._omexml import jdouble
-from .base import ExtractionError, UnsupportedFormatError
+from .base import ClaimMemo, ExtractionError, UnsupportedFormatError
 
 NAME = "ome-xml"
 CLAIM = 60  # content evidence (an OME 2016-06 document, or a TIFF whose description is one)
@@ -578,17 +577,10 @@ class OmeEngine:
     name = NAME
 
     def __init__(self) -> None:
-        self._last: tuple[str, float, str] | None = None
-        self._lock = threading.Lock()
+        self._memo: ClaimMemo[str] = ClaimMemo()
 
     def version(self) -> str:
         return "1"
-
-    def _stamp(self, path: str) -> float:
-        try:
-            return os.stat(path).st_mtime
-        except OSError:
-            return -1.0
 
     def _build(self, path: str, kind: str) -> str:
         if kind == "tiff":
@@ -606,15 +598,13 @@ class OmeEngine:
             xml = self._build(path, kind)
         except Exception:  # noqa: BLE001 - what cannot be proven (or is hostile) goes to Bio-Formats
             return 0
-        with self._lock:
-            self._last = (path, self._stamp(path), xml)
+        self._memo.keep(path, xml)
         return CLAIM
 
     def extract(self, path: str) -> str:
-        with self._lock:
-            last, self._last = self._last, None
-        if last is not None and last[0] == path and last[1] == self._stamp(path):
-            return last[2]
+        kept = self._memo.take(path)
+        if kept is not None:
+            return kept
         with open(path, "rb") as fh:
             head = fh.read(4096)
         kind = _kind(path, head)

@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .. import _snapshot
 from . import _omexml as ox
 from . import _tiffscan
 from ._metaseries import MetaSeries, metaseries_image, parse_metaseries
-from .base import ExtractionError, UnsupportedFormatError, package_version
+from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
 
 NAME = "tifffile"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
@@ -321,19 +320,10 @@ class TiffEngine:
 
     def __init__(self) -> None:
         self._listings = _Listings()
-        self._last: tuple[str, tuple[int, float], TiffInfo] | None = None
+        self._memo: ClaimMemo[TiffInfo] = ClaimMemo()
 
     def version(self) -> str:
         return package_version("tifffile")
-
-    def _stamp(self, path: str) -> tuple[int, float]:
-        snap = _snapshot.current(path)
-        if snap is not None:  # one extraction: claim and extract see the same bytes
-            return (snap.token, 0.0)
-        try:
-            return (0, os.stat(path).st_mtime)
-        except OSError:
-            return (0, -1.0)
 
     def claim(self, path: str, head: bytes) -> int:
         if not head.startswith(TIFF_MAGIC):
@@ -344,14 +334,11 @@ class TiffEngine:
             return 0
         if info is None:
             return 0
-        self._last = (path, self._stamp(path), info)
+        self._memo.keep(path, info)
         return CLAIM
 
     def extract(self, path: str) -> str:
-        info: TiffInfo | None = None
-        if self._last is not None and self._last[0] == path and self._last[1] == self._stamp(path):
-            info = self._last[2]
-        self._last = None
+        info = self._memo.take(path)
         if info is None:
             with open(path, "rb") as fh:
                 head = fh.read(4)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _omexml as ox
-from .base import ExtractionError, UnsupportedFormatError, package_version
+from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
 from .tiff import _PIXEL, PLAIN_TAGS, TIFF_MAGIC, _companion, _date, _Listings, _text
 
 IMAGEJ = "tifffile-imagej"
@@ -306,18 +306,11 @@ class ImageJEngine:
 
     def __init__(self) -> None:
         self._listings = _Listings()
-        self._last: tuple[str, float, ImageJInfo] | None = None
+        self._memo: ClaimMemo[ImageJInfo] = ClaimMemo()
 
     def version(self) -> str:
         """The tifffile version (the library that reads the file)."""
         return package_version("tifffile")
-
-    @staticmethod
-    def _stamp(path: str) -> float:
-        try:
-            return os.stat(path).st_mtime
-        except OSError:
-            return -1.0
 
     def claim(self, path: str, head: bytes) -> int:
         """:data:`CLAIM` for an ImageJ TIFF whose OME-XML this engine gives as Bio-Formats does, else 0.
@@ -333,15 +326,12 @@ class ImageJEngine:
             return 0
         if info is None:
             return 0
-        self._last = (path, self._stamp(path), info)
+        self._memo.keep(path, info)
         return CLAIM
 
     def extract(self, path: str) -> str:
         """The OME-XML of ``path`` (raises :class:`ExtractionError` for a file this engine declines)."""
-        info: ImageJInfo | None = None
-        if self._last is not None and self._last[0] == path and self._last[1] == self._stamp(path):
-            info = self._last[2]
-        self._last = None
+        info = self._memo.take(path)
         if info is None:
             with open(path, "rb") as fh:
                 head = fh.read(4)
