@@ -44,7 +44,7 @@ from lxml import etree
 
 from .. import ome
 from ._omexml import jdouble
-from .base import ClaimMemo, ExtractionError, UnsupportedFormatError
+from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
 
 NAME = "ome-xml"
 CLAIM = 60  # content evidence (an OME 2016-06 document, or a TIFF whose description is one)
@@ -580,7 +580,8 @@ class OmeEngine:
         self._memo: ClaimMemo[str] = ClaimMemo()
 
     def version(self) -> str:
-        return "1"
+        """metaextract's version: the engine is its own code (lxml parses, the ome-types XSD orders)."""
+        return package_version("metaextract")
 
     def _build(self, path: str, kind: str) -> str:
         if kind == "tiff":
