@@ -36,6 +36,8 @@ NATIVE = {
     "imagej-tiff/Well96_CH2.ome00.tif": "tifffile-imagej",
     "imagej-tiff/_blobs_3d_fiji_skeleton.tif": "tifffile-imagej",
     "imagej-tiff/calcium.ome0000.tif": "tifffile-imagej",
+    "lif/LeicaLASX_xz-plane_example.lif": "lif",
+    "lif/testdata_2channel_xz.lif": "lif",
     "czi/100x100.czi": "czi",
     "czi/Al2O3_SE_020_sp.czi": "czi",
     "czi/CellDivision_T3_Z5_CH2_X240_Y170_comp1.czi": "czi",

@@ -33,12 +33,13 @@ def _builtin() -> dict[str, Callable[[], Engine]]:
     from .czi import CziEngine
     from .dicom import DicomEngine
     from .ics import IcsEngine
+    from .lif import LifEngine
     from .nd2 import Nd2Engine
     from .ome_files import OmeEngine
     from .tiff import TiffEngine
     from .tiff_kinds import ImageJEngine
 
-    return {"bioformats": BioFormatsEngine, "czi": CziEngine, "ics": IcsEngine, "nd2": Nd2Engine,
+    return {"bioformats": BioFormatsEngine, "czi": CziEngine, "ics": IcsEngine, "lif": LifEngine, "nd2": Nd2Engine,
             "ome-xml": OmeEngine, "pydicom": DicomEngine, "tifffile": TiffEngine, "tifffile-imagej": ImageJEngine}
 
 
