@@ -51,6 +51,41 @@ def test_timeout_kills_and_replaces_the_worker(files: dict[str, Path], monkeypat
     assert [results[n].status for n in ("a.tif", "b.tif", "c.tif")] == ["ok", "ok", "ok"]
 
 
+def test_timeout_blames_the_file_being_read_not_the_first_unanswered(files: dict[str, Path], tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results come back in batches, so when the slow file starts, results of the fast files before it may
+    not have been sent yet: the shared marker, not the queue, says which file the process is on."""
+    monkeypatch.setenv("METAEXTRACT_JAVA_HEAP_MB", "3000")
+    tiny = [tiny_tiff(tmp_path / f"t{i:02d}.tif") for i in range(60)]
+    paths = [*tiny[:50], files["big"], *tiny[50:]]
+    with ExtractionPool(1, timeout=3.0) as pool:
+        results = list(pool.map(paths))
+        assert pool.stats.replaced_workers == 1
+    assert sorted(Path(r.path).name for r in results) == sorted(p.name for p in paths)  # each exactly once
+    by_name = _by_name(results)
+    assert by_name["big.ome.xml"].status == "timeout"
+    assert {by_name[p.name].status for p in tiny} == {"ok"}
+
+
+def test_marker_round_trip() -> None:
+    from metaextract.pool import _Marker
+
+    marker, fd = _Marker.create()
+    try:
+        import mmap
+
+        child_view = _Marker(mmap.mmap(fd, 24))
+        assert marker.get() == (_Marker.IDLE, 0.0)
+        child_view.set(41, 123.5)
+        assert marker.get() == (41, 123.5)
+        child_view.set(_Marker.IDLE, 0.0)
+        assert marker.get() == (_Marker.IDLE, 0.0)
+        child_view.close()
+    finally:
+        os.close(fd)
+        marker.close()
+
+
 def test_out_of_memory_costs_one_worker_not_the_run(files: dict[str, Path],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METAEXTRACT_JAVA_HEAP_MB", "128")

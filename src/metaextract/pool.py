@@ -3,16 +3,24 @@
 A process is the unit of containment: a file past its timeout gets its process killed and replaced
 (status ``timeout``); a process that dies (JVM abort, segfault, ``kill -9``, OutOfMemoryError) is
 replaced and its current file recorded as ``failed`` with the reason; the other files go on.
+
+Files go to a process in chunks and their results come back in batches (one message per
+:data:`FLUSH_SECONDS` of work, not one per file). Which file a process is reading, and since when, it
+writes into a small shared-memory marker before each file, so a timeout or a death still blames exactly
+that file; results it had not sent yet are lost with the process, and those files are read again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -23,10 +31,14 @@ from typing import Any
 from .result import Result
 
 DEFAULT_TIMEOUT = 120.0
-# Files handed to a process at once (it answers each as it finishes): saves a round trip per file where
-# files are fast; a chunk aims at CHUNK_SECONDS of work so slow files are still spread over the processes.
-MAX_CHUNK = 16
-CHUNK_SECONDS = 0.02
+# A process sends the results it has every FLUSH_SECONDS (and whenever it runs out of files), so fast files
+# cost one message per batch, not one each. Each process is kept about two batches' worth of files ahead
+# (at most MAX_QUEUE); slow files (longer than a batch) go one at a time, so they spread over the processes.
+FLUSH_SECONDS = 0.025
+MAX_QUEUE = 256
+# A process that answers nothing and marks no file as started for this long past its timeout is stuck
+# between files; it is replaced like a timed-out one.
+STALL_GRACE = 30.0
 # A worker that dies this many times in a row before it is ready means the setup is broken.
 MAX_START_FAILURES = 3
 _READY = "ready"
@@ -64,8 +76,59 @@ def _read_rss_mb() -> float | None:
         return None
 
 
-def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None) -> None:
-    """Body of an extraction process: warm up, then answer (task, path) messages until told to stop."""
+class _Marker:
+    """Which task an extraction process is reading and since when (``time.monotonic``, the same clock in
+    every process on Linux): 24 bytes of shared memory, written by the child, read by the pool.
+
+    A sequence number makes each write appear whole: odd while the child writes, even when done.
+    """
+
+    _FMT = struct.Struct("<qqd")
+    IDLE = -1
+
+    def __init__(self, buf: mmap.mmap) -> None:
+        self._buf = buf
+        self._seq = 0
+
+    @classmethod
+    def create(cls) -> tuple[_Marker, int]:
+        """A new marker and the file descriptor the child maps it from."""
+        try:
+            fd = os.memfd_create("metaextract-marker", os.MFD_CLOEXEC)
+        except (AttributeError, OSError):  # pragma: no cover - not Linux
+            fd, name = tempfile.mkstemp(prefix="metaextract-marker-")
+            os.unlink(name)
+        os.ftruncate(fd, cls._FMT.size)
+        marker = cls(mmap.mmap(fd, cls._FMT.size))
+        marker._buf[:] = cls._FMT.pack(0, cls.IDLE, 0.0)
+        return marker, fd
+
+    def set(self, task: int, since: float) -> None:
+        self._seq += 1
+        self._buf[0:8] = self._seq.to_bytes(8, "little", signed=True)
+        self._buf[8:24] = struct.pack("<qd", task, since)
+        self._seq += 1
+        self._buf[0:8] = self._seq.to_bytes(8, "little", signed=True)
+
+    def get(self) -> tuple[int, float]:
+        """``(task, since)``, or ``(IDLE, 0.0)`` between files."""
+        for _ in range(1000):
+            seq, task, since = self._FMT.unpack(self._buf)
+            if seq % 2 == 0 and self._FMT.unpack(self._buf)[0] == seq:
+                return task, since
+        return self.IDLE, 0.0  # pragma: no cover - a writer stuck mid-write
+
+    def close(self) -> None:
+        with contextlib.suppress(BufferError, ValueError):
+            self._buf.close()
+
+
+def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None,
+                 marker: _Marker | None = None) -> None:
+    """Body of an extraction process: warm up, then answer chunks of (task, path, root) until told to stop.
+
+    Results go back as lists of ``(task, result dict, rss MB, retiring)``, in the order the files came.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     if heap_mb:
         os.environ["METAEXTRACT_JAVA_HEAP_MB"] = str(heap_mb)
@@ -80,21 +143,41 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None)
             conn.send((_SETUP_FAILED, f"{type(exc).__name__}: {exc}"))
             return
     conn.send((_READY, os.getpid()))
+    outbox: list[tuple[int, dict[str, Any], float | None, bool]] = []
+    oldest = 0.0  # when the first result in the outbox was made
+
+    def mark(task: int, since: float) -> None:
+        if marker is not None:
+            marker.set(task, since)
+
     while True:
+        if outbox and not conn.poll():  # about to wait for files: first send what is done
+            mark(_Marker.IDLE, 0.0)
+            conn.send(outbox)
+            outbox = []
         try:
             msg = conn.recv()
         except (EOFError, OSError):
             return
         if msg is None:
             return
-        for task, path, root in msg:  # a chunk of files, answered one by one
+        for task, path, root in msg:
+            now = time.monotonic()
+            if outbox and now - oldest >= FLUSH_SECONDS:
+                conn.send(outbox)
+                outbox = []
+            mark(task, now)
             try:
                 result = extract_file(path, engine, raise_fatal=True, root=root)
             except FatalWorkerError as exc:
                 exc.result.notes.append("the worker process was replaced after this file")
-                conn.send((task, exc.result.to_dict(), _rss_mb(), True))
+                outbox.append((task, exc.result.to_dict(), _rss_mb(), True))
+                mark(_Marker.IDLE, 0.0)
+                conn.send(outbox)
                 os._exit(3)
-            conn.send((task, result.to_dict(), _rss_mb(), False))
+            if not outbox:
+                oldest = time.monotonic()
+            outbox.append((task, result.to_dict(), _rss_mb(), False))
 
 
 class _Process:
@@ -104,10 +187,15 @@ class _Process:
     def __init__(self, engine: str, warm: bool, heap_mb: int | None) -> None:
         parent, child = socket.socketpair()
         fd = child.fileno()
+        self.marker, marker_fd = _Marker.create()
         cmd = [sys.executable, "-c", "from metaextract.pool import _child_main; _child_main()",
-               str(fd), engine, "1" if warm else "0", str(heap_mb or 0)]
-        self.popen = subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, close_fds=True)
-        child.close()
+               str(fd), engine, "1" if warm else "0", str(heap_mb or 0), str(marker_fd)]
+        try:
+            self.popen = subprocess.Popen(cmd, pass_fds=(fd, marker_fd), stdin=subprocess.DEVNULL,
+                                          close_fds=True)
+        finally:
+            child.close()
+            os.close(marker_fd)
         self.conn = Connection(parent.detach())
         self.pid = self.popen.pid
         try:
@@ -135,6 +223,7 @@ class _Process:
             with contextlib.suppress(OSError):
                 os.close(self.sentinel)
             self.sentinel = None
+        self.marker.close()
 
 
 _CLONE_NEWUSER = 0x10000000
@@ -161,8 +250,11 @@ def isolate_network() -> bool:
 
 def _child_main() -> None:
     fd, engine, warm, heap = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+    marker_fd = int(sys.argv[5])
+    marker = _Marker(mmap.mmap(marker_fd, _Marker._FMT.size))
+    os.close(marker_fd)
     isolate_network()
-    _worker_main(Connection(int(fd)), engine, warm, heap or None)
+    _worker_main(Connection(int(fd)), engine, warm, heap or None, marker)
 
 
 @dataclass
@@ -170,9 +262,9 @@ class _Worker:
     proc: _Process
     ready: bool = False
     retired: bool = False
-    # files sent to it and not answered yet, in the order it reads them; the first is being read
+    # files sent to it and not answered yet, in the order it reads them (its marker says which one it is on)
     queue: deque[tuple[int, str, str | None]] = field(default_factory=deque)
-    deadline: float = 0.0
+    heard: float = 0.0  # when it last answered or was sent files
 
     @property
     def conn(self) -> Connection:
@@ -222,7 +314,7 @@ class ExtractionPool:
         self._start_failures = 0
         self._setup_error: str | None = None
         self._pending: deque[tuple[int, str, str | None]] = deque()
-        self._avg = CHUNK_SECONDS  # running mean of seconds per file (starts at one file per chunk)
+        self._avg = FLUSH_SECONDS  # running mean of seconds per file (starts at one file at a time)
 
     # -- process management -------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
@@ -270,7 +362,7 @@ class ExtractionPool:
 
         def refill() -> None:
             nonlocal exhausted, next_id
-            while not exhausted and len(pending) < self.size * MAX_CHUNK * 4:
+            while not exhausted and len(pending) < self.size * MAX_QUEUE * 2:
                 try:
                     p = next(source)
                 except StopIteration:
@@ -298,29 +390,57 @@ class ExtractionPool:
             busy = sum(1 for w in self._workers if w.queue)
             while len(self._workers) < min(self.size, busy + len(pending)):
                 self._spawn()
+            depth = self._depth()
             for w in self._workers:
-                n = max(1, min(MAX_CHUNK, len(pending) // (2 * self.size), int(CHUNK_SECONDS / self._avg)))
-                # the next chunk goes out while the process is still on the second half of its current
-                # one, so it never waits for a round trip; slow files (n == 1) go one at a time
-                if w.ready and pending and len(w.queue) <= n // 2:
+                # keep each process about two batches ahead, so it never waits for a round trip; near the
+                # end the rest is shared out; slow files (depth 1) go one at a time
+                if w.ready and pending and len(w.queue) <= depth // 2:
+                    n = max(1, min(depth - len(w.queue), len(pending) // (2 * self.size)))
                     chunk = [pending.popleft() for _ in range(min(n, len(pending)))]
-                    if not w.queue:  # the clock runs for the file being read: the first in the queue
-                        w.deadline = time.monotonic() + self.timeout
                     w.queue.extend(chunk)
+                    w.heard = time.monotonic()
                     with contextlib.suppress(BrokenPipeError, OSError):  # a death is reported below
                         w.conn.send(chunk)
                     refill()
             yield from self._wait_once()
 
+    def _depth(self) -> int:
+        """How many files a process should have in hand, from the mean time a file takes."""
+        if self._avg >= FLUSH_SECONDS:
+            return 1
+        return min(MAX_QUEUE, int(2 * FLUSH_SECONDS / self._avg) + 1)
+
     def _requeue(self, w: _Worker) -> None:
-        """Give the files a process was sent but had not started back to the pool, in order."""
+        """Give the files a process was sent and had not answered back to the pool, in order."""
         while w.queue:
             self._pending.appendleft(w.queue.pop())
 
+    def _blame(self, w: _Worker) -> str | None:
+        """Take the file ``w`` is reading out of its queue (its marker says which), and hand the rest back
+        to the pool; ``None`` when it was between files."""
+        task, _since = w.proc.marker.get()
+        path = None
+        for i, item in enumerate(w.queue):
+            if item[0] == task:
+                path = item[1]
+                del w.queue[i]
+                break
+        self._requeue(w)
+        return path
+
+    def _overdue(self, w: _Worker, now: float) -> tuple[bool, float]:
+        """Whether ``w`` is past its timeout on a file (or stuck between files), and when it will be."""
+        task, since = w.proc.marker.get()
+        if task != _Marker.IDLE and any(item[0] == task for item in w.queue):
+            due = since + self.timeout
+        else:
+            due = w.heard + self.timeout + STALL_GRACE
+        return now > due, due
+
     def _wait_once(self) -> Iterator[Result]:
         now = time.monotonic()
-        deadlines = [w.deadline for w in self._workers if w.queue]
-        wait_for = max(0.0, min(deadlines) - now) if deadlines else 1.0
+        dues = [self._overdue(w, now)[1] for w in self._workers if w.queue and w.ready]
+        wait_for = max(0.0, min(dues) - now) if dues else 1.0
         objs: list[Any] = []
         for w in self._workers:
             objs.append(w.conn)
@@ -332,9 +452,7 @@ class ExtractionPool:
             if w.conn in ready or w.proc.sentinel in ready:
                 try:
                     while w.conn.poll():
-                        result = self._handle(w, w.conn.recv())
-                        if result is not None:
-                            yield result
+                        yield from self._handle(w, w.conn.recv())
                 except (EOFError, OSError):
                     alive = False
             if not alive or not w.proc.is_alive():
@@ -342,44 +460,42 @@ class ExtractionPool:
                 if died is not None:
                     yield died
                 continue
-            if w.queue and time.monotonic() > w.deadline:
-                path = w.queue.popleft()[1]
-                self._requeue(w)
+            if w.queue and w.ready and self._overdue(w, time.monotonic())[0]:
+                path = self._blame(w)
                 self._discard(w, kill=True)
                 self.stats.replaced_workers += 1
-                yield Result(path=path, status="timeout", engine=self.engine,
-                             error=f"{path}: no result after {self.timeout:g} s; its extraction process was "
-                                   "killed and replaced", seconds=self.timeout)
+                if path is not None:
+                    yield Result(path=path, status="timeout", engine=self.engine,
+                                 error=f"{path}: no result after {self.timeout:g} s; its extraction process "
+                                       "was killed and replaced", seconds=self.timeout)
 
-    def _handle(self, w: _Worker, msg: tuple[Any, ...]) -> Result | None:
-        tag = msg[0]
-        if tag == _READY:
-            w.ready = True
-            self._start_failures = 0
-            return None
-        if tag == _SETUP_FAILED:
-            self._setup_error = str(msg[1])
-            return None
-        task, data, rss, retiring = msg
-        if not w.queue or task != w.queue[0][0]:
-            return None
-        w.queue.popleft()
-        w.deadline = time.monotonic() + self.timeout  # the clock starts again for its next file
-        if retiring:
-            w.ready, w.retired = False, True  # it exits after this answer; never hand it another file
-            self._requeue(w)
-        result = Result.from_dict(data)
-        result.rss_mb = rss
-        self._avg = 0.9 * self._avg + 0.1 * max(result.seconds, 1e-4)
-        if rss is not None:
-            self.stats.rss_mb[w.proc.pid] = rss
-        return result
+    def _handle(self, w: _Worker, msg: Any) -> Iterator[Result]:
+        if isinstance(msg, tuple):
+            if msg[0] == _READY:
+                w.ready = True
+                self._start_failures = 0
+            elif msg[0] == _SETUP_FAILED:
+                self._setup_error = str(msg[1])
+            return
+        w.heard = time.monotonic()
+        for task, data, rss, retiring in msg:
+            if not w.queue or task != w.queue[0][0]:
+                continue
+            w.queue.popleft()
+            if retiring:
+                w.ready, w.retired = False, True  # it exits after this answer; never hand it another file
+                self._requeue(w)
+            result = Result.from_dict(data)
+            result.rss_mb = rss
+            self._avg = 0.9 * self._avg + 0.1 * max(result.seconds, 1e-5)
+            if rss is not None:
+                self.stats.rss_mb[w.proc.pid] = rss
+            yield result
 
     def _died(self, w: _Worker) -> Result | None:
         w.proc.join(1)
         code = w.proc.exitcode
-        path = w.queue.popleft()[1] if w.queue else None
-        self._requeue(w)
+        path = self._blame(w) if w.queue else None
         was_ready = w.ready or w.retired
         self._discard(w, kill=True)
         if path is None:
