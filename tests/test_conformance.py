@@ -38,6 +38,8 @@ NATIVE = {
     "imagej-tiff/calcium.ome0000.tif": "tifffile-imagej",
     "lif/LeicaLASX_xz-plane_example.lif": "lif",
     "lif/testdata_2channel_xz.lif": "lif",
+    "zeiss-lsm/test.lsm": "tifffile-lsm",
+    "metamorph-stk/MetamorphImage.tif": "tifffile-stk",
     "czi/100x100.czi": "czi",
     "czi/Al2O3_SE_020_sp.czi": "czi",
     "czi/CellDivision_T3_Z5_CH2_X240_Y170_comp1.czi": "czi",
@@ -88,7 +90,7 @@ NATIVE = {
 #: Native engines whose documents equal Bio-Formats' whole (after normalisation), not only in key fields;
 #: the czi engine writes the key fields and leaves out what Bio-Formats adds beyond them (Experimenter,
 #: detectors, filters, stage labels …), see tests/test_engines_czi.py.
-WHOLE_DOCUMENT = frozenset({"tifffile", "tifffile-imagej", "ome-xml"})
+WHOLE_DOCUMENT = frozenset({"tifffile", "tifffile-imagej", "tifffile-stk", "ome-xml"})
 #: Files of a WHOLE_DOCUMENT engine where Bio-Formats' document is lossy and the native one is not: in this
 #: XMLAnnotation Bio-Formats' indentXML trims the text around inline elements ("a <b>space</b>" becomes
 #: "a<b>space</b>"), the native engine keeps the mixed content as written (tests/test_engines_ome.py).
@@ -100,8 +102,8 @@ RESCUED = {
 }
 #: TIFF-based kinds whose OME-XML carries more than a plain TIFF's: left to Bio-Formats (of the OME-TIFFs,
 #: those with a BinaryOnly companion or an older schema; the ome-xml engine reads single-file 2016-06 ones).
-LEFT_TO_BIOFORMATS = ("ome-tiff/plane.ome.tiff", "ome-tiff-spec-samples/", "metamorph-stk/", "zeiss-lsm/",
-                      "micromanager-mmstack/", "micromanager-ndtiff/", "svs/")
+LEFT_TO_BIOFORMATS = ("ome-tiff/plane.ome.tiff", "ome-tiff-spec-samples/", "micromanager-mmstack/",
+                      "micromanager-ndtiff/", "svs/")
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +122,7 @@ def test_auto_routes_exactly_the_proven_files_to_native_engines(routes: dict[str
 
 def test_tiff_kinds_with_richer_metadata_go_to_bioformats(routes: dict[str, str]) -> None:
     left = [rel for rel in routes if rel.startswith(LEFT_TO_BIOFORMATS)]
-    assert len(left) >= 22  # imagej-tiff/ and most ome-tiff/ are read natively now
+    assert len(left) >= 20  # imagej-tiff/, most ome-tiff/, the STK and the LSM are read natively now
     assert all(routes[rel] == "bioformats" for rel in left)
 
 

@@ -38,9 +38,11 @@ def _builtin() -> dict[str, Callable[[], Engine]]:
     from .ome_files import OmeEngine
     from .tiff import TiffEngine
     from .tiff_kinds import ImageJEngine
+    from .tiff_zeiss_mm import LsmEngine, StkEngine
 
     return {"bioformats": BioFormatsEngine, "czi": CziEngine, "ics": IcsEngine, "lif": LifEngine, "nd2": Nd2Engine,
-            "ome-xml": OmeEngine, "pydicom": DicomEngine, "tifffile": TiffEngine, "tifffile-imagej": ImageJEngine}
+            "ome-xml": OmeEngine, "pydicom": DicomEngine, "tifffile": TiffEngine, "tifffile-imagej": ImageJEngine,
+            "tifffile-lsm": LsmEngine, "tifffile-stk": StkEngine}
 
 
 _factories: dict[str, Callable[[], Engine]] | None = None
