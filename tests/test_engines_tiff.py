@@ -241,3 +241,42 @@ def test_fast_header_reader_and_tifffile_classify_alike(tmp_path: Path, corpus: 
         scanned += _tiffscan.scan(str(path)) is not None
         claimed += fast is not None
     assert scanned >= 90 and claimed >= 60  # the fast reader does read most of them (103, 101, 68 here)
+
+
+def test_fast_metaseries_reader_agrees_with_the_xml_parser() -> None:
+    """The plate path reads MetaSeries properties without an XML parser; wherever it answers, it must
+    answer exactly as lxml does, and it must stand aside for whatever it does not know."""
+    from metaextract.engines._metaseries import _read_fast, _read_xml
+
+    base = _metaseries([("image-name", "string", "DAPI"), ("stage-position-x", "float", "-12.5")],
+                       "Exposure: 20 ms&#13;&#10;Binning: 1 x 1")
+    answered = {
+        "plate": base,
+        "tabs-and-newlines": base.replace('value="DAPI"', 'value="a\tb\r\nc\nd"'),
+        "references": base.replace('value="DAPI"', 'value="&lt;x&gt; &amp; &quot;y&quot; &apos;z&apos; &#32;&#9;"'),
+        "unicode": base.replace('value="DAPI"', 'value="Alexa Fluor® 488 µm"'),
+        "empty-blocks": "<MetaData><PlaneInfo></PlaneInfo><SetInfo></SetInfo></MetaData>",
+        "duplicate-ids": base.replace('value="MetaXpress"/>', 'value="MetaXpress"/><prop id="ApplicationName" '
+                                                              'type="string" value="other"/>'),
+    }
+    declined = {
+        "single-quotes": base.replace('value="DAPI"', "value='DAPI'"),
+        "attribute-order": base.replace('<prop id="image-name" type="string"', '<prop type="string" id="image-name"'),
+        "extra-element": base.replace("<SetInfo>", "<Other/><SetInfo>"),
+        "blocks-swapped": "<MetaData><SetInfo></SetInfo><PlaneInfo></PlaneInfo></MetaData>",
+        "no-planeinfo": "<MetaData><SetInfo></SetInfo></MetaData>",
+        "unknown-entity": base.replace('value="DAPI"', 'value="&nbsp;"'),
+        "control-reference": base.replace('value="DAPI"', 'value="&#1;"'),
+        "hex-reference": base.replace('value="DAPI"', 'value="&#x41;"'),
+        "doctype": '<!DOCTYPE MetaData [<!ENTITY e "x">]>' + base,
+        "gt-in-value": base.replace('value="DAPI"', 'value="a>b"'),
+        "xml-declaration": '<?xml version="1.0"?>' + base,
+        "comment": base.replace("<PlaneInfo>", "<!-- c --><PlaneInfo>"),
+    }
+    for name, text in answered.items():
+        fast = _read_fast(text)
+        assert fast is not None, name
+        assert fast == _read_xml(text), name
+    for name, text in declined.items():
+        assert _read_fast(text) is None, name
+    assert _read_xml(answered["tabs-and-newlines"])[1]["image-name"] == "a b c d"  # type: ignore[index]

@@ -68,43 +68,55 @@ _ATTRIBUTE = re.compile(r'(\s[\w:.-]+)="([^"]*)"')
 _INT = re.compile(r"-?(?:0|[1-9]\d{0,8})")
 _FLOAT = re.compile(r"-?\d{1,15}\.\d{1,17}(?:E-?\d{1,2})?")
 _ENTITY = re.compile(r"&(?:amp|lt|gt|quot|apos);")
-_VALID_SHAPES: dict[str, None] = {}
+_VALID_SHAPES: dict[tuple[tuple[str, ...], tuple[str, ...]], None] = {}
 MAX_SHAPES = 4096
+_CLASSES: dict[tuple[str, str], str] = {}
+MAX_CLASSES = 1 << 16
 
 
-def _class_of(match: re.Match[str]) -> str:
-    """An attribute with its value replaced by a class that decides validity alike for every value in it."""
-    name, value = match.group(1), match.group(2)
+def _class(name: str, value: str) -> str:
+    """An attribute value's validity class: every value of one class is valid or invalid alike there."""
     if name == " Name":  # xsd:string wherever OME 2016-06 declares it: any well-formed text is valid
         bare = _ENTITY.sub("", value)
         if "<" not in bare and "&" not in bare and bare.isprintable():
-            return ' Name="S"'
-        return match.group(0)
+            return "S"
+        return "=" + value
     if name in (" Index", " ID"):  # the schema's keys (uniqueness) look at these
-        return match.group(0)
+        return "=" + value
     if _INT.fullmatch(value):
-        return f'{name}="{"0" if value == "0" else "-1" if value[0] == "-" else "1"}"'
+        return "0" if value == "0" else "-1" if value[0] == "-" else "1"
     if _FLOAT.fullmatch(value) and value[0] != "-":
         number = float(value)
         # the facets OME uses: > 0 (PositiveFloat), >= 0 (NonNegativeFloat), <= 1 (PercentFraction)
         if number == 0:
-            return f'{name}="0.0"'
+            return "0.0"
         if 1e-30 <= number <= 1:
-            return f'{name}="0.5"'
+            return "0.5"
         if 1 < number < 1e30:
-            return f'{name}="2.0"'
-    return match.group(0)
+            return "2.0"
+    return "=" + value
 
 
-def shape(xml: str) -> str:
-    """``xml`` with each Name value and each number replaced by its validity class.
+def shape(xml: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``xml``'s validity shape: its text cut at every attribute value, and each value's class.
 
     Two documents of the same shape are valid or invalid together against OME 2016-06: they differ only
     in ``Name`` values (``xsd:string`` everywhere in the schema, and free of markup here) and in numbers
-    of the same lexical kind, sign and facet range (0, (0, 1], > 1); IDs, indexes, text and structure are
-    kept as they are.
+    of the same lexical kind, sign and facet range (0, (0, 1], > 1); IDs, indexes, every other value,
+    text and structure are kept as they are.
     """
-    return _ATTRIBUTE.sub(_class_of, xml)
+    classes = _CLASSES
+    if len(classes) > MAX_CLASSES:
+        classes.clear()
+    parts = _ATTRIBUTE.split(xml)  # text, name, value, text, name, value, ..., text
+    out = []
+    for pair in zip(parts[1::3], parts[2::3], strict=True):
+        cls = classes.get(pair)
+        if cls is None:
+            cls = classes[pair] = _class(*pair)
+        out.append(cls)
+    del parts[2::3]
+    return tuple(parts), tuple(out)
 
 
 def validate(xml: str | bytes, *, remember: bool = True) -> tuple[bool, str | None]:

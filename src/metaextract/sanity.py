@@ -15,9 +15,11 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import stat
 import struct
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -130,8 +132,15 @@ def _mapped(path: str) -> Iterator[mmap.mmap]:
         yield data
 
 
-def _walk(t: _Tiff) -> int:
-    """Walk the IFD chain, checking every IFD, strip and tile against the file size; returns the IFD count."""
+Tags = dict[int, tuple[int, int, bytes]]
+KEEP_TAGS = 4096  # a survey keeps the parsed IFDs of chains up to this long, for the TIFF engine to use
+
+
+def _walk(t: _Tiff, kept: list[Tags] | None = None) -> int:
+    """Walk the IFD chain, checking every IFD, strip and tile against the file size; returns the IFD count.
+
+    With ``kept``, each IFD's tags are appended to it (up to :data:`KEEP_TAGS` IFDs).
+    """
     offset, index, seen = t.first_ifd(), 0, set()
     if offset == 0:
         raise _Damage("the TIFF has no IFD")
@@ -142,6 +151,8 @@ def _walk(t: _Tiff) -> int:
             return index
         seen.add(offset)
         tags, nxt = t.ifd(offset, index)
+        if kept is not None and index < KEEP_TAGS:
+            kept.append(tags)
         for tag, (typ, count, raw) in tags.items():
             nbytes = count * _TYPE_SIZE.get(typ, 1)
             if nbytes > t.offset_size:
@@ -218,6 +229,9 @@ class Survey:
     ifds: int  #: IFDs in the chain (0 when damaged)
     description: bytes | None  #: IFD 0's ImageDescription (None when absent, unreadable or too long)
     first_size: tuple[int, int] | None  #: IFD 0's width and length
+    #: every IFD's tags, when the file was walked whole from memory, is undamaged and has at most
+    #: :data:`KEEP_TAGS` IFDs (values are read with a :class:`_Tiff` over the same snapshot)
+    tags: tuple[Tags, ...] | None = None
 
 
 _last: tuple[tuple[str, int, int, int], Survey] | None = None
@@ -242,20 +256,30 @@ def survey(path: str, kind: tuple[str, bool]) -> Survey:
         return _last[1]
     description: bytes | None = None
     first_size: tuple[int, int] | None = None
+
+    def first(t: _Tiff, tags: Tags) -> None:
+        nonlocal description, first_size
+        entry = tags.get(_DESCRIPTION)
+        description = t.bytes_of(entry, MAX_DESCRIPTION, "ImageDescription") if entry else None
+        widths = t.values(tags[256], "ImageWidth") if 256 in tags else None
+        heights = t.values(tags[257], "ImageLength") if 257 in tags else None
+        if widths and heights:
+            first_size = (widths[0], heights[0])
+
     try:
         with _mapped(path) if not whole or snap is None else nullcontext(snap.data) as data:
             t = _Tiff(data, *kind)
+            kept: list[Tags] = []
             try:
-                tags, _ = t.ifd(t.first_ifd(), 0)
-                entry = tags.get(_DESCRIPTION)
-                description = t.bytes_of(entry, MAX_DESCRIPTION, "ImageDescription") if entry else None
-                widths = t.values(tags[256], "ImageWidth") if 256 in tags else None
-                heights = t.values(tags[257], "ImageLength") if 257 in tags else None
-                if widths and heights:
-                    first_size = (widths[0], heights[0])
+                count = _walk(t, kept)
             except (_Damage, struct.error, ValueError, OverflowError):
-                pass  # the walk below says what is wrong
-            result = Survey(None, _walk(t), description, first_size)
+                # what IFD 0 says is still wanted (its description is checked for DTDs)
+                with suppress(_Damage, struct.error, ValueError, OverflowError):
+                    first(t, t.ifd(t.first_ifd(), 0)[0])
+                raise
+            first(t, kept[0])
+            result = Survey(None, count, description, first_size,
+                            tuple(kept) if whole and count <= KEEP_TAGS else None)
     except _Damage as exc:
         result = Survey(f"damaged or truncated TIFF: {exc}", 0, description, first_size)
     except (OSError, struct.error, ValueError, OverflowError, MemoryError) as exc:
@@ -284,6 +308,8 @@ def check(path: str, head: bytes, omexml: str) -> str | None:
         walked = survey(path, kind)
         if walked.damage is not None or walked.ifds >= MAX_IFDS:
             return walked.damage
+        if "TiffData" not in omexml:
+            return None  # no plane is mapped to an IFD: nothing more to compare
         wanted = _planes_mapped(omexml, os.path.basename(path))
         if wanted > walked.ifds:
             return f"truncated OME-TIFF: its OME-XML maps planes to {wanted} IFDs but the file holds {walked.ifds}"
@@ -337,13 +363,44 @@ def _real_root(root: str) -> str:
     return os.path.realpath(root)
 
 
+DIR_TTL = 0.1  # seconds a folder's resolved path is reused (a plate's files share a handful of folders)
+_dirs: dict[str, tuple[float, str]] = {}
+
+
+def _real_dir(folder: str) -> str:
+    now = time.monotonic()
+    hit = _dirs.get(folder)
+    if hit is not None and now - hit[0] < DIR_TTL:
+        return hit[1]
+    if len(_dirs) > 4096:
+        _dirs.clear()
+    real = os.path.realpath(folder)
+    _dirs[folder] = (now, real)
+    return real
+
+
+def _resolve(path: str) -> str:
+    """``os.path.realpath(path)``, its folder part resolved at most every :data:`DIR_TTL` seconds; the file is
+    always looked at (a symlink is resolved in full)."""
+    folder, name = os.path.split(path)
+    if not folder or name in ("", ".", "..") or not os.path.isabs(path):
+        return os.path.realpath(path)
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return os.path.realpath(path)
+    except OSError:
+        return os.path.realpath(path)
+    return os.path.join(_real_dir(folder), name)
+
+
 def outside_root(path: str, root: str) -> str | None:
     """Why ``path`` must not be read as a file of the folder ``root`` (it resolves outside it), or None.
 
-    Registration never follows a symlink out of the folder; this catches a link retargeted afterwards.
+    Registration never follows a symlink out of the folder; this catches a link retargeted afterwards
+    (a retargeted folder link within :data:`DIR_TTL` seconds of the last file read from it).
     """
     try:
-        real, top = os.path.realpath(path), _real_root(root)
+        real, top = _resolve(path), _real_root(root)
     except (OSError, ValueError) as exc:
         return f"cannot resolve the path: {exc}"
     if real == top or real.startswith(top.rstrip(os.sep) + os.sep):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from lxml import etree
 
@@ -95,20 +95,88 @@ def _description(text: str, meta: MetaSeries) -> bool:
     return True
 
 
-def parse_metaseries(text: str) -> MetaSeries | None:
-    """None when ``text`` is not MetaSeries XML; ``supported=False`` when it is, but is not claimed."""
+Props = dict[str | None, str | None]
+
+_PROPS = r"((?:<prop [^<>]*/>\s*)*)"
+_LAYOUT = re.compile(rf"<MetaData>\s*{_PROPS}<PlaneInfo>\s*{_PROPS}</PlaneInfo>\s*<SetInfo>\s*{_PROPS}</SetInfo>\s*"
+                     r"</MetaData>")
+_PROP = re.compile(r'<prop id="([^"<>&]*)" type="[^"<>&]*" value="([^"<>\x00-\x08\x0b\x0c\x0e-\x1f]*)"/>\s*')
+_REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#(9|10|13|3[2-9]|[4-9]\d|1[01]\d|12[0-6]));")
+_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+
+
+def _value(raw: str) -> str | None:
+    """An attribute value as an XML parser reports it (line ends and literal white space normalised,
+    references replaced); None for a reference this reader does not know."""
+    raw = raw.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").replace("\t", " ")
+    if "&" not in raw:
+        return raw
+    if raw.count("&") != len(_REFERENCE.findall(raw)):
+        return None
+    return _REFERENCE.sub(lambda m: _NAMED[m.group(1)] if m.group(1) else chr(int(m.group(2))), raw)
+
+
+def _props(block: str) -> Props | None:
+    found = _PROP.findall(block)
+    if len(found) != block.count("<"):
+        return None  # a prop written otherwise (other attribute order, quotes, more attributes)
+    out: Props = {}
+    for key, raw in found:
+        value = _value(raw)
+        if value is None:
+            return None
+        out[key] = value
+    return out
+
+
+def _read_fast(text: str) -> tuple[Props, Props, Props] | None:
+    """The top, PlaneInfo and SetInfo properties of MetaSeries XML in the usual layout, without an XML
+    parser (a plate has one per file); None for anything else, which :func:`_read_xml` then reads."""
+    m = _LAYOUT.fullmatch(text)
+    if m is None:
+        return None
+    top, plane, sets = (_props(block) for block in m.groups())
+    if top is None or plane is None or sets is None:
+        return None
+    return top, plane, sets
+
+
+def _read_xml(text: str) -> tuple[Props, Props, Props] | Literal[False] | None:
+    """The same with a (safe) XML parser: None when not XML or not MetaData, False without PlaneInfo."""
     try:
-        root = ome.parse(text.strip())
+        root = ome.parse(text)
     except (etree.XMLSyntaxError, ValueError):
         return None
     if root.tag != "MetaData":
         return None
+    if root.find("PlaneInfo") is None:
+        return False
     top = {p.get("id"): p.get("value") for p in root.findall("prop")}
     plane = {p.get("id"): p.get("value") for p in root.findall("PlaneInfo/prop")}
     sets = {p.get("id"): p.get("value") for p in root.findall("SetInfo/prop")}
+    return top, plane, sets
+
+
+def read_props(text: str) -> tuple[Props, Props, Props] | Literal[False] | None:
+    """MetaSeries XML's properties: ``(top, PlaneInfo, SetInfo)``; None when ``text`` is not MetaSeries
+    XML, False when it has no PlaneInfo. The fast reader and the XML parser agree wherever the fast one
+    answers (``tests/test_engines_tiff.py``)."""
+    text = text.strip()
+    fast = _read_fast(text)
+    return fast if fast is not None else _read_xml(text)
+
+
+def parse_metaseries(text: str) -> MetaSeries | None:
+    """None when ``text`` is not MetaSeries XML; ``supported=False`` when it is, but is not claimed."""
+    props = read_props(text)
+    if props is None:
+        return None
+    if props is False:
+        return _NO
+    top, plane, sets = props
     if not set(top) <= TOP_PROPS or not set(plane) <= PLANE_PROPS or "Description" not in top:
         return _NO
-    if sets.get("number-of-planes") != "1" or root.find("PlaneInfo") is None:
+    if sets.get("number-of-planes") != "1":
         return _NO
     meta = MetaSeries(supported=True, name=plane.get("image-name"), channel=plane.get("_IllumSetting_"))
     if not _description(top["Description"] or "", meta):

@@ -8,6 +8,7 @@ native engine that writes the same bytes can be compared with it field by field 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -48,7 +49,12 @@ def jnumber(value: float | int) -> str:
     return jdouble(float(value))
 
 
+_ATTR_SPECIAL = re.compile(r'[&<>"\n\r\t]')
+
+
 def _escape_attr(text: str) -> str:
+    if _ATTR_SPECIAL.search(text) is None:
+        return text
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
             .replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;"))
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import _snapshot
-from ..sanity import _Damage, _Tiff
+from ..sanity import Tags, _Damage, _Tiff, survey
 
 MAX_PAGES = 4096
 SMALL_FILE = 4 << 20  # read whole up to this size; map larger files
@@ -95,28 +96,37 @@ def _page(t: _Tiff, tags: dict[int, tuple[int, int, bytes]]) -> Page | None:
     return Page(width, length, samples, bits, sampleformat, photometric, subfiletype, 330 in tags)
 
 
+def _kind(data: Any) -> str | None:
+    return {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
+
+
 def _read(data: Any, size: int) -> Header | None:
-    kind = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
+    kind = _kind(data)
     if kind is None:
         return None
     t = _Tiff(data, kind, False)
     offset, index, seen = t.first_ifd(), 0, set()
-    pages: list[Page] = []
-    first: dict[int, tuple[int, int, bytes]] = {}
+    ifds: list[Tags] = []
     while offset:
         if offset in seen or index >= MAX_PAGES:
             return None
         seen.add(offset)
         tags, offset = t.ifd(offset, index)
-        if index == 0:
-            first = tags
+        ifds.append(tags)
+        index += 1
+    return _header(t, ifds, size)
+
+
+def _header(t: _Tiff, ifds: Sequence[Tags], size: int) -> Header | None:
+    if not ifds or len(ifds) > MAX_PAGES:
+        return None
+    pages: list[Page] = []
+    for tags in ifds:
         page = _page(t, tags)
         if page is None:
             return None
         pages.append(page)
-        index += 1
-    if not pages:
-        return None
+    first = ifds[0]
     text: dict[int, Any] = {}
     rationals: dict[int, tuple[int, int]] = {}
     for code, (typ, count, raw) in first.items():
@@ -132,7 +142,7 @@ def _read(data: Any, size: int) -> Header | None:
     unit = _one(t, first, 296, None) if 296 in first else None
     if 296 in first and unit is None:
         return None
-    return Header(big_endian=kind == ">", codes=frozenset(first), text=text, rationals=rationals,
+    return Header(big_endian=t.order == ">", codes=frozenset(first), text=text, rationals=rationals,
                   resolution_unit=unit, pages=pages)
 
 
@@ -141,7 +151,13 @@ def scan(path: str) -> Header | None:
     snap = _snapshot.current(path)
     try:
         if snap is not None and snap.complete:
-            return _read(snap.data, len(snap.data))
+            kind = _kind(snap.data)
+            if kind is None:
+                return None
+            walked = survey(path, (kind, False))  # the sanity check's walk of these same bytes
+            if walked.damage is not None or walked.tags is None:
+                return None
+            return _header(_Tiff(snap.data, kind, False), walked.tags, len(snap.data))
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size <= SMALL_FILE:

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import _snapshot
 from . import _omexml as ox
 from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
 from .tiff import TIFF_MAGIC, _companion, _date, _Listings, _text
@@ -781,6 +782,12 @@ def first_ifd_codes(path: str, head: bytes) -> frozenset[int]:
     if len(head) < 8:
         return frozenset()
     (offset,) = struct.unpack(order + "I", head[4:8])
+    snap = _snapshot.current(path)  # the bytes extract_file holds: no second read when the IFD is in them
+    if snap is not None and offset + 2 <= len(snap.data):
+        (count,) = struct.unpack_from(order + "H", snap.data, offset)
+        if offset + 2 + 12 * count <= len(snap.data):
+            entries = snap.data[offset + 2:offset + 2 + 12 * count]
+            return frozenset(struct.unpack_from(order + "H", entries, 12 * i)[0] for i in range(count))
     with open(path, "rb") as fh:
         fh.seek(offset)
         raw = fh.read(2)
