@@ -4,12 +4,13 @@ Every file it claims must give Bio-Formats' key fields (image count and names, d
 planes with positions, DeltaT and exposure, plates, objectives). The files it declines are asserted with
 the reason, and each reason is a difference the engine does not reproduce:
 
-* ``1_tileregion``, ``WellD6_S1``: a pyramid (a subblock stored at half size); Bio-Formats makes two images.
 * ``S3_1Pos_2Mosaic_T1_Z1_CH1``: three scenes (S index > 0); Bio-Formats makes three images.
 * ``LSM880_AiryScan``: Airyscan phases (H index > 0), which Bio-Formats folds into C/T its own way.
-* ``CD_s_1_t_3_c_2_z_5``, ``nuc_small``: a sample carrier with a well grid (``ShapeRows``); Bio-Formats
-  writes a Plate for them by rules not worked out here (``CellDivision_T3_Z6_CH1_X300_Y200_DCV_ZSTD`` has
-  the same carrier and no Plate), so the engine declines every file with a well grid.
+
+Claimed since the pyramid and plate kinds: ``1_tileregion`` and ``WellD6_S1`` (a half-size pyramid level,
+flattened into a second image; WellD6 also in well D6), ``CD_s_1_t_3_c_2_z_5`` (well I12 from the regions'
+``TemplateShapeId``), ``nuc_small`` (well A1 from its scene's shape) and
+``CellDivision_T3_Z6_CH1_X300_Y200_DCV_ZSTD`` (same carrier as CD_s_1 but an empty ``<S/>``: no Plate).
 
 The engine writes the key fields, not Bio-Formats' whole document (no Experimenter, detectors, filter
 sets or stage labels), so only key-field equality is required (see ``WHOLE_DOCUMENT`` in
@@ -31,15 +32,11 @@ from metaextract.ome import key_fields, validate
 
 CLAIMED = ("100x100.czi", "Al2O3_SE_020_sp.czi", "CellDivision_T3_Z5_CH2_X240_Y170_comp1.czi", "DAPI_GFP.czi",
            "FOV7_HV110_P0500510000.czi", "RGB-8bit.czi", "mosaic_test.czi", "s_1_t_1_c_1_z_1.czi", "tiles.czi",
-           "tiles_z.czi")
+           "tiles_z.czi", "1_tileregion.czi", "WellD6_S1.czi", "CD_s_1_t_3_c_2_z_5.czi", "nuc_small.czi",
+           "CellDivision_T3_Z6_CH1_X300_Y200_DCV_ZSTD.czi")
 DECLINED = {
-    "1_tileregion.czi": "pyramid",
-    "WellD6_S1.czi": "pyramid",
     "S3_1Pos_2Mosaic_T1_Z1_CH1.czi": "scenes",
     "LSM880_AiryScan.czi": "phases",
-    "CD_s_1_t_3_c_2_z_5.czi": "well grid",
-    "nuc_small.czi": "well grid",
-    "CellDivision_T3_Z6_CH1_X300_Y200_DCV_ZSTD.czi": "well grid",
 }
 
 
@@ -136,3 +133,67 @@ def test_channel_names_follow_the_display_settings_as_bioformats_does() -> None:
     doc = read_document(xml)
     assert doc.channels[0].name == ""  # a display channel without a Name attribute clears the name
     assert doc.channels[0].emission == "520"
+
+
+def _extract(path: Path) -> str:
+    engine = CziEngine()
+    assert engine.claim(str(path), _head(path)) == CLAIM
+    return engine.extract(str(path))
+
+
+@pytest.mark.parametrize(("name", "sizes"), [("1_tileregion.czi", [(1480, 570), (740, 285)]),
+                                             ("WellD6_S1.czi", [(544, 440), (272, 220)])])
+def test_a_pyramid_level_is_an_image_of_its_own(name: str, sizes: list[tuple[int, int]], corpus: Path) -> None:
+    images = key_fields(_extract(corpus / "czi" / name))["images"]
+    assert [(i["pixels"]["size_x"], i["pixels"]["size_y"]) for i in images] == sizes
+    assert [i["name"] for i in images] == [f"{name} #1", f"{name} #2"]
+    full, half = (i["planes"][0] for i in images)
+    # the level reuses the first image's stage centre, has no focus of its own and its own acquisition time
+    assert (half["position_x"], half["position_y"]) == (full["position_x"], full["position_y"])
+    assert full["position_z"] is not None and half["position_z"] is None
+    assert half["delta_t"] != full["delta_t"]
+
+
+@pytest.mark.parametrize(("name", "well"), [("CD_s_1_t_3_c_2_z_5.czi", (8, 11)), ("nuc_small.czi", (0, 0)),
+                                            ("WellD6_S1.czi", (3, 5))])
+def test_a_well_grid_puts_the_image_in_its_well(name: str, well: tuple[int, int], corpus: Path) -> None:
+    xml = _extract(corpus / "czi" / name)
+    (plate,) = key_fields(xml)["plates"]
+    assert plate["wells"] == [{"row": well[0], "column": well[1], "samples": ["Image:0"]}]
+    assert validate(xml) == (True, None)
+
+
+def test_an_empty_scene_list_leaves_the_carrier_without_a_plate(corpus: Path) -> None:
+    xml = _extract(corpus / "czi" / "CellDivision_T3_Z6_CH1_X300_Y200_DCV_ZSTD.czi")
+    assert key_fields(xml)["plates"] == []
+
+
+def _patched(corpus: Path, tmp_path: Path, old: bytes, new: bytes) -> Path:
+    assert len(old) == len(new)
+    data = (corpus / "czi" / "CD_s_1_t_3_c_2_z_5.czi").read_bytes()
+    assert old in data
+    path = tmp_path / "patched.czi"
+    path.write_bytes(data.replace(old, new, 1))  # the first occurrence: the experiment's template
+    return path
+
+
+def test_a_shape_id_below_one_leaves_the_plate_without_wells(corpus: Path, tmp_path: Path) -> None:
+    # checked against live Bio-Formats 7.3.1: Plate Rows/Columns written, no Well
+    path = _patched(corpus, tmp_path, b"<TemplateShapeId>9-12<", b"<TemplateShapeId>0-12<")
+    assert key_fields(_extract(path))["plates"] == [{"name": None, "wells": []}]
+
+
+def test_unparsable_plate_rows_mean_no_plate(corpus: Path, tmp_path: Path) -> None:
+    # checked against live Bio-Formats 7.3.1: no Plate at all
+    path = _patched(corpus, tmp_path, b"<ShapeRows>16<", b"<ShapeRows>1x<")
+    assert key_fields(_extract(path))["plates"] == []
+
+
+def test_a_compressed_pyramid_level_is_declined(corpus: Path, tmp_path: Path) -> None:
+    data = bytearray((corpus / "czi" / "WellD6_S1.czi").read_bytes())
+    # the first subblock is the half-size level; its directory entry's compression field is at +32+16+18
+    at = data.find(b"ZISRAWSUBBLOCK")
+    struct.pack_into("<i", data, at + 32 + 16 + 18, 2)  # LZW: Bio-Formats decodes it and drops it
+    path = tmp_path / "lzw.czi"
+    path.write_bytes(bytes(data))
+    assert CziEngine().claim(str(path), bytes(data[:4096])) == 0

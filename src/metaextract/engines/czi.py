@@ -9,10 +9,26 @@ document (``ImageDocument``). This engine reads those headers and the XML only, 
 needs no third-party package.
 
 It claims a file only when the subblocks say it is a kind whose mapping has been checked against
-Bio-Formats in ``tests/test_engines_czi.py``: one file part, one scene, no pyramid (every subblock at
-full resolution), no phase/rotation/illumination/view/block index other than 0, one gray or BGR pixel
-type, every Z/C/T plane present, no embedded label or slide-preview image, no multi-well plate and no
-PALM data. Everything else (scenes, pyramids, Airyscan phases, plates …) is left to Bio-Formats.
+Bio-Formats in ``tests/test_engines_czi.py``: one file part, one scene, no phase/rotation/illumination/view/
+block index other than 0, one gray or BGR pixel type, every Z/C/T plane present, no embedded label or
+slide-preview image and no PALM data. Within that, three kinds:
+
+* full resolution only (every subblock stored at its own size): one Image;
+* a power-of-two pyramid: besides the full-resolution tiles (all of one size, mosaic indices 0…n-1 on
+  every plane) uncompressed reduced subblocks (pyramid type 1 or 2) that each cover the whole image, at
+  levels 1…k with none missing. showinf flattens resolutions, so Bio-Formats writes one Image per level
+  (``name #1``, ``name #2`` …; size halved per level; a Plane only where the level has a subblock; the
+  stage centre of the first image reused for the levels), which this engine reproduces;
+* a sample carrier with a well grid (either of the above): Bio-Formats 7.3.1 writes a Plate when the
+  experiment's ``SampleHolder/Template`` gives ``ShapeRows``/``ShapeColumns`` > 0 and the regions
+  (``SingleTileRegionArray``, else ``TileRegion``) give ``row-column`` ``TemplateShapeId`` s — replaced by
+  the scenes' ``Shape`` ids when ``Information/Image/Dimensions/S`` exists (an empty ``<S/>`` leaves none,
+  so no Plate). The one full-resolution image goes to the first well (1-based ids), pyramid levels get no
+  WellSample; an id that is not two integers ≥ 1 leaves the Plate without wells. A file with
+  ``SingleTileRegion`` positions is claimed only when every subblock has its own stage X/Y/Z.
+
+Everything else (several scenes, Airyscan phases, compressed or odd pyramids, plates with several images …)
+is left to Bio-Formats.
 """
 
 from __future__ import annotations
@@ -41,8 +57,6 @@ MAX_XML = 64 << 20
 MAX_SUBBLOCK_XML = 1 << 20
 #: CZI pixel type -> (OME type, samples per pixel); the ones whose mapping has been checked
 PIXEL_TYPES = {0: ("uint8", 1), 1: ("uint16", 1), 3: ("uint8", 3)}
-#: XML that marks a sample carrier with wells (CZI files with one may be reported with a Plate).
-PLATE_MARKERS = (b"<shaperows>", b"<shapecolumns>", b"multiwell", b"<rowindex>", b"<columnindex>", b"<well")
 #: Dimensions that, with any index but 0, make Bio-Formats split the file or re-label its planes.
 SPLITTING = frozenset("SHRIVB")
 LISTING_TTL = 60.0
@@ -55,6 +69,8 @@ class SubBlock:
     pixel_type: int
     pyramid: int
     dims: dict[str, tuple[int, int, int]]  # name -> (start, size, stored size)
+    compression: int = 0
+    data_size: int = 0
     stage_x: float | None = None
     stage_y: float | None = None
     stage_z: float | None = None
@@ -172,9 +188,10 @@ def read_czi(path: str) -> CziFile:
                 raise UnsupportedFormatError("not a CZI file (no ZISRAWFILE segment)")
             if sid == "ZISRAWSUBBLOCK":
                 head = _read_exact(fh, pos + 32, min(allocated, 16 + 32 + 20 * 32), "subblock header")
-                meta_size, _att, _data = struct.unpack_from("<iiq", head, 0)
+                meta_size, _att, data_size = struct.unpack_from("<iiq", head, 0)
                 pixel_type, pyramid, dims, entry_len = _entry(head, 16)
-                block = SubBlock(pixel_type, pyramid, dims)
+                compression = struct.unpack_from("<i", head, 16 + 18)[0]
+                block = SubBlock(pixel_type, pyramid, dims, compression, data_size)
                 meta_at = pos + 32 + max(256, 16 + entry_len)
                 if not 0 <= meta_size <= MAX_SUBBLOCK_XML or meta_at + meta_size > pos + 32 + allocated:
                     raise ExtractionError(f"CZI subblock at byte {pos} has an impossible metadata size")
@@ -258,14 +275,76 @@ class Document:
     objectives: list[tuple[str | None, str | None]] = field(default_factory=list)
     position: tuple[float | None, float | None, float | None] = (None, None, None)
     z_step: float | None = None
-    plate: bool = False
     palm: bool = False
+    experiment: bool = False
+    #: the sample carrier as Bio-Formats 7.3.1 reads it for its Plate: ``ShapeRows``/``ShapeColumns`` of the
+    #: ``Template``, the ``row-column`` shape ids of the regions (or of the scenes' shapes) and the field names
+    plate_rows: int = 0
+    plate_columns: int = 0
+    plate_positions: list[str] = field(default_factory=list)
+    field_names: list[str] = field(default_factory=list)
+    #: the first ``SingleTileRegion``'s X/Y/Z (Bio-Formats' position for the first image when it has one)
+    region_position: tuple[float, float, float] | None = None
+    #: why Bio-Formats would read the document some other way, or fail on it (None: no such reason)
+    unsupported: str | None = None
 
 
 def _channel(channels: list[Channel], index: int) -> Channel:
     while len(channels) <= index:
         channels.append(Channel())
     return channels[index]
+
+
+def _java_int(text: str) -> int:
+    """``Integer.parseInt``: an optional sign and decimal digits, nothing else (ValueError otherwise)."""
+    if re.fullmatch(r"[+-]?[0-9]+", text) is None:
+        raise ValueError(text)
+    return int(text)
+
+
+def _java_split(text: str, sep: str) -> list[str]:
+    """``String.split`` with a literal one-character separator: trailing empty strings are dropped."""
+    parts = text.split(sep)
+    while len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    return [] if parts == [""] and text != "" else parts
+
+
+def _sample_holder(doc: Document, acquisition: etree._Element | None) -> None:
+    """The plate layout and region positions of ``RegionsSetup/SampleHolder`` (Bio-Formats' translateExperiment)."""
+    if _first(_first(acquisition, "TilesSetup"), "PositionGroups") is not None:
+        return  # positions come from the tile groups then, and no plate is read
+    holder = _first(_first(acquisition, "RegionsSetup"), "SampleHolder")
+    if holder is None:
+        return
+    template = _first(holder, "Template")
+    if template is not None:
+        rows, columns = _first(template, "ShapeRows"), _first(template, "ShapeColumns")
+        try:
+            if rows is not None:
+                doc.plate_rows = _java_int("".join(rows.itertext()))
+            if columns is not None:
+                doc.plate_columns = _java_int("".join(columns.itertext()))
+        except ValueError:
+            pass  # Bio-Formats logs and goes on
+        regions = _descendants(holder, "SingleTileRegionArray") or _descendants(holder, "TileRegion")
+        for region in regions:
+            shape = _first_text(region, "TemplateShapeId")
+            if shape:
+                doc.plate_positions.append(shape)
+    for array in _descendants(holder, "SingleTileRegionArray"):
+        for region in _descendants(array, "SingleTileRegion"):
+            coords = [_first_text(region, axis) for axis in "XYZ"]
+            try:
+                values = tuple(float(c.strip()) for c in coords if c is not None)
+            except ValueError:
+                values = ()
+            if len(values) != 3:
+                doc.unsupported = "a SingleTileRegion without numeric X/Y/Z"  # Bio-Formats fails on it
+                return
+            if doc.region_position is None:
+                doc.region_position = (values[0], values[1], values[2])
+            doc.field_names.append(region.get("Name", ""))
 
 
 def _number(text: str | None) -> float | None:
@@ -287,9 +366,6 @@ def read_document(xml: bytes) -> Document:
     doc = Document()
     if root is None:
         return doc
-    text = xml.lower()
-    # a sample carrier with a well grid: Bio-Formats may then write a Plate (by rules not yet checked)
-    doc.plate = any(marker in text for marker in PLATE_MARKERS)
     palm_slider = _first_text(_first(_first(root, "Experiment"), "TrackSetup"), "PalmSlider")
     doc.palm = (palm_slider or "").strip().lower() == "true" or any(
         (tag.get("Name") or "").lower().startswith("palm") for tag in root.iter("LsmTag"))
@@ -297,6 +373,9 @@ def read_document(xml: bytes) -> Document:
     # Experiment: exposure per track
     experiment = _first(root, "Experiment")
     acquisition = _first(_first(experiment, "ExperimentBlocks"), "AcquisitionBlock")
+    doc.experiment = experiment is not None
+    if experiment is not None:
+        _sample_holder(doc, acquisition)
     multitrack = _first(acquisition, "MultiTrackSetup")
     if multitrack is not None:
         for i, track in enumerate(_descendants(multitrack, "Track")):
@@ -311,7 +390,19 @@ def read_document(xml: bytes) -> Document:
         dimensions = _first(image, "Dimensions")
         z_increment = _first_text(_first(_first(_first(dimensions, "Z"), "Positions"), "Interval"), "Increment")
         doc.z_step = _number(z_increment)
-        scene = _first(_first(dimensions, "S"), "Scene")
+        scenes = _first(dimensions, "S")
+        if scenes is not None:
+            # scenes with well shapes replace the regions' plate layout (when the regions gave one)
+            reset = bool(doc.plate_positions)
+            if reset:
+                doc.plate_positions.clear()
+                doc.field_names.clear()
+                for each in _descendants(scenes, "Scene"):
+                    for shape in _descendants(each, "Shape"):
+                        if shape.get("Id", "") not in doc.plate_positions:
+                            doc.plate_positions.append(shape.get("Id", ""))
+                        doc.field_names.append(each.get("Name", ""))
+        scene = _first(scenes, "Scene")
         if scene is not None:
             position = _first(scene, "Position")
             if position is not None:
@@ -361,14 +452,51 @@ def read_document(xml: bytes) -> Document:
 
 
 # -- the decision and the OME-XML -----------------------------------------------------------------------
+#: bytes per pixel of the checked pixel types (BGR counted whole), as Bio-Formats sizes a plane
+BYTES = {0: 1, 1: 2, 3: 3}
+
+
+@dataclass
+class Level:
+    """One reduced resolution of a pyramid: its size and its subblocks by (z, c, t)."""
+
+    size_x: int
+    size_y: int
+    planes: dict[tuple[int, int, int], list[SubBlock]]
+
+
 @dataclass
 class Layout:
-    """The single image Bio-Formats makes of a claimed file."""
+    """The image Bio-Formats makes of a claimed file, and the reduced resolutions it flattens after it."""
 
     size: tuple[int, int, int, int, int]  # X, Y, Z, C (channels, RGB counted once), T
     pixel_type: str
     samples: int
     planes: dict[tuple[int, int, int], list[SubBlock]]  # (z, c, t) -> subblocks (mosaic tiles)
+    levels: list[Level] = field(default_factory=list)
+
+
+def _zct(block: SubBlock) -> tuple[int, int, int] | None:
+    zct = []
+    for axis in "ZCT":
+        start, size, _ = block.dims.get(axis, (0, 1, 1))
+        if start < 0 or size != 1:
+            return None
+        zct.append(start)
+    return (zct[0], zct[1], zct[2])
+
+
+def _reduced_level(block: SubBlock, bpp: int) -> int | None:
+    """The pyramid level (1 = half size …) of a reduced subblock as Bio-Formats finds it; None: unchecked."""
+    (_, size_x, stored_x), (_, size_y, stored_y) = block.dims["X"], block.dims["Y"]
+    if block.compression != 0 or block.pyramid not in (1, 2) or stored_x <= 0 or stored_y <= 0:
+        return None
+    if not block.data_size < size_x * size_y * bpp or block.data_size != stored_x * stored_y * bpp:
+        return None
+    scale = size_x // stored_x
+    if scale < 2 or scale & (scale - 1) or size_y // stored_y != scale:
+        return None  # only power-of-two pyramids (Bio-Formats' scale factor 2) are checked
+    return scale.bit_length() - 1
 
 
 def layout(czi: CziFile) -> Layout | None:
@@ -382,28 +510,34 @@ def layout(czi: CziFile) -> Layout | None:
     if len(kinds) != 1 or next(iter(kinds)) not in PIXEL_TYPES:
         return None
     pixel_type, samples = PIXEL_TYPES[next(iter(kinds))]
+    bpp = BYTES[next(iter(kinds))]
     planes: dict[tuple[int, int, int], list[SubBlock]] = {}
+    reduced: dict[int, dict[tuple[int, int, int], list[SubBlock]]] = {}
     xs: list[tuple[int, int]] = []
     ys: list[tuple[int, int]] = []
     for block in blocks:
-        if block.pyramid != 0 or "X" not in block.dims or "Y" not in block.dims:
+        if "X" not in block.dims or "Y" not in block.dims:
             return None
         if any(block.dims.get(d, (0, 1, 1))[0] != 0 for d in SPLITTING):
             return None
         if any(len(d) != 1 or d not in "XYZCTMSHRIVB" for d in block.dims):
             return None
+        zct = _zct(block)
+        if zct is None:
+            return None
+        full = block.pyramid == 0 and all(block.dims[a][1] == block.dims[a][2] > 0 for a in "XY")
+        if not full:
+            level = _reduced_level(block, bpp)
+            if level is None:
+                return None
+            reduced.setdefault(level, {}).setdefault(zct, []).append(block)
+            continue
         for axis, spans in (("X", xs), ("Y", ys)):
-            start, size, stored = block.dims[axis]
-            if size != stored or size <= 0:
-                return None
+            start, size, _ = block.dims[axis]
             spans.append((start, size))
-        zct = []
-        for axis in "ZCT":
-            start, size, _ = block.dims.get(axis, (0, 1, 1))
-            if start < 0 or size != 1:
-                return None
-            zct.append(start)
-        planes.setdefault((zct[0], zct[1], zct[2]), []).append(block)
+        planes.setdefault(zct, []).append(block)
+    if not planes:
+        return None
     size_z, size_c, size_t = (max(key[i] for key in planes) + 1 for i in range(3))
     if len(planes) != size_z * size_c * size_t:
         return None  # a missing plane: unchecked
@@ -414,9 +548,30 @@ def layout(czi: CziFile) -> Layout | None:
         mosaic = [b.dims.get("M", (0, 1, 1))[0] for b in planes[(0, 0, 0)]]
         if len(set(mosaic)) != len(mosaic):
             return None
-    size_x = max(s + n for s, n in xs) - min(s for s, _ in xs)
-    size_y = max(s + n for s, n in ys) - min(s for s, _ in ys)
-    return Layout((size_x, size_y, size_z, size_c * samples, size_t), pixel_type, samples, planes)
+    min_x, min_y = min(s for s, _ in xs), min(s for s, _ in ys)
+    size_x = max(s + n for s, n in xs) - min_x
+    size_y = max(s + n for s, n in ys) - min_y
+    levels: list[Level] = []
+    if reduced:
+        # Bio-Formats sizes the pyramid from its own rules; they give the tiles' extent when every tile has
+        # one size, the tiles of each plane are mosaic indices 0…n-1 and each reduced subblock covers it all
+        count = next(iter(tiles))
+        if len({(b.dims["X"][1], b.dims["Y"][1]) for v in planes.values() for b in v}) != 1:
+            return None
+        if any(sorted(b.dims.get("M", (0, 1, 1))[0] for b in v) != list(range(count)) for v in planes.values()):
+            return None
+        if sorted(reduced) != list(range(1, len(reduced) + 1)):
+            return None  # a missing pyramid level: Bio-Formats renumbers the others
+        for level in sorted(reduced):
+            for found in reduced[level].values():
+                for block in found:
+                    if (block.dims["X"][:2], block.dims["Y"][:2]) != ((min_x, size_x), (min_y, size_y)):
+                        return None
+                    if block.dims.get("M", (0, 1, 1))[0] != 0:
+                        return None
+            div = 1 << level
+            levels.append(Level(size_x // div, size_y // div, reduced[level]))
+    return Layout((size_x, size_y, size_z, size_c * samples, size_t), pixel_type, samples, planes, levels)
 
 
 def _iso(seconds: float) -> str:
@@ -432,10 +587,26 @@ def _acquisition_date(text: str) -> str | None:
     return None if seconds is None else _iso(seconds)
 
 
-def image_xml(czi: CziFile, lay: Layout, doc: Document) -> ox.El:
-    """The Image Bio-Formats' ZeissCZIReader reports for a claimed file."""
+@dataclass
+class _Carry:
+    """Bio-Formats' ``positionsX/Y[0]``: the first image's stage centre, written back plane by plane."""
+
+    x: float | None
+    y: float | None
+
+
+def image_xml(czi: CziFile, lay: Layout, doc: Document, index: int = 0, count: int = 1,
+              carry: _Carry | None = None) -> ox.El:
+    """Image ``index`` of ``count`` that Bio-Formats' ZeissCZIReader reports for a claimed file.
+
+    Image 0 is the full resolution; images 1… are the pyramid levels, which showinf flattens into images
+    of their own. ``carry`` holds the position the first image left behind, which the levels reuse.
+    """
     name = doc.image_name if doc.image_name and doc.image_name.strip() else czi.name
-    image = ox.El("Image", {"ID": "Image:0", "Name": f"{name} #1"})
+    number = str(index + 1).rjust(len(str(count)), "0")
+    image = ox.El("Image", {"ID": f"Image:{index}", "Name": f"{name} #{number}"})
+    if carry is None:
+        carry = _Carry(doc.position[0], doc.position[1])
     start: float | None = None
     if doc.acquired is not None:
         date = _acquisition_date(doc.acquired)
@@ -444,10 +615,14 @@ def image_xml(czi: CziFile, lay: Layout, doc: Document) -> ox.El:
         image.add(ox.El("AcquisitionDate", text=date))
         start = _timestamp(doc.acquired)
     size_x, size_y, size_z, size_c, size_t = lay.size
+    planes = lay.planes
+    if index > 0:
+        level = lay.levels[index - 1]
+        size_x, size_y, planes = level.size_x, level.size_y, level.planes
     bits = 8 if lay.pixel_type == "uint8" else 16  # Bio-Formats 7.3.1 ignores ComponentBitCount here
     pixels = image.add(ox.pixels(
-        pixel_type=lay.pixel_type, size=lay.size, big_endian=False, significant_bits=bits,
-        interleaved=lay.samples > 1,
+        index=index, pixel_type=lay.pixel_type, size=(size_x, size_y, size_z, size_c, size_t), big_endian=False,
+        significant_bits=bits, interleaved=lay.samples > 1,
         physical=(doc.physical.get("X"), doc.physical.get("Y"), doc.physical.get("Z")),
     ))
     for c in range(size_c // lay.samples):
@@ -457,26 +632,34 @@ def image_xml(czi: CziFile, lay: Layout, doc: Document) -> ox.El:
             if ch.name is not None:
                 attrs["Name"] = ch.name
             for key, value in (("EmissionWavelength", ch.emission), ("ExcitationWavelength", ch.excitation)):
-                number = _number(value)
-                if number is not None and number > 0:
-                    attrs[key] = ox.jdouble(number)
+                number_value = _number(value)
+                if number_value is not None and number_value > 0:
+                    attrs[key] = ox.jdouble(number_value)
                     attrs[key + "Unit"] = "nm"
-        pixels.add(ox.channel(0, c, lay.samples, **attrs))
+        pixels.add(ox.channel(index, c, lay.samples, **attrs))
     pixels.add(ox.El("MetadataOnly"))
-    x0, y0, z0 = doc.position
+    z0 = doc.position[2]
     for t in range(size_t):
         for z in range(size_z):
             for c in range(size_c // lay.samples):
-                blocks = lay.planes[(z, c, t)]
+                blocks = planes.get((z, c, t))
+                if not blocks:
+                    continue  # Bio-Formats writes no Plane for a plane this level lacks
                 first = blocks[0]
                 plane: dict[str, str] = {"TheC": str(c), "TheT": str(t), "TheZ": str(z)}
                 stage_x = [b.stage_x for b in blocks if b.stage_x is not None]
                 stage_y = [b.stage_y for b in blocks if b.stage_y is not None]
-                for axis, found, fallback, grid in (("X", stage_x, x0, first.dims["X"][0]),
-                                                    ("Y", stage_y, y0, first.dims["Y"][0])):
+                for axis, found, grid in (("X", stage_x, first.dims["X"][0]), ("Y", stage_y, first.dims["Y"][0])):
+                    fallback = carry.x if axis == "X" else carry.y
                     if found:
                         low, high = min(found), max(found)
-                        plane[f"Position{axis}"] = ox.jdouble(low + (high - low) / 2)
+                        centre = low + (high - low) / 2
+                        if doc.experiment:
+                            if axis == "X":
+                                carry.x = centre
+                            else:
+                                carry.y = centre
+                        plane[f"Position{axis}"] = ox.jdouble(centre)
                         plane[f"Position{axis}Unit"] = ox.MICRON
                     elif fallback is not None:
                         plane[f"Position{axis}"] = ox.jdouble(fallback)
@@ -494,8 +677,8 @@ def image_xml(czi: CziFile, lay: Layout, doc: Document) -> ox.El:
                         start = first.timestamp
                     plane.update(DeltaT=ox.jdouble(first.timestamp - start), DeltaTUnit="s")
                 elif len(czi.timestamps) == size_z * size_c * size_t // lay.samples:
-                    index = c + (z + t * size_z) * (size_c // lay.samples)
-                    plane.update(DeltaT=ox.jdouble(czi.timestamps[index]), DeltaTUnit="s")
+                    at = c + (z + t * size_z) * (size_c // lay.samples)
+                    plane.update(DeltaT=ox.jdouble(czi.timestamps[at]), DeltaTUnit="s")
                 elif t < len(czi.timestamps):
                     plane.update(DeltaT=ox.jdouble(czi.timestamps[t]), DeltaTUnit="s")
                 exposure = first.exposure
@@ -505,6 +688,44 @@ def image_xml(czi: CziFile, lay: Layout, doc: Document) -> ox.El:
                     plane.update(ExposureTime=ox.jdouble(exposure), ExposureTimeUnit="s")
                 pixels.add(ox.El("Plane", plane))
     return image
+
+
+def plate_xml(doc: Document, series: list[int]) -> ox.El | None:
+    """The Plate Bio-Formats 7.3.1 writes from the sample carrier, one WellSample per full-resolution image.
+
+    Wells follow the ``row-column`` shape ids (1-based) in order, ``fields`` images to a well; an id that is
+    not two integers (or is below 1) stops the wells there, as Bio-Formats' loop never moves past it.
+    """
+    positions = doc.plate_positions
+    if doc.plate_rows <= 0 or doc.plate_columns <= 0 or not positions:
+        return None
+    plate = ox.El("Plate", {"Columns": str(doc.plate_columns), "ID": "Plate:0", "Rows": str(doc.plate_rows)})
+    fields = len(doc.field_names) // len(positions) if doc.field_names else 1
+    well_index = sample = 0
+    wells: dict[int, ox.El] = {}
+    for image in series:
+        if well_index >= len(positions):
+            continue
+        parts = _java_split(positions[well_index], "-")
+        if len(parts) != 2:
+            continue
+        try:
+            row, column = _java_int(parts[0]) - 1, _java_int(parts[1]) - 1
+        except ValueError:
+            continue
+        if row < 0 or column < 0:
+            continue
+        well = wells.get(well_index)
+        if well is None:
+            well = wells[well_index] = plate.add(ox.El(
+                "Well", {"Column": str(column), "ID": f"Well:0:{well_index}", "Row": str(row)}))
+        entry = well.add(ox.El("WellSample", {"ID": f"WellSample:0:{well_index}:{sample}", "Index": str(image)}))
+        entry.add(ox.El("ImageRef", {"ID": f"Image:{image}"}))
+        sample += 1
+        if sample == fields:
+            sample = 0
+            well_index += 1
+    return plate
 
 
 def instrument_xml(doc: Document) -> ox.El:
@@ -554,8 +775,13 @@ def inspect_czi(path: str) -> Inspected | None:
     if lay is None or czi.xml is None:
         return None
     doc = read_document(czi.xml)
-    if doc.plate:
+    if doc.unsupported is not None:
         return None
+    if doc.region_position is not None and any(
+            None in (b.stage_x, b.stage_y, b.stage_z) for b in czi.subblocks):
+        return None  # Bio-Formats would fall back on the region's position, which is not reproduced here
+    if doc.acquired is None and czi.subblocks[0].timestamp is not None:
+        return None  # the acquisition date would then come from the first subblock: unchecked
     # Bio-Formats looks for PALM data (and then splits the planes) only in files of at most two planes
     if doc.palm and len(czi.subblocks) <= 2:
         return None
@@ -563,7 +789,7 @@ def inspect_czi(path: str) -> Inspected | None:
 
 
 class CziEngine:
-    """Single-scene, full-resolution CZI from its own segments; every other CZI goes to Bio-Formats."""
+    """Single-scene CZI (flat, pyramid, plate) from its own segments; every other CZI goes to Bio-Formats."""
 
     name = NAME
 
@@ -601,4 +827,14 @@ class CziEngine:
             found = inspect_czi(path)
             if found is None:
                 raise ExtractionError("a CZI of a kind this engine does not read (use Bio-Formats)")
-        return ox.document(instrument_xml(found.document), image_xml(found.czi, found.layout, found.document))
+        return render(found)
+
+
+def render(found: Inspected) -> str:
+    """The OME-XML of an inspected file: its Plate (if any), Instrument, and one Image per resolution."""
+    czi, lay, doc = found.czi, found.layout, found.document
+    count = 1 + len(lay.levels)
+    carry = _Carry(doc.position[0], doc.position[1])
+    images = [image_xml(czi, lay, doc, index, count, carry) for index in range(count)]
+    plate = plate_xml(doc, [0])
+    return ox.document(*([plate] if plate is not None else []), instrument_xml(doc), *images)
