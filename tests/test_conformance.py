@@ -40,6 +40,7 @@ NATIVE = {
     "lif/testdata_2channel_xz.lif": "lif",
     "zeiss-lsm/test.lsm": "tifffile-lsm",
     "metamorph-stk/MetamorphImage.tif": "tifffile-stk",
+    "nd2/cluster.nd2": "nd2",
     "czi/100x100.czi": "czi",
     "czi/1_tileregion.czi": "czi",
     "czi/CD_s_1_t_3_c_2_z_5.czi": "czi",

@@ -1,86 +1,155 @@
-"""ND2 through ``nd2``: why it does not claim ``.nd2`` files, and the rescue it gives when Bio-Formats fails.
+"""ND2: the kind of ``nd2/cluster.nd2`` read by Bio-Formats' rules, proven against the 7.3.1 reference.
 
-Evidence (``nd2/cluster.nd2`` against the Bio-Formats 7.3.1 reference): sizes, dimension order, pixel
-type, significant bits, physical sizes, channel names and emission wavelengths agree. These key fields
-differ, so the engine claims nothing:
+Evidence for the two fields that used to differ (``nd2`` package against the reference):
 
-- ``name``: Bio-Formats says "cluster.nd2 (series 1)", nd2 the file's stem "cluster";
-- ``acquisition_date``: nd2 reads the acquisition time (2014-06-18), Bio-Formats writes none;
-- ``objectives[].nominal_magnification``: nd2 gives 60, Bio-Formats none (it keeps the NA, 0.95);
-- ``channels[].excitation_wavelength``: nd2 gives the lasers (488, 561 nm), Bio-Formats none;
-- ``planes[].delta_t``: nd2 writes ms, Bio-Formats s; beyond the unit, Bio-Formats gives plane (Z=1, T=0)
-  2.474 s, the time of the third frame (nd2: frame 1 at 1.459 s, frame 2 at 2.474 s) and repeats values
-  (T=1, Z=0 gets the time of T=0, Z=5): it indexes the 30 frame times by the 60 plane indices;
-- ``planes[].exposure_time``: the same 0.997 s, in ms against s;
-- ``planes[].position_x/y``: the same stage position, rounded to 6 decimals by nd2's OME writer;
-- ``planes[].position_z``: nd2 3912.3375 µm (the frame's stage Z), Bio-Formats 3916.725 µm (cause not
-  established).
+- ``planes[].delta_t``: Bio-Formats reads the ``CustomData|AcqTimesCache`` frame times (ms / 1000) but
+  indexes them, for plane (Z=z, T=t), by ``z * SizeC + t * SizeZ`` (``getIndex(z, 0, 0)`` of the
+  channel-split order plus ``t * SizeZ``) where the frame is ``z + t * SizeZ``: plane (z=1, t=0) gets frame
+  2's 2.474 s (nd2: 1.459 s), (t=1, z=0) repeats (t=0, z=5), and the planes of t=2, z>=5 get none. That is
+  demonstrably wrong, but the rule is exact, so the engine reproduces it (users compare against it).
+- ``planes[].position_z``: Bio-Formats takes Z from the first ``CustomData|Z…`` block (here ``Z1``, the
+  "Ti ZDrive" reading, 3916.725 µm; ``nd2`` exposes it as the events' ``Ti ZDrive [µm]``), ``nd2``'s OME
+  from the frame metadata's stage position (3912.3375 µm): two stored values, 4.3875 µm apart; the engine
+  takes Bio-Formats' source.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
+import nd2
 import pytest
 
 from metaextract._extract import extract_file, read_head
-from metaextract.cli.compare import differences
-from metaextract.engines.base import ExtractionError
-from metaextract.engines.bioformats import BioFormatsEngine
-from metaextract.engines.nd2 import Nd2Engine
+from metaextract.engines.base import ExtractionError, UnsupportedFormatError
+from metaextract.engines.nd2 import Declined, Nd2Engine, _text_value, inspect_nd2
 from metaextract.ome import key_fields, validate
 
-from ._corpus import corpus_files
+from ._corpus import corpus_files, reference_rows
 
 REL = "nd2/cluster.nd2"
-DIFFERING = {
-    "images[].name", "images[].acquisition_date", "objectives[].nominal_magnification",
-    "images[].channels[].excitation_wavelength", "images[].planes[].delta_t", "images[].planes[].exposure_time",
-    "images[].planes[].position_x", "images[].planes[].position_y", "images[].planes[].position_z",
-}
+CLAIMED = {REL}
+CHUNK_HEAD = b"\xda\xce\xbe\x0a" + b"\x20\x00\x00\x00"  # a chunk magic and a name length, nothing more
 
 
 @pytest.fixture(scope="module")
 def both(corpus: Path, reference: Path) -> tuple[str, str]:
-    return Nd2Engine().extract(str(corpus / REL)), (reference / f"{REL}.xml").read_text("utf-8")
-
-
-def test_which_key_fields_differ_from_the_reference(both: tuple[str, str]) -> None:
-    mine, ref = both
-    fields = {re.sub(r"\[\d+\]", "[]", path) for path, _, _ in differences(mine, ref)}
-    assert fields == DIFFERING
-    assert validate(mine) == (True, None)
-    a, b = key_fields(mine)["images"][0], key_fields(ref)["images"][0]
-    assert a["pixels"] == b["pixels"]  # sizes, order, type, bits, physical sizes all agree
-    assert [(c["name"], c["emission_wavelength"]) for c in a["channels"]] == [
-        (c["name"], c["emission_wavelength"]) for c in b["channels"]]
-
-
-def test_plane_times_differ_beyond_the_unit(both: tuple[str, str]) -> None:
-    mine, ref = both
-    ours = {(p["the_z"], p["the_t"]): p["delta_t"] for p in key_fields(mine)["images"][0]["planes"]}
-    theirs = {(p["the_z"], p["the_t"]): p["delta_t"] for p in key_fields(ref)["images"][0]["planes"]}
-    assert ours[(0, 0)][1] == "ms" and theirs[(0, 0)][1] == "s"
-    assert ours[(0, 0)][0] / 1000 == pytest.approx(theirs[(0, 0)][0])  # the first frame agrees
-    assert ours[(1, 0)][0] / 1000 == pytest.approx(1.459, abs=1e-3)
-    assert theirs[(1, 0)][0] == pytest.approx(ours[(2, 0)][0] / 1000)  # Bio-Formats: another frame's time
-    assert theirs[(0, 1)] == theirs[(5, 0)]
-
-
-def test_claims_nothing_and_rescues_only_after_bioformats_failed(
-        corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(corpus / REL)
     engine = Nd2Engine()
-    assert all(engine.claim(str(corpus / rel), read_head(str(corpus / rel))) == 0 for rel in corpus_files(corpus))
+    assert engine.claim(path, read_head(path)) > 0
+    return engine.extract(path), (reference / f"{REL}.xml").read_text("utf-8")
+
+
+def _planes(xml: str) -> dict[tuple[int, int, int], dict[str, object]]:
+    return {(p["the_z"], p["the_c"], p["the_t"]): p for p in key_fields(xml)["images"][0]["planes"]}
+
+
+def test_claims_exactly_the_proven_corpus_files(corpus: Path, reference: Path) -> None:
+    engine = Nd2Engine()
+    claimed = {rel for rel in corpus_files(corpus) if engine.claim(str(corpus / rel), read_head(str(corpus / rel)))}
+    assert claimed == CLAIMED
+    exits = {row["path"]: row["showinf_exit"] for row in reference_rows(reference)}
+    assert all(exits[rel] == "0" for rel in claimed)
+
+
+@pytest.mark.parametrize("rel", sorted(CLAIMED))
+def test_key_fields_equal_the_reference(rel: str, corpus: Path, reference: Path) -> None:
+    result = extract_file(str(corpus / rel), "auto")
+    assert result.status == "ok", result.error
+    assert result.engine.startswith("nd2 ")
+    assert result.omexml is not None and result.valid, result.validation_error
+    expected = (reference / f"{rel}.xml").read_text("utf-8")
+    assert key_fields(result.omexml) == key_fields(expected)
+    assert validate(result.omexml) == (True, None)
+
+
+def test_the_bioformats_isms_it_reproduces(both: tuple[str, str]) -> None:
+    mine, _ = both
+    image = key_fields(mine)["images"][0]
+    assert image["name"] == "cluster.nd2 (series 1)" and image["acquisition_date"] is None
+    assert key_fields(mine)["objectives"] == [{"nominal_magnification": None, "lens_na": 0.95}]
+    assert [(c["name"], c["emission_wavelength"], c["excitation_wavelength"]) for c in image["channels"]] == [
+        ("5-FAM/pH 9.0", [525.0, "nm"], None), ("FM 4-64/2% CHAPS", [700.0, "nm"], None)]
+    assert image["pixels"]["dimension_order"] == "XYCZT" and image["pixels"]["physical_size_z"] == [0.5, "µm"]
+    assert {tuple(p["exposure_time"]) for p in image["planes"]} == {(0.9969975547008216, "s")}  # dExposureTime / 1000
+
+
+def test_plane_times_follow_bioformats_index_not_the_frame(both: tuple[str, str], corpus: Path) -> None:
+    mine, ref = both
+    ours, theirs = _planes(mine), _planes(ref)
+    with nd2.ND2File(str(corpus / REL)) as f:
+        frame_s = [f.frame_metadata(i).channels[0].time.relativeTimeMs / 1000 for i in range(30)]
+    assert frame_s[1] == pytest.approx(1.459, abs=1e-3)  # the true time of (z=1, t=0)
+    for (z, c, t), plane in ours.items():
+        stamp = z * 2 + t * 10
+        assert plane["delta_t"] == theirs[(z, c, t)]["delta_t"]
+        if stamp < 30:
+            assert plane["delta_t"] == [pytest.approx(frame_s[stamp]), "s"]
+        else:
+            assert plane["delta_t"] is None  # Bio-Formats' index runs past the 30 frames
+    assert ours[(1, 0, 0)]["delta_t"][0] == pytest.approx(frame_s[2])  # another frame's time, as Bio-Formats
+    assert ours[(0, 0, 1)]["delta_t"] == ours[(5, 0, 0)]["delta_t"]
+    assert sum(p["delta_t"] is None for p in ours.values()) == 10
+
+
+def test_stage_z_is_the_zdrive_custom_data_not_the_frame_position(both: tuple[str, str], corpus: Path) -> None:
+    mine, ref = both
+    with nd2.ND2File(str(corpus / REL)) as f:
+        frame_z = f.frame_metadata(0).channels[0].position.stagePositionUm.z
+        zdrive = {e["Ti ZDrive [µm]"] for e in f.events()}
+    assert frame_z == pytest.approx(3912.3375)
+    assert [float(z) for z in zdrive] == [pytest.approx(3916.725)]
+    zs = {p["position_z"][0] for p in _planes(mine).values()}
+    assert zs == {p["position_z"][0] for p in _planes(ref).values()} == {float(z) for z in zdrive}
+    assert zs.pop() - frame_z == pytest.approx(4.3875)
+
+
+def test_declines_what_it_has_not_proven(corpus: Path, tmp_path: Path) -> None:
+    engine = Nd2Engine()
+    broken = tmp_path / "no_chunk_map.nd2"
+    data = bytearray((corpus / REL).read_bytes())
+    data[-40:-8] = b"X" * 32  # no chunk map signature: Bio-Formats scans, this engine declines
+    broken.write_bytes(bytes(data))
+    assert engine.claim(str(broken), read_head(str(broken))) == 0
+    with pytest.raises(Declined, match="chunk map"):
+        inspect_nd2(str(broken))
+    not_nd2 = tmp_path / "x.nd2"
+    not_nd2.write_bytes(b"\x00" * 64)
+    assert engine.claim(str(not_nd2), read_head(str(not_nd2))) == 0
+    with pytest.raises(UnsupportedFormatError):
+        engine.extract(str(not_nd2))
+    cut = tmp_path / "cut.nd2"
+    cut.write_bytes(CHUNK_HEAD + b"\x00" * 8)
+    assert engine.claim(str(cut), read_head(str(cut))) == 0
+    with pytest.raises(ExtractionError) as info:
+        engine.extract(str(cut))
+    assert "\n" not in str(info.value)
+
+
+def test_text_info_parse_mirrors_bioformats_space_split() -> None:
+    text = "Dimensions: T(3) x Z(10)\r\nNumerical Aperture: 0.95\r\nRefractive Index: 1\r\n"
+    assert _text_value(text, "Numerical Aperture") == "0.95"
+    assert _text_value(text, "Refractive Index") == "1"
+    assert _text_value("Camera Name: A1\r\n", "Numerical Aperture") is None
+
+
+def test_rescue_gives_the_proven_document(corpus: Path, tmp_path: Path) -> None:
+    engine = Nd2Engine()
     path = str(corpus / REL)
     assert engine.rescues(path, read_head(path)) > 0
-    assert extract_file(path, "auto").engine.startswith("bioformats ")
-
-    def fail(self: BioFormatsEngine, path: str) -> str:
-        raise ExtractionError("Bio-Formats failed: simulated")
-
-    monkeypatch.setattr(BioFormatsEngine, "extract", fail)
-    monkeypatch.setattr(BioFormatsEngine, "extract_alone", fail)
-    result = extract_file(path, "auto")
-    assert result.status == "ok" and result.valid, result.error
-    assert result.engine.startswith("nd2 ") and result.notes[0].startswith("read by nd2 ")
+    xml, notes = engine.rescue(path)
+    assert key_fields(xml) == key_fields(engine.extract(path)) and "proven" in notes[0]
+    copy = tmp_path / "copy.nd2"
+    shutil.copyfile(path, copy)
+    data = bytearray(copy.read_bytes())
+    data[-40:-8] = b"X" * 32
+    copy.write_bytes(bytes(data))
+    # a declined ND2 still gets nd2's own mapping when forced (the nd2 package scans without the map)
+    try:
+        forced = engine.extract(str(copy))
+    except ExtractionError as exc:
+        assert re.match(r"nd2 cannot read the file: \w+", str(exc))
+    else:
+        assert validate(forced)[0] and key_fields(forced)["images"][0]["name"] != "copy.nd2 (series 1)"
