@@ -29,18 +29,19 @@ from ..experiment import resolve
 from ..result import Result
 from ..store import Store
 from ..store.jobs import (
-    JobBusyError,
-    begin_job_run,
+    begin_job_runs,
     begin_submission,
     finish_job_run,
     finish_submission,
-    job_files,
-    record_results,
+    jobs_files,
+    store_completed,
 )
 from ..store.models import image_files, jobs
 from .task import run_batch
 
 EXIT_INTERRUPTED = 130
+CLAIM_CHUNK = 100  # jobs claimed (and their files listed) per transaction before they are sent
+STORE_CHUNK = 32  # finished tasks stored per transaction at most
 
 
 # -- options and cluster -------------------------------------------------------------------------------
@@ -185,20 +186,22 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
             from distributed import as_completed
 
             completed = as_completed()
-            for job_id, number in selected:
-                try:
-                    run_id = begin_job_run(store, job_id, submission_id=sub_id)
-                except JobBusyError as exc:
-                    echo(f"skipping job {number}: {exc}")
-                    continue
-                files = job_files(store, job_id)
-                fl = _Flight(job_id, number, run_id)
-                by_job[job_id] = fl
-                fut = client.submit(run_batch, job_id, files, opts.engine, opts.timeout,
-                                    key=f"metaextract-s{sub_id}-j{job_id}", pure=False)
-                tasks[fut.key] = (fl, files)
-                fl.open_tasks = 1
-                completed.add(fut)
+            for start in range(0, len(selected), CLAIM_CHUNK):  # claimed, listed and sent a chunk at a time
+                chunk = selected[start:start + CLAIM_CHUNK]
+                runs, refused = begin_job_runs(store, [job_id for job_id, _ in chunk], submission_id=sub_id)
+                listed = jobs_files(store, list(runs))
+                for job_id, number in chunk:
+                    if job_id in refused:
+                        echo(f"skipping job {number}: {refused[job_id]}")
+                        continue
+                    files = listed.get(job_id, [])
+                    fl = _Flight(job_id, number, runs[job_id])
+                    by_job[job_id] = fl
+                    fut = client.submit(run_batch, job_id, files, opts.engine, opts.timeout,
+                                        key=f"metaextract-s{sub_id}-j{job_id}", pure=False)
+                    tasks[fut.key] = (fl, files)
+                    fl.open_tasks = 1
+                    completed.add(fut)
             monitor = Monitor(store, exp.id, [fl.job_id for fl in by_job.values()], opts.depth, echo)
             done_q: queue.Queue[Any] = queue.Queue()
 
@@ -212,11 +215,17 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
             next_report = time.monotonic() + opts.interval
             while remaining:
                 try:
-                    fut = done_q.get(timeout=max(0.05, next_report - time.monotonic()))
+                    done = [done_q.get(timeout=max(0.05, next_report - time.monotonic()))]
                 except queue.Empty:
-                    fut = None
-                if fut is not None:
-                    remaining -= _handle(client, store, fut, tasks, completed, opts)
+                    done = []
+                while done and len(done) < STORE_CHUNK:  # whatever else has finished meanwhile, stored with it
+                    try:
+                        done.append(done_q.get_nowait())
+                    except queue.Empty:
+                        break
+                done = [f for f in done if f is not None]
+                if done:
+                    remaining -= _handle(client, store, done, tasks, completed, opts)
                 if time.monotonic() >= next_report or not remaining:
                     monitor.report()
                     next_report = time.monotonic() + opts.interval
@@ -240,50 +249,57 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
         finish_submission(store, sub_id, state)
 
 
-def _handle(client: Any, store: Store, fut: Any, tasks: dict[str, tuple[_Flight, list[tuple[int, str, str]]]],
-            completed: Any, opts: SubmitOptions) -> int:
-    """Store one finished task; returns 1 when its job is complete."""
+def _handle(client: Any, store: Store, done: list[Any],
+            tasks: dict[str, tuple[_Flight, list[tuple[int, str, str]]]], completed: Any,
+            opts: SubmitOptions) -> int:
+    """Store finished tasks, and close the jobs they complete, in one transaction; returns how many jobs
+    were completed."""
     from distributed import KilledWorker
 
-    if fut.key not in tasks:
-        return 0
-    fl, task_files = tasks.pop(fut.key)
-    fl.open_tasks -= 1
-    if fut.status == "finished":
-        payload = fut.result()
-        pairs = [(fid, Result.from_dict(d)) for fid, d in payload["results"]]
-        counts = record_results(store, pairs)
-        fl.ok += counts.get("ok", 0)
-        fl.failed += sum(v for k, v in counts.items() if k != "ok")
-        fl.host = payload["host"]
-        fl.log.append(f"{len(pairs)} file(s) on {payload['host']} ({payload['worker']}) in "
-                      f"{payload['ended'] - payload['started']:.2f} s: " +
-                      ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-        fl.log += [r.error for _, r in pairs if r.error]
-    else:
-        exc = fut.exception()
-        if isinstance(exc, KilledWorker) and len(task_files) > 1:
-            fl.log.append(f"a task of {len(task_files)} files killed its workers ({exc}); "
-                          "retrying each file alone")
-            for one in task_files:
-                sub = client.submit(run_batch, fl.job_id, [one], opts.engine, opts.timeout,
-                                    key=f"{fut.key}-f{one[0]}", pure=False)
-                tasks[sub.key] = (fl, [one])
-                fl.open_tasks += 1
-                completed.add(sub)
+    pairs: list[tuple[int, Result]] = []
+    finished: list[tuple[int, str, int | None, str, str | None]] = []
+    for fut in done:
+        if fut.key not in tasks:
+            continue
+        fl, task_files = tasks.pop(fut.key)
+        fl.open_tasks -= 1
+        if fut.status == "finished":
+            payload = fut.result()
+            got = [(fid, Result.from_dict(d)) for fid, d in payload["results"]]
+            counts: dict[str, int] = {}
+            for _, r in got:
+                counts[r.status] = counts.get(r.status, 0) + 1
+            pairs += got
+            fl.ok += counts.get("ok", 0)
+            fl.failed += sum(v for k, v in counts.items() if k != "ok")
+            fl.host = payload["host"]
+            fl.log.append(f"{len(got)} file(s) on {payload['host']} ({payload['worker']}) in "
+                          f"{payload['ended'] - payload['started']:.2f} s: " +
+                          ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+            fl.log += [r.error for _, r in got if r.error]
         else:
-            why = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, KilledWorker):
-                why = f"it killed its Dask worker again and again ({exc})"
-            pairs = [(fid, Result(path=path, status="failed", engine=opts.engine,
-                                  error=f"{path}: {why}")) for fid, path, _root in task_files]
-            record_results(store, pairs)
-            fl.failed += len(pairs)
-            fl.log += [r.error or "" for _, r in pairs]
-    if fl.open_tasks:
-        return 0
-    summary = f"job {fl.number}: {fl.ok} ok, {fl.failed} failed"
-    finish_job_run(store, fl.run_id, "done", 0 if not fl.failed else 1, "\n".join([*fl.log, summary]),
-                   host=fl.host)
-    return 1
-
+            exc = fut.exception()
+            if isinstance(exc, KilledWorker) and len(task_files) > 1:
+                fl.log.append(f"a task of {len(task_files)} files killed its workers ({exc}); "
+                              "retrying each file alone")
+                for one in task_files:
+                    sub = client.submit(run_batch, fl.job_id, [one], opts.engine, opts.timeout,
+                                        key=f"{fut.key}-f{one[0]}", pure=False)
+                    tasks[sub.key] = (fl, [one])
+                    fl.open_tasks += 1
+                    completed.add(sub)
+            else:
+                why = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, KilledWorker):
+                    why = f"it killed its Dask worker again and again ({exc})"
+                failed = [(fid, Result(path=path, status="failed", engine=opts.engine,
+                                       error=f"{path}: {why}")) for fid, path, _root in task_files]
+                pairs += failed
+                fl.failed += len(failed)
+                fl.log += [r.error or "" for _, r in failed]
+        if not fl.open_tasks:
+            summary = f"job {fl.number}: {fl.ok} ok, {fl.failed} failed"
+            finished.append((fl.run_id, "done", 0 if not fl.failed else 1, "\n".join([*fl.log, summary]), fl.host))
+    if pairs or finished:
+        store_completed(store, pairs, finished)
+    return len(finished)

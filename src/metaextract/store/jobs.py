@@ -6,6 +6,7 @@ a process killed at any point leaves finished files stored, the rest pending, an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -103,26 +104,46 @@ def begin_job_run(store: Store, job_id: int, *, host: str | None = None, pid: in
     LookupError
         When the job does not exist (e.g. ``init`` replaced it).
     """
-    host = host or this_host()
-    pid = pid if pid is not None else os.getpid()
+    with store.begin() as conn:
+        return _begin(conn, job_id, host or this_host(), pid if pid is not None else os.getpid(), submission_id)
+
+
+def begin_job_runs(store: Store, job_ids: Iterable[int], *, submission_id: int | None = None
+                   ) -> tuple[dict[int, int], dict[int, str]]:
+    """:func:`begin_job_run` for many jobs in one transaction (the Dask submitter claims its jobs so).
+
+    Returns the run id of each job claimed, and why each other job was not (busy, or gone).
+    """
+    runs: dict[int, int] = {}
+    refused: dict[int, str] = {}
+    host, pid = this_host(), os.getpid()
+    with store.begin() as conn:
+        for job_id in job_ids:
+            try:
+                runs[job_id] = _begin(conn, job_id, host, pid, submission_id)
+            except (JobBusyError, LookupError) as exc:  # nothing was written for it
+                refused[job_id] = str(exc)
+    return runs, refused
+
+
+def _begin(conn: Connection, job_id: int, host: str, pid: int, submission_id: int | None) -> int:
     now = utcnow()
     claim = {"state": "running", "host": host, "pid": pid, "updated": now}
-    with store.begin() as conn:
-        res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state != "running").values(**claim))
-        if not res.rowcount:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
-            if row is None:
-                raise LookupError(f"job id {job_id} does not exist (was the step initialised again?)")
-            if holder_alive(row.host, row.pid) or not _take_stale(conn, job_id, row.host, row.pid,
-                                                                  "running", host=host, pid=pid):
-                raise JobBusyError(f"{row.phase} job {row.number} is already running "
-                                   f"({describe_holder(row.host, row.pid, row.updated)}); refusing to run "
-                                   "it twice")
-        attempt = conn.execute(select(func.coalesce(func.max(job_runs.c.attempt), 0))
-                               .where(job_runs.c.job_id == job_id)).scalar_one() + 1
-        return int(conn.execute(job_runs.insert().values(
-            job_id=job_id, submission_id=submission_id, attempt=attempt, host=host, pid=pid, started=now,
-            state="running").returning(job_runs.c.id)).scalar_one())
+    res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state != "running").values(**claim))
+    if not res.rowcount:
+        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
+        if row is None:
+            raise LookupError(f"job id {job_id} does not exist (was the step initialised again?)")
+        if holder_alive(row.host, row.pid) or not _take_stale(conn, job_id, row.host, row.pid,
+                                                              "running", host=host, pid=pid):
+            raise JobBusyError(f"{row.phase} job {row.number} is already running "
+                               f"({describe_holder(row.host, row.pid, row.updated)}); refusing to run "
+                               "it twice")
+    attempt = conn.execute(select(func.coalesce(func.max(job_runs.c.attempt), 0))
+                           .where(job_runs.c.job_id == job_id)).scalar_one() + 1
+    return int(conn.execute(job_runs.insert().values(
+        job_id=job_id, submission_id=submission_id, attempt=attempt, host=host, pid=pid, started=now,
+        state="running").returning(job_runs.c.id)).scalar_one())
 
 
 def finish_job_run(store: Store, run_id: int, state: str, exit_code: int | None, log: str, *,
@@ -131,16 +152,33 @@ def finish_job_run(store: Store, run_id: int, state: str, exit_code: int | None,
 
     ``host``, if given, replaces the run's host (e.g. the Dask worker that did the work).
     """
+    with store.begin() as conn:
+        _finish(conn, run_id, state, exit_code, log, host)
+
+
+def _finish(conn: Connection, run_id: int, state: str, exit_code: int | None, log: str, host: str | None) -> None:
     values: dict[str, Any] = {"state": state, "exit_code": exit_code, "log": log, "ended": utcnow()}
     if host is not None:
         values["host"] = host
+    job_id = conn.execute(update(job_runs).where(job_runs.c.id == run_id).values(**values)
+                          .returning(job_runs.c.job_id)).scalar_one_or_none()
+    if job_id is None:
+        raise LookupError(f"job run {run_id} does not exist")
+    conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "running")
+                 .values(state=state, host=None, pid=None, updated=utcnow()))
+
+
+def store_completed(store: Store, pairs: Iterable[tuple[int, Result]],
+                    finished: Iterable[tuple[int, str, int | None, str, str | None]]) -> None:
+    """In one transaction: write ``(image_file_id, Result)`` pairs, then close the job runs ``finished``
+    (``(run_id, state, exit_code, log, host)``, as for :func:`finish_job_run`)."""
     with store.begin() as conn:
-        job_id = conn.execute(update(job_runs).where(job_runs.c.id == run_id).values(**values)
-                              .returning(job_runs.c.job_id)).scalar_one_or_none()
-        if job_id is None:
-            raise LookupError(f"job run {run_id} does not exist")
-        conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "running")
-                     .values(state=state, host=None, pid=None, updated=utcnow()))
+        buffer = [_row(file_id, result) for file_id, result in pairs]
+        for start in range(0, len(buffer), 1000):
+            conn.execute(_WRITE, buffer[start:start + 1000])
+        for run_id, state, exit_code, log, host in finished:
+            with contextlib.suppress(LookupError):  # its job was replaced meanwhile: nothing left to close
+                _finish(conn, run_id, state, exit_code, log, host)
 
 
 def job_files(store: Store, job_id: int) -> list[tuple[int, str, str]]:
@@ -148,11 +186,21 @@ def job_files(store: Store, job_id: int) -> list[tuple[int, str, str]]:
 
     The root lets the extraction refuse a path that resolves outside its registered folder.
     """
+    return jobs_files(store, [job_id]).get(job_id, [])
+
+
+def jobs_files(store: Store, job_ids: list[int]) -> dict[int, list[tuple[int, str, str]]]:
+    """:func:`job_files` of several jobs, in one query."""
+    out: dict[int, list[tuple[int, str, str]]] = {}
+    if not job_ids:
+        return out
     with store.connect() as conn:
-        rows = conn.execute(select(image_files.c.id, image_files.c.location, acquisitions.c.root)
+        rows = conn.execute(select(image_files.c.job_id, image_files.c.id, image_files.c.location, acquisitions.c.root)
                             .join(acquisitions, acquisitions.c.id == image_files.c.acquisition_id)
-                            .where(image_files.c.job_id == job_id).order_by(image_files.c.id)).all()
-    return [(int(r.id), str(r.location), str(r.root)) for r in rows]
+                            .where(image_files.c.job_id.in_(job_ids)).order_by(image_files.c.id)).all()
+    for r in rows:
+        out.setdefault(int(r.job_id), []).append((int(r.id), str(r.location), str(r.root)))
+    return out
 
 
 def clear_results(conn: Connection, *where: Any, **extra: Any) -> int:
@@ -172,6 +220,10 @@ def result_values(result: Result) -> dict[str, Any]:
             "error": result.error, "engine": name or None, "engine_version": version or None,
             "seconds": float(result.seconds), "valid": result.valid,
             "validation_error": result.validation_error, "extracted_at": utcnow()}
+
+
+def _row(file_id: int, result: Result) -> dict[str, Any]:
+    return {"_id": file_id, **{f"_{k}": v for k, v in result_values(result).items()}}
 
 
 _WRITE = (update(image_files).where(image_files.c.id == bindparam("_id"))
@@ -203,7 +255,7 @@ def record_results(store: Store, pairs: Iterable[tuple[int, Result]], *, chunk: 
         last = time.monotonic()
 
     for file_id, result in pairs:
-        buffer.append({"_id": file_id, **{f"_{k}": v for k, v in result_values(result).items()}})
+        buffer.append(_row(file_id, result))
         counts[result.status] = counts.get(result.status, 0) + 1
         if len(buffer) >= chunk or time.monotonic() - last >= max_delay:
             flush()
