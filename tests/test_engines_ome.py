@@ -1,4 +1,7 @@
-"""The OME engine (standalone OME-XML, single-file OME-TIFF) against Bio-Formats 7.3.1's reference.
+"""The OME engine (standalone OME-XML, OME-TIFF and OME-TIFF sets) against Bio-Formats 7.3.1's reference.
+
+Sets are written here with tifffile (every file with the whole XML, BinaryOnly files with a
+``.companion.ome``, an ``.ome.xml`` or a master OME-TIFF) and compared with live Bio-Formats (``slow``).
 
 Evidence for the one document that differs from Bio-Formats' after normalisation
 (``ome-xml-reference/xmlannotation-body-space.ome.xml``): Bio-Formats' ``XMLTools.indentXML`` trims the
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from lxml import etree
 
 from metaextract import engines
 from metaextract._extract import extract_file, read_head
@@ -25,20 +29,26 @@ from metaextract.ome import key_fields, normalise, validate
 OME_TIFF = ("ome-tiff/FOV7_HV110_P0500510000.ome.tiff", "ome-tiff/grey.ome.tiff", "ome-tiff/ome.tiff",
             "ome-tiff/rgb.ome.tiff")
 LOSSY_IN_BIOFORMATS = "ome-xml-reference/xmlannotation-body-space.ome.xml"
+#: Files Bio-Formats' OME-TIFF reader refuses, so its TIFF reader answers (plain-TIFF documents): a BinaryOnly
+#: file whose metadata file is not in the folder, and the split spec samples, whose embedded XML is not
+#: well-formed (``<BinaryOnly ...>`` is never closed)
+PLAIN_FALLBACK = (
+    "ome-tiff/plane.ome.tiff",
+    *(f"ome-tiff-spec-samples/meta-companion-set/18x24y5z1t1c8b-text-split-Z{z}.ome.tiff" for z in range(1, 6)),
+)
 DECLINED = (
-    "ome-tiff/plane.ome.tiff",  # BinaryOnly, its companion is not in the corpus
     "ome-tiff-spec-samples/18x24y5z5t2c8b-text.ome.tiff",  # 2010-06: Bio-Formats upgrades it by XSLT
     "ome-tiff-spec-samples/6x4y1z1t1c8b-swatch-instrument.ome.tiff",
     "ome-tiff-spec-samples/single-channel.ome.tif",  # 2008-02
-    "ome-tiff-spec-samples/meta-companion-set/18x24y5z1t1c8b-text-companion.ome",  # 2011-06 companion
-    *(f"ome-tiff-spec-samples/meta-companion-set/18x24y5z1t1c8b-text-split-Z{z}.ome.tiff" for z in range(1, 6)),
+    "ome-tiff-spec-samples/meta-companion-set/18x24y5z1t1c8b-text-companion.ome",  # 2011-06, OME-XML reader
     "micromanager-mmstack/Cos7_A647_WF1/Cos7_A647_WF1_MMStack_Pos0.ome.tif",  # Micro-Manager's reader
 )
 NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
 
 
 def _claimed(corpus: Path) -> list[str]:
-    return [*OME_TIFF, *sorted(str(p.relative_to(corpus)) for p in (corpus / "ome-xml-reference").glob("*.ome.xml"))]
+    return [*OME_TIFF, *PLAIN_FALLBACK,
+            *sorted(str(p.relative_to(corpus)) for p in (corpus / "ome-xml-reference").glob("*.ome.xml"))]
 
 
 def _claim(path: Path) -> int:
@@ -47,7 +57,7 @@ def _claim(path: Path) -> int:
 
 def test_every_readable_ome_xml_file_is_claimed(corpus: Path) -> None:
     files = _claimed(corpus)
-    assert len(files) == 4 + 32
+    assert len(files) == 4 + 6 + 32
     for rel in files:
         assert _claim(corpus / rel) > 0, rel
 
@@ -83,38 +93,235 @@ def test_declines_what_it_does_not_prove(rel: str, corpus: Path) -> None:
     assert _claim(corpus / rel) == 0
 
 
-def test_companion_set_goes_to_bioformats_whole(corpus: Path, reference: Path) -> None:
+def test_the_split_spec_samples_carry_malformed_xml(corpus: Path, reference: Path) -> None:
     folder = corpus / "ome-tiff-spec-samples" / "meta-companion-set"
-    for path in sorted(folder.iterdir()):
-        assert engines.choose(str(path), read_head(str(path)), "auto").name == "bioformats"
-    # Bio-Formats reports the whole set (five Z planes from five files) for the companion
-    ref = key_fields((reference / "ome-tiff-spec-samples/meta-companion-set/18x24y5z1t1c8b-text-companion.ome.xml")
-                     .read_text("utf-8"))
-    assert ref["images"][0]["pixels"]["size_z"] == 5
+    for rel in PLAIN_FALLBACK[1:]:
+        text = tifffile.TiffFile(corpus / rel).pages.first.description
+        assert "<BinaryOnly" in text and "</BinaryOnly>" not in text and "/>" not in text
+        with pytest.raises(etree.XMLSyntaxError):
+            etree.fromstring(text.encode())
+        # so Bio-Formats' TIFF reader answered, for this one file: its name, its description, no TiffData
+        expected = (reference / f"{rel}.xml").read_text("utf-8")
+        fields = key_fields(expected)["images"][0]
+        assert fields["name"] == Path(rel).name and fields["pixels"]["size_z"] == 1
+        assert "<MetadataOnly/>" in expected and "TiffData" not in expected
+    # the 2011-06 companion is read by the OME-XML reader (its name is not *.companion.ome) after an XSLT
+    # upgrade: left to Bio-Formats
+    companion = folder / "18x24y5z1t1c8b-text-companion.ome"
+    assert engines.choose(str(companion), read_head(str(companion)), "auto").name == "bioformats"
 
 
-def test_binary_only_is_declined(tmp_path: Path) -> None:
-    xml = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}" UUID="urn:uuid:1"><BinaryOnly '
-           'MetadataFile="set.companion.ome" UUID="urn:uuid:2"/></OME>')
-    path = tmp_path / "part.ome.tif"
-    tifffile.imwrite(path, np.zeros((4, 4), np.uint8), description=xml, metadata=None)
+def test_binary_only_without_its_metadata_file_is_a_plain_tiff(corpus: Path, reference: Path, tmp_path: Path) -> None:
+    rel = "ome-tiff/plane.ome.tiff"
+    assert "BinaryOnly" in tifffile.TiffFile(corpus / rel).pages.first.description
+    assert not (corpus / "ome-tiff" / "multi-channel-4D-series.companion.ome").exists()
+    xml = OmeEngine().extract(str(corpus / rel))
+    assert normalise(xml) == normalise((reference / f"{rel}.xml").read_text("utf-8"))
+    assert "<MetadataOnly/>" in xml and "&lt;BinaryOnly" in xml
+
+
+# -- sets of files, written here ------------------------------------------------------------------------
+def _uuid(n: int) -> str:
+    return f"urn:uuid:{n:08x}-0000-4000-8000-000000000000"
+
+
+def _set_meta(names: list[str], *, per_file: int, split: str, order: str, dtype: str, own: int,
+              extra: str = "") -> str:
+    sizes = {"Z": 1, "C": 1, "T": 1}
+    sizes[split] = len(names)
+    if per_file > 1:
+        assert order[2] != split
+        sizes[order[2]] = per_file
+    channels = "".join(f'<Channel ID="Channel:0:{c}" Name="ch{c}" SamplesPerPixel="1"/>' for c in range(sizes["C"]))
+    tds = "".join(f'<TiffData First{split}="{i}" IFD="0" PlaneCount="{per_file}"><UUID FileName="{name}">'
+                  f"{_uuid(i + 1)}</UUID></TiffData>" for i, name in enumerate(names))
+    return (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}" UUID="{_uuid(own)}" Creator="test">'
+            f'<Image ID="Image:0" Name="set"><AcquisitionDate>2020-01-02T03:04:05</AcquisitionDate>'
+            f'<Pixels ID="Pixels:0" DimensionOrder="{order}" Type="{dtype}" SizeX="8" SizeY="6" SizeZ="{sizes["Z"]}" '
+            f'SizeC="{sizes["C"]}" SizeT="{sizes["T"]}" PhysicalSizeX="0.25">{channels}{tds}</Pixels></Image>'
+            f"{extra}</OME>")
+
+
+def _binary_only(metadata_file: str, own: int) -> str:
+    return (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}" UUID="{_uuid(own)}">'
+            f'<BinaryOnly MetadataFile="{metadata_file}" UUID="{_uuid(0)}"/></OME>')
+
+
+def _write_tiff(path: Path, xml: str, planes: int = 1, dtype: str = "uint8", byteorder: str = "<") -> None:
+    data = np.arange(planes * 48, dtype=dtype).reshape(planes, 6, 8)
+    tifffile.imwrite(path, data, description=xml, metadata=None, byteorder=byteorder)
+
+
+def _write_set(folder: Path, layout: str, *, files: int = 3, per_file: int = 1, split: str = "Z",
+               order: str = "XYZCT", dtype: str = "uint8", byteorder: str = "<") -> list[Path]:
+    """A set of ``files`` OME-TIFFs: each with the whole set's XML (``full``), or BinaryOnly pointing to a
+    ``.companion.ome`` (``companion``), to an ``.ome.xml`` (``xml``) or to the first TIFF (``master``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"set_{split.lower()}{i}.ome.tif" for i in range(files)]
+    meta = {"companion": "set.companion.ome", "xml": "set.ome.xml", "master": names[0]}.get(layout)
+    kwargs = {"per_file": per_file, "split": split, "order": order, "dtype": dtype}
+    for i, name in enumerate(names):
+        if layout == "full" or (layout == "master" and i == 0):
+            xml = _set_meta(names, own=i + 1, **kwargs)  # type: ignore[arg-type]
+        else:
+            xml = _binary_only(str(meta), i + 1)
+        _write_tiff(folder / name, xml, per_file, {"float": "float32"}.get(dtype, dtype), byteorder)
+    paths = [folder / name for name in names]
+    if layout in ("companion", "xml"):
+        (folder / str(meta)).write_text(_set_meta(names, own=0, **kwargs), "utf-8")  # type: ignore[arg-type]
+        paths.append(folder / str(meta))
+    return paths
+
+
+SETS = {
+    "full-z": {"layout": "full"},
+    "companion-c-be16": {"layout": "companion", "split": "C", "per_file": 2, "dtype": "uint16", "byteorder": ">"},
+    "master-t": {"layout": "master", "split": "T", "order": "XYCZT"},
+    "ome-xml-metadata": {"layout": "xml", "files": 2, "split": "Z", "order": "XYCTZ", "dtype": "float"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(SETS))
+def test_every_file_of_a_present_set_describes_the_whole_set(case: str, tmp_path: Path) -> None:
+    paths = _write_set(tmp_path, **SETS[case])  # type: ignore[arg-type]
+    docs = []
+    for path in paths:
+        if path.suffix == ".xml":
+            assert _claim(path) == 0  # a standalone OME-XML document whose TiffData name other files
+            continue
+        assert _claim(path) > 0, path.name
+        xml = OmeEngine().extract(str(path))
+        assert validate(xml)[0]
+        pixels = key_fields(xml)["images"][0]["pixels"]
+        assert pixels["size_z"] * pixels["size_c"] * pixels["size_t"] == 3 * max(1, SETS[case].get("per_file", 1)) \
+            or case == "ome-xml-metadata"
+        assert all(f'FileName="{p.name}"' in xml for p in paths if p.name.endswith(".ome.tif"))
+        assert f'BigEndian="{"true" if SETS[case].get("byteorder") == ">" else "false"}"' in xml
+        docs.append(normalise(xml))
+        # in auto, with the sanity checks: each TIFF's own planes are compared with its own IFDs only
+        result = extract_file(str(path), "auto")
+        assert result.status == "ok" and result.engine.startswith("ome-xml "), result.error
+        assert normalise(result.omexml or "") == docs[-1]
+    if SETS[case]["layout"] != "full":  # one metadata document for the whole set: the same output for each file
+        assert all(doc == docs[0] for doc in docs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(SETS))
+def test_sets_agree_with_live_bioformats(case: str, tmp_path: Path) -> None:
+    from metaextract.engines.bioformats import BioFormatsEngine
+
+    paths = _write_set(tmp_path, **SETS[case])  # type: ignore[arg-type]
+    bioformats = BioFormatsEngine()
+    for path in paths:
+        if path.suffix == ".xml":
+            continue
+        ours, theirs = OmeEngine().extract(str(path)), bioformats.extract(str(path))
+        assert key_fields(ours) == key_fields(theirs), path.name
+        assert normalise(ours) == normalise(theirs), path.name
+
+
+def _plain_variants(folder: Path) -> list[Path]:
+    folder.mkdir()
+    lone = folder / "lone.ome.tif"
+    data = np.arange(2 * 48, dtype=np.uint16).reshape(2, 6, 8)
+    tifffile.imwrite(lone, data, description=_binary_only("gone.companion.ome", 1), metadata=None,
+                     resolution=(4.0, 4.0), resolutionunit="CENTIMETER")
+    broken = folder / "broken.ome.tif"
+    xml = _set_meta([broken.name], per_file=1, split="Z", order="XYZCT", dtype="uint8", own=1)
+    tifffile.imwrite(broken, np.zeros((6, 8), np.uint8), description=xml.replace("</Image>", "", 1), metadata=None)
+    return [lone, broken]
+
+
+def test_ome_tiffs_the_ome_tiff_reader_refuses_are_plain_tiffs(tmp_path: Path) -> None:
+    for path in _plain_variants(tmp_path / "p"):
+        assert _claim(path) > 0, path.name
+        fields = key_fields(OmeEngine().extract(str(path)))["images"][0]
+        assert fields["name"] == path.name
+
+
+@pytest.mark.slow
+def test_plain_fallbacks_agree_with_live_bioformats(tmp_path: Path) -> None:
+    from metaextract.engines.bioformats import BioFormatsEngine
+
+    bioformats = BioFormatsEngine()
+    for path in _plain_variants(tmp_path / "p"):
+        ours, theirs = OmeEngine().extract(str(path)), bioformats.extract(str(path))
+        assert normalise(ours) == normalise(theirs), path.name
+
+
+def test_a_set_with_a_missing_file_is_declined(tmp_path: Path) -> None:
+    paths = _write_set(tmp_path, "full")
+    paths[1].unlink()
+    for path in (paths[0], paths[2]):
+        assert _claim(path) == 0
+        with pytest.raises(ExtractionError, match="missing"):
+            OmeEngine().extract(str(path))
+
+
+def test_a_companion_without_its_tiffs_is_declined(tmp_path: Path) -> None:
+    paths = _write_set(tmp_path, "companion")
+    for path in paths[:-1]:
+        path.unlink()
+    assert _claim(paths[-1]) == 0
+
+
+def test_a_set_whose_files_disagree_is_declined(tmp_path: Path) -> None:
+    paths = _write_set(tmp_path / "shape", "full")
+    tifffile.imwrite(paths[2], np.zeros((1, 7, 8), np.uint8), description=_binary_only("x", 3), metadata=None)
+    assert _claim(paths[0]) == 0  # its planes are 8 x 7, not 8 x 6
+    paths = _write_set(tmp_path / "ifds", "companion", per_file=2, split="C")
+    tifffile.imwrite(paths[1], np.zeros((1, 6, 8), np.uint8), description=_binary_only("set.companion.ome", 2),
+                     metadata=None)
+    assert _claim(paths[0]) == 0  # the companion maps two IFDs of the file that holds one
+    paths = _write_set(tmp_path / "uuid", "companion")
+    text = paths[-1].read_text("utf-8").replace(_uuid(2), _uuid(1))
+    paths[-1].write_text(text, "utf-8")  # one UUID for two files: Bio-Formats fails ("Inconsistent UUID filenames")
+    assert all(_claim(path) == 0 for path in paths)
+
+
+def test_a_metadata_file_that_is_binary_only_itself_is_declined(tmp_path: Path) -> None:
+    paths = _write_set(tmp_path, "master")
+    _write_tiff(paths[0], _binary_only(paths[1].name, 1))
+    assert all(_claim(path) == 0 for path in paths)
+
+
+@pytest.mark.parametrize("ref", ["../set.companion.ome", "/etc/set.companion.ome", "sub/set.companion.ome"])
+def test_references_out_of_the_folder_are_refused(ref: str, tmp_path: Path) -> None:
+    path = tmp_path / "a.ome.tif"
+    _write_tiff(path, _binary_only(ref, 1))
     assert _claim(path) == 0
+    with pytest.raises(ExtractionError, match="refused"):
+        OmeEngine().extract(str(path))
+    result = extract_file(str(path), "ome-xml")
+    assert result.status == "failed" and "refused" in (result.error or "")
+    names = ["a.ome.tif", ref]
+    path = tmp_path / "b.ome.tif"
+    _write_tiff(path, _set_meta(names, per_file=1, split="Z", order="XYZCT", dtype="uint8", own=1))
+    with pytest.raises(ExtractionError, match="refused"):
+        OmeEngine().extract(str(path))
 
 
-def _set_xml(names: list[str]) -> str:
-    tiffdata = "".join(f'<TiffData FirstZ="{z}" IFD="0" PlaneCount="1"><UUID FileName="{name}">urn:uuid:{z}</UUID>'
-                       "</TiffData>" for z, name in enumerate(names))
-    return (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}" UUID="urn:uuid:0"><Image ID="Image:0" '
-            f'Name="set"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" SizeX="4" SizeY="4" '
-            f'SizeZ="{len(names)}" SizeC="1" SizeT="1"><Channel ID="Channel:0:0"/>{tiffdata}</Pixels></Image></OME>')
+def test_a_linked_file_of_the_set_outside_the_folder_is_refused(tmp_path: Path) -> None:
+    paths = _write_set(tmp_path / "set", "companion")
+    outside = tmp_path / "elsewhere.companion.ome"
+    paths[-1].rename(outside)
+    paths[-1].symlink_to(outside)
+    with pytest.raises(ExtractionError, match="refused"):
+        OmeEngine().extract(str(paths[0]))
 
 
-def test_planes_in_another_file_are_declined(tmp_path: Path) -> None:
-    names = ["z0.ome.tif", "z1.ome.tif"]
-    for name in names:
-        tifffile.imwrite(tmp_path / name, np.zeros((4, 4), np.uint8), description=_set_xml(names), metadata=None)
-    for name in names:
-        assert _claim(tmp_path / name) == 0
+def test_a_truncated_file_of_a_set_is_caught(tmp_path: Path) -> None:
+    paths = _write_set(tmp_path, "companion", per_file=2, split="C", dtype="uint16")
+    for cut in (paths[0], paths[1]):
+        data = cut.read_bytes()
+        cut.write_bytes(data[: len(data) // 2])
+    assert _claim(paths[2]) == 0 and _claim(paths[-1]) == 0  # a file of the set lost IFDs
+    for path in paths[:2]:
+        if _claim(path) > 0:  # whichever engine answers, the damage is reported
+            result = extract_file(str(path), "ome-xml")
+            assert result.status == "failed" and ("truncated" in (result.error or "")
+                                                  or "damaged" in (result.error or ""))
 
 
 def test_ome_tiff_written_by_tifffile(tmp_path: Path) -> None:

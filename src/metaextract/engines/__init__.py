@@ -34,15 +34,19 @@ def _builtin() -> dict[str, Callable[[], Engine]]:
     from .dicom import DicomEngine
     from .ics import IcsEngine
     from .lif import LifEngine
+    from .micromanager import MicromanagerEngine
     from .nd2 import Nd2Engine
     from .ome_files import OmeEngine
     from .tiff import TiffEngine
     from .tiff_kinds import ImageJEngine
     from .tiff_zeiss_mm import LsmEngine, StkEngine
 
-    return {"bioformats": BioFormatsEngine, "czi": CziEngine, "ics": IcsEngine, "lif": LifEngine, "nd2": Nd2Engine,
-            "ome-xml": OmeEngine, "pydicom": DicomEngine, "tifffile": TiffEngine, "tifffile-imagej": ImageJEngine,
-            "tifffile-lsm": LsmEngine, "tifffile-stk": StkEngine}
+    return {
+        "bioformats": BioFormatsEngine, "czi": CziEngine, "ics": IcsEngine, "lif": LifEngine,
+        "micromanager": MicromanagerEngine, "nd2": Nd2Engine, "ome-xml": OmeEngine, "pydicom": DicomEngine,
+        "tifffile": TiffEngine, "tifffile-imagej": ImageJEngine, "tifffile-lsm": LsmEngine,
+        "tifffile-stk": StkEngine,
+    }
 
 
 _factories: dict[str, Callable[[], Engine]] | None = None

@@ -1,4 +1,4 @@
-"""The OME engine: standalone OME-XML files and single-file OME-TIFF, as Bio-Formats 7.3.1 reports them.
+"""The OME engine: standalone OME-XML files, OME-TIFFs and OME-TIFF sets, as Bio-Formats 7.3.1 reports them.
 
 Bio-Formats does not echo an OME document: its reader parses the XML into the OME model, copies that
 model into a fresh metadata store (``MetadataConverter``) and then overwrites what the reader's core
@@ -17,18 +17,37 @@ parsed tree, driven by the OME 2016-06 schema that ``ome-types`` ships:
   ``Length="0"`` (the first one's ``BigEndian`` is the reader's byte order: the ``Pixels``
   ``BigEndian``, else the first ``BinData``'s, else false; with no ``BinData`` in the file at all
   Bio-Formats says big-endian);
-* OME-TIFF: byte order, bits and samples per pixel come from the TIFF's first IFD.
+* OME-TIFF: byte order, bits and samples per pixel come from the first IFD of the TIFF that was opened
+  (for a ``.companion.ome``, of the file the first image's first ``TiffData`` names).
+
+OME-TIFF sets are read as ``OMETiffReader`` resolves them (every file of a set describes the whole set):
+
+* a TIFF whose XML maps planes to other files (``TiffData``/``UUID FileName``): its own XML, once every
+  file named is in the folder, each UUID names one file, and every plane is one IFD of its file with the
+  Pixels' size, type and samples, each plane mapped once, all files of one byte order;
+* a ``BinaryOnly`` TIFF whose ``MetadataFile`` is in the folder: that file's XML (an OME-TIFF's
+  description, or the file itself, e.g. a ``.companion.ome``), with the checks above; a
+  ``.companion.ome`` itself the same way;
+* a ``BinaryOnly`` TIFF whose metadata file is not in the folder, and an OME-TIFF whose XML is not
+  well-formed: Bio-Formats' OME-TIFF reader refuses them and its TIFF reader answers, so the engine
+  writes that plain-TIFF document (file name, description, ``MetadataOnly``), only for TIFFs with plain
+  tags (the tifffile engine's, and DocumentName/PageNumber) and pages of one shape.
+
+A ``FileName``/``MetadataFile`` that is not a bare name in the file's folder (or a link resolving out
+of it) is refused; no other file is read. Sets are tested against live Bio-Formats on files written by
+tifffile (``tests/test_engines_ome.py``).
 
 What it cannot prove, it declines (``claim`` returns 0 and Bio-Formats reads the file): documents
 of another schema version (Bio-Formats upgrades them with XSLT), documents that are not valid
-against the 2016-06 schema, ``BinaryOnly`` OME-TIFFs and OME-TIFFs whose planes live in other files
-(companion sets: Bio-Formats reports the whole set), Micro-Manager/ImageJ OME-TIFFs (other readers),
-TIFFs whose IFDs do not match the XML, images whose ID changes while something refers to it, and
-timestamps with fractions of a second. Embedded XML with a DTD or entities is refused outright.
+against the 2016-06 schema, sets with a missing or disagreeing file, a UUID without ``FileName`` that
+is not the document's own, ``TiffData`` without ``PlaneCount`` beside others, planes mapped twice or
+beyond the dimensions (Bio-Formats guesses 1-based indexes), a metadata file that is ``BinaryOnly``
+itself, Micro-Manager/ImageJ OME-TIFFs (other readers), pyramids, TIFFs whose IFDs do not match the
+XML, images whose ID changes while something refers to it, and timestamps with fractions of a second.
+Embedded XML with a DTD or entities is refused outright.
 
 Key fields (``metaextract.ome.key_fields``) agree with Bio-Formats on every claimed corpus file; the
-whole document agrees after ``normalise`` on most of them (``tests/test_engines_ome.py`` lists the
-exceptions and why).
+whole document agrees after ``normalise`` on all but one (``tests/test_engines_ome.py`` says why).
 """
 
 from __future__ import annotations
@@ -43,6 +62,8 @@ from typing import Any
 from lxml import etree
 
 from .. import ome
+from . import _omexml as ox
+from . import tiff as plain
 from ._omexml import jdouble
 from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
 
@@ -465,46 +486,146 @@ def omexml_document(xml: bytes) -> str:
     return serialise(root)
 
 
-def _tiff_description(path: str) -> tuple[Any, list[Any]]:
-    """``(first page, pages)`` info from tifffile, with the OME-XML description."""
+@dataclass(frozen=True)
+class _Tiff:
+    """What the OME-TIFF path needs from one TIFF: its first description and every IFD's plane shape."""
+
+    data: bytes | None  #: IFD 0's ImageDescription (None when absent)
+    big_endian: bool
+    planar: int
+    #: (width, length, samples, bits, dtype) of each IFD
+    shapes: tuple[tuple[int, int, int, int, str | None], ...]
+    foreign: bool  #: a TIFF that another Bio-Formats reader than the OME-TIFF one would take
+
+
+_TIFF_CACHE: dict[tuple[str, int, int, int], _Tiff] = {}
+_TIFF_CACHE_SIZE = 4096
+
+
+def _read_tiff(path: str) -> _Tiff:
+    """``path``'s IFDs as tifffile reads them (kept while the file is unchanged: every file of a set reads
+    the other files of the set)."""
     import tifffile
 
+    st = os.stat(path)
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _TIFF_CACHE.get(key)
+    if hit is not None:
+        return hit
     with tifffile.TiffFile(path) as tf:
-        if tf.is_micromanager or tf.is_imagej:
-            raise _Decline("Micro-Manager or ImageJ TIFF")
         pages = tf.pages
         first = pages.first
         codes = {tag.code for tag in first.tags}
-        if codes & _FOREIGN_TAGS or first.tags.get(330) is not None:
-            raise _Decline("a TIFF another reader takes (or a pyramid)")
+        foreign = bool(tf.is_micromanager or tf.is_imagej or codes & _FOREIGN_TAGS)
+        if first.tags.get(330) is not None:
+            raise _Decline("a pyramid (SubIFDs)")
         description = first.tags.get(270)
-        if description is None:
-            raise _Decline("no ImageDescription")
-        raw = description.value
-        data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+        data = None
+        if description is not None:
+            raw = description.value
+            data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
         shapes = []
         for page in pages:
             if not isinstance(page, tifffile.TiffPage) or page.tags.get(330) is not None:
                 raise _Decline("IFD tifffile cannot read as a page")
             shapes.append((page.imagewidth, page.imagelength, page.samplesperpixel, page.bitspersample,
                            str(page.dtype) if page.dtype is not None else None))
-        info = {"data": data, "big_endian": tf.byteorder == ">", "shapes": shapes,
-                "planar": int(first.planarconfig)}
-    return info, shapes
+        found = _Tiff(data=data, big_endian=tf.byteorder == ">", planar=int(first.planarconfig),
+                      shapes=tuple(shapes), foreign=foreign)
+    if len(_TIFF_CACHE) >= _TIFF_CACHE_SIZE:
+        _TIFF_CACHE.clear()
+    _TIFF_CACHE[key] = found
+    return found
 
 
-def ome_tiff_document(path: str) -> str:
-    """A single-file OME-TIFF as Bio-Formats 7.3.1 prints it (raises ``_Decline``)."""
-    info, shapes = _tiff_description(path)
-    root = _parse(info["data"].rstrip(b"\x00"))
-    if root.find(_Q + "BinaryOnly") is not None:
-        raise _Decline("BinaryOnly: the metadata lives in a companion file")
-    _check_text(root)
-    _valid(root)
-    own = os.path.basename(path)
+class _PlainTiff(Exception):
+    """Bio-Formats' OME-TIFF reader does not take the file (its TIFF reader does)."""
+
+
+#: DocumentName and PageNumber: Bio-Formats' TiffReader keeps them in the original metadata only (the
+#: corpus's split spec samples carry both, ``tests/test_engines_ome.py``)
+_PLAIN_EXTRA = frozenset({269, 297})
+_OME_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.tf2", ".ome.tf8", ".ome.btf")
+_OME_NS_PREFIX = b"http://www.openmicroscopy.org/Schemas/OME/"
+
+
+def _sibling(folder: str, name: str | None) -> str | None:
+    """The file ``name`` (a ``FileName``/``MetadataFile`` reference) in ``folder``, or None when it is not
+    there; a reference that leaves the folder, or a link that resolves outside it, is refused."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+        raise ExtractionError(f"OME-XML references {name!r}, outside the file's folder; refused, not followed")
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        return None
+    if os.path.dirname(os.path.realpath(path)) != os.path.realpath(folder):
+        raise ExtractionError(f"OME-XML references {name!r}, which resolves outside the file's folder; refused")
+    return path
+
+
+def _metadata_file(path: str) -> bytes:
+    """The OME-XML of a ``BinaryOnly`` metadata file: an OME-TIFF's description, else the file itself."""
+    if path.lower().endswith(_OME_SUFFIXES):
+        data = _read_tiff(path).data
+        if data is None:
+            raise _Decline("metadata OME-TIFF without a description")
+        return data
+    if os.path.getsize(path) > MAX_XML:
+        raise _Decline("metadata file too large")
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _plane_index(order: str, sizes: dict[str, int], at: dict[str, int]) -> int:
+    """``FormatTools.getIndex``: the plane number of (z, c, t) in ``order``."""
+    index, stride = 0, 1
+    for dim in order[2:]:
+        index += at[dim] * stride
+        stride *= sizes[dim]
+    return index
+
+
+@dataclass
+class _Set:
+    """Where the planes of a document live: the folder, the TIFF whose IFD 0 Bio-Formats' core metadata
+    comes from, and the file a TiffData without a UUID means."""
+
+    folder: str
+    current: str | None  #: the TIFF that was opened (None for a companion file)
+    root_uuid: str | None
+    files: dict[str, str] = field(default_factory=dict)  #: UUID -> path, as Bio-Formats maps them
+    used: set[str] = field(default_factory=set)
+
+    def resolve(self, td: Any) -> str:
+        uuid = td.find(_Q + "UUID")
+        if uuid is None:
+            if self.current is None:
+                raise _Decline("a companion's TiffData without a UUID")
+            self.used.add(self.current)
+            return self.current
+        value = (uuid.text or "").strip()
+        name = uuid.get("FileName")
+        if name is None:
+            # Bio-Formats takes a UUID without a file name to be the opened file only when it is the
+            # document's own UUID; anything else it would have to search for
+            if self.current is None or value != (self.root_uuid or value):
+                raise _Decline("a UUID without a FileName that is not this file's")
+            target = self.current
+        else:
+            found = _sibling(self.folder, name)
+            if found is None:
+                raise _Decline(f"file {name!r} of the set is missing")
+            target = found
+        if self.files.setdefault(value, target) != target:
+            raise _Decline("one UUID names two files")  # Bio-Formats: "Inconsistent UUID filenames"
+        self.used.add(target)
+        return target
+
+
+def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[_Core]:
+    """The core metadata Bio-Formats' ``OMETiffReader`` derives, after checking that every plane of every
+    image is one IFD of a present file, each IFD once, all of the Pixels' shape."""
     cores = []
-    ifd_count = len(shapes)
-    for image in root.findall(_Q + "Image"):
+    for index, image in enumerate(root.findall(_Q + "Image")):
         pixels = image.find(_Q + "Pixels")
         if pixels is None or pixels.find(_Q + "BinData") is not None or pixels.find(_Q + "MetadataOnly") is not None:
             raise _Decline("an OME-TIFF image without TiffData")
@@ -512,48 +633,172 @@ def ome_tiff_document(path: str) -> str:
         if not tds:
             raise _Decline("an OME-TIFF image without TiffData")
         typ = pixels.get("Type", "")
+        if typ not in _BITS:
+            raise _Decline(f"pixel type {typ}")
         size = {d: int(pixels.get(f"Size{d}", "0")) for d in "XYZCT"}
-        planes_needed = size["Z"] * size["T"]
-        samples = None
-        mapped = 0
+        order = pixels.get("DimensionOrder", "")
+        samples = first.shapes[0][2]
+        if size["C"] % samples:
+            raise _Decline("channels do not divide by samples")
+        channels = pixels.findall(_Q + "Channel")
+        for channel in channels:
+            if channel.get("SamplesPerPixel") not in (None, str(samples)):
+                raise _Decline("Channel SamplesPerPixel differs from the TIFF")
+            if samples > 1 and len(channels) > 1 and channel.get("SamplesPerPixel") is None:
+                raise _Decline("RGB channels without SamplesPerPixel")  # Bio-Formats then reads C unsplit
+        sizes = {"Z": size["Z"], "C": size["C"] // samples, "T": size["T"]}
+        num = sizes["Z"] * sizes["C"] * sizes["T"]
+        if num < 1 or sorted(order[2:]) != ["C", "T", "Z"]:
+            raise _Decline("dimensions")
+        planes: dict[int, tuple[str, int]] = {}
         for td in tds:
-            uuid = td.find(_Q + "UUID")
-            if uuid is not None and (uuid.get("FileName") not in (None, own)
-                                     or (uuid.text or "").strip() != root.get("UUID", "")):
-                raise _Decline("planes in another file of a set")
-            first_ifd = int(td.get("IFD", "0"))
-            count = int(td.get("PlaneCount", "1" if len(tds) > 1 or td.get("IFD") else "0"))
-            if count == 0:
-                count = ifd_count - first_ifd
-            if first_ifd < 0 or first_ifd + count > ifd_count:
-                raise _Decline("TiffData beyond the IFDs")
-            for k in range(first_ifd, first_ifd + count):
-                width, height, spp, bits, dtype = shapes[k]
-                if (width, height) != (size["X"], size["Y"]) or dtype != _DTYPES.get(typ):
+            at = {d: int(td.get(f"First{d}", "0")) for d in "ZCT"}
+            if any(at[d] >= sizes[d] for d in "ZCT"):
+                raise _Decline("TiffData beyond the dimensions")  # Bio-Formats guesses 1-based indexes
+            target = where.resolve(td)
+            start = _plane_index(order, sizes, at)
+            ifd = int(td.get("IFD", "0"))
+            if td.get("PlaneCount") is not None:
+                count = int(td.get("PlaneCount", "0"))
+                if count < 1:
+                    raise _Decline("PlaneCount 0")  # Bio-Formats drops the image
+            elif len(tds) == 1:
+                count = num - start  # Bio-Formats fills down to the last plane
+            else:
+                raise _Decline("TiffData without PlaneCount among others")
+            shapes = first.shapes if target == where.current else _read_tiff(target).shapes
+            if ifd < 0 or ifd + count > len(shapes) or start + count > num:
+                raise _Decline("TiffData beyond the IFDs or the planes")
+            for q in range(count):
+                if start + q in planes:
+                    raise _Decline("a plane mapped twice")
+                planes[start + q] = (target, ifd + q)
+                width, height, spp, bits, dtype = shapes[ifd + q]
+                if (width, height) != (size["X"], size["Y"]) or dtype != _DTYPES[typ]:
                     raise _Decline("IFD and Pixels disagree")
-                if samples is None:
-                    samples = spp
-                elif samples != spp:
-                    raise _Decline("mixed samples per pixel")
-                if bits != _BITS.get(typ):
-                    raise _Decline("bits per sample")
-            mapped += count
-        if samples is None:
-            raise _Decline("no planes")
-        if mapped != planes_needed * (size["C"] // samples) or size["C"] % samples:
+                if spp != samples or bits != _BITS[typ]:
+                    raise _Decline("samples or bits per sample differ")
+        if len(planes) != num:
             raise _Decline("planes mapped do not cover the image exactly")
+        if index == 0 and (first.shapes[0][4] != _DTYPES[typ] or first.shapes[0][:2] != (size["X"], size["Y"])):
+            raise _Decline("the first IFD and the first image disagree")
         sig = pixels.get("SignificantBits")
         if sig is not None and int(sig) != _BITS[typ]:
             raise _Decline("SignificantBits differs from the TIFF")
-        if samples > 1 and info["planar"] != 1:
+        if samples > 1 and first.planar != 1:
             raise _Decline("planar RGB")
-        cores.append(_Core(big_endian=bool(info["big_endian"]), bits=_BITS[typ], samples=samples))
+        cores.append(_Core(big_endian=first.big_endian, bits=_BITS[typ], samples=samples))
     if not cores:
         raise _Decline("no image")
+    for used in where.used:
+        if used != where.current and _read_tiff(used).big_endian != first.big_endian:
+            raise _Decline("files of the set differ in byte order")
+    return cores
+
+
+def _set_document(root: Any, where: _Set, first: _Tiff) -> str:
+    _check_text(root)
+    _valid(root)
+    cores = _tiff_cores(root, where, first)
+    if where.current is not None and where.current not in where.used:
+        raise _Decline("the opened TIFF holds none of the planes")
     _round_trip(root, _schema())
     _populate(root, cores)
     return serialise(root)
 
+
+def ome_tiff_document(path: str) -> str:
+    """An OME-TIFF (one file, a file of a set, or a ``BinaryOnly`` file whose metadata file is in the
+    folder) as Bio-Formats 7.3.1 prints it (raises ``_Decline``, or ``_PlainTiff`` when Bio-Formats' TIFF
+    reader answers instead)."""
+    folder = os.path.dirname(path) or "."
+    tiff = _read_tiff(path)
+    if tiff.foreign:
+        raise _Decline("a TIFF another reader takes")
+    if tiff.data is None:
+        raise _Decline("no ImageDescription")
+    text = tiff.data.rstrip(b"\x00")
+    try:
+        root = ome.parse(text)
+    except ome.UnsafeXMLError as exc:
+        raise ExtractionError(f"embedded OME-XML refused: {exc}") from None
+    except etree.XMLSyntaxError:
+        stripped = text.strip()
+        if stripped.startswith(b"<") and stripped.endswith(b">") and b"<OME" in stripped \
+                and _OME_NS_PREFIX in stripped:
+            raise _PlainTiff("OME-XML that is not well-formed") from None
+        raise _Decline("not well-formed") from None
+    if root.tag != _Q + "OME":
+        raise _Decline("not an OME 2016-06 document")
+    binary_only = root.find(_Q + "BinaryOnly")
+    if binary_only is None:
+        return _set_document(root, _Set(folder, path, root.get("UUID")), tiff)
+    if [el for el in root if isinstance(el.tag, str)] != [binary_only]:
+        raise _Decline("BinaryOnly beside other elements")
+    meta_path = _sibling(folder, binary_only.get("MetadataFile"))
+    if meta_path is None:
+        raise _PlainTiff("BinaryOnly, its metadata file is not in the folder")
+    if os.path.samefile(meta_path, path):
+        raise _Decline("BinaryOnly naming itself")
+    meta = _parse(_metadata_file(meta_path))
+    if meta.find(_Q + "BinaryOnly") is not None:
+        raise _Decline("the metadata file is BinaryOnly itself")
+    return _set_document(meta, _Set(folder, path, meta.get("UUID")), tiff)
+
+
+def companion_document(path: str) -> str:
+    """A ``.companion.ome`` file as Bio-Formats 7.3.1's OME-TIFF reader prints it (raises ``_Decline``)."""
+    folder = os.path.dirname(path) or "."
+    if os.path.getsize(path) > MAX_XML:
+        raise _Decline("too large")
+    with open(path, "rb") as fh:
+        root = _parse(fh.read())
+    if root.find(_Q + "BinaryOnly") is not None:
+        raise _Decline("a BinaryOnly companion")
+    # Bio-Formats reads core metadata from the first IFD of the file the first image's first TiffData names
+    tds = root.findall(f"{_Q}Image/{_Q}Pixels")[:1]
+    td = tds[0].find(_Q + "TiffData") if tds else None
+    uuid = td.find(_Q + "UUID") if td is not None else None
+    first_path = _sibling(folder, uuid.get("FileName") if uuid is not None else None)
+    if first_path is None:
+        raise _Decline("the first TIFF of the set is missing")
+    return _set_document(root, _Set(folder, None, root.get("UUID")), _read_tiff(first_path))
+
+
+def plain_tiff_document(path: str) -> str:
+    """The plain-TIFF document Bio-Formats' TiffReader gives for an OME-TIFF its OME-TIFF reader refuses
+    (raises ``_Decline`` for anything beyond a plain TIFF's tags and one plane shape)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        pages = tf.pages
+        first = pages.first
+        codes = {tag.code for tag in first.tags}
+        if not codes <= plain.PLAIN_TAGS | _PLAIN_EXTRA or 34665 in codes or first.tags.get(330) is not None:
+            raise _Decline("tags beyond a plain TIFF's")
+        shape = (first.imagewidth, first.imagelength, first.samplesperpixel, first.bitspersample,
+                 int(first.sampleformat), int(first.photometric))
+        for page in pages:
+            if not isinstance(page, tifffile.TiffPage) or page.tags.get(330) is not None \
+                    or int(page.subfiletype) != 0 \
+                    or (page.imagewidth, page.imagelength, page.samplesperpixel, page.bitspersample,
+                        int(page.sampleformat), int(page.photometric)) != shape:
+                raise _Decline("pages of different shapes")
+        samples, bits, photometric = shape[2], shape[3], shape[5]
+        pixel_type = plain._PIXEL.get((shape[4], bits))
+        if pixel_type is None or photometric not in (0, 1, 2) or samples not in (1, 3) \
+                or (samples == 3) != (photometric == 2):
+            raise _Decline("a pixel layout not proven")
+        date = plain._date(first)
+        if date is False:
+            raise _Decline("a date not proven")
+        info = plain.TiffInfo(
+            kind="plain", name=os.path.basename(path), big_endian=tf.byteorder == ">",
+            size_x=first.imagewidth, size_y=first.imagelength, planes=len(pages), samples=samples, bits=bits,
+            pixel_type=pixel_type, description=plain._text(first, 270), date=date if isinstance(date, str) else None,
+            physical=(plain._resolution(first, 282), plain._resolution(first, 283)), exif=None, metaseries=None,
+        )
+    return ox.document(plain.plain_image(info))
 
 # -- the engine -----------------------------------------------------------------------------------------
 def _kind(path: str, head: bytes) -> str | None:
@@ -563,16 +808,16 @@ def _kind(path: str, head: bytes) -> str | None:
     # Bio-Formats' OME-XML reader knows a document by its first 64 bytes; other readers take some
     # ``.xml`` files by name first, so only ``.ome.xml`` / ``.ome`` names are claimed
     lowered = path.lower()
-    if head[:64].startswith(b"<?xml") and b"<OME" in head[:64] and lowered.endswith((".ome.xml", ".ome")) \
-            and not lowered.endswith(".companion.ome"):
+    if lowered.endswith(".companion.ome"):
+        # Bio-Formats' OME-TIFF reader takes every ``.companion.ome`` by its name
+        return "companion" if head.lstrip()[:1] == b"<" else None
+    if head[:64].startswith(b"<?xml") and b"<OME" in head[:64] and lowered.endswith((".ome.xml", ".ome")):
         return "xml"
     return None
 
 
-
-
 class OmeEngine:
-    """Standalone OME-XML and single-file OME-TIFF; everything else is left to Bio-Formats."""
+    """Standalone OME-XML, OME-TIFF (single files and sets); everything else is left to Bio-Formats."""
 
     name = NAME
 
@@ -585,7 +830,12 @@ class OmeEngine:
 
     def _build(self, path: str, kind: str) -> str:
         if kind == "tiff":
-            return ome_tiff_document(path)
+            try:
+                return ome_tiff_document(path)
+            except _PlainTiff:
+                return plain_tiff_document(path)
+        if kind == "companion":
+            return companion_document(path)
         if os.path.getsize(path) > MAX_XML:
             raise _Decline("too large")
         with open(path, "rb") as fh:
