@@ -45,12 +45,18 @@ class _Damage(Exception):
     """The walk found something the file cannot hold."""
 
 
+@lru_cache(maxsize=512)
+def _struct(fmt: str) -> struct.Struct:
+    return struct.Struct(fmt)
+
+
 class _Tiff:
     """Just enough of a TIFF reader to walk the IFD chain with every offset checked against the size."""
 
     def __init__(self, data: mmap.mmap | bytes, order: str, big: bool) -> None:
         self.data, self.size, self.order, self.big = data, len(data), order, big
         self.offset_size = 8 if big else 4
+        self._offset = _struct(order + ("Q" if big else "I"))
 
     def read(self, offset: int, n: int, what: str) -> bytes:
         if offset < 0 or offset + n > self.size:
@@ -58,7 +64,7 @@ class _Tiff:
         return self.data[offset:offset + n]
 
     def unpack(self, fmt: str, data: bytes) -> tuple[int, ...]:
-        return struct.unpack(self.order + fmt, data)
+        return _struct(self.order + fmt).unpack(data)
 
     def first_ifd(self) -> int:
         if self.big:
@@ -67,20 +73,13 @@ class _Tiff:
 
     def ifd(self, offset: int, index: int) -> tuple[dict[int, tuple[int, int, bytes]], int]:
         """``({tag: (type, count, value-or-offset bytes)}, next IFD offset)`` of the IFD at ``offset``."""
-        count_fmt, count_size, entry_size = ("Q", 8, 20) if self.big else ("H", 2, 12)
+        count_fmt, count_size, entry = ("Q", 8, "HHQ8s") if self.big else ("H", 2, "HHI4s")
         n = int(self.unpack(count_fmt, self.read(offset, count_size, f"IFD {index}"))[0])
-        body = self.read(offset + count_size, n * entry_size + self.offset_size, f"IFD {index} ({n} entries)")
-        tags: dict[int, tuple[int, int, bytes]] = {}
-        for k in range(n):
-            e = body[k * entry_size:(k + 1) * entry_size]
-            if self.big:
-                tag, typ, cnt = self.unpack("HHQ", e[:12])
-                tags[tag] = (typ, cnt, e[12:20])
-            else:
-                tag, typ, cnt = self.unpack("HHI", e[:8])
-                tags[tag] = (typ, cnt, e[8:12])
-        nxt = self.unpack("Q" if self.big else "I", body[n * entry_size:])[0]
-        return tags, int(nxt)
+        body = self.read(offset + count_size, n * (20 if self.big else 12) + self.offset_size,
+                         f"IFD {index} ({n} entries)")
+        fields = _struct(f"{self.order}{entry * n}{'Q' if self.big else 'I'}").unpack(body)
+        tags = {fields[k]: (fields[k + 1], fields[k + 2], fields[k + 3]) for k in range(0, 4 * n, 4)}
+        return tags, int(fields[-1])
 
     def values(self, entry: tuple[int, int, bytes], what: str) -> list[int] | None:
         """The integer values of an IFD entry (None when too many to check cheaply or not integers)."""
@@ -90,9 +89,9 @@ class _Tiff:
             return None
         nbytes = count * _TYPE_SIZE[typ]
         if nbytes > self.offset_size:
-            (where,) = self.unpack("Q" if self.big else "I", raw)
+            (where,) = self._offset.unpack(raw)
             raw = self.read(int(where), nbytes, what)
-        return [int(v) for v in self.unpack(f"{count}{fmt}", raw[:nbytes])]
+        return list(_struct(f"{self.order}{count}{fmt}").unpack_from(raw))
 
     def bytes_of(self, entry: tuple[int, int, bytes], limit: int, what: str) -> bytes | None:
         typ, count, raw = entry
@@ -100,7 +99,7 @@ class _Tiff:
         if nbytes > limit:
             return None
         if nbytes > self.offset_size:
-            (where,) = self.unpack("Q" if self.big else "I", raw)
+            (where,) = self._offset.unpack(raw)
             return self.read(int(where), nbytes, what)
         return raw[:nbytes]
 
@@ -156,7 +155,7 @@ def _walk(t: _Tiff, kept: list[Tags] | None = None) -> int:
         for tag, (typ, count, raw) in tags.items():
             nbytes = count * _TYPE_SIZE.get(typ, 1)
             if nbytes > t.offset_size:
-                (where,) = t.unpack("Q" if t.big else "I", raw)
+                (where,) = t._offset.unpack(raw)
                 if where + nbytes > t.size:
                     raise _Damage(f"IFD {index} tag {tag} (bytes {where}-{where + nbytes}) lies beyond the end of "
                                   f"the file ({t.size} bytes)")
