@@ -146,9 +146,18 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None,
     outbox: list[tuple[int, dict[str, Any], float | None, bool]] = []
     oldest = 0.0  # when the first result in the outbox was made
 
+    current = _Marker.IDLE
+
     def mark(task: int, since: float) -> None:
+        nonlocal current
+        current = task
         if marker is not None:
             marker.set(task, since)
+
+    from . import _clock
+
+    # a one-off start-up (the JVM) moves the current file's deadline; its clock restarts afterwards
+    _clock.hook = lambda extra: mark(current, time.monotonic() + extra)
 
     while True:
         if outbox and not conn.poll():  # about to wait for files: first send what is done
@@ -355,6 +364,14 @@ class ExtractionPool:
     def map(self, paths: Iterable[str | os.PathLike[str] | tuple[str, str]]) -> Iterator[Result]:
         """Extract every path; an item may be ``(path, root)`` so a path resolving outside its registered
         folder ``root`` is refused. Yields Results (``Result.path`` as given) in completion order."""
+        for item in self.map_dicts(paths):
+            yield item if isinstance(item, Result) else Result.from_dict(item)
+
+    def map_dicts(self, paths: Iterable[str | os.PathLike[str] | tuple[str, str]]
+                  ) -> Iterator[dict[str, Any] | Result]:
+        """:meth:`map`, yielding each result read by a process as the dict it sent (``Result.to_dict``
+        form, ``rss_mb`` set), so a relay (the Dask task) need not build a Result; the pool's own
+        verdicts (timeouts, deaths) come as Results."""
         pending: deque[tuple[int, str, str | None]] = deque()
         source = iter(paths)
         exhausted = False
@@ -437,7 +454,7 @@ class ExtractionPool:
             due = w.heard + self.timeout + STALL_GRACE
         return now > due, due
 
-    def _wait_once(self) -> Iterator[Result]:
+    def _wait_once(self) -> Iterator[dict[str, Any] | Result]:
         now = time.monotonic()
         dues = [self._overdue(w, now)[1] for w in self._workers if w.queue and w.ready]
         wait_for = max(0.0, min(dues) - now) if dues else 1.0
@@ -469,7 +486,7 @@ class ExtractionPool:
                                  error=f"{path}: no result after {self.timeout:g} s; its extraction process "
                                        "was killed and replaced", seconds=self.timeout)
 
-    def _handle(self, w: _Worker, msg: Any) -> Iterator[Result]:
+    def _handle(self, w: _Worker, msg: Any) -> Iterator[dict[str, Any]]:
         if isinstance(msg, tuple):
             if msg[0] == _READY:
                 w.ready = True
@@ -485,12 +502,11 @@ class ExtractionPool:
             if retiring:
                 w.ready, w.retired = False, True  # it exits after this answer; never hand it another file
                 self._requeue(w)
-            result = Result.from_dict(data)
-            result.rss_mb = rss
-            self._avg = 0.9 * self._avg + 0.1 * max(result.seconds, 1e-5)
+            data["rss_mb"] = rss
+            self._avg = 0.9 * self._avg + 0.1 * max(data["seconds"], 1e-5)
             if rss is not None:
                 self.stats.rss_mb[w.proc.pid] = rss
-            yield result
+            yield data
 
     def _died(self, w: _Worker) -> Result | None:
         w.proc.join(1)

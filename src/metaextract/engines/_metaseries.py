@@ -102,12 +102,15 @@ _LAYOUT = re.compile(rf"<MetaData>\s*{_PROPS}<PlaneInfo>\s*{_PROPS}</PlaneInfo>\
                      r"</MetaData>")
 _PROP = re.compile(r'<prop id="([^"<>&]*)" type="[^"<>&]*" value="([^"<>\x00-\x08\x0b\x0c\x0e-\x1f]*)"/>\s*')
 _REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#(9|10|13|3[2-9]|[4-9]\d|1[01]\d|12[0-6]));")
+_SPECIAL = re.compile(r"[&\r\n\t]")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 
 def _value(raw: str) -> str | None:
     """An attribute value as an XML parser reports it (line ends and literal white space normalised,
     references replaced); None for a reference this reader does not know."""
+    if _SPECIAL.search(raw) is None:
+        return raw
     raw = raw.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").replace("\t", " ")
     if "&" not in raw:
         return raw

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from .._clock import starting_up
 from .._java import start_jvm
 from ..result import one_line
 from .base import ExtractionError, UnsupportedFormatError
@@ -36,6 +37,10 @@ class BioFormatsEngine:
     def _ensure(self) -> None:
         if self._reader is not None:
             return
+        with starting_up():  # the JVM start and the reader classes do not count on a file's timeout
+            self._setup()
+
+    def _setup(self) -> None:
         start_jvm()
         from loci.common import DebugTools, Location
         from loci.common.services import ServiceFactory

@@ -6,7 +6,9 @@ transactions as each job finishes: SQLite stays safe even with remote workers.
 
 Faults: a worker lost mid-job → Dask runs the task again elsewhere (results are keyed by image file, so
 nothing is stored twice); a job whose tasks keep killing workers (``KilledWorker``) is split into one
-task per file, and a file that still kills its worker is recorded as failed; Ctrl-C / SIGTERM cancel
+task per file, and a file whose own task is given up too (Dask also gives up the tasks that were merely
+queued on a dying worker) is read once more alone, in an extraction process of the submitter, whose
+verdict is recorded; Ctrl-C / SIGTERM cancel
 the futures and mark the jobs cancelled (exit 130); after ``kill -9`` of the submitter, ``resubmit``
 takes the orphaned jobs over.
 """
@@ -171,6 +173,7 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
     tasks: dict[str, tuple[_Flight, list[tuple[int, str, str]]]] = {}
     by_job: dict[int, _Flight] = {}
     state = "failed"
+    stop_pump = threading.Event()
     previous = signal.getsignal(signal.SIGTERM)
     in_main = threading.current_thread() is threading.main_thread()
 
@@ -206,9 +209,12 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
             done_q: queue.Queue[Any] = queue.Queue()
 
             def pump() -> None:
-                for f in completed:
-                    done_q.put(f)
-                done_q.put(None)
+                # as_completed stops as soon as it holds no future; the retries of a task that killed its
+                # workers are added to it only after that task came out, so iterate again until the end
+                while not stop_pump.is_set():
+                    for f in completed:
+                        done_q.put(f)
+                    stop_pump.wait(0.05)
 
             threading.Thread(target=pump, daemon=True, name="metaextract-completions").start()
             remaining = sum(1 for fl in by_job.values() if fl.open_tasks)
@@ -244,6 +250,7 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
         echo(f"submission {sub_id} cancelled; `metaextract {exp.name} resubmit` finishes the work")
         return EXIT_INTERRUPTED
     finally:
+        stop_pump.set()
         if in_main:
             signal.signal(signal.SIGTERM, previous)
         finish_submission(store, sub_id, state)
@@ -288,10 +295,20 @@ def _handle(client: Any, store: Store, done: list[Any],
                     tasks[sub.key] = (fl, [one])
                     fl.open_tasks += 1
                     completed.add(sub)
+            elif isinstance(exc, KilledWorker):
+                # Dask counts a worker's death against every task that worker held, the innocent queued
+                # ones too: the file gets a last read alone, in an extraction process of this submitter
+                fid, path, root = task_files[0]
+                result = _read_here(path, root, opts, str(exc))
+                pairs.append((fid, result))
+                fl.ok += result.ok
+                fl.failed += not result.ok
+                fl.log.append(f"{path}: its Dask workers died while it was queued or read ({exc}); read again "
+                              f"alone on the submitter: {result.status}")
+                if result.error:
+                    fl.log.append(result.error)
             else:
                 why = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, KilledWorker):
-                    why = f"it killed its Dask worker again and again ({exc})"
                 failed = [(fid, Result(path=path, status="failed", engine=opts.engine,
                                        error=f"{path}: {why}")) for fid, path, _root in task_files]
                 pairs += failed
@@ -303,3 +320,19 @@ def _handle(client: Any, store: Store, done: list[Any],
     if pairs or finished:
         store_completed(store, pairs, finished)
     return len(finished)
+
+
+def _read_here(path: str, root: str, opts: SubmitOptions, killed: str) -> Result:
+    """Extract one file in an extraction process of this (submitter) process, where its crash costs that
+    process only; a file this host cannot see keeps the verdict of the Dask workers."""
+    from ..pool import ExtractionPool
+
+    if not os.path.exists(path):
+        return Result(path=path, status="failed", engine=opts.engine,
+                      error=f"{path}: it killed its Dask worker ({killed}); not readable from the submitter's "
+                            "host for a last try alone")
+    with ExtractionPool(1, engine=opts.engine, timeout=opts.timeout) as pool:
+        result = next(iter(pool.map([(path, root)])))
+    if result.status == "failed" and "extraction process died" in (result.error or ""):
+        result.error = f"{result.error} (it also killed its Dask worker: {killed})"
+    return result

@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any
 
+from ..result import Result
+
 _pools: dict[tuple[str, float], Any] = {}
 _pools_lock = threading.Lock()
 
@@ -34,7 +36,10 @@ def run_batch(job_id: int, files: list[tuple[int, str, str]], engine: str = "aut
     ids: dict[str, list[int]] = {}
     for fid, path, _root in files:
         ids.setdefault(path, []).append(fid)
-    results = [(ids[r.path].pop(0), r.to_dict()) for r in pool.map([(p, root) for _, p, root in files])]
+    results = []
+    for r in pool.map_dicts([(p, root) for _, p, root in files]):
+        data = r.to_dict() if isinstance(r, Result) else r
+        results.append((ids[data["path"]].pop(0), data))
     try:
         from distributed import get_worker
 
