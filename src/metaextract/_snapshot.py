@@ -9,6 +9,7 @@ snapshot carries a fresh token: what is cached about a file is keyed by it, neve
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,8 +32,19 @@ class Snapshot:
 
 def take(path: str) -> Snapshot:
     """Read ``path``'s first :data:`WHOLE` bytes (raises OSError like ``open``)."""
-    with open(path, "rb") as fh:
-        data = fh.read(WHOLE + 1)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        chunks = []
+        got = 0
+        while got <= WHOLE:  # a read may return less than asked (e.g. on network file systems)
+            chunk = os.read(fd, WHOLE + 1 - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    finally:
+        os.close(fd)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     return Snapshot(path, data[:WHOLE], len(data) <= WHOLE, next(_tokens))
 
 
