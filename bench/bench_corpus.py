@@ -126,8 +126,8 @@ def _corpus(quick: bool) -> str:
         "What bounds these figures: the end-to-end figures pay two JVM starts (about 3 s, more than the "
         "whole budget of a 100x run on this corpus) and each reader's first-use class loading; a long-lived "
         "pool (a Dask worker, the workflow step over many batches) pays them once. Warm, the files left to "
-        "Bio-Formats (CZI scenes and pyramids, LIF, SIF, OIB, STK, LSM, Micro-Manager, DICOM …) take most of "
-        "the time, in Bio-Formats' own `setId`.",
+        "Bio-Formats (DICOM, SVS, SIF, OIB, ZVI, CellVoyager .mlf, multi-scene and Airyscan CZI, older "
+        "OME-TIFF schemas …) take most of the time, in Bio-Formats' own `setId`.",
         "",
     ]
     return "\n".join(lines)

@@ -434,8 +434,8 @@ def run(quick: bool) -> str:
         "name and the absolute path (both stored) plus the unique index on (acquisition, name); the "
         "OME-XML adds its own length. `submit`: a fixed start (LocalCluster ~1.5 s, each worker's "
         "extraction process ~0.3 s; a JVM only when Bio-Formats gets a file) that dominates small N — hence "
-        "end to end rising with N — then the extraction processes' CPU (~0.3–0.7 ms per file, chunks of up "
-        "to 16 files pipelined), on 2 cores shared with the Dask workers and the submitter.",
+        "end to end rising with N — then the extraction processes' CPU (~0.3–0.6 ms per file, files in "
+        "chunks and results in batches), on 2 cores shared with the Dask workers and the submitter.",
         "",
     ]
     return "\n".join(lines)
