@@ -93,11 +93,14 @@ def dask_cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
                                "--no-dashboard", "--scheduler-file", str(sched_file)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
-    for _ in range(50):
-        if sched_file.exists() and sched_file.stat().st_size:
+    address = None
+    for _ in range(150):  # the scheduler may be caught writing its file: wait for a whole one
+        try:
+            address = json.loads(sched_file.read_text())["address"]
             break
-        time.sleep(0.2)
-    address = json.loads(sched_file.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.2)
+    assert address, "the Dask scheduler did not write its address within 30 s"
     for w in ("w1", "w2"):
         procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-nanny",
                                        "--no-dashboard", "--name", w, "--host", "127.0.0.1"],

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 import dask
+import distributed  # noqa: F401 - its config defaults must be loaded before dask.config.set below
 import pytest
 from sqlalchemy import select
 

@@ -1,7 +1,9 @@
 """Run an experiment's jobs on Dask: a local cluster, an existing scheduler, or SLURM (dask-jobqueue).
 
-Each job is one Dask task (:func:`run_batch`); a Dask worker keeps one extraction pool (and so one JVM)
-for every task it runs. Results travel back to the submitter, which alone writes the database, in short
+Jobs travel as Dask tasks (:func:`run_batch`), whole jobs put together up to 1,000 files a task while
+every worker still gets several tasks (a task costs the scheduler, client and worker ~10 ms of CPU); a
+Dask worker keeps one extraction pool (and so one JVM) for every task it runs. Each job keeps its own
+run, log and state. Results travel back to the submitter, which alone writes the database, in short
 transactions as each job finishes: SQLite stays safe even with remote workers.
 
 Faults: a worker lost mid-job → Dask runs the task again elsewhere (results are keyed by image file, so
@@ -44,6 +46,8 @@ from .task import run_batch
 EXIT_INTERRUPTED = 130
 CLAIM_CHUNK = 100  # jobs claimed (and their files listed) per transaction before they are sent
 STORE_CHUNK = 32  # finished tasks stored per transaction at most
+BUNDLE_FILES = 1000  # whole jobs are sent together in one Dask task up to this many files ...
+TASKS_PER_WORKER = 4  # ... as long as each worker still gets this many tasks
 
 
 # -- options and cluster -------------------------------------------------------------------------------
@@ -118,7 +122,7 @@ def dask_client(opts: SubmitOptions) -> Iterator[Any]:
 
 
 # -- the submitter --------------------------------------------------------------------------------------
-@dataclass
+@dataclass(eq=False)
 class _Flight:
     job_id: int
     number: int
@@ -128,6 +132,9 @@ class _Flight:
     ok: int = 0
     failed: int = 0
     host: str | None = None
+
+
+_Part = tuple[_Flight, list[tuple[int, str, str]]]  # a job and its files, in a Dask task
 
 
 def _select_jobs(store: Store, experiment_id: int, mode: str) -> list[tuple[int, int]]:
@@ -170,7 +177,7 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
         return 0 if any_jobs else 1
     sub_id = begin_submission(store, exp.id, asdict(opts))
     echo(f"submission {sub_id}: {len(selected)} job(s) of experiment {exp.name!r}")
-    tasks: dict[str, tuple[_Flight, list[tuple[int, str, str]]]] = {}
+    tasks: dict[str, list[_Part]] = {}
     by_job: dict[int, _Flight] = {}
     state = "failed"
     stop_pump = threading.Event()
@@ -189,6 +196,19 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
             from distributed import as_completed
 
             completed = as_completed()
+            size = _bundle_size(client, store, [job_id for job_id, _ in selected], opts)
+            bundle: list[_Part] = []
+
+            def send(parts: list[_Part]) -> None:
+                files = [f for _, part_files in parts for f in part_files]
+                first = parts[0][0]
+                key = f"metaextract-s{sub_id}-j{first.job_id}" + (f"-n{len(parts)}" if len(parts) > 1 else "")
+                fut = client.submit(run_batch, first.job_id, files, opts.engine, opts.timeout, key=key, pure=False)
+                tasks[fut.key] = parts
+                for fl, _ in parts:
+                    fl.open_tasks += 1
+                completed.add(fut)
+
             for start in range(0, len(selected), CLAIM_CHUNK):  # claimed, listed and sent a chunk at a time
                 chunk = selected[start:start + CLAIM_CHUNK]
                 runs, refused = begin_job_runs(store, [job_id for job_id, _ in chunk], submission_id=sub_id)
@@ -197,14 +217,14 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
                     if job_id in refused:
                         echo(f"skipping job {number}: {refused[job_id]}")
                         continue
-                    files = listed.get(job_id, [])
                     fl = _Flight(job_id, number, runs[job_id])
                     by_job[job_id] = fl
-                    fut = client.submit(run_batch, job_id, files, opts.engine, opts.timeout,
-                                        key=f"metaextract-s{sub_id}-j{job_id}", pure=False)
-                    tasks[fut.key] = (fl, files)
-                    fl.open_tasks = 1
-                    completed.add(fut)
+                    bundle.append((fl, listed.get(job_id, [])))
+                    if sum(len(files) for _, files in bundle) >= size:
+                        send(bundle)
+                        bundle = []
+            if bundle:
+                send(bundle)
             monitor = Monitor(store, exp.id, [fl.job_id for fl in by_job.values()], opts.depth, echo)
             done_q: queue.Queue[Any] = queue.Queue()
 
@@ -256,8 +276,27 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
         finish_submission(store, sub_id, state)
 
 
-def _handle(client: Any, store: Store, done: list[Any],
-            tasks: dict[str, tuple[_Flight, list[tuple[int, str, str]]]], completed: Any,
+def _bundle_size(client: Any, store: Store, job_ids: list[int], opts: SubmitOptions) -> int:
+    """Files per Dask task: whole jobs are put together up to :data:`BUNDLE_FILES` files (a task costs
+    the scheduler, the client and a worker about 10 ms of CPU, as much as 20 small files), but into at
+    least :data:`TASKS_PER_WORKER` tasks per worker, so the work still spreads and the last ones are short."""
+    from sqlalchemy import func
+
+    with store.connect() as conn:
+        total = 0
+        for start in range(0, len(job_ids), 1000):
+            total += int(conn.execute(select(func.count()).select_from(image_files)
+                                      .where(image_files.c.job_id.in_(job_ids[start:start + 1000]))).scalar_one())
+    try:
+        workers = len(client.scheduler_info().get("workers", {}))
+    except Exception:  # noqa: BLE001 - a scheduler that cannot say: assume one
+        workers = 0
+    if opts.cluster == "slurm" and not opts.scheduler:
+        workers = max(workers, (opts.max_jobs or 1) * opts.cores)
+    return max(1, min(BUNDLE_FILES, total // (TASKS_PER_WORKER * max(workers, 1))))
+
+
+def _handle(client: Any, store: Store, done: list[Any], tasks: dict[str, list[_Part]], completed: Any,
             opts: SubmitOptions) -> int:
     """Store finished tasks, and close the jobs they complete, in one transaction; returns how many jobs
     were completed."""
@@ -265,40 +304,52 @@ def _handle(client: Any, store: Store, done: list[Any],
 
     pairs: list[tuple[int, Result]] = []
     finished: list[tuple[int, str, int | None, str, str | None]] = []
+    touched: list[_Flight] = []
     for fut in done:
         if fut.key not in tasks:
             continue
-        fl, task_files = tasks.pop(fut.key)
-        fl.open_tasks -= 1
+        parts = tasks.pop(fut.key)
+        n_files = sum(len(files) for _, files in parts)
+        for fl, _ in parts:
+            fl.open_tasks -= 1
+            touched.append(fl)
         if fut.status == "finished":
             payload = fut.result()
-            got = [(fid, Result.from_dict(d)) for fid, d in payload["results"]]
-            counts: dict[str, int] = {}
-            for _, r in got:
-                counts[r.status] = counts.get(r.status, 0) + 1
-            pairs += got
-            fl.ok += counts.get("ok", 0)
-            fl.failed += sum(v for k, v in counts.items() if k != "ok")
-            fl.host = payload["host"]
-            fl.log.append(f"{len(got)} file(s) on {payload['host']} ({payload['worker']}) in "
-                          f"{payload['ended'] - payload['started']:.2f} s: " +
-                          ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-            fl.log += [r.error for _, r in got if r.error]
-        else:
-            exc = fut.exception()
-            if isinstance(exc, KilledWorker) and len(task_files) > 1:
-                fl.log.append(f"a task of {len(task_files)} files killed its workers ({exc}); "
-                              "retrying each file alone")
-                for one in task_files:
+            owner = {fid: fl for fl, files in parts for fid, _, _ in files}
+            by_flight: dict[int, list[tuple[int, Result]]] = {}
+            for fid, d in payload["results"]:
+                by_flight.setdefault(owner[fid].job_id, []).append((fid, Result.from_dict(d)))
+            took = payload["ended"] - payload["started"]
+            shared = f" (one task of {n_files} files for {len(parts)} jobs)" if len(parts) > 1 else ""
+            for fl, _ in parts:
+                got = by_flight.get(fl.job_id, [])
+                counts: dict[str, int] = {}
+                for _, r in got:
+                    counts[r.status] = counts.get(r.status, 0) + 1
+                pairs += got
+                fl.ok += counts.get("ok", 0)
+                fl.failed += sum(v for k, v in counts.items() if k != "ok")
+                fl.host = payload["host"]
+                fl.log.append(f"{len(got)} file(s) on {payload['host']} ({payload['worker']}) in {took:.2f} s"
+                              f"{shared}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+                fl.log += [r.error for _, r in got if r.error]
+            continue
+        exc = fut.exception()
+        if isinstance(exc, KilledWorker) and n_files > 1:
+            for fl, files in parts:
+                fl.log.append(f"a task of {n_files} files killed its workers ({exc}); retrying each file alone")
+                for one in files:
                     sub = client.submit(run_batch, fl.job_id, [one], opts.engine, opts.timeout,
                                         key=f"{fut.key}-f{one[0]}", pure=False)
-                    tasks[sub.key] = (fl, [one])
+                    tasks[sub.key] = [(fl, [one])]
                     fl.open_tasks += 1
                     completed.add(sub)
-            elif isinstance(exc, KilledWorker):
+            continue
+        for fl, files in parts:
+            if isinstance(exc, KilledWorker):
                 # Dask counts a worker's death against every task that worker held, the innocent queued
                 # ones too: the file gets a last read alone, in an extraction process of this submitter
-                fid, path, root = task_files[0]
+                fid, path, root = files[0]
                 result = _read_here(path, root, opts, str(exc))
                 pairs.append((fid, result))
                 fl.ok += result.ok
@@ -310,10 +361,11 @@ def _handle(client: Any, store: Store, done: list[Any],
             else:
                 why = f"{type(exc).__name__}: {exc}"
                 failed = [(fid, Result(path=path, status="failed", engine=opts.engine,
-                                       error=f"{path}: {why}")) for fid, path, _root in task_files]
+                                       error=f"{path}: {why}")) for fid, path, _root in files]
                 pairs += failed
                 fl.failed += len(failed)
                 fl.log += [r.error or "" for _, r in failed]
+    for fl in dict.fromkeys(touched):  # each job once, in order
         if not fl.open_tasks:
             summary = f"job {fl.number}: {fl.ok} ok, {fl.failed} failed"
             finished.append((fl.run_id, "done", 0 if not fl.failed else 1, "\n".join([*fl.log, summary]), fl.host))
