@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from . import _omexml as ox
 from . import _tiffscan
@@ -27,6 +27,7 @@ from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_ve
 NAME = "tifffile"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+T = TypeVar("T")
 
 #: Tags that change nothing in what Bio-Formats' TiffReader reports beyond what this engine writes.
 PLAIN_TAGS = frozenset({
@@ -313,40 +314,78 @@ def plain_image(info: TiffInfo) -> ox.El:
     return image
 
 
-class TiffEngine:
-    """Plain and MetaSeries TIFF through tifffile; everything else is declined (Bio-Formats reads it)."""
+class TiffKindEngine(Generic[T]):
+    """The claim and extract of an engine for one kind of TIFF read with tifffile.
 
-    name = NAME
+    A subclass says which files may be its kind at all (:meth:`wants`, from the name and the first bytes),
+    how to read one (:meth:`inspect`: None when the file is not of the kind proven) and how to write its
+    OME-XML (:meth:`render`). What ``claim`` found is kept for ``extract`` (:class:`ClaimMemo`).
+    """
+
+    name: str
+    score: int = CLAIM  #: what ``claim`` answers for a file of its kind
+    what: str = "a TIFF"  #: the kind, for messages ("not {what} of a kind this engine reads")
 
     def __init__(self) -> None:
         self._listings = _Listings()
-        self._memo: ClaimMemo[TiffInfo] = ClaimMemo()
+        self._memo: ClaimMemo[T] = ClaimMemo()
 
     def version(self) -> str:
+        """The tifffile version (the library that reads the file)."""
         return package_version("tifffile")
 
+    def wants(self, path: str, head: bytes) -> bool:
+        return head.startswith(TIFF_MAGIC)
+
+    def inspect(self, path: str, listings: _Listings | None) -> T | None:
+        raise NotImplementedError
+
+    def render(self, info: T) -> str:
+        raise NotImplementedError
+
     def claim(self, path: str, head: bytes) -> int:
-        if not head.startswith(TIFF_MAGIC):
+        """:attr:`score` for a file of the kind this engine has been shown to read as Bio-Formats does, else 0."""
+        if not self.wants(path, head):
             return 0
         try:
-            info = inspect_tiff(path, self._listings)
+            info = self.inspect(path, self._listings)
         except Exception:  # noqa: BLE001 - a file tifffile cannot parse is simply not claimed
             return 0
         if info is None:
             return 0
         self._memo.keep(path, info)
-        return CLAIM
+        return self.score
 
     def extract(self, path: str) -> str:
+        """The OME-XML of ``path`` (raises :class:`ExtractionError` for a file this engine declines)."""
         info = self._memo.take(path)
         if info is None:
-            with open(path, "rb") as fh:
-                head = fh.read(4)
+            try:
+                with open(path, "rb") as fh:
+                    head = fh.read(4)
+            except OSError as exc:
+                raise ExtractionError(f"cannot read the file: {exc}") from None
             if not head.startswith(TIFF_MAGIC):
                 raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head!r})")
-            info = inspect_tiff(path)
+            try:
+                info = self.inspect(path, None)
+            except Exception as exc:  # noqa: BLE001 - a broken file is an extraction error, never another type
+                raise ExtractionError(f"cannot read {self.what}: {type(exc).__name__}: {exc}") from None
             if info is None:
-                raise ExtractionError("a TIFF of a kind this engine does not read (use Bio-Formats)")
+                raise ExtractionError(f"not {self.what} of a kind this engine reads (use Bio-Formats)")
+        return self.render(info)
+
+
+class TiffEngine(TiffKindEngine[TiffInfo]):
+    """Plain and MetaSeries TIFF through tifffile; everything else is declined (Bio-Formats reads it)."""
+
+    name = NAME
+    what = "a plain or MetaSeries TIFF"
+
+    def inspect(self, path: str, listings: _Listings | None) -> TiffInfo | None:
+        return inspect_tiff(path, listings)
+
+    def render(self, info: TiffInfo) -> str:
         if info.kind == "metaseries" and info.metaseries is not None:
             return ox.document(metaseries_image(info.metaseries, info))
         return ox.document(plain_image(info))

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _omexml as ox
-from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
-from .tiff import _PIXEL, PLAIN_TAGS, TIFF_MAGIC, _companion, _date, _Listings, _text
+from .tiff import _PIXEL, PLAIN_TAGS, TIFF_MAGIC, TiffKindEngine, _companion, _date, _Listings, _text
 
 IMAGEJ = "tifffile-imagej"
 CLAIM = 60  # beats Bio-Formats (1); the plain tifffile engine (50) declines ImageJ descriptions anyway
@@ -299,45 +298,20 @@ def imagej_image(info: ImageJInfo) -> ox.El:
     return image
 
 
-class ImageJEngine:
+class ImageJEngine(TiffKindEngine[ImageJInfo]):
     """ImageJ hyperstack TIFFs through tifffile; every other file is declined (Bio-Formats reads it)."""
 
     name = IMAGEJ
+    score = CLAIM
+    what = "an ImageJ TIFF"
 
-    def __init__(self) -> None:
-        self._listings = _Listings()
-        self._memo: ClaimMemo[ImageJInfo] = ClaimMemo()
+    def wants(self, path: str, head: bytes) -> bool:
+        # the description must lie in ``head`` (ImageJ writes it right after the first IFD); a file whose
+        # description lies further on is left to Bio-Formats without opening it
+        return head.startswith(TIFF_MAGIC) and b"ImageJ=" in head
 
-    def version(self) -> str:
-        """The tifffile version (the library that reads the file)."""
-        return package_version("tifffile")
+    def inspect(self, path: str, listings: _Listings | None) -> ImageJInfo | None:
+        return inspect_imagej(path, listings)
 
-    def claim(self, path: str, head: bytes) -> int:
-        """:data:`CLAIM` for an ImageJ TIFF whose OME-XML this engine gives as Bio-Formats does, else 0.
-
-        The description must lie in ``head`` (ImageJ writes it right after the first IFD); a file whose
-        description lies further on is left to Bio-Formats without opening it.
-        """
-        if not head.startswith(TIFF_MAGIC) or b"ImageJ=" not in head:
-            return 0
-        try:
-            info = inspect_imagej(path, self._listings)
-        except Exception:  # noqa: BLE001 - a file tifffile cannot parse is simply not claimed
-            return 0
-        if info is None:
-            return 0
-        self._memo.keep(path, info)
-        return CLAIM
-
-    def extract(self, path: str) -> str:
-        """The OME-XML of ``path`` (raises :class:`ExtractionError` for a file this engine declines)."""
-        info = self._memo.take(path)
-        if info is None:
-            with open(path, "rb") as fh:
-                head = fh.read(4)
-            if not head.startswith(TIFF_MAGIC):
-                raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head!r})")
-            info = inspect_imagej(path)
-            if info is None:
-                raise ExtractionError("not an ImageJ TIFF of a kind this engine reads (use Bio-Formats)")
+    def render(self, info: ImageJInfo) -> str:
         return ox.document(imagej_image(info))

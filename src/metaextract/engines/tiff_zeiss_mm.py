@@ -46,8 +46,7 @@ from typing import Any
 
 from .. import _snapshot
 from . import _omexml as ox
-from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
-from .tiff import TIFF_MAGIC, _companion, _date, _Listings, _text
+from .tiff import TiffKindEngine, _companion, _date, _Listings, _text
 
 LSM = "tifffile-lsm"
 STK = "tifffile-stk"
@@ -461,37 +460,20 @@ def lsm_document(info: LsmInfo) -> str:
     return ox.document(instrument, image)
 
 
-class LsmEngine:
+class LsmEngine(TiffKindEngine[LsmInfo]):
     """Single-plane Zeiss LSM files through tifffile; every other file is declined (Bio-Formats reads it)."""
 
     name = LSM
+    score = CLAIM
+    what = "a Zeiss LSM file"
 
-    def __init__(self) -> None:
-        self._listings = _Listings()
-        self._memo: ClaimMemo[LsmInfo] = ClaimMemo()
+    def wants(self, path: str, head: bytes) -> bool:
+        return head.startswith(b"II*\x00") and path.lower().endswith(".lsm")
 
-    def version(self) -> str:
-        """The tifffile version (the library that reads the TIFF structure)."""
-        return package_version("tifffile")
+    def inspect(self, path: str, listings: _Listings | None) -> LsmInfo | None:
+        return inspect_lsm(path, listings)
 
-    def claim(self, path: str, head: bytes) -> int:
-        """:data:`CLAIM` for an LSM file of the proven kind, else 0."""
-        if not head.startswith(b"II*\x00") or not path.lower().endswith(".lsm"):
-            return 0
-        try:
-            info = inspect_lsm(path, self._listings)
-        except Exception:  # noqa: BLE001 - a file that cannot be parsed is simply not claimed
-            return 0
-        if info is None:
-            return 0
-        self._memo.keep(path, info)
-        return CLAIM
-
-    def extract(self, path: str) -> str:
-        """The OME-XML of ``path`` (raises :class:`ExtractionError` for a file this engine declines)."""
-        info = self._memo.take(path)
-        if info is None:
-            info = _inspect_or_raise(path, inspect_lsm, "a Zeiss LSM file")
+    def render(self, info: LsmInfo) -> str:
         return lsm_document(info)
 
 
@@ -740,39 +722,26 @@ def stk_document(info: StkInfo) -> str:
     return ox.document(instrument, image)
 
 
-class StkEngine:
+class StkEngine(TiffKindEngine[StkInfo]):
     """Single-plane MetaMorph TIFFs (UIC1 only) through tifffile; every other file is left to Bio-Formats."""
 
     name = STK
+    score = CLAIM
+    what = "a MetaMorph TIFF"
 
-    def __init__(self) -> None:
-        self._listings = _Listings()
-        self._memo: ClaimMemo[StkInfo] = ClaimMemo()
-
-    def version(self) -> str:
-        """The tifffile version (the library that reads the file)."""
-        return package_version("tifffile")
-
-    def claim(self, path: str, head: bytes) -> int:
-        """:data:`CLAIM` for a MetaMorph TIFF of the proven kind, else 0."""
+    def wants(self, path: str, head: bytes) -> bool:
+        # every TIFF passes here in auto: the UIC1 tag is checked without tifffile
         if not head.startswith((b"II*\x00", b"MM\x00*")):
-            return 0
+            return False
         try:
-            if UIC1 not in first_ifd_codes(path, head):
-                return 0  # every TIFF passes here in auto: the UIC1 tag is checked without tifffile
-            info = inspect_stk(path, self._listings)
-        except Exception:  # noqa: BLE001 - a file tifffile cannot parse is simply not claimed
-            return 0
-        if info is None:
-            return 0
-        self._memo.keep(path, info)
-        return CLAIM
+            return UIC1 in first_ifd_codes(path, head)
+        except Exception:  # noqa: BLE001 - an unreadable IFD is simply not claimed
+            return False
 
-    def extract(self, path: str) -> str:
-        """The OME-XML of ``path`` (raises :class:`ExtractionError` for a file this engine declines)."""
-        info = self._memo.take(path)
-        if info is None:
-            info = _inspect_or_raise(path, inspect_stk, "a MetaMorph TIFF")
+    def inspect(self, path: str, listings: _Listings | None) -> StkInfo | None:
+        return inspect_stk(path, listings)
+
+    def render(self, info: StkInfo) -> str:
         return stk_document(info)
 
 
@@ -800,19 +769,3 @@ def first_ifd_codes(path: str, head: bytes) -> frozenset[int]:
     return frozenset(struct.unpack_from(order + "H", entries, 12 * i)[0] for i in range(count))
 
 
-def _inspect_or_raise(path: str, inspect: Any, what: str) -> Any:
-    """``inspect(path)`` for an unclaimed ``extract``; every failure becomes an :class:`ExtractionError`."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError as exc:
-        raise ExtractionError(f"cannot read the file: {exc}") from None
-    if not head.startswith(TIFF_MAGIC):
-        raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head!r})")
-    try:
-        info = inspect(path)
-    except Exception as exc:  # noqa: BLE001 - a broken file is an extraction error, never another type
-        raise ExtractionError(f"cannot read {what}: {type(exc).__name__}: {exc}") from None
-    if info is None:
-        raise ExtractionError(f"not {what} of a kind this engine reads (use Bio-Formats)")
-    return info
