@@ -40,6 +40,7 @@ from typing import Any
 
 from lxml import etree
 
+from .. import ome
 from . import _omexml as ox
 from .base import ClaimMemo, ExtractionError, UnsupportedFormatError
 
@@ -312,8 +313,10 @@ def inspect_nd2(path: str) -> Proven:
                 continue
             if not chunk.name.startswith("CustomDataVa"):
                 raise Declined(f"XML in {chunk.name}")
-            try:
-                root = etree.fromstring(body[start:].rstrip(b"\x00"), etree.XMLParser(recover=False))
+            try:  # no DTD, no entity is ever expanded
+                root = ome.parse(body[start:].rstrip(b"\x00"))
+            except ome.UnsafeXMLError:
+                raise Declined(f"XML of {chunk.name} declares a DTD or entities") from None
             except etree.XMLSyntaxError:
                 raise Declined(f"XML of {chunk.name} not well-formed") from None
             for el in root.iter():
