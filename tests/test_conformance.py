@@ -41,6 +41,10 @@ NATIVE = {
     "zeiss-lsm/test.lsm": "tifffile-lsm",
     "metamorph-stk/MetamorphImage.tif": "tifffile-stk",
     "nd2/cluster.nd2": "nd2",
+    "dv/toxo.dv": "dv",
+    "spe/spestack_test.spe": "spe",
+    "andor-sif/image.sif": "sif",
+    "andor-sif/raman1.sif": "sif",
     "czi/100x100.czi": "czi",
     "czi/1_tileregion.czi": "czi",
     "czi/CD_s_1_t_3_c_2_z_5.czi": "czi",
@@ -107,7 +111,8 @@ NATIVE = {
 #: Native engines whose documents equal Bio-Formats' whole (after normalisation), not only in key fields;
 #: the czi engine writes the key fields and leaves out what Bio-Formats adds beyond them (Experimenter,
 #: detectors, filters, stage labels …), see tests/test_engines_czi.py.
-WHOLE_DOCUMENT = frozenset({"tifffile", "tifffile-imagej", "tifffile-stk", "ome-xml", "micromanager"})
+WHOLE_DOCUMENT = frozenset({"tifffile", "tifffile-imagej", "tifffile-stk", "ome-xml", "micromanager", "dv",
+                            "spe", "sif"})
 #: Files of a WHOLE_DOCUMENT engine where Bio-Formats' document is lossy and the native one is not: in this
 #: XMLAnnotation Bio-Formats' indentXML trims the text around inline elements ("a <b>space</b>" becomes
 #: "a<b>space</b>"), the native engine keeps the mixed content as written (tests/test_engines_ome.py).

@@ -30,8 +30,10 @@ HEAD_BYTES = 4096
 
 def _builtin() -> dict[str, Callable[[], Engine]]:
     from .bioformats import BioFormatsEngine
+    from .camera import SIFEngine, SPEEngine
     from .czi import CziEngine
     from .dicom import DicomEngine
+    from .dv import DvEngine
     from .ics import IcsEngine
     from .lif import LifEngine
     from .micromanager import MicromanagerEngine
@@ -42,10 +44,10 @@ def _builtin() -> dict[str, Callable[[], Engine]]:
     from .tiff_zeiss_mm import LsmEngine, StkEngine
 
     return {
-        "bioformats": BioFormatsEngine, "czi": CziEngine, "ics": IcsEngine, "lif": LifEngine,
+        "bioformats": BioFormatsEngine, "czi": CziEngine, "dv": DvEngine, "ics": IcsEngine, "lif": LifEngine,
         "micromanager": MicromanagerEngine, "nd2": Nd2Engine, "ome-xml": OmeEngine, "pydicom": DicomEngine,
-        "tifffile": TiffEngine, "tifffile-imagej": ImageJEngine, "tifffile-lsm": LsmEngine,
-        "tifffile-stk": StkEngine,
+        "sif": SIFEngine, "spe": SPEEngine, "tifffile": TiffEngine, "tifffile-imagej": ImageJEngine,
+        "tifffile-lsm": LsmEngine, "tifffile-stk": StkEngine,
     }
 
 
