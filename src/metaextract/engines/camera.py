@@ -39,7 +39,7 @@ import struct
 from dataclasses import dataclass
 
 from . import _omexml as ox
-from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from .base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
 
 CLAIM = 50  # magic bytes / header structure plus the suffix Bio-Formats goes by: beats its catch-all 1
 
@@ -47,10 +47,6 @@ CLAIM = 50  # magic bytes / header structure plus the suffix Bio-Formats goes by
 SPE_HEADER = 4100
 SPE_TYPES = {0: ("float", 32), 1: ("int32", 32), 2: ("int16", 16), 3: ("uint16", 16), 4: ("uint32", 32)}
 SPE_MAX_ROIS = 10
-
-
-class Declined(Exception):
-    """The file is of a kind whose mapping has not been checked; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -244,73 +240,36 @@ def sif_document(sif: Sif) -> str:
 
 
 # -- the engines ----------------------------------------------------------------------------------------
-class SPEEngine:
+class SPEEngine(ReaderEngine[Spe]):
     """Princeton Instruments SPE from its 4100-byte header (see the module docstring for what it claims)."""
 
     name = "spe"
+    score = CLAIM
+    kind, label = "an SPE", "SPE"
 
-    def __init__(self) -> None:
-        self._memo: ClaimMemo[Spe] = ClaimMemo()
+    def wants(self, path: str, head: bytes) -> bool:
+        return _suffix(path, ".spe")
 
-    def version(self) -> str:
-        return f"{package_version('metaextract')}-spe"
+    def read(self, path: str) -> Spe:
+        return read_spe(path)
 
-    def claim(self, path: str, head: bytes) -> int:
-        if not _suffix(path, ".spe"):
-            return 0
-        try:
-            found = read_spe(path)
-        except Exception:  # noqa: BLE001 - a file this engine cannot parse is simply not claimed
-            return 0
-        self._memo.keep(path, found)
-        return CLAIM
-
-    def extract(self, path: str) -> str:
-        found = self._memo.take(path)
-        if found is None:
-            try:
-                found = read_spe(path)
-            except Declined as exc:
-                raise ExtractionError(f"an SPE of a kind this engine does not read (use Bio-Formats): {exc}") \
-                    from None
-            except ExtractionError:
-                raise
-            except (OSError, ValueError, struct.error, MemoryError) as exc:
-                raise ExtractionError(f"SPE cannot be read: {exc}") from None
+    def render(self, found: Spe) -> str:
         return spe_document(found)
 
 
-class SIFEngine:
+class SIFEngine(ReaderEngine[Sif]):
     """Andor SIF from its text header (see the module docstring for what it claims)."""
 
     name = "sif"
+    score = CLAIM
+    kind, label = "a SIF", "SIF"
+    unreadable = (OSError, ValueError, MemoryError)
 
-    def __init__(self) -> None:
-        self._memo: ClaimMemo[Sif] = ClaimMemo()
+    def wants(self, path: str, head: bytes) -> bool:
+        return _suffix(path, ".sif") and head.startswith(SIF_MAGIC)
 
-    def version(self) -> str:
-        return f"{package_version('metaextract')}-sif"
+    def read(self, path: str) -> Sif:
+        return read_sif(path)
 
-    def claim(self, path: str, head: bytes) -> int:
-        if not (_suffix(path, ".sif") and head.startswith(SIF_MAGIC)):
-            return 0
-        try:
-            found = read_sif(path)
-        except Exception:  # noqa: BLE001 - a file this engine cannot parse is simply not claimed
-            return 0
-        self._memo.keep(path, found)
-        return CLAIM
-
-    def extract(self, path: str) -> str:
-        found = self._memo.take(path)
-        if found is None:
-            try:
-                found = read_sif(path)
-            except Declined as exc:
-                raise ExtractionError(f"a SIF of a kind this engine does not read (use Bio-Formats): {exc}") \
-                    from None
-            except ExtractionError:
-                raise
-            except (OSError, ValueError, MemoryError) as exc:
-                raise ExtractionError(f"SIF cannot be read: {exc}") from None
+    def render(self, found: Sif) -> str:
         return sif_document(found)

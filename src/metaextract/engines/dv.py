@@ -36,7 +36,7 @@ import struct
 from dataclasses import dataclass
 
 from . import _omexml as ox
-from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from .base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
 
 NAME = "dv"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
@@ -74,10 +74,6 @@ LENSES = {
     10602: Lens(60.0, 1.40, "Oil", "PlanApo", "Olympus", "1-UB932", 0.1),
     10612: Lens(60.0, 1.42, "Oil", "PlanApo", "Olympus", "1-U2B933", 0.15),
 }
-
-
-class Declined(Exception):
-    """The file is a DV of a kind whose mapping has not been checked; the message says which."""
 
 
 @dataclass
@@ -313,36 +309,19 @@ def _looks_like_dv(head: bytes) -> bool:
     return bool(x > 0 and y > 0 and count > 0)
 
 
-class DvEngine:
+class DvEngine(ReaderEngine[DvImage]):
     """Single-series, log-less, old-layout DeltaVision from its own header; every other DV to Bio-Formats."""
 
     name = NAME
+    score = CLAIM
+    kind, label = "a DV", "DV"
+    unreadable = (OSError, ValueError, struct.error, MemoryError, ZeroDivisionError)
 
-    def __init__(self) -> None:
-        self._memo: ClaimMemo[DvImage] = ClaimMemo()
+    def wants(self, path: str, head: bytes) -> bool:
+        return path.lower().endswith(".dv") and _looks_like_dv(head)
 
-    def version(self) -> str:
-        return f"{package_version('metaextract')}-dv"
+    def read(self, path: str) -> DvImage:
+        return read_dv(path)
 
-    def claim(self, path: str, head: bytes) -> int:
-        if not path.lower().endswith(".dv") or not _looks_like_dv(head):
-            return 0
-        try:
-            found = read_dv(path)
-        except Exception:  # noqa: BLE001 - a file this engine cannot parse is simply not claimed
-            return 0
-        self._memo.keep(path, found)
-        return CLAIM
-
-    def extract(self, path: str) -> str:
-        found = self._memo.take(path)
-        if found is None:
-            try:
-                found = read_dv(path)
-            except Declined as exc:
-                raise ExtractionError(f"a DV of a kind this engine does not read (use Bio-Formats): {exc}") from None
-            except ExtractionError:
-                raise
-            except (OSError, ValueError, struct.error, MemoryError, ZeroDivisionError) as exc:
-                raise ExtractionError(f"DV cannot be read: {exc}") from None
+    def render(self, found: DvImage) -> str:
         return document(found)

@@ -51,7 +51,7 @@ from lxml import etree
 
 from .. import ome
 from . import _omexml as ox
-from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from .base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
 
 NAME = "lif"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
@@ -66,10 +66,6 @@ PIXEL_TYPES = {1: ("uint8", 8), 2: ("uint16", 16)}
 COBOL_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 #: What Java's String.trim removes: every character up to and including the space.
 JAVA_TRIM = "".join(map(chr, range(33)))
-
-
-class Declined(Exception):
-    """The file is a LIF of a kind whose mapping has not been checked; the message says which."""
 
 
 @dataclass
@@ -459,43 +455,27 @@ def _looks_like_lif(head: bytes) -> bool:
     return len(head) >= 13 and head[:4] == b"\x70\x00\x00\x00" and head[8] == MEMORY
 
 
-class LifEngine:
+class LifEngine(ReaderEngine[list[Series]]):
     """Single-tile confocal LIF (LAS X layout) from its own XML; every other LIF goes to Bio-Formats."""
 
     name = NAME
+    score = CLAIM
+    kind, label = "a LIF", "LIF"
 
-    def __init__(self) -> None:
-        self._memo: ClaimMemo[list[Series]] = ClaimMemo()
+    def wants(self, path: str, head: bytes) -> bool:
+        return _looks_like_lif(head)
 
-    def version(self) -> str:
-        return f"{package_version('metaextract')}-lif"
+    def read(self, path: str) -> list[Series]:
+        return inspect_lif(path)
 
-    def claim(self, path: str, head: bytes) -> int:
-        if not _looks_like_lif(head):
-            return 0
-        try:
-            found = inspect_lif(path)
-        except Exception:  # noqa: BLE001 - a file this engine cannot parse is simply not claimed
-            return 0
-        self._memo.keep(path, found)
-        return CLAIM
-
-    def extract(self, path: str) -> str:
-        found = self._memo.take(path)
-        if found is None:
-            try:
-                with open(path, "rb") as fh:
-                    head = fh.read(13)
-            except OSError as exc:
-                raise ExtractionError(f"cannot read: {exc.strerror or exc}") from None
-            if not _looks_like_lif(head):
-                raise UnsupportedFormatError(f"not a LIF file (first bytes: {head[:4]!r})")
-            try:
-                found = inspect_lif(path)
-            except Declined as exc:
-                raise ExtractionError(f"a LIF of a kind this engine does not read (use Bio-Formats): {exc}") from None
-            except ExtractionError:
-                raise
-            except (OSError, ValueError, struct.error, MemoryError) as exc:
-                raise ExtractionError(f"LIF cannot be read: {exc}") from None
+    def render(self, found: list[Series]) -> str:
         return document(found)
+
+    def check_unclaimed(self, path: str) -> None:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(13)
+        except OSError as exc:
+            raise ExtractionError(f"cannot read: {exc.strerror or exc}") from None
+        if not _looks_like_lif(head):
+            raise UnsupportedFormatError(f"not a LIF file (first bytes: {head[:4]!r})")
