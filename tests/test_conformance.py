@@ -139,6 +139,20 @@ LEFT_TO_BIOFORMATS = ("ome-tiff-spec-samples/18x24y5z5t2c8b-text.ome.tiff",
                       "svs/")
 
 
+#: Corpus files that hold no image and that Bio-Formats does not recognise (showinf: "Unknown file format"):
+#: the sidecar engine says so without a JVM (tests/test_engines_sidecar.py).
+NOT_IMAGES = {
+    "micromanager-ndtiff/ndtiff3.2_monochrome/NDTiff.index": "sidecar",
+    "micromanager-ndtiff/ndtiff3.2_monochrome/display_settings.txt": "sidecar",
+    "micromanager-ndtiff/ndtiffv2.0_test/Full resolution/NDTiff.index": "sidecar",
+    "micromanager-ndtiff/ndtiffv2.0_test/display_settings.txt": "sidecar",
+    "yokogawa-cv7000/MeasurementData_2x2_well.mlf": "sidecar",
+    "yokogawa-cv7000/MeasurementData_SingleWell2Sites_MultiZ.mlf": "sidecar",
+    "yokogawa-cv7000/MeasurementDetail.mrf": "sidecar",
+    "yokogawa-cv7000/MeasurementDetail_2x2_well.mrf": "sidecar",
+}
+
+
 @pytest.fixture(scope="module")
 def routes(corpus: Path) -> dict[str, str]:
     out = {}
@@ -149,8 +163,18 @@ def routes(corpus: Path) -> dict[str, str]:
 
 
 def test_auto_routes_exactly_the_proven_files_to_native_engines(routes: dict[str, str]) -> None:
-    native = {rel: name for rel, name in routes.items() if name != "bioformats"}
+    native = {rel: name for rel, name in routes.items() if name != "bioformats" and rel not in NOT_IMAGES}
     assert native == NATIVE
+    assert {rel: routes[rel] for rel in NOT_IMAGES} == NOT_IMAGES
+
+
+@pytest.mark.parametrize("rel", sorted(NOT_IMAGES))
+def test_files_that_are_no_image_are_unsupported_as_bioformats_says(rel: str, corpus: Path,
+                                                                   reference: Path) -> None:
+    row = next(row for row in reference_rows(reference) if row["path"] == rel)
+    assert row["showinf_exit"] == "1" and "UnknownFormatException" in row["stderr_head"]
+    result = extract_file(str(corpus / rel), "auto")
+    assert result.status == "unsupported" and result.engine.startswith(NOT_IMAGES[rel] + " ")
 
 
 def test_tiff_kinds_with_richer_metadata_go_to_bioformats(routes: dict[str, str]) -> None:

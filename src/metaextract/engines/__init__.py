@@ -39,6 +39,7 @@ def _builtin() -> dict[str, Callable[[], Engine]]:
     from .micromanager import MicromanagerEngine
     from .nd2 import Nd2Engine
     from .ome_files import OmeEngine
+    from .sidecar import SidecarEngine
     from .tiff import TiffEngine
     from .tiff_kinds import ImageJEngine
     from .tiff_zeiss_mm import LsmEngine, StkEngine
@@ -46,8 +47,8 @@ def _builtin() -> dict[str, Callable[[], Engine]]:
     return {
         "bioformats": BioFormatsEngine, "czi": CziEngine, "dv": DvEngine, "ics": IcsEngine, "lif": LifEngine,
         "micromanager": MicromanagerEngine, "nd2": Nd2Engine, "ome-xml": OmeEngine, "pydicom": DicomEngine,
-        "sif": SIFEngine, "spe": SPEEngine, "tifffile": TiffEngine, "tifffile-imagej": ImageJEngine,
-        "tifffile-lsm": LsmEngine, "tifffile-stk": StkEngine,
+        "sidecar": SidecarEngine, "sif": SIFEngine, "spe": SPEEngine, "tifffile": TiffEngine,
+        "tifffile-imagej": ImageJEngine, "tifffile-lsm": LsmEngine, "tifffile-stk": StkEngine,
     }
 
 
