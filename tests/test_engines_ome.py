@@ -36,11 +36,8 @@ PLAIN_FALLBACK = (
     "ome-tiff/plane.ome.tiff",
     *(f"ome-tiff-spec-samples/meta-companion-set/18x24y5z1t1c8b-text-split-Z{z}.ome.tiff" for z in range(1, 6)),
 )
+#: (the older-schema spec samples are read after an upgrade: tests/test_engines_ome_upgrade.py)
 DECLINED = (
-    "ome-tiff-spec-samples/18x24y5z5t2c8b-text.ome.tiff",  # 2010-06: Bio-Formats upgrades it by XSLT
-    "ome-tiff-spec-samples/6x4y1z1t1c8b-swatch-instrument.ome.tiff",
-    "ome-tiff-spec-samples/single-channel.ome.tif",  # 2008-02
-    "ome-tiff-spec-samples/meta-companion-set/18x24y5z1t1c8b-text-companion.ome",  # 2011-06, OME-XML reader
     "micromanager-mmstack/Cos7_A647_WF1/Cos7_A647_WF1_MMStack_Pos0.ome.tif",  # Micro-Manager's reader
 )
 NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
@@ -106,9 +103,9 @@ def test_the_split_spec_samples_carry_malformed_xml(corpus: Path, reference: Pat
         assert fields["name"] == Path(rel).name and fields["pixels"]["size_z"] == 1
         assert "<MetadataOnly/>" in expected and "TiffData" not in expected
     # the 2011-06 companion is read by the OME-XML reader (its name is not *.companion.ome) after an XSLT
-    # upgrade: left to Bio-Formats
+    # upgrade, which this engine reproduces (tests/test_engines_ome_upgrade.py)
     companion = folder / "18x24y5z1t1c8b-text-companion.ome"
-    assert engines.choose(str(companion), read_head(str(companion)), "auto").name == "bioformats"
+    assert engines.choose(str(companion), read_head(str(companion)), "auto").name == "ome-xml"
 
 
 def test_binary_only_without_its_metadata_file_is_a_plain_tiff(corpus: Path, reference: Path, tmp_path: Path) -> None:

@@ -37,8 +37,14 @@ A ``FileName``/``MetadataFile`` that is not a bare name in the file's folder (or
 of it) is refused; no other file is read. Sets are tested against live Bio-Formats on files written by
 tifffile (``tests/test_engines_ome.py``).
 
+Documents of older schemas (2008-02 in its plainest form, 2010-06 to 2015-01) are first upgraded as
+Bio-Formats' XSLT chain upgrades them (``_ome_upgrade``, which says what it proves), children put in
+2016-06 schema order; an upgraded standalone document may keep ``TiffData`` (the OME-XML reader leaves
+it as written). A ``UUID FileName`` that is not in the folder means the opened file when the UUID is
+the document's own and no other file is used (the spec samples name the file they were renamed from).
+
 What it cannot prove, it declines (``claim`` returns 0 and Bio-Formats reads the file): documents
-of another schema version (Bio-Formats upgrades them with XSLT), documents that are not valid
+of other schema versions or with constructs the upgrade has not proven, documents that are not valid
 against the 2016-06 schema, sets with a missing or disagreeing file, a UUID without ``FileName`` that
 is not the document's own, ``TiffData`` without ``PlaneCount`` beside others, planes mapped twice or
 beyond the dimensions (Bio-Formats guesses 1-based indexes), a metadata file that is ``BinaryOnly``
@@ -62,6 +68,7 @@ from typing import Any
 from lxml import etree
 
 from .. import ome
+from . import _ome_upgrade as upgrade
 from . import _omexml as ox
 from . import tiff as plain
 from ._omexml import jdouble
@@ -419,15 +426,49 @@ def serialise(root: Any) -> str:
 
 # -- reading the inputs ---------------------------------------------------------------------------------
 def _parse(xml: bytes) -> Any:
+    return _parse_any(xml)[0]
+
+
+def _parse_any(xml: bytes) -> tuple[Any, bool]:
+    """The 2016-06 ``<OME>`` of ``xml`` and whether it was upgraded from an older schema."""
     try:
         root = ome.parse(xml)
     except ome.UnsafeXMLError as exc:
         raise ExtractionError(f"embedded OME-XML refused: {exc}") from None
     except etree.XMLSyntaxError as exc:
         raise _Decline(f"not well-formed: {exc}") from None
-    if root.tag != _Q + "OME":
-        raise _Decline("not an OME 2016-06 document")
-    return root
+    return _current(root), root.tag != _Q + "OME"
+
+
+def _current(root: Any) -> Any:
+    """``root`` as a 2016-06 ``<OME>``: an older schema is upgraded as Bio-Formats' XSLT chain does
+    (``_ome_upgrade``; what it has not proven is declined)."""
+    if root.tag == _Q + "OME":
+        return root
+    if upgrade.is_older(root):
+        try:
+            new = upgrade.upgrade(root)
+        except upgrade.Unproven as exc:
+            raise _Decline(f"an older OME schema ({upgrade.version_of(root)}): {exc}") from None
+        _schema_order(new, _schema())
+        return new
+    raise _Decline("not an OME document")
+
+
+def _schema_order(el: Any, schema: _Schema) -> None:
+    """Children in 2016-06 schema order (in place): older schemas order some differently, the Java model
+    reads them in any order."""
+    stack = [el]
+    while stack:
+        node = stack.pop()
+        children = [c for c in node if isinstance(c.tag, str)]
+        order = schema.order.get(etree.QName(node).localname, {})
+        ranked = sorted(children, key=lambda c: order.get(etree.QName(c).localname, len(order)))
+        if ranked != children:
+            for child in children:
+                node.remove(child)
+            node.extend(ranked)
+        stack.extend(children)
 
 
 def _check_text(root: Any) -> None:
@@ -444,8 +485,9 @@ def _valid(root: Any) -> None:
         raise _Decline(f"not valid OME 2016-06: {why}")
 
 
-def omexml_cores(root: Any) -> list[_Core]:
-    """The core metadata Bio-Formats' ``OMEXMLReader`` derives for each image of a standalone document."""
+def omexml_cores(root: Any, *, tiff_data: bool = False) -> list[_Core]:
+    """The core metadata Bio-Formats' ``OMEXMLReader`` derives for each image of a standalone document
+    (``tiff_data``: an upgraded document may map its planes to TIFFs, which the reader keeps as written)."""
     images = root.findall(_Q + "Image")
     any_bin = any(p.find(_Q + "BinData") is not None for p in root.iterfind(f"{_Q}Image/{_Q}Pixels"))
     cores = []
@@ -453,7 +495,7 @@ def omexml_cores(root: Any) -> list[_Core]:
         pixels = image.find(_Q + "Pixels")
         if pixels is None:
             raise _Decline("image without pixels")
-        if pixels.find(_Q + "TiffData") is not None:
+        if pixels.find(_Q + "TiffData") is not None and not tiff_data:
             raise _Decline("TiffData in a standalone OME-XML document")
         typ = pixels.get("Type", "")
         if typ not in _BITS:
@@ -477,10 +519,10 @@ def omexml_cores(root: Any) -> list[_Core]:
 
 def omexml_document(xml: bytes) -> str:
     """A standalone OME-XML document as Bio-Formats 7.3.1 prints it (raises ``_Decline``)."""
-    root = _parse(xml)
+    root, upgraded = _parse_any(xml)
     _check_text(root)
     _valid(root)
-    cores = omexml_cores(root)
+    cores = omexml_cores(root, tiff_data=upgraded)
     _round_trip(root, _schema())
     _populate(root, cores)
     return serialise(root)
@@ -594,6 +636,7 @@ class _Set:
     root_uuid: str | None
     files: dict[str, str] = field(default_factory=dict)  #: UUID -> path, as Bio-Formats maps them
     used: set[str] = field(default_factory=set)
+    renamed: bool = False  #: a FileName not in the folder was taken to be the opened file
 
     def resolve(self, td: Any) -> str:
         uuid = td.find(_Q + "UUID")
@@ -613,7 +656,12 @@ class _Set:
         else:
             found = _sibling(self.folder, name)
             if found is None:
-                raise _Decline(f"file {name!r} of the set is missing")
+                # Bio-Formats maps a FileName that is not in the folder to the opened file when the UUID
+                # is the document's own (the spec samples name the file they were renamed from)
+                if self.current is None or value != (self.root_uuid or value):
+                    raise _Decline(f"file {name!r} of the set is missing")
+                self.renamed = True
+                found = self.current
             target = found
         if self.files.setdefault(value, target) != target:
             raise _Decline("one UUID names two files")  # Bio-Formats: "Inconsistent UUID filenames"
@@ -690,6 +738,8 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[_Core]:
         cores.append(_Core(big_endian=first.big_endian, bits=_BITS[typ], samples=samples))
     if not cores:
         raise _Decline("no image")
+    if where.renamed and len(where.used) > 1:
+        raise _Decline("a FileName not in the folder in a set of several files")
     for used in where.used:
         if used != where.current and _read_tiff(used).big_endian != first.big_endian:
             raise _Decline("files of the set differ in byte order")
@@ -728,8 +778,7 @@ def ome_tiff_document(path: str) -> str:
                 and _OME_NS_PREFIX in stripped:
             raise _PlainTiff("OME-XML that is not well-formed") from None
         raise _Decline("not well-formed") from None
-    if root.tag != _Q + "OME":
-        raise _Decline("not an OME 2016-06 document")
+    root = _current(root)
     binary_only = root.find(_Q + "BinaryOnly")
     if binary_only is None:
         return _set_document(root, _Set(folder, path, root.get("UUID")), tiff)
