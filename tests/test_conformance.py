@@ -42,6 +42,8 @@ NATIVE = {
     "metamorph-stk/MetamorphImage.tif": "tifffile-stk",
     "nd2/cluster.nd2": "nd2",
     "dv/toxo.dv": "dv",
+    "svs/small.svs": "svs",
+    "cellomics-c01/iamac01file.c01": "cellomics",
     "dicom/seg_image_sm_dots_tiled_full.dcm": "pydicom",
     "spe/spestack_test.spe": "spe",
     "andor-sif/image.sif": "sif",
@@ -117,7 +119,7 @@ NATIVE = {
 #: the czi engine writes the key fields and leaves out what Bio-Formats adds beyond them (Experimenter,
 #: detectors, filters, stage labels …), see tests/test_engines_czi.py.
 WHOLE_DOCUMENT = frozenset({"tifffile", "tifffile-imagej", "tifffile-stk", "ome-xml", "micromanager", "dv",
-                            "spe", "sif", "pydicom"})
+                            "spe", "sif", "pydicom", "svs", "cellomics"})
 #: Files of a WHOLE_DOCUMENT engine where Bio-Formats' document is lossy and the native one is not: in this
 #: XMLAnnotation Bio-Formats' indentXML trims the text around inline elements ("a <b>space</b>" becomes
 #: "a<b>space</b>"), the native engine keeps the mixed content as written (tests/test_engines_ome.py).
@@ -133,10 +135,9 @@ WHOLE_DOCUMENT_EXCEPT = frozenset({
 RESCUED = {
     "ics/testim_c.ics": "ics",  # "IDS file not found": the header is whole, its .ids is not in the corpus
 }
-#: TIFF-based kinds no native engine has been shown to agree on: Micro-Manager's metadata.txt, SVS.
+#: TIFF-based kinds no native engine has been shown to agree on: Micro-Manager's metadata.txt.
 LEFT_TO_BIOFORMATS = ("micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1/"
-                      "HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0_metadata.txt",
-                      "svs/")
+                      "HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0_metadata.txt",)
 
 
 #: Corpus files that hold no image and that Bio-Formats does not recognise (showinf: "Unknown file format"):
@@ -194,7 +195,7 @@ def test_files_that_are_no_image_are_unsupported_as_bioformats_says(rel: str, co
 
 def test_tiff_kinds_with_richer_metadata_go_to_bioformats(routes: dict[str, str]) -> None:
     left = [rel for rel in routes if rel.startswith(LEFT_TO_BIOFORMATS)]
-    assert len(left) == 2  # MM metadata.txt, SVS
+    assert len(left) == 1  # MM metadata.txt
     assert all(routes[rel] == "bioformats" for rel in left)
 
 

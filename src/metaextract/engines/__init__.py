@@ -31,6 +31,7 @@ HEAD_BYTES = 4096
 def _builtin() -> dict[str, Callable[[], Engine]]:
     from .bioformats import BioFormatsEngine
     from .camera import SIFEngine, SPEEngine
+    from .cellomics import CellomicsEngine
     from .czi import CziEngine
     from .dicom import DicomEngine
     from .dv import DvEngine
@@ -40,15 +41,30 @@ def _builtin() -> dict[str, Callable[[], Engine]]:
     from .nd2 import Nd2Engine
     from .ome_files import OmeEngine
     from .sidecar import SidecarEngine
+    from .svs import SvsEngine
     from .tiff import TiffEngine
     from .tiff_kinds import ImageJEngine
     from .tiff_zeiss_mm import LsmEngine, StkEngine
 
     return {
-        "bioformats": BioFormatsEngine, "czi": CziEngine, "dv": DvEngine, "ics": IcsEngine, "lif": LifEngine,
-        "micromanager": MicromanagerEngine, "nd2": Nd2Engine, "ome-xml": OmeEngine, "pydicom": DicomEngine,
-        "sidecar": SidecarEngine, "sif": SIFEngine, "spe": SPEEngine, "tifffile": TiffEngine,
-        "tifffile-imagej": ImageJEngine, "tifffile-lsm": LsmEngine, "tifffile-stk": StkEngine,
+        "bioformats": BioFormatsEngine,
+        "cellomics": CellomicsEngine,
+        "czi": CziEngine,
+        "dv": DvEngine,
+        "ics": IcsEngine,
+        "lif": LifEngine,
+        "micromanager": MicromanagerEngine,
+        "nd2": Nd2Engine,
+        "ome-xml": OmeEngine,
+        "pydicom": DicomEngine,
+        "sidecar": SidecarEngine,
+        "sif": SIFEngine,
+        "spe": SPEEngine,
+        "svs": SvsEngine,
+        "tifffile": TiffEngine,
+        "tifffile-imagej": ImageJEngine,
+        "tifffile-lsm": LsmEngine,
+        "tifffile-stk": StkEngine,
     }
 
 
