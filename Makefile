@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install compile demo test bench lint clean
 
 install: $(STAMP)
 
@@ -20,15 +20,23 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -c "import metaextract, sys; print(metaextract.__version__, 'Bio-Formats', metaextract.bioformats_version())"
 	@touch $(STAMP)
 
-demo: install
+# The editable install leaves the sources uncompiled, and with PYTHONDONTWRITEBYTECODE set every process
+# (each extraction process of a pool) would compile them again: compile once, as a wheel install does.
+# Then build the JVM's class-data archive of Bio-Formats (once per machine; metaextract._cds), which the
+# first JVM start would otherwise build in the background.
+compile: install
+	@$(PY) -m compileall -q src
+	@$(PY) -m metaextract._cds || echo "no class-data archive built: JVM starts stay slower"
+
+demo: compile
 	$(PY) -m metaextract.demo
 
-test: install
+test: compile
 	$(PY) -m ruff check src tests bench
 	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench: install
+bench: compile
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/run.py
 

@@ -77,9 +77,15 @@ def heap_mb() -> int:
     return int(value) if value else DEFAULT_HEAP_MB
 
 
-def start_jvm(heap: int | None = None) -> None:
-    """Start the JVM in this process if it is not running yet (idempotent, thread-safe)."""
+def start_jvm(heap: int | None = None, extra: list[str] | None = None) -> None:
+    """Start the JVM in this process if it is not running yet (idempotent, thread-safe).
+
+    Bio-Formats' classes are mapped from a class-data sharing archive when one has been built on this
+    machine (:mod:`metaextract._cds`); ``extra`` adds JVM options.
+    """
     import jpype
+
+    from . import _cds
 
     with _lock:
         if jpype.isJVMStarted():
@@ -105,6 +111,8 @@ def start_jvm(heap: int | None = None) -> None:
             "-Djavax.xml.accessExternalSchema=",
             "-Djdk.xml.entityExpansionLimit=1000",
             "--enable-native-access=ALL-UNNAMED",
+            *_cds.jvm_options(),
+            *(extra or []),
             classpath=[str(bioformats_jar())],
             convertStrings=False,
         )

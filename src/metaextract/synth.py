@@ -370,3 +370,14 @@ PLATE_WRITERS: dict[str, PlateWriter] = {
     "cellvoyager": write_cellvoyager_plate,
     "ometiff": write_ometiff_plate,
 }
+
+
+def write_cds_samples(root: str | os.PathLike[str]) -> list[Path]:
+    """One small file of each common kind (MetaSeries TIFF, plain TIFF, OME-TIFF): what a JVM reads while
+    its class list for the class-data sharing archive is written (:mod:`metaextract._cds`)."""
+    root = Path(root)
+    return [
+        *write_metaxpress_plate(root / "mx", wells=1, sites=1, channels=1),
+        *write_cellvoyager_plate(root / "cv", wells=1, sites=1, channels=1),
+        *write_ometiff_plate(root / "ome", wells=1, sites=1, channels=1),
+    ]
