@@ -285,14 +285,19 @@ def measure_submit(kind: str, tmp: Path, folder: Path, n: int) -> dict[str, Any]
 
 
 def measure_worker(tiff: Path, repeats: int, warm_files: int = 200) -> list[dict[str, Any]]:
-    """Per engine: time from spawning ExtractionPool(1) to its first result, RSS and per-file cost warm."""
+    """Per engine: time from spawning ExtractionPool(1) to its first result, RSS and per-file cost warm;
+    Bio-Formats with and without the JVM's class-data archive (``metaextract._cds``)."""
+    from metaextract import _cds
     from metaextract.pool import ExtractionPool
 
+    if not _cds.archive_path().is_file():
+        _cds.build()
     rows = []
-    for engine in ("tifffile", "auto", "bioformats"):
+    for engine, cds in (("tifffile", True), ("auto", True), ("bioformats", True), ("bioformats", False)):
         firsts, rss, per_file = [], [], []
         for _ in range(repeats):
             start = time.perf_counter()
+            os.environ[_cds.ENV] = "1" if cds else "0"  # the pool's process inherits it
             with ExtractionPool(1, engine=engine) as pool:
                 first = next(iter(pool.map([str(tiff)])))
                 firsts.append(time.perf_counter() - start)
@@ -302,8 +307,9 @@ def measure_worker(tiff: Path, repeats: int, warm_files: int = 200) -> list[dict
             if not first.ok or not all(r.ok for r in results):
                 raise RuntimeError(f"{engine}: {first.error}")
             rss.append(max(r.rss_mb or 0.0 for r in results))
-        rows.append({"engine": engine, "first": Timing(tuple(firsts)), "rss": Timing(tuple(rss)),
-                     "per_file": Timing(tuple(per_file)), "label": first.engine})
+        os.environ.pop(_cds.ENV, None)
+        rows.append({"engine": engine if cds else f"{engine}, no class-data archive", "first": Timing(tuple(firsts)),
+                     "rss": Timing(tuple(rss)), "per_file": Timing(tuple(per_file)), "label": first.engine})
     return rows
 
 
@@ -373,6 +379,7 @@ def run(quick: bool) -> str:
                         f"(**{change:+.0f} %**{' ✓' if abs(change) <= 20 else ' ✗'} against ±20 %)")
     no_jvm = next(w for w in workers if w["engine"] == "tifffile")
     jvm = next(w for w in workers if w["engine"] == "bioformats")
+    jvm_plain = next(w for w in workers if w["engine"].startswith("bioformats, no"))
     worker_rows = [[w["engine"], w["label"], w["first"].fmt(), w["rss"].fmt(digits=0, unit="MB"),
                     w["per_file"].fmt(1000, 2, "ms")] for w in workers]
     runs = f"{repeats} runs (add: 1 run; submit: 1 run)"
@@ -414,9 +421,12 @@ def run(quick: bool) -> str:
         f"Extraction worker (`ExtractionPool(1)` on the tiny TIFF, {repeats} runs): time from spawning the "
         "process to its first result, its RSS after 200 more reads, and the per-file cost once warm. "
         "`bioformats` starts the JVM at spawn; `auto` only when Bio-Formats first gets a file, so a worker "
-        "that reads only native-engine files never pays it. "
+        "that reads only native-engine files never pays it. The JVM maps Bio-Formats' classes from a "
+        "class-data sharing archive built once per machine (`metaextract._cds`; `make` builds it, else the "
+        "first JVM start does, in the background); the last row turns it off. "
         f"**JVM start cost: {jvm['first'].median - no_jvm['first'].median:.2f} s** (bioformats − "
-        f"tifffile, medians); **worker RSS with a warm JVM: {jvm['rss'].median:.0f} MB** against "
+        f"tifffile, medians; {jvm_plain['first'].median - no_jvm['first'].median:.2f} s without the archive); "
+        f"**worker RSS with a warm JVM: {jvm['rss'].median:.0f} MB** against "
         f"{no_jvm['rss'].median:.0f} MB without one.",
         "",
         md_table(["engine", "as reported", "spawn → first result", "worker RSS (warm)", "per file (warm)"],
