@@ -63,6 +63,8 @@ NATIVE = {
     "czi/s_1_t_1_c_1_z_1.czi": "czi",
     "czi/tiles.czi": "czi",
     "czi/tiles_z.czi": "czi",
+    "czi/S3_1Pos_2Mosaic_T1_Z1_CH1.czi": "czi",
+    "czi/LSM880_AiryScan.czi": "czi",
     "ome-tiff/FOV7_HV110_P0500510000.ome.tiff": "ome-xml",
     "ome-tiff/grey.ome.tiff": "ome-xml",
     "ome-tiff/ome.tiff": "ome-xml",

@@ -9,9 +9,9 @@ document (``ImageDocument``). This engine reads those headers and the XML only, 
 needs no third-party package.
 
 It claims a file only when the subblocks say it is a kind whose mapping has been checked against
-Bio-Formats in ``tests/test_engines_czi.py``: one file part, one scene, no phase/rotation/illumination/view/
-block index other than 0, one gray or BGR pixel type, every Z/C/T plane present, no embedded label or
-slide-preview image and no PALM data. Within that, three kinds:
+Bio-Formats in ``tests/test_engines_czi.py``: one file part, one gray or BGR pixel type, no embedded label or
+slide-preview image, no PALM data, no rotation/illumination/view/block index other than 0. For one scene
+without phases (every Z/C/T plane present), three kinds:
 
 * full resolution only (every subblock stored at its own size): one Image;
 * a power-of-two pyramid: besides the full-resolution tiles (all of one size, mosaic indices 0…n-1 on
@@ -27,8 +27,29 @@ slide-preview image and no PALM data. Within that, three kinds:
   WellSample; an id that is not two integers ≥ 1 leaves the Plate without wells. A file with
   ``SingleTileRegion`` positions is claimed only when every subblock has its own stage X/Y/Z.
 
-Everything else (several scenes, Airyscan phases, compressed or odd pyramids, plates with several images …)
-is left to Bio-Formats.
+Two more kinds, gray only, full resolution only (no pyramid level), every tile of one size, uncompressed (a
+block no shorter than its plane and under two planes long) or zstd, and an ``Experiment`` in the document:
+
+* several scenes (S index 0…n-1, every scene with every Z/C/T plane, mosaic indices unique per plane):
+  Bio-Formats 7.3.1 counts ``scenes × mosaics`` series, calls a mosaic file prestitched and folds the
+  mosaics, so it makes one image per scene, as large as the scene's tiles reach (``tile + max start - min
+  start``; the tile itself without mosaics), named ``name #01`` … . A turn of that arithmetic that ends
+  otherwise (one image for all, scene count equal to the mosaic count) is declined, as is a plate;
+* Airyscan phases (H index 0…n-1, one scene, one tile per plane, no mosaic): one image whose SizeT is the
+  time points times the phases, phase ``h`` of time ``t`` at ``T = h × SizeT + t``; planes no block fills
+  still get their Plane (no position, time or exposure), and at most 16 planes per block are accepted.
+
+Their planes are placed as Bio-Formats does with its ``positionsX/Y/Z`` arrays (one slot per image): filled
+from the experiment's ``SingleTileRegion`` s (unless ``TilesSetup`` has ``PositionGroups``; a group with its
+own position and tile counts is declined), then from ``Information`` scenes (a ``Position`` fills the next
+slot only if it is still empty, else it is dropped; a scene without one writes its ``CenterPosition`` X/Y
+into the next slot whatever was there). A plane takes the
+centre of its tiles' stage X/Y (written back into the slot), else the slot, else the tile's start as a
+"reference frame" position; Z from the tile, else the slot (plus the Z step per section). A number that is
+not a plain decimal there is declined.
+
+Everything else (scenes with phases or pyramids, RGB scenes, JPEG-XR scenes, compressed or odd pyramids,
+plates with several images …) is left to Bio-Formats.
 """
 
 from __future__ import annotations
@@ -287,6 +308,14 @@ class Document:
     region_position: tuple[float, float, float] | None = None
     #: why Bio-Formats would read the document some other way, or fail on it (None: no such reason)
     unsupported: str | None = None
+    #: Bio-Formats' raw material for its per-image ``positionsX/Y/Z`` (see :func:`stage_positions`): whether
+    #: ``TilesSetup`` has ``PositionGroups`` (region positions are then not read) and whether a group carries
+    #: a ``Position`` with ``TilesX``/``TilesY`` (not reproduced), every ``SingleTileRegion``'s X/Y/Z text, and
+    #: per ``Information`` scene its ``Position`` X/Y/Z attributes and first ``CenterPosition`` text
+    has_groups: bool = False
+    group_positions: bool = False
+    region_xyz: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
+    scene_entries: list[tuple[list[tuple[str, str, str]], str | None]] = field(default_factory=list)
 
 
 def _channel(channels: list[Channel], index: int) -> Channel:
@@ -347,6 +376,73 @@ def _sample_holder(doc: Document, acquisition: etree._Element | None) -> None:
             doc.field_names.append(region.get("Name", ""))
 
 
+def _experiment_positions(doc: Document, acquisition: etree._Element | None) -> None:
+    """What Bio-Formats' translateExperiment reads for ``positionsX/Y/Z`` (kept as text, parsed when used)."""
+    groups = _grandchildren(_first(acquisition, "TilesSetup"), "PositionGroups", "PositionGroup")
+    if groups is not None:
+        doc.has_groups = True
+        for group in groups:
+            if _first(group, "Position") is not None and _first_text(group, "TilesX") and _first_text(group, "TilesY"):
+                doc.group_positions = True
+        return
+    holder = _first(_first(acquisition, "RegionsSetup"), "SampleHolder")
+    for array in _descendants(holder, "SingleTileRegionArray") if holder is not None else []:
+        for region in _descendants(array, "SingleTileRegion"):
+            doc.region_xyz.append((_first_text(region, "X"), _first_text(region, "Y"), _first_text(region, "Z")))
+
+
+_JAVA_DOUBLE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_JAVA_BLANK = "".join(chr(i) for i in range(33))
+
+
+def _java_double(text: str | None) -> float:
+    """A plain decimal number as ``Double.valueOf`` reads it; ValueError for anything else (declined)."""
+    value = (text or "").strip(_JAVA_BLANK)
+    if _JAVA_DOUBLE.fullmatch(value) is None:
+        raise ValueError(text)
+    return float(value)
+
+
+def stage_positions(doc: Document, count: int) -> tuple[list[float | None], ...] | None:
+    """Bio-Formats' ``positionsX/Y/Z`` for ``count`` images; None where it fails or reads what is not reproduced.
+
+    translateExperiment sizes the arrays by the image count and fills them from the ``SingleTileRegion`` s in
+    order (unless ``TilesSetup`` has ``PositionGroups``); translateInformation then walks the scenes: each
+    ``Position`` fills the next slot that is still empty (and only then moves on), a scene without one puts its
+    ``CenterPosition`` X/Y in the next slot whatever was there, and moves on. (The scene's centre is read only
+    when the file has no mosaic or is stitched, which the kinds claimed here always are.)
+    """
+    xs: list[float | None] = [None] * count
+    ys: list[float | None] = [None] * count
+    zs: list[float | None] = [None] * count
+    if doc.group_positions:
+        return None
+    try:
+        if not doc.has_groups:
+            for i, (x, y, z) in enumerate(doc.region_xyz):
+                if x is None or y is None or z is None:
+                    return None  # Bio-Formats fails on a region without X, Y or Z
+                values = (_java_double(x), _java_double(y), _java_double(z))
+                if i < count:
+                    xs[i], ys[i], zs[i] = values
+        slot = 0
+        for positions, centre in doc.scene_entries:
+            for x, y, z in positions:
+                if slot < count and xs[slot] is None:
+                    xs[slot], ys[slot], zs[slot] = _java_double(x), _java_double(y), _java_double(z)
+                    slot += 1
+            if not positions:
+                if centre is not None and slot < count:
+                    parts = _java_split(centre, ",")
+                    if len(parts) < 2:
+                        return None
+                    xs[slot], ys[slot] = _java_double(parts[0]), _java_double(parts[1])
+                slot += 1
+    except ValueError:
+        return None
+    return xs, ys, zs
+
+
 def _number(text: str | None) -> float | None:
     if text is None:
         return None
@@ -376,6 +472,7 @@ def read_document(xml: bytes) -> Document:
     doc.experiment = experiment is not None
     if experiment is not None:
         _sample_holder(doc, acquisition)
+        _experiment_positions(doc, acquisition)
     multitrack = _first(acquisition, "MultiTrackSetup")
     if multitrack is not None:
         for i, track in enumerate(_descendants(multitrack, "Track")):
@@ -391,6 +488,10 @@ def read_document(xml: bytes) -> Document:
         z_increment = _first_text(_first(_first(_first(dimensions, "Z"), "Positions"), "Interval"), "Increment")
         doc.z_step = _number(z_increment)
         scenes = _first(dimensions, "S")
+        for each in _descendants(scenes, "Scene") if scenes is not None else []:
+            doc.scene_entries.append((
+                [(p.get("X", ""), p.get("Y", ""), p.get("Z", "")) for p in _descendants(each, "Position")],
+                _first_text(each, "CenterPosition")))
         if scenes is not None:
             # scenes with well shapes replace the regions' plate layout (when the regions gave one)
             reset = bool(doc.plate_positions)
@@ -474,6 +575,9 @@ class Layout:
     samples: int
     planes: dict[tuple[int, int, int], list[SubBlock]]  # (z, c, t) -> subblocks (mosaic tiles)
     levels: list[Level] = field(default_factory=list)
+    #: the kinds read by :func:`_scene_layout` and :func:`_phase_layout`: one image per entry (scene), each
+    #: placed by Bio-Formats' ``positionsX/Y/Z`` (empty for the single-scene kinds above)
+    images: list[Level] = field(default_factory=list)
 
 
 def _zct(block: SubBlock) -> tuple[int, int, int] | None:
@@ -499,6 +603,152 @@ def _reduced_level(block: SubBlock, bpp: int) -> int | None:
     return scale.bit_length() - 1
 
 
+#: compressions whose blocks Bio-Formats keeps at full resolution without a size test this engine cannot make
+#: (none, zstd-0, zstd-1); JPEG-XR blocks smaller than a plane would count as reduced resolutions
+PLAIN_COMPRESSION = frozenset({0, 5, 6})
+#: the most planes per block a phase file may have (it need not fill every plane; the Plane list is bounded)
+MAX_SPARSE = 16
+
+
+def _full_tiles(blocks: list[SubBlock], bpp: int) -> tuple[int, int] | None:
+    """The one tile size of blocks that are all full resolution and kept as one plane each; None otherwise."""
+    sizes = set()
+    for block in blocks:
+        if "X" not in block.dims or "Y" not in block.dims or block.pyramid != 0:
+            return None
+        if any(len(d) != 1 or d not in "XYZCTMSHRIVB" for d in block.dims):
+            return None
+        (_, size_x, stored_x), (_, size_y, stored_y) = block.dims["X"], block.dims["Y"]
+        if not (size_x == stored_x > 0 and size_y == stored_y > 0) or block.compression not in PLAIN_COMPRESSION:
+            return None
+        plane = size_x * size_y * bpp
+        if block.compression == 0 and not plane <= block.data_size < 2 * plane:
+            return None  # Bio-Formats drops a short block, and reads a long one as a line scan
+        sizes.add((size_x, size_y))
+    return next(iter(sizes)) if len(sizes) == 1 else None
+
+
+def _zct_sizes(keys: set[tuple[int, int, int]]) -> tuple[int, int, int] | None:
+    """SizeZ, SizeC, SizeT of the planes present, when T is every index from 0 (Bio-Formats counts distinct T)."""
+    size_z, size_c = (max(k[i] for k in keys) + 1 for i in range(2))
+    times = {k[2] for k in keys}
+    if times != set(range(len(times))):
+        return None
+    return size_z, size_c, len(times)
+
+
+def _scene_layout(blocks: list[SubBlock], pixel_type: str, bpp: int) -> Layout | None:
+    """Scenes (S index 0…n-1), each a mosaic (or one tile) of equal tiles: Bio-Formats 7.3.1 makes one image each.
+
+    With every tile of one size the reader sees no fused image; it counts ``positions × mosaics`` series, then
+    (autostitching) calls the file prestitched when it has mosaics and folds them, ending with one series per
+    scene whose size is the tiles' extent (``tile + max start - min start``, X and Y). That outcome is what is
+    reproduced here; any other turn of its series arithmetic (fewer series, scenes reset by the mosaic count, a
+    scene order that never raises S) is declined.
+    """
+    if _full_tiles(blocks, bpp) is None:
+        return None
+    tile_x, tile_y = blocks[0].dims["X"][1], blocks[0].dims["Y"][1]
+    scenes: dict[int, dict[tuple[int, int, int], list[SubBlock]]] = {}
+    for block in blocks:
+        if "S" not in block.dims or any(block.dims.get(d, (0, 1, 1))[0] != 0 for d in "HRIVB"):
+            return None
+        zct = _zct(block)
+        if zct is None or block.dims.get("M", (0, 1, 1))[0] < 0:
+            return None
+        scenes.setdefault(block.dims["S"][0], {}).setdefault(zct, []).append(block)
+    count = len(scenes)
+    if count < 2 or set(scenes) != set(range(count)):
+        return None
+    keys = {k for planes in scenes.values() for k in planes}
+    sizes = _zct_sizes(keys)
+    if sizes is None or len(keys) != sizes[0] * sizes[1] * sizes[2]:
+        return None
+    size_z, size_c, size_t = sizes
+    for planes in scenes.values():
+        if set(planes) != keys:
+            return None  # a scene without some plane: unchecked
+        for tiles in planes.values():
+            mosaic = [b.dims.get("M", (0, 1, 1))[0] for b in tiles]
+            if len(set(mosaic)) != len(mosaic):
+                return None
+    # Bio-Formats' series arithmetic (maxResolution 0, equal tiles so prestitched starts unset)
+    mosaics = max(b.dims.get("M", (0, 1, 1))[0] for b in blocks) + 1
+    stitched = mosaics > 1  # prestitched = mosaics == series / positions, true whenever there are mosaics
+    total, image_count = len(blocks), size_z * size_c * size_t
+    series = count * mosaics
+    if image_count * series > total:
+        if total != image_count and total != size_t and total % (series * size_z) == 0:
+            pass  # only a reader that does not group files changes anything here
+        elif total in (size_t, image_count):
+            return None  # Bio-Formats collapses everything into one image
+        elif series > mosaics > 1 and stitched:
+            series //= mosaics
+            mosaics = 1
+    if stitched and series == mosaics * count:
+        series = count
+    if series != count or mosaics == count:
+        return None
+    previous, raised = 0, False
+    for block in blocks:
+        raised = raised or block.dims["S"][0] > previous
+        previous = block.dims["S"][0]
+    if not raised:
+        return None  # S never rises in file order: Bio-Formats would put every block in the first image
+    images = []
+    for index in range(count):
+        planes = scenes[index]
+        cols = [b.dims["X"][0] for v in planes.values() for b in v]
+        rows = [b.dims["Y"][0] for v in planes.values() for b in v]
+        size_x, size_y = tile_x, tile_y  # one tile per plane: the tile's own size
+        if stitched:  # the stitched extent (all tiles being of one size, the last tile's size is the tile's)
+            size_x += max(cols) - min(cols)
+            size_y += max(rows) - min(rows)
+        images.append(Level(size_x, size_y, planes))
+    first = images[0]
+    return Layout((first.size_x, first.size_y, size_z, size_c, size_t), pixel_type, 1, first.planes, [], images)
+
+
+def _phase_layout(blocks: list[SubBlock], pixel_type: str, bpp: int) -> Layout | None:
+    """Airyscan-like phases (H index 0…n-1) in one scene, one tile per plane: one image, phases folded into T.
+
+    Bio-Formats 7.3.1 multiplies SizeT by the phase count and puts phase ``h`` of time point ``t`` at
+    ``T = h × SizeT + t``; planes no block fills keep their Plane (no position, time or exposure). It needs no
+    block per plane, so a phase recorded for some channels only is read as it is.
+    """
+    size = _full_tiles(blocks, bpp)
+    if size is None:
+        return None
+    planes: dict[tuple[int, int, int], list[SubBlock]] = {}
+    raw: list[tuple[int, tuple[int, int, int], SubBlock]] = []
+    for block in blocks:
+        if any(block.dims.get(d, (0, 1, 1))[0] != 0 for d in "SMRIVB"):
+            return None
+        if (block.dims["X"][0], block.dims["Y"][0]) != (blocks[0].dims["X"][0], blocks[0].dims["Y"][0]):
+            return None
+        zct = _zct(block)
+        phase = block.dims.get("H", (0, 1, 1))[0]
+        if zct is None or phase < 0:
+            return None
+        raw.append((phase, zct, block))
+    phases = max(p for p, _, _ in raw) + 1
+    if phases > len(raw) or {p for p, _, _ in raw} != set(range(phases)):
+        return None
+    sizes = _zct_sizes({zct for _, zct, _ in raw})
+    if sizes is None:
+        return None
+    size_z, size_c, size_t = sizes
+    if size_z * size_c * size_t * phases > MAX_SPARSE * len(raw):
+        return None  # far more planes than blocks: bounded here, as the Plane list would not be
+    for phase, (z, c, t), block in raw:
+        key = (z, c, phase * size_t + t)
+        if key in planes:
+            return None  # two blocks for one plane: unchecked
+        planes[key] = [block]
+    return Layout((size[0], size[1], size_z, size_c, size_t * phases), pixel_type, 1, planes, [],
+                  [Level(size[0], size[1], planes)])
+
+
 def layout(czi: CziFile) -> Layout | None:
     """How Bio-Formats lays the subblocks out; None when the file is of a kind this engine declines."""
     blocks = czi.subblocks
@@ -511,6 +761,14 @@ def layout(czi: CziFile) -> Layout | None:
         return None
     pixel_type, samples = PIXEL_TYPES[next(iter(kinds))]
     bpp = BYTES[next(iter(kinds))]
+    scene_count = max(b.dims.get("S", (0, 1, 1))[0] for b in blocks) + 1
+    phase_count = max(b.dims.get("H", (0, 1, 1))[0] for b in blocks) + 1
+    if scene_count > 1 or phase_count > 1:
+        if samples != 1 or (scene_count > 1 and phase_count > 1):
+            return None  # RGB, or scenes with phases: unchecked
+        if scene_count > 1:
+            return _scene_layout(blocks, pixel_type, bpp)
+        return _phase_layout(blocks, pixel_type, bpp)
     planes: dict[tuple[int, int, int], list[SubBlock]] = {}
     reduced: dict[int, dict[tuple[int, int, int], list[SubBlock]]] = {}
     xs: list[tuple[int, int]] = []
@@ -596,11 +854,12 @@ class _Carry:
 
 
 def image_xml(czi: CziFile, lay: Layout, doc: Document, index: int = 0, count: int = 1,
-              carry: _Carry | None = None) -> ox.El:
+              carry: _Carry | None = None, scene: Level | None = None, z0: float | None = None) -> ox.El:
     """Image ``index`` of ``count`` that Bio-Formats' ZeissCZIReader reports for a claimed file.
 
     Image 0 is the full resolution; images 1… are the pyramid levels, which showinf flattens into images
     of their own. ``carry`` holds the position the first image left behind, which the levels reuse.
+    With ``scene`` (the kinds of :attr:`Layout.images`) the image is that scene, placed by ``carry`` and ``z0``.
     """
     name = doc.image_name if doc.image_name and doc.image_name.strip() else czi.name
     number = str(index + 1).rjust(len(str(count)), "0")
@@ -616,7 +875,9 @@ def image_xml(czi: CziFile, lay: Layout, doc: Document, index: int = 0, count: i
         start = _timestamp(doc.acquired)
     size_x, size_y, size_z, size_c, size_t = lay.size
     planes = lay.planes
-    if index > 0:
+    if scene is not None:
+        size_x, size_y, planes = scene.size_x, scene.size_y, scene.planes
+    elif index > 0:
         level = lay.levels[index - 1]
         size_x, size_y, planes = level.size_x, level.size_y, level.planes
     bits = 8 if lay.pixel_type == "uint8" else 16  # Bio-Formats 7.3.1 ignores ComponentBitCount here
@@ -638,15 +899,18 @@ def image_xml(czi: CziFile, lay: Layout, doc: Document, index: int = 0, count: i
                     attrs[key + "Unit"] = "nm"
         pixels.add(ox.channel(index, c, lay.samples, **attrs))
     pixels.add(ox.El("MetadataOnly"))
-    z0 = doc.position[2]
+    if scene is None:
+        z0 = doc.position[2]
     for t in range(size_t):
         for z in range(size_z):
             for c in range(size_c // lay.samples):
                 blocks = planes.get((z, c, t))
-                if not blocks:
-                    continue  # Bio-Formats writes no Plane for a plane this level lacks
-                first = blocks[0]
                 plane: dict[str, str] = {"TheC": str(c), "TheT": str(t), "TheZ": str(z)}
+                if not blocks:
+                    # populatePixels gives every plane its Plane; only blocks bring positions and times
+                    pixels.add(ox.El("Plane", plane))
+                    continue
+                first = blocks[0]
                 stage_x = [b.stage_x for b in blocks if b.stage_x is not None]
                 stage_y = [b.stage_y for b in blocks if b.stage_y is not None]
                 for axis, found, grid in (("X", stage_x, first.dims["X"][0]), ("Y", stage_y, first.dims["Y"][0])):
@@ -745,6 +1009,8 @@ class Inspected:
     czi: CziFile
     layout: Layout
     document: Document
+    #: Bio-Formats' positionsX/Y/Z for the kinds of :attr:`Layout.images`
+    positions: tuple[list[float | None], ...] | None = None
 
 
 def _multipart(path: str, listings: dict[str, tuple[float, tuple[str, ...]]], lock: threading.Lock) -> bool:
@@ -777,6 +1043,8 @@ def inspect_czi(path: str) -> Inspected | None:
     doc = read_document(czi.xml)
     if doc.unsupported is not None:
         return None
+    if lay.images:
+        return _inspect_images(czi, lay, doc)
     if doc.region_position is not None and any(
             None in (b.stage_x, b.stage_y, b.stage_z) for b in czi.subblocks):
         return None  # Bio-Formats would fall back on the region's position, which is not reproduced here
@@ -786,6 +1054,22 @@ def inspect_czi(path: str) -> Inspected | None:
     if doc.palm and len(czi.subblocks) <= 2:
         return None
     return Inspected(czi, lay, doc)
+
+
+def _inspect_images(czi: CziFile, lay: Layout, doc: Document) -> Inspected | None:
+    """The checks for the scene and phase kinds, whose images Bio-Formats places by ``positionsX/Y/Z``."""
+    if not doc.experiment:
+        return None  # without an Experiment Bio-Formats has no position arrays (and fails on scenes)
+    if doc.acquired is None and czi.subblocks[0].timestamp is not None:
+        return None
+    if doc.palm and len(czi.subblocks) <= 2:
+        return None
+    if len(lay.images) > 1 and plate_xml(doc, [0]) is not None:
+        return None  # a plate over several scenes: unchecked
+    positions = stage_positions(doc, len(lay.images))
+    if positions is None:
+        return None
+    return Inspected(czi, lay, doc, positions)
 
 
 class CziEngine:
@@ -833,6 +1117,13 @@ class CziEngine:
 def render(found: Inspected) -> str:
     """The OME-XML of an inspected file: its Plate (if any), Instrument, and one Image per resolution."""
     czi, lay, doc = found.czi, found.layout, found.document
+    if found.positions is not None:
+        xs, ys, zs = found.positions
+        count = len(lay.images)
+        images = [image_xml(czi, lay, doc, i, count, _Carry(xs[i], ys[i]), scene, zs[i])
+                  for i, scene in enumerate(lay.images)]
+        plate = plate_xml(doc, [0])
+        return ox.document(*([plate] if plate is not None else []), instrument_xml(doc), *images)
     count = 1 + len(lay.levels)
     carry = _Carry(doc.position[0], doc.position[1])
     images = [image_xml(czi, lay, doc, index, count, carry) for index in range(count)]
