@@ -44,6 +44,8 @@ NATIVE = {
     "dv/toxo.dv": "dv",
     "svs/small.svs": "svs",
     "cellomics-c01/iamac01file.c01": "cellomics",
+    "olympus-oib/test.oib": "oib",
+    "zeiss-zvi/BlockSize4096.zvi": "zvi",
     "dicom/seg_image_sm_dots_tiled_full.dcm": "pydicom",
     "spe/spestack_test.spe": "spe",
     "andor-sif/image.sif": "sif",
@@ -121,7 +123,8 @@ NATIVE = {
 #: the czi engine writes the key fields and leaves out what Bio-Formats adds beyond them (Experimenter,
 #: detectors, filters, stage labels …), see tests/test_engines_czi.py.
 WHOLE_DOCUMENT = frozenset({"tifffile", "tifffile-imagej", "tifffile-stk", "ome-xml", "micromanager", "dv",
-                            "spe", "sif", "pydicom", "svs", "cellomics"})
+                            "spe", "sif", "pydicom", "svs", "cellomics", "oib",
+                            "zvi"})
 #: Files of a WHOLE_DOCUMENT engine where Bio-Formats' document is lossy and the native one is not: in this
 #: XMLAnnotation Bio-Formats' indentXML trims the text around inline elements ("a <b>space</b>" becomes
 #: "a<b>space</b>"), the native engine keeps the mixed content as written (tests/test_engines_ome.py).

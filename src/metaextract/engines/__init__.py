@@ -39,12 +39,14 @@ def _builtin() -> dict[str, Callable[[], Engine]]:
     from .lif import LifEngine
     from .micromanager import MicromanagerEngine
     from .nd2 import Nd2Engine
+    from .oib import OibEngine
     from .ome_files import OmeEngine
     from .sidecar import SidecarEngine
     from .svs import SvsEngine
     from .tiff import TiffEngine
     from .tiff_kinds import ImageJEngine
     from .tiff_zeiss_mm import LsmEngine, StkEngine
+    from .zvi import ZviEngine
 
     return {
         "bioformats": BioFormatsEngine,
@@ -55,6 +57,7 @@ def _builtin() -> dict[str, Callable[[], Engine]]:
         "lif": LifEngine,
         "micromanager": MicromanagerEngine,
         "nd2": Nd2Engine,
+        "oib": OibEngine,
         "ome-xml": OmeEngine,
         "pydicom": DicomEngine,
         "sidecar": SidecarEngine,
@@ -65,6 +68,7 @@ def _builtin() -> dict[str, Callable[[], Engine]]:
         "tifffile-imagej": ImageJEngine,
         "tifffile-lsm": LsmEngine,
         "tifffile-stk": StkEngine,
+        "zvi": ZviEngine,
     }
 
 
