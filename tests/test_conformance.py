@@ -45,6 +45,10 @@ NATIVE = {
     "svs/small.svs": "svs",
     "cellomics-c01/iamac01file.c01": "cellomics",
     "olympus-oib/test.oib": "oib",
+    "ics/testim.ics": "ics",
+    "ics/testim.ids": "ics",
+    "micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1/HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0_metadata.txt":
+        "micromanager",
     "zeiss-zvi/BlockSize4096.zvi": "zvi",
     "dicom/seg_image_sm_dots_tiled_full.dcm": "pydicom",
     "spe/spestack_test.spe": "spe",
@@ -124,7 +128,7 @@ NATIVE = {
 #: detectors, filters, stage labels …), see tests/test_engines_czi.py.
 WHOLE_DOCUMENT = frozenset({"tifffile", "tifffile-imagej", "tifffile-stk", "ome-xml", "micromanager", "dv",
                             "spe", "sif", "pydicom", "svs", "cellomics", "oib",
-                            "zvi"})
+                            "zvi", "ics"})
 #: Files of a WHOLE_DOCUMENT engine where Bio-Formats' document is lossy and the native one is not: in this
 #: XMLAnnotation Bio-Formats' indentXML trims the text around inline elements ("a <b>space</b>" becomes
 #: "a<b>space</b>"), the native engine keeps the mixed content as written (tests/test_engines_ome.py).
@@ -135,14 +139,12 @@ WHOLE_DOCUMENT_EXCEPT = frozenset({
     "micromanager-mmstack/Cos7_A647_WF1/Cos7_A647_WF1_MMStack_Pos0.ome.tif",
     "micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1/HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0.ome.tif",
 })
-#: Corpus files Bio-Formats 7.3.1 cannot read (showinf exit 1, even alone) that a rescue engine reads in
-#: ``auto`` (see tests/test_engines_ics.py for the evidence on each engine's mapping).
+#: Corpus files Bio-Formats 7.3.1 cannot read (showinf exit 1, even alone) that a native engine reads in
+#: ``auto``, saying in the notes that Bio-Formats cannot (tests/test_engines_ics.py has the evidence: the
+#: header is whole, its .ids is not in the corpus, and Bio-Formats says "IDS file not found").
 RESCUED = {
-    "ics/testim_c.ics": "ics",  # "IDS file not found": the header is whole, its .ids is not in the corpus
+    "ics/testim_c.ics": "ics",
 }
-#: TIFF-based kinds no native engine has been shown to agree on: Micro-Manager's metadata.txt.
-LEFT_TO_BIOFORMATS = ("micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1/"
-                      "HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0_metadata.txt",)
 
 
 #: Corpus files that hold no image and that Bio-Formats does not recognise (showinf: "Unknown file format"):
@@ -183,7 +185,7 @@ def routes(corpus: Path) -> dict[str, str]:
 
 def test_auto_routes_exactly_the_proven_files_to_native_engines(routes: dict[str, str]) -> None:
     native = {rel: name for rel, name in routes.items()
-              if name != "bioformats" and rel not in NOT_IMAGES and rel not in NATIVE_ALONE}
+              if name != "bioformats" and rel not in NOT_IMAGES and rel not in NATIVE_ALONE and rel not in RESCUED}
     assert native == NATIVE
     assert {rel: routes[rel] for rel in NOT_IMAGES} == NOT_IMAGES
     assert {rel: routes[rel] for rel in NATIVE_ALONE} == NATIVE_ALONE
@@ -198,10 +200,10 @@ def test_files_that_are_no_image_are_unsupported_as_bioformats_says(rel: str, co
     assert result.status == "unsupported" and result.engine.startswith(NOT_IMAGES[rel] + " ")
 
 
-def test_tiff_kinds_with_richer_metadata_go_to_bioformats(routes: dict[str, str]) -> None:
-    left = [rel for rel in routes if rel.startswith(LEFT_TO_BIOFORMATS)]
-    assert len(left) == 1  # MM metadata.txt
-    assert all(routes[rel] == "bioformats" for rel in left)
+def test_auto_needs_no_jvm_for_any_corpus_file(routes: dict[str, str]) -> None:
+    # every corpus file has a native answer: a document, "unsupported" or a read of what Bio-Formats cannot
+    assert [rel for rel, name in routes.items() if name == "bioformats"] == []
+    assert len(routes) == len(NATIVE) + len(NOT_IMAGES) + len(NATIVE_ALONE) + len(RESCUED)
 
 
 @pytest.mark.parametrize("rel", sorted(NATIVE))
@@ -228,12 +230,13 @@ def test_forcing_bioformats_still_works_for_a_native_kind(corpus: Path, referenc
 
 
 @pytest.mark.parametrize("rel", sorted(RESCUED))
-def test_files_bioformats_cannot_read_are_rescued_only_after_it_failed(rel: str, corpus: Path,
-                                                                        reference: Path) -> None:
+def test_files_bioformats_cannot_read_are_read_natively_and_say_so(rel: str, corpus: Path,
+                                                                    reference: Path) -> None:
     exits = {row["path"]: row["showinf_exit"] for row in reference_rows(reference)}
     assert exits[rel] == "1" and not (reference / f"{rel}.xml").exists()
     path = str(corpus / rel)
-    assert engines.choose(path, read_head(path), "auto").name == "bioformats"  # never claimed
+    assert extract_file(path, "bioformats").status == "failed"  # what the note below says, checked live
+    assert engines.choose(path, read_head(path), "auto").name == RESCUED[rel]
     result = extract_file(path, "auto")
     assert result.status == "ok", result.error
     assert result.engine.startswith(RESCUED[rel] + " ")

@@ -1,7 +1,8 @@
 """The Micro-Manager engine against Bio-Formats 7.3.1: the corpus reference and the live engine.
 
 MMStack OME-TIFFs are read by Bio-Formats' ``OMETiffReader`` (it comes before ``MicromanagerReader``), NDTiff
-stacks by its plain ``TiffReader``; ``_metadata.txt`` (``MicromanagerReader``) is declined. The one deliberate
+stacks by its plain ``TiffReader``, ``_metadata.txt`` by ``MicromanagerReader`` (its rules pinned with edited
+copies of the corpus file, the TIFF linked beside them, against live Bio-Formats). The one deliberate
 difference: Bio-Formats prints Micro-Manager's Instrument/Detector IDs (``Microscope``, ``Andor Zyla 4.2``),
 which the OME 2016-06 schema rejects; the engine writes ``Instrument:0``/``Detector:0:0`` instead, so the
 whole document equals the reference once those IDs are mapped back.
@@ -31,9 +32,9 @@ MMSTACK = {  # corpus file -> the IDs Bio-Formats printed for what the engine re
 }
 NDTIFF = ("micromanager-ndtiff/ndtiff3.2_monochrome/NDTiff3.2_monochrome_NDTiffStack.tif",
           "micromanager-ndtiff/ndtiffv2.0_test/Full resolution/ndtiffv2.0_test_NDTiffStack.tif")
+METADATA_TXT = ("micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1/"
+                "HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0_metadata.txt")
 DECLINED = (
-    # MicromanagerReader: its date, exposure and position rules are not proven (module docstring)
-    "micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1/HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0_metadata.txt",
     "micromanager-ndtiff/ndtiff3.2_monochrome/NDTiff.index",  # not images (Bio-Formats fails on them)
     "micromanager-ndtiff/ndtiff3.2_monochrome/display_settings.txt",
     "micromanager-ndtiff/ndtiffv2.0_test/Full resolution/NDTiff.index",
@@ -91,11 +92,11 @@ def test_ndtiff_stack_equals_the_reference(rel: str, corpus: Path, reference: Pa
 
 
 @pytest.mark.parametrize("rel", DECLINED)
-def test_metadata_txt_and_sidecars_are_declined(rel: str, corpus: Path, mm: MicromanagerEngine) -> None:
+def test_sidecars_are_declined(rel: str, corpus: Path, mm: MicromanagerEngine) -> None:
     assert _claim(mm, corpus / rel) == 0
 
 
-@pytest.mark.parametrize("rel", [*sorted(MMSTACK), *NDTIFF])
+@pytest.mark.parametrize("rel", [*sorted(MMSTACK), *NDTIFF, METADATA_TXT])
 def test_no_other_engine_claims_these_files_more_strongly(rel: str, corpus: Path) -> None:
     path = str(corpus / rel)
     head = read_head(path)
@@ -230,3 +231,221 @@ def test_extract_without_claim_gives_the_claimed_document(corpus: Path) -> None:
         warm = MicromanagerEngine()
         assert warm.claim(path, read_head(path)) == CLAIM
         assert warm.extract(path) == MicromanagerEngine().extract(path)
+
+
+# -- metadata.txt (MicromanagerReader) ------------------------------------------------------------------------
+def test_metadata_txt_equals_the_reference(corpus: Path, reference: Path, mm: MicromanagerEngine) -> None:
+    path = corpus / METADATA_TXT
+    assert _claim(mm, path) == CLAIM
+    assert engines.choose(str(path), read_head(str(path)), "auto").name == NAME
+    xml = mm.extract(str(path))
+    expected = (reference / f"{METADATA_TXT}.xml").read_text("utf-8")
+    assert normalise(xml) == normalise(expected)
+    assert key_fields(xml) == key_fields(expected)
+    assert validate(xml) == (True, None)
+    # the corpus' summary Time is in CEST, a zone Joda-Time cannot parse: no date; no Exposure-ms key
+    assert "AcquisitionDate" not in xml and "ExposureTime" not in xml
+    assert MicromanagerEngine().extract(str(path)) == xml  # extract without claim
+
+
+_MM_TXT = Path(METADATA_TXT).name
+_MM_TIF = _MM_TXT.replace("_metadata.txt", ".ome.tif")
+
+
+def _mm_folder(tmp_path: Path, corpus: Path, name: str, text: str, *, txt: str = _MM_TXT,
+               folder: str | None = None) -> Path:
+    """An edited copy of the corpus metadata.txt, with the corpus TIFF linked beside it."""
+    where = tmp_path / (folder or name)
+    where.mkdir()
+    (where / _MM_TIF).symlink_to(corpus / Path(METADATA_TXT).parent / _MM_TIF)
+    path = where / txt
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def _edit(text: str, *pairs: tuple[str, str]) -> str:
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+def _frames(text: str, *blocks: str) -> str:
+    """``text`` with more FrameKey blocks appended."""
+    return text[:text.rindex("}")].rstrip() + ",\n" + ",\n".join(blocks) + "\n}\n"
+
+
+def _frame0(text: str) -> str:
+    return text[text.index('"FrameKey-0-0-0": {'):text.rindex("}")].rstrip().rstrip(",")
+
+
+TIME = "Wed Jul 06 10:50:32 CEST 2016"
+AFTER = '"ImageNumber": "1566",'  # a line inside the corpus file's only FrameKey block
+
+
+def _variant(text: str, name: str) -> str:
+    """The edits each variant makes to the corpus metadata.txt (every one compared with live Bio-Formats)."""
+    frame1 = _frame0(text).replace('"FrameKey-0-0-0"', '"FrameKey-1-0-0"').replace(
+        '"ElapsedTime-ms": 4422406,', '"ElapsedTime-ms": 1000,\n  "Exposure-ms": 80,')
+    channel1 = frame1.replace('"FrameKey-1-0-0"', '"FrameKey-0-1-0"')
+    two_t = _edit(text, ('"Frames": 1,', '"Frames": 2,'))
+    two_c = _edit(text, ('"Channels": 1,', '"Channels": 2,'),
+                  ('"ChNames": ["Default"],', '"ChNames": ["DAPI", "Cy5"],'),
+                  ('"ChColors": [-1],', '"ChColors": [-1, -16711936],'))
+    edits: dict[str, str] = {
+        # Joda-Time parses only the zone names UT, UTC, GMT, EST … PDT: these give a date, CET/JST none
+        "time-utc": _edit(text, (TIME, "Wed Jul 06 10:50:32 UTC 2016")),
+        "time-gmt": _edit(text, (TIME, "Wed Jul 06 10:50:32 GMT 2016")),
+        "time-ut": _edit(text, (TIME, "Wed Jul 06 10:50:32 UT 2016")),
+        "time-cet": _edit(text, (TIME, "Wed Jan 06 10:50:32 CET 2016")),
+        "time-jst": _edit(text, (TIME, "Wed Jul 06 10:50:32 JST 2016")),
+        "exposure": _edit(text, (AFTER, AFTER + '\n  "Exposure-ms": 50,')),
+        "exposure-string": _edit(text, (AFTER, AFTER + '\n  "Exposure-ms": "12.5",')),
+        "position-name": _edit(text, (AFTER, AFTER + '\n  "PositionName": "Pos-A1",')),
+        "position-name-null": _edit(text, (AFTER, AFTER + '\n  "PositionName": "null",')),
+        "camera": _edit(text, (AFTER, AFTER + '\n  "Andor Zyla 4.2-Gain": "-3.9",\n  "Andor Zyla 4.2-Temperature": '
+                                      '"-30.5",\n  "Andor Zyla 4.2-Name": "Andor",')),
+        "camera-key-before-core-camera": _edit(text, ('"FrameKey-0-0-0": {',
+                                                      '"FrameKey-0-0-0": {\n  "Andor Zyla 4.2-Temperature": "-5",')),
+        "binning-2": _edit(text, ('"Andor Zyla 4.2-Binning": "1x1",', '"Andor Zyla 4.2-Binning": "2",')),
+        "comment": _edit(text, ('"Positions": 1', '"Positions": 1,\n  "Comment": "cells, fixed: day 3"')),
+        "z-step": _edit(text, ('"Slices": 1,', '"Slices": 3,'),
+                        ('"Positions": 1', '"Positions": 1,\n  "z-step_um": 0.5')),
+        "colour": _edit(text, ('"ChColors": [-1],', '"ChColors": [-16776961],')),
+        "pixel-size-0": _edit(text, ('"PixelSize_um": 0.108,', '"PixelSize_um": 0,')),
+        "slices-first": _edit(text, ('"SlicesFirst": false,', '"SlicesFirst": true,')),
+        "two-frames-sorted-stamps": _frames(two_t, frame1),  # the later frame's earlier stamp goes first
+        "frame-missing-for-t0": _frames(two_t, frame1).replace('"FrameKey-0-0-0"', '"FrameKey-5-0-0"'),
+        "three-t-two-frames": _frames(_edit(text, ('"Frames": 1,', '"Frames": 3,')), frame1),
+        "two-channels": _frames(two_c, channel1),
+        "fewer-names-than-channels": _frames(_edit(text, ('"Channels": 1,', '"Channels": 2,')), channel1),
+        "last-line-loses-a-character": _edit(text, ('"Laser: Obis 405nm-State": "1"\n}',
+                                                   '"Laser: Obis 405nm-State": "1",\n  "ElapsedTime-ms": 123456\n}')),
+        "crlf": text.replace("\n", "\r\n"),
+    }
+    return edits[name]
+
+
+VARIANTS = ("time-utc", "time-gmt", "time-ut", "time-cet", "time-jst", "exposure", "exposure-string", "position-name",
+            "position-name-null", "camera", "camera-key-before-core-camera", "binning-2", "comment", "z-step", "colour",
+            "pixel-size-0", "slices-first", "two-frames-sorted-stamps", "frame-missing-for-t0", "three-t-two-frames",
+            "two-channels", "fewer-names-than-channels", "last-line-loses-a-character", "crlf")
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_metadata_txt_variants_equal_live_bioformats(name: str, tmp_path: Path, corpus: Path, mm: MicromanagerEngine,
+                                                     bioformats: BioFormatsEngine) -> None:
+    path = _mm_folder(tmp_path, corpus, name, _variant((corpus / METADATA_TXT).read_text("utf-8"), name))
+    expected = bioformats.extract(str(path))
+    assert _claim(mm, path) == CLAIM
+    xml = mm.extract(str(path))
+    assert normalise(xml) == normalise(expected)
+    assert validate(xml) == (True, None)
+    pinned = {  # what each rule gives (Bio-Formats gave the same, above)
+        "time-utc": "<AcquisitionDate>2016-07-06T10:50:32</AcquisitionDate>",
+        "exposure": 'ExposureTime="50.0" ExposureTimeUnit="ms"',
+        "position-name": 'Name="Pos-A1"',
+        "camera": 'Gain="-3.0"',
+        "two-frames-sorted-stamps": 'DeltaT="1000.0" DeltaTUnit="ms" ExposureTime="80.0" ExposureTimeUnit="ms" '
+                                    'TheC="0" TheT="0"',
+        "last-line-loses-a-character": 'DeltaT="12345.0"',
+    }
+    if name in pinned:
+        assert pinned[name] in xml
+    if name in ("time-cet", "time-jst"):
+        assert "AcquisitionDate" not in xml
+
+
+def test_metadata_txt_named_plainly(tmp_path: Path, corpus: Path, mm: MicromanagerEngine) -> None:
+    text = (corpus / METADATA_TXT).read_text("utf-8")
+    plain = _mm_folder(tmp_path, corpus, "plain", text, txt="metadata.txt")
+    assert _claim(mm, plain) == CLAIM
+    assert 'Name="metadata.txt"' in mm.extract(str(plain))  # checked live: Bio-Formats names it so
+    both = _mm_folder(tmp_path, corpus, "both", text)
+    (both.parent / "metadata.txt").write_text(text)
+    assert _claim(mm, both) == 0  # Bio-Formats would read the plain metadata.txt instead
+
+
+#: Edits that leave the file to Bio-Formats (its rule there is not reproduced), with the reason given.
+DECLINED_TXT: dict[str, tuple[tuple[str, str], ...] | str] = {
+    "time-pst": ((TIME, "Wed Jul 06 10:50:32 PST 2016"),),  # live: 17:50 UTC (Los Angeles in summer)
+    "time-edt": ((TIME, "Wed Jul 06 10:50:32 EDT 2016"),),
+    "time-wrong-weekday": ((TIME, "Mon Jul 06 10:50:32 UTC 2016"),),  # live: Joda moves it to 2016-07-04
+    "time-odd": ((TIME, "2016-07-06 10:50:32"),),
+    "summary-filename": (('"Positions": 1', '"Positions": 1,\n  "FileName": "x.tif"'),),
+    "spim": (('"Positions": 1', '"Positions": 1,\n  "SPIMmode": 1'),),
+    "ccd-mode": ((AFTER, AFTER + '\n  "Andor Zyla 4.2-CCDMode": "EM"'),),
+    "dac-volts": ((AFTER, AFTER + '\n  "DAC-1-Volts": "2.5",'),),
+    "no-binning": (('"Andor Zyla 4.2-Binning": "1x1",', '"Andor Zyla 4.2-Binning": "3x3",'),),
+    "ij-type-2": (('"IJType": 1,', '"IJType": 2,'),),
+    "no-channels": (('  "Channels": 1,\n', ''),),
+    "more-names": (('"ChNames": ["Default"],', '"ChNames": ["A", "B"],'),),
+    "array-over-lines": (('"ChNames": ["Default"],', '"ChNames": [\n"Default"\n],'),),
+    "blank-line": (('"Positions": 1', '"Positions": 1\n'),),
+    "nested-block": ((AFTER, AFTER + '\n  "Nested": {\n  "a": 1\n  },'),),
+    "coords-block": "coords",
+    "missing-tiff": (('"FileName": "HeLaS', '"FileName": "Other'),),
+    "tiny-pixel": (('"PixelSize_um": 0.108,', '"PixelSize_um": 1e-7,'),),
+    "huge": (('"Frames": 1,', '"Frames": 999999,'),),
+}
+
+
+#: What each declined edit's message names.
+DECLINED_WHY = {
+    "time-pst": "zone", "time-edt": "zone", "time-wrong-weekday": "weekday", "time-odd": "Time",
+    "summary-filename": "FileName", "spim": "SPIMmode", "ccd-mode": "CCDMode", "dac-volts": "DAC",
+    "no-binning": "binning", "ij-type-2": "IJType", "no-channels": "no Channels", "more-names": "more channel names",
+    "array-over-lines": "summary line", "blank-line": "summary line", "nested-block": "frame line",
+    "coords-block": "other than FrameKey", "missing-tiff": "not in the folder", "tiny-pixel": "PixelSize_um",
+    "huge": "sizes",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DECLINED_TXT))
+def test_unproven_metadata_txt_is_declined(name: str, tmp_path: Path, corpus: Path, mm: MicromanagerEngine) -> None:
+    text = (corpus / METADATA_TXT).read_text("utf-8")
+    edits = DECLINED_TXT[name]
+    coords = '"Coords-x.tif": {\n  "time": 0\n}'
+    text = _frames(text, coords) if edits == "coords" else _edit(text, *edits)  # type: ignore[misc]
+    path = _mm_folder(tmp_path, corpus, name, text)
+    assert _claim(mm, path) == 0
+    with pytest.raises(ExtractionError, match="does not read") as info:
+        mm.extract(str(path))
+    assert "\n" not in str(info.value) and DECLINED_WHY[name] in str(info.value)
+
+
+def test_metadata_txt_folders_that_change_the_reader(tmp_path: Path, corpus: Path, mm: MicromanagerEngine) -> None:
+    text = (corpus / METADATA_TXT).read_text("utf-8")
+    pos = _mm_folder(tmp_path, corpus, "pos", text, folder="Pos_000")
+    assert _claim(mm, pos) == 0  # a multi-position dataset
+    acq = _mm_folder(tmp_path, corpus, "acq", text)
+    (acq.parent / "Acqusition.xml").write_text("<entries/>")
+    assert _claim(mm, acq) == 0
+
+
+def test_metadata_txt_with_stage_positions_in_the_tiff_is_declined(tmp_path: Path, corpus: Path,
+                                                                    mm: MicromanagerEngine) -> None:
+    text = (corpus / METADATA_TXT).read_text("utf-8")
+    path = _mm_folder(tmp_path, corpus, "positions", text)
+    tiff = path.parent / _MM_TIF
+    tiff.unlink()
+    tifffile.imwrite(tiff, np.zeros((8, 8), np.uint16),
+                     extratags=[(51123, "s", 0, '{"XPositionUm": 12.5, "ChannelIndex": 0}', True)])
+    assert _claim(mm, path) == 0
+    with pytest.raises(ExtractionError, match="stage positions"):
+        mm.extract(str(path))
+
+
+def test_broken_metadata_txt(tmp_path: Path, mm: MicromanagerEngine) -> None:
+    cases = {
+        "garbage_metadata.txt": b"Micro-Manager\x00\xff\xfe" * 100,
+        "cut_metadata.txt": b'{\n"Summary": {\n  "Source": "Micro-Manager",\n',
+        "braces_metadata.txt": b'{\n"Summary": {\n  "Source": "Micro-Manager"\n}\n}\n',
+        "deep_metadata.txt": b'{\n"Summary": {\n  "Source": "Micro-Manager"\n},\n' + b'"FrameKey-0-0-0": {\n' * 5000,
+    }
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert _claim(mm, path) == 0, name
+        with pytest.raises(ExtractionError):
+            mm.extract(str(path))

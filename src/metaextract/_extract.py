@@ -99,6 +99,17 @@ def _beyond(eng: engines.Engine, path: str, head: bytes, failure: ExtractionErro
     raise failure
 
 
+def _run(eng: engines.Engine, path: str, notes: list[str]) -> str:
+    """The engine's XML; an engine with ``extract_noted(path) -> (xml, notes)`` also adds to the Result's notes
+    (e.g. that it answered for a file Bio-Formats cannot read, without asking Bio-Formats)."""
+    noted = getattr(eng, "extract_noted", None)
+    if noted is None:
+        return eng.extract(path)
+    xml, own = noted(path)
+    notes.extend(own)
+    return str(xml)
+
+
 def _storable(xml: str) -> str:
     """XML that any database and encoder takes: lone surrogates (from undecodable file names) escaped."""
     return xml.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -151,7 +162,7 @@ def _finish(path: str, engine: str, problem: str | None, head: bytes, start: flo
     try:
         label = f"{eng.name} {eng.version()}"
         try:
-            xml = _storable(eng.extract(path))
+            xml = _storable(_run(eng, path, notes))
         except ExtractionError as exc:
             if engine != "auto" or exc.fatal or isinstance(exc, UnsupportedFormatError):
                 raise

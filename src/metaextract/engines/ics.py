@@ -1,56 +1,87 @@
-"""ICS (Image Cytometry Standard) from its text header: a rescue engine for files Bio-Formats cannot read.
+"""ICS (Image Cytometry Standard) from its text header, as Bio-Formats 7.3.1's ICSReader reports it.
 
-An ICS file is a documented text header: its first two bytes are the field and line separators, then
-``category [subcategory …] values`` lines (``ics_version``, ``filename``, ``layout``, ``representation``,
-``parameter``, ``history``, … and ``end``). Version 1 keeps the pixels in a sibling ``.ids`` file,
-version 2 after the header or in the file that ``source file NAME OFFSET`` names, either raw or gzip
-compressed. The header alone gives every size, the pixel type, the byte order and the pixel sizes.
+An ICS file is a text header: two separator bytes, then ``category [subcategory …] values`` lines
+(``ics_version``, ``filename``, ``layout``, ``representation``, ``parameter``, ``history`` … ``end``).
+Version 1 keeps the pixels in a sibling ``.ids`` file, version 2 after the header. This engine reads the
+header only, never the pixels, with no third-party package.
 
-Bio-Formats' ICSReader refuses a header whose pixel data it cannot open (``IDS file not found``). This
-engine never claims a file; ``auto`` asks it only after Bio-Formats failed, and its notes say what was
-read and what was missing. It writes the OME-XML that Bio-Formats writes for a readable ICS with the same
-header (checked field by field against live Bio-Formats in ``tests/test_engines_ics.py``).
+The rules of ICSReader reproduced here (read from its source and pinned against live Bio-Formats with
+synthetic headers in ``tests/test_engines_ics.py``):
+
+* the file's name decides: ``x.ics`` pairs with ``x.ids`` and back (the second-last letter moved by one,
+  its case kept); the header is version 2 only when its first 17 bytes, trimmed, are
+  ``ics_version<TAB>2.0`` — otherwise the ``.ids`` must exist or Bio-Formats fails ("IDS file not found.");
+* the header is read line by line (a line ends at CR or LF, the separator bytes are ignored: words are split
+  on white space, double quotes group) from the second line until a line ``end``; a line is used only when
+  at least two bytes follow it, so the last line of a header without ``end`` is never read; a key
+  repeated takes its last value; categories and keys are matched case-insensitively, values are not;
+* the image is named by the ``filename`` value; axes are the ``layout order`` words: ``bits`` (rounded up
+  to whole bytes, 24/48 read as 8/16), ``x``, ``y``, ``z``, ``t`` (several ``t`` multiply), every other word
+  a channel axis (several multiply); the dimension order is XY, then Z/T/C as they first appear, then the
+  missing ones in the order C, Z, T;
+* the pixel type comes from the byte count, ``representation sign`` equal to ``signed`` and
+  ``representation format`` equal to ``real``; ``BigEndian`` is Bio-Formats' own reading of
+  ``byte_order``: little-endian when the first byte is 1 for reals and when it is not 1 for integers, then
+  flipped for samples under 32 bits (no ``byte_order`` counts as little-endian before the flip);
+* ``SignificantBits`` is ``layout significant_bits`` (else the sample size);
+* ``parameter scale`` gives the physical size of axis ``x``/``y``/``z`` at the same index when its
+  ``parameter units`` word is ``um``, ``microns``, ``micrometers`` or missing (case kept; a ``units``
+  list one short gets ``nm`` inserted at the ``ch`` axis), values at or below zero giving none, and the
+  time increment of axis ``t`` in ms (unit ``ms`` or missing) or s (``s``, ``seconds``);
+* channel axes of one length and one kind (``c…`` or other) add a ModuloAlongC annotation (type other,
+  "TCSPC", 0 … length - 1) when that length is above 1;
+* every other Bio-Formats element is the same for every such header (an Experiment of type Other, an
+  Instrument with an empty Microscope, a Detector and an Objective of type/correction/immersion Other).
+
+Claimed (score 50) are the ``.ics`` and ``.ids`` of a pair and a version-2 ``.ics``, when the header has
+nothing beyond those rules. A version-1 ``.ics`` whose ``.ids`` is missing is claimed too: Bio-Formats
+certainly fails on it, and this engine answers with the document Bio-Formats gives for the same header with
+its data, its notes (:meth:`IcsEngine.extract_noted`) saying so. Declined (left to Bio-Formats):
+``history`` and ``sensor`` lines and ``parameter ch`` (instrument, channel, date and lifetime data), a
+channel axis before ``x`` (interleaved/RGB), phase or frequency axes, axes not starting ``bits x y``,
+repeated x/y/z axes, sample sizes other than 8/16/32/64 bits (64 only real), a significant-bits count
+above the sample size, physical sizes under 1 nm (Bio-Formats changes their unit), numbers Java and Python
+may parse differently, non-ASCII text, a version-2 header without ``end`` (Bio-Formats never returns on it)
+and more than 100,000 planes. As a rescuer (:mod:`metaextract.engines.rescue`) it still reads, after
+Bio-Formats failed, a header with data missing that it declines to claim, ignoring the lines it does not
+reproduce (the notes list them).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 
 from . import _omexml as ox
-from .base import ExtractionError, UnsupportedFormatError
+from .base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
 
 NAME = "ics"
+CLAIM = 50
 RESCUE = 50  # the header's own first line is the evidence
 MAX_HEADER = 1 << 20
-#: ICS axis label -> OME dimension (the ones Bio-Formats maps; any other axis of size > 1 is declined)
-AXES = {"x": "X", "y": "Y", "z": "Z", "t": "T", "time": "T", "c": "C", "ch": "C", "channel": "C"}
-MICRONS = frozenset({"micrometers", "micrometer", "microns", "micron", "um", "µm"})
-_TYPES = {("integer", False, 8): "uint8", ("integer", True, 8): "int8", ("integer", False, 16): "uint16",
-          ("integer", True, 16): "int16", ("integer", False, 32): "uint32", ("integer", True, 32): "int32",
-          ("real", True, 32): "float", ("real", True, 64): "double", ("real", False, 32): "float",
-          ("real", False, 64): "double"}
+MAX_PLANES = 100_000
+MIN_PHYSICAL = 1e-3  # µm: below it Bio-Formats may write another unit (not reproduced)
+V2_MARK = "ics_version\t2.0"
+BF_MISSING_IDS = "Bio-Formats failed: FormatException: IDS file not found."  # checked live, 7.3.1
+MICRONS = ("", "um", "microns", "micrometers")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_JAVA_TRIM = "".join(chr(i) for i in range(33))
+_WHITE = frozenset("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x04")  # Character.isWhitespace (ASCII) and 0x04
 
-
-@dataclass
-class IcsHeader:
-    """The parsed header: each line's key (the words before the values) and values, in file order."""
-
-    version: str
-    fields: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
-    header_bytes: int = 0
-
-    def get(self, *key: str) -> list[str]:
-        return self.fields.get(key, [])
-
-    def one(self, *key: str, default: str = "") -> str:
-        values = self.get(*key)
-        return values[0] if values else default
-
-
-#: How many words of a line, by category, form its key (the rest are values).
-_KEY_WORDS = {"ics_version": 1, "filename": 1, "layout": 2, "representation": 2, "parameter": 2,
-              "source": 2, "history": 2, "sensor": 3, "end": 1}
+#: Keys (words after the category) each category knows, most specific first, as ICSReader lists them; a
+#: line's key is the category plus the first of these its next words match.
+_KEYS = {
+    "layout": (("coordinates",), ("order",), ("parameters",), ("real_significant_bits",), ("significant_bits",),
+               ("significant_channels",), ("sizes",)),
+    "representation": (("byte_order",), ("compression",), ("format",), ("sign",)),
+    "parameter": (("allowedlinemodes",), ("ch",), ("higher_limit",), ("labels",), ("lower_limit",), ("origin",),
+                  ("range",), ("sample_width", "ch"), ("sample_width",), ("scale",),
+                  ("units", "adc-units", "channels"), ("units", "adc-units", "nm"), ("units",)),
+}
+#: Categories whose lines set fields this engine does not reproduce (claim declines, rescue ignores them).
+_UNREPRODUCED = frozenset({"history", "sensor"})
 
 
 def looks_like_ics(head: bytes) -> bool:
@@ -58,63 +89,101 @@ def looks_like_ics(head: bytes) -> bool:
     return len(head) > 13 and head[2:13].lower() == b"ics_version"
 
 
+def companion(path: str) -> tuple[str, str] | None:
+    """The (.ics, .ids) pair Bio-Formats forms from ``path`` (None for another extension)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".ics", ".ids"):
+        return None
+    step = 1 if ext == ".ics" else -1
+    other = path[:-2] + chr(ord(path[-2]) + step) + path[-1]
+    return (path, other) if ext == ".ics" else (other, path)
+
+
+def _tokens(line: str) -> list[str]:
+    """Words of a line as ICSReader splits them: on white space and 0x04, double quotes group."""
+    words: list[str] = []
+    word: list[str] | None = None
+    quoted = False
+    for ch in line:
+        if ch in _WHITE and not quoted:
+            if word:
+                words.append("".join(word))
+            word = None
+            continue
+        if ch == '"':
+            quoted = not quoted
+        if word is None:
+            word = []
+        word.append(ch)
+    if word:
+        words.append("".join(word))
+    return words
+
+
+def _key(category: str, words: list[str]) -> tuple[str, list[str]]:
+    """The line's key (lower case, words joined by a space) and its value words."""
+    for option in _KEYS.get(category, ()):
+        if [w.lower() for w in words[1:1 + len(option)]] == list(option):
+            return " ".join((category, *option)), words[1 + len(option):]
+    return category, words[1:]
+
+
+@dataclass
+class IcsHeader:
+    """The lines ICSReader uses: the last value of each key, and what it would read beyond them."""
+
+    version_two: bool
+    values: dict[str, list[str]] = field(default_factory=dict)
+    filename: str | None = None
+    unreproduced: list[str] = field(default_factory=list)  #: keys this engine does not reproduce
+    has_end: bool = False
+    ascii: bool = True
+
+    def get(self, key: str) -> list[str] | None:
+        return self.values.get(key)
+
+
 def parse_header(path: str) -> IcsHeader:
-    """Read the header of ``path``; :class:`UnsupportedFormatError` when it is no ICS header."""
+    """Read the header of the ICS file ``path`` line by line, as ICSReader does."""
+    size = os.path.getsize(path)
     with open(path, "rb") as fh:
         raw = fh.read(MAX_HEADER)
     if not looks_like_ics(raw):
         raise UnsupportedFormatError(f"not an ICS header (first 13 bytes: {raw[:13]!r})")
-    field_sep, line_sep = chr(raw[0]), chr(raw[1])
-    text = raw[2:].decode("latin-1")
-    header = IcsHeader(version="")
-    consumed = 2
-    for line in text.split(line_sep):
-        consumed += len(line) + 1
-        words = line.rstrip("\r").split(field_sep)
-        while words and words[-1] == "":
-            words.pop()
+    text = raw.decode("latin-1")
+    header = IcsHeader(version_two=text[:17].strip(_JAVA_TRIM) == V2_MARK)
+    pos, lines = 0, []
+    while pos < len(text):  # each pass consumes at least one character
+        found = [i for i in (text.find("\r", pos), text.find("\n", pos)) if i >= 0]
+        cut = min(found) if found else len(text)
+        lines.append((text[pos:cut], min(cut + 1, len(text))))  # (the line, where the next one starts)
+        pos = cut + 1
+    for line, end in lines[1:]:  # the separators' line is skipped
+        stripped = line.strip(_JAVA_TRIM)
+        if stripped == "end":
+            header.has_end = True
+            break
+        if end >= size - 1:  # ICSReader stops before a line with fewer than two bytes after it
+            break
+        words = _tokens(stripped)
         if not words:
             continue
+        if not line.isascii():
+            header.ascii = False
         category = words[0].lower()
-        if category == "end":
-            break
-        n = _KEY_WORDS.get(category, 1)
-        key = tuple(w.lower() for w in words[:n])
-        header.fields.setdefault(key, words[n:])
-    header.header_bytes = consumed
-    header.version = header.one("ics_version")
-    if not header.version:
-        raise UnsupportedFormatError("ICS header without an ics_version value")
-    return header
-
-
-def _ints(values: list[str], what: str) -> list[int]:
-    try:
-        return [int(v) for v in values]
-    except ValueError:
-        raise ExtractionError(f"ICS header: {what} are not integers: {values}") from None
-
-
-def _pixel_type(header: IcsHeader, bits: int) -> str:
-    fmt = header.one("representation", "format", default="integer").lower()
-    signed = header.one("representation", "sign", default="unsigned").lower() == "signed"
-    pixel_type = _TYPES.get((fmt, signed, bits))
-    if pixel_type is None:
-        raise ExtractionError(f"ICS header: no OME pixel type for {fmt} {'signed' if signed else 'unsigned'} "
-                              f"{bits}-bit samples")
-    return pixel_type
-
-
-def _data_file(path: str, header: IcsHeader) -> str | None:
-    """Where the pixel data should be (None: no file named by the header exists)."""
-    if header.version.startswith("2"):
-        source = header.get("source", "file")
-        name = source[0] if source else os.path.basename(path)
-        candidates = [name, os.path.join(os.path.dirname(path), os.path.basename(name))]
+        if category == "filename":
+            header.filename = " ".join(words[1:])
+        elif category in _UNREPRODUCED:
+            header.unreproduced.append(" ".join(w.lower() for w in words[:3]))
+        elif category in _KEYS:
+            key, value = _key(category, words)
+            if key == "parameter ch":
+                header.unreproduced.append(key)
+            header.values[key] = value
     else:
-        stem = os.path.splitext(path)[0]
-        candidates = [stem + ext for ext in (".ids", ".IDS", ".ids.gz", ".IDS.GZ")]
-    return next((c for c in candidates if os.path.isfile(c)), None)
+        if size > len(raw):
+            raise Declined(f"no 'end' line in the first {MAX_HEADER} bytes of the header")
+    return header
 
 
 @dataclass
@@ -128,62 +197,125 @@ class IcsImage:
     significant_bits: int
     big_endian: bool
     physical: dict[str, float]
-    notes: list[str]
+    time_increment: tuple[float, str] | None
+    modulo_c: int  #: length of the ModuloAlongC annotation (0: none)
+    notes: list[str] = field(default_factory=list)
 
 
-def describe(path: str) -> IcsImage:
-    """Sizes, pixel type, byte order and pixel sizes of the ICS file ``path``, from its header."""
-    header = parse_header(path)
-    labels = [w.lower() for w in header.get("layout", "order")]
-    sizes_raw = _ints(header.get("layout", "sizes"), "layout sizes")
-    if not labels or labels[0] != "bits" or len(labels) != len(sizes_raw):
-        raise ExtractionError(f"ICS header: layout order {labels} does not match layout sizes {sizes_raw}")
-    bits = sizes_raw[0]
-    sizes = {"X": 1, "Y": 1, "Z": 1, "C": 1, "T": 1}
-    order = ""
-    for label, size in zip(labels[1:], sizes_raw[1:], strict=True):
-        dim = AXES.get(label)
-        if dim is None or dim in order:
-            if size == 1:
-                continue
-            raise ExtractionError(f"ICS header: axis {label!r} (size {size}) has no OME dimension")
-        sizes[dim] = size
-        order += dim
-    if not order.startswith("XY"):
-        raise ExtractionError(f"ICS header: axes {labels[1:]} do not start with x, y")
+def _int(values: list[str] | None, what: str) -> int:
+    if not values or len(values) != 1 or not values[0].isdigit() or len(values[0]) > 9:
+        raise Declined(f"{what} is not one integer: {values}")
+    return int(values[0])
+
+
+def _scales(values: list[str]) -> list[float]:
+    if not all(_NUMBER.fullmatch(v) for v in values):
+        raise Declined(f"parameter scale has a value Java and Python may read differently: {values}")
+    return [float(v) for v in values]
+
+
+def describe(header: IcsHeader, *, strict: bool) -> IcsImage:
+    """Sizes, pixel type, byte order and pixel sizes of the image whose header is ``header``."""
+    if strict and header.unreproduced:
+        raise Declined(f"header lines this engine does not reproduce: {sorted(set(header.unreproduced))}")
+    if strict and not header.ascii:
+        raise Declined("header text is not ASCII")
+    if header.version_two and not header.has_end:
+        raise Declined("a version 2.0 header without an 'end' line (Bio-Formats never returns on it)")
+    if header.filename is None:
+        raise Declined("no filename line (Bio-Formats then names the image after the file)")
+    axes = header.get("layout order") or []
+    lengths_raw = header.get("layout sizes") or []
+    if not all(v.isdigit() and 0 < len(v) < 10 for v in lengths_raw):
+        raise Declined(f"layout sizes are not positive integers: {lengths_raw}")
+    lengths = [int(v) for v in lengths_raw]
+    if len(axes) != len(lengths) or axes[:3] != ["bits", "x", "y"]:
+        raise Declined(f"layout order {axes} is not 'bits x y …' with one size each ({lengths_raw})")
+    if min(lengths) < 1:
+        raise Declined(f"an axis of size 0: {lengths}")
+    sizes = {"X": lengths[1], "Y": lengths[2], "Z": 0, "C": 0, "T": 0}
+    order = "XY"
+    channel_axes: list[tuple[int, str]] = []
+    for label, length in zip(axes[3:], lengths[3:], strict=True):
+        if label in ("bits", "x", "y") or (label == "z" and sizes["Z"]):
+            raise Declined(f"axis {label!r} appears twice in layout order {axes}")
+        if label == "z":
+            dim = "Z"
+            sizes["Z"] = length
+        elif label == "t":
+            dim = "T"
+            sizes["T"] = sizes["T"] * length if sizes["T"] else length
+        else:
+            if label in ("p", "f"):
+                raise Declined(f"a {'phase' if label == 'p' else 'frequency'} axis ({label!r})")
+            dim = "C"
+            sizes["C"] = sizes["C"] * length if sizes["C"] else length
+            channel_axes.append((length, "channel" if label.startswith("c") else ""))
+        if dim not in order:
+            order += dim
     order += "".join(d for d in "CZT" if d not in order)
-    significant = header.one("layout", "significant_bits", default=str(bits))
-    byte_order = _ints(header.get("representation", "byte_order"), "byte_order") or [1]
-    scales = header.get("parameter", "scale")
-    units = [u.lower() for u in header.get("parameter", "units")]
-    physical = {}
-    for index, label in enumerate(labels):
-        dim = AXES.get(label)
-        if dim not in ("X", "Y", "Z") or index >= len(scales) or index >= len(units) or units[index] not in MICRONS:
-            continue
-        try:
-            value = float(scales[index])
-        except ValueError:
-            continue
-        if value > 0:
-            physical[dim] = value
-    notes = []
-    data = _data_file(path, header)
-    if data is None:
-        where = "the file named by 'source file'" if header.version.startswith("2") else "its .ids file"
-        notes.append(f"ICS pixel data not found ({where}); metadata from the header alone")
-    return IcsImage(
-        name=os.path.splitext(os.path.basename(path))[0], order=order, sizes=sizes,
-        pixel_type=_pixel_type(header, bits), significant_bits=_ints([significant], "significant_bits")[0],
-        big_endian=len(byte_order) > 1 and byte_order[0] > byte_order[-1], physical=physical, notes=notes,
-    )
+    for dim in "ZCT":
+        sizes[dim] = sizes[dim] or 1
+    if sizes["Z"] * sizes["C"] * sizes["T"] > MAX_PLANES:
+        raise Declined(f"more than {MAX_PLANES} planes")
+    bits = lengths[0]
+    fmt = " ".join(header.get("representation format") or [])
+    if fmt not in ("integer", "real"):
+        raise Declined(f"representation format {fmt!r} is neither 'integer' nor 'real'")
+    if bits not in (8, 16, 32, 64) or (bits == 64 and fmt != "real"):
+        raise Declined(f"{bits}-bit {fmt} samples")
+    signed = " ".join(header.get("representation sign") or []) == "signed"
+    pixel_type = {8: "int8" if signed else "uint8", 16: "int16" if signed else "uint16",
+                  32: "float" if fmt == "real" else ("int32" if signed else "uint32"), 64: "double"}[bits]
+    significant = header.get("layout significant_bits")
+    significant_bits = bits if significant is None else _int(significant, "layout significant_bits")
+    if not 0 < significant_bits <= bits:
+        raise Declined(f"layout significant_bits {significant_bits} for {bits}-bit samples")
+    byte_order = header.get("representation byte_order")
+    little = True
+    if byte_order is not None:
+        first = _int(byte_order[:1], "the first byte_order value")
+        little = first == 1 if fmt == "real" else first != 1
+    if bits < 32:
+        little = not little
+    physical: dict[str, float] = {}
+    time_increment: tuple[float, str] | None = None
+    scale_words = header.get("parameter scale")
+    if scale_words is not None:
+        scales = _scales(scale_words)
+        units = header.get("parameter units")
+        if units is not None and len(units) == len(scales) - 1:
+            lowered = [a.lower() for a in axes]
+            if len(axes) != len(scales) or lowered.count("ch") != 1:
+                raise Declined("parameter units one short without exactly one 'ch' axis to fill")
+            units = list(units)
+            units.insert(lowered.index("ch"), "nm")
+        for index, value in enumerate(scales):
+            axis = axes[index] if index < len(axes) else ""
+            unit = units[index] if units is not None and index < len(units) else ""
+            if not math.isfinite(value):
+                raise Declined(f"parameter scale {value}")
+            if axis in ("x", "y", "z") and unit in MICRONS:
+                if 0 < value < MIN_PHYSICAL:
+                    raise Declined(f"physical size {value} µm (Bio-Formats may change its unit)")
+                if value > 0:
+                    physical[axis.upper()] = value
+            elif axis == "t" and unit in ("", "ms", "s", "seconds"):
+                if value <= 0:
+                    raise Declined(f"time increment {value}")
+                time_increment = (value, "ms" if unit in ("", "ms") else "s")
+    lengths_c = {length for length, _ in channel_axes} or {1}
+    kinds = {kind for _, kind in channel_axes} or {"channel"}
+    modulo = lengths_c.pop() if len(lengths_c) == 1 and len(kinds) == 1 else 0
+    return IcsImage(name=header.filename, order=order, sizes=sizes, pixel_type=pixel_type,
+                    significant_bits=significant_bits, big_endian=not little, physical=physical,
+                    time_increment=time_increment, modulo_c=modulo if modulo > 1 else 0)
 
 
 def _planes(order: str, sizes: dict[str, int]) -> list[dict[str, int]]:
     dims = order[2:]
     planes: list[dict[str, int]] = []
-    total = sizes["Z"] * sizes["C"] * sizes["T"]
-    for index in range(total):
+    for index in range(sizes["Z"] * sizes["C"] * sizes["T"]):
         rest, coords = index, {}
         for dim in dims:
             coords[dim] = rest % sizes[dim]
@@ -207,33 +339,119 @@ def omexml(image: IcsImage) -> str:
         big_endian=image.big_endian, significant_bits=image.significant_bits,
         physical=(image.physical.get("X"), image.physical.get("Y"), image.physical.get("Z")),
     ))
+    if image.time_increment is not None:
+        pixels.attrs["TimeIncrement"] = ox.jdouble(image.time_increment[0])
+        pixels.attrs["TimeIncrementUnit"] = image.time_increment[1]
     for c in range(s["C"]):
         pixels.add(ox.channel(0, c, 1))
     pixels.add(ox.El("MetadataOnly"))
     for plane in _planes(image.order, s):
         pixels.add(ox.El("Plane", {f"The{d}": str(plane[d]) for d in "CTZ"}))
-    return ox.document(ox.El("Experiment", {"ID": "Experiment:0", "Type": "Other"}), instrument, el)
+    parts = [ox.El("Experiment", {"ID": "Experiment:0", "Type": "Other"}), instrument, el]
+    if image.modulo_c:
+        el.add(ox.El("AnnotationRef", {"ID": "Annotation:0"}))
+        annotations = ox.El("StructuredAnnotations")
+        xml = annotations.add(ox.El("XMLAnnotation", {"ID": "Annotation:0",
+                                                      "Namespace": "openmicroscopy.org/omero/dimension/modulo"}))
+        modulo = xml.add(ox.El("Value")).add(
+            ox.El("Modulo", {"namespace": "http://www.openmicroscopy.org/Schemas/Additions/2011-09"}))
+        modulo.add(ox.El("ModuloAlongC", {"End": ox.jdouble(image.modulo_c - 1), "Start": "0.0", "Step": "1.0",
+                                          "Type": "other", "TypeDescription": "TCSPC"}))
+        parts.append(annotations)
+    return ox.document(*parts)
 
 
-class IcsEngine:
-    """ICS from its header; a rescuer only (it claims nothing, ``auto`` asks it after Bio-Formats failed)."""
+@dataclass
+class Found:
+    """What ``claim`` read: the image and whether Bio-Formats fails on the file (its .ids is missing)."""
+
+    image: IcsImage
+    missing_ids: bool
+
+
+class IcsEngine(ReaderEngine[Found]):
+    """ICS headers whose document equals Bio-Formats'; a rescuer for the ones with data missing it declines."""
 
     name = NAME
+    score = CLAIM
+    kind = "an ICS file"
+    label = "the ICS header"
 
-    def version(self) -> str:
-        from .. import __version__
+    def wants(self, path: str, head: bytes) -> bool:
+        pair = companion(path)
+        if pair is None:
+            return False
+        if path == pair[0]:
+            return looks_like_ics(head)
+        try:
+            with open(pair[0], "rb") as fh:
+                return looks_like_ics(fh.read(16))
+        except OSError:
+            return False
 
-        return f"header-{__version__}"
+    def check_unclaimed(self, path: str) -> None:
+        if companion(path) is None:
+            raise UnsupportedFormatError("not an .ics or .ids file name")
 
-    def claim(self, path: str, head: bytes) -> int:
-        return 0  # Bio-Formats reads every ICS whose data it finds: never take a file from it
+    def read(self, path: str) -> Found:
+        pair = companion(path)
+        if pair is None:
+            raise UnsupportedFormatError("not an .ics or .ids file name")
+        ics, ids = pair
+        header = parse_header(ics)
+        missing = not header.version_two and not os.path.isfile(ids)
+        image = describe(header, strict=True)
+        if missing:
+            image.notes = [f"read by {self.name} {self.version()} because Bio-Formats cannot read it "
+                           f"({BF_MISSING_IDS})", _missing_note(header)]
+        return Found(image, missing)
 
+    def render(self, found: Found) -> str:
+        return omexml(found.image)
+
+    def extract_noted(self, path: str) -> tuple[str, list[str]]:
+        """The OME-XML and the notes for the Result (why Bio-Formats is not asked, what is missing).
+
+        ``_extract`` calls this instead of ``extract`` for an engine that has it.
+        """
+        found = self._memo.take(path)
+        if found is None:
+            self.check_unclaimed(path)
+            try:
+                found = self.read(path)
+            except Declined as exc:
+                raise ExtractionError(f"{self.kind} of a kind this engine does not read (use Bio-Formats): {exc}") \
+                    from None
+            except ExtractionError:
+                raise
+            except self.unreadable as exc:
+                raise ExtractionError(f"{self.label} cannot be read: {exc}") from None
+        return self.render(found), list(found.image.notes)
+
+    def extract(self, path: str) -> str:
+        return self.extract_noted(path)[0]
+
+    # -- rescue (after Bio-Formats failed) ---------------------------------------------------------------
     def rescues(self, path: str, head: bytes) -> int:
         return RESCUE if looks_like_ics(head) else 0
 
     def rescue(self, path: str) -> tuple[str, list[str]]:
-        image = describe(path)
-        return omexml(image), image.notes
+        try:
+            header = parse_header(path)
+            image = describe(header, strict=False)
+        except Declined as exc:
+            raise ExtractionError(f"ICS header not mapped: {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise ExtractionError(f"the ICS header cannot be read: {exc}") from None
+        notes = []
+        pair = companion(path)
+        if not header.version_two and (pair is None or not os.path.isfile(pair[1])):
+            notes.append(_missing_note(header))
+        if header.unreproduced:
+            notes.append(f"header lines not reproduced: {', '.join(sorted(set(header.unreproduced)))}")
+        return omexml(image), notes
 
-    def extract(self, path: str) -> str:
-        return omexml(describe(path))
+
+def _missing_note(header: IcsHeader) -> str:
+    where = "the file named by 'source file'" if header.version_two else "its .ids file"
+    return f"ICS pixel data not found ({where}); metadata from the header alone"

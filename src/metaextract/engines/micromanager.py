@@ -1,4 +1,4 @@
-"""The Micro-Manager engine: the Micro-Manager files Bio-Formats 7.3.1 reads as OME-TIFF or plain TIFF.
+"""The Micro-Manager engine: MMStack OME-TIFFs, NDTiff stacks and metadata.txt, as Bio-Formats 7.3.1 reads them.
 
 Which Bio-Formats reader answers decides what it prints. In ``readers.txt`` ``OMETiffReader`` comes before
 ``MicromanagerReader``, and ``MicromanagerReader`` takes a ``.tif`` only when a ``metadata.txt`` (or
@@ -31,21 +31,46 @@ Which Bio-Formats reader answers decides what it prints. In ``readers.txt`` ``OM
   ``display_settings.txt`` excepted: the corpus' v3 folder holds both and Bio-Formats still reads the
   stack alone.
 
-Declined (left to Bio-Formats): every ``metadata.txt``/``_metadata.txt`` — ``MicromanagerReader`` itself.
-Its key fields depend on rules not proven here: on the corpus' only example it writes no
-``AcquisitionDate`` although the summary and frame carry ``Time``/``StartTime`` (its date parsing with
-``EEE MMM dd HH:mm:ss zzz yyyy`` and the "CEST" zone), no ``ExposureTime`` although the camera reports
-``Andor Zyla 4.2-Exposure``, and no stage positions; one file cannot pin those rules down. Also declined:
-Micro-Manager ``.tif`` files that are not OME-TIFF or NDTiff (``MicromanagerReader`` or ImageJ rules), and
-everything else.
+* **metadata.txt** (``metadata.txt`` or ``<prefix>_metadata.txt`` naming ``Micro-Manager`` in its first MiB):
+  ``MicromanagerReader``'s own document, learnt from its bytecode and pinned with edited copies of the
+  corpus file against live Bio-Formats. The file is read line by line (split at LF, trimmed). A summary
+  line's value is what lies after the line's first colon, cut to the inside of ``[...]`` when it has
+  brackets, quotes removed and one trailing comma dropped; ``Channels``/``Slices``/``Frames`` give C/Z/T
+  (0 counts as 1), ``SlicesFirst`` ``false`` gives XYCZT (anything else XYZCT, missing XYZCT),
+  ``ChNames``/``ChColors`` (split at commas) the channels' names and colours (signed int), ``PixelSize_um``
+  the physical X and Y, ``z-step_um`` Z, ``Comment`` the description, ``Time`` the date. A FrameKey-T-C-Z
+  line's key is what lies between its first character and first colon, its value what lies between that
+  colon and the line's **last character** (comma or not: the last line of a block loses a character),
+  quotes removed; in file order: ``Exposure-ms`` (the last one) is every plane's ExposureTime in ms,
+  every ``ElapsedTime-ms``, sorted, goes to the next plane (in dimension order) that has a FrameKey as
+  DeltaT in ms, ``Core-Camera`` names the camera whose ``-Binning`` (``N`` read ``NxN``), ``-CameraID``
+  (serial number), ``-CameraName`` (model), ``-Gain`` (truncated to an integer), ``-Name``
+  (manufacturer), ``-Temperature`` (ImagingEnvironment) count only after it, ``PositionName`` (unless
+  ``null``) names the image (else the file's name), ``FileName`` names the TIFF. Size X/Y, the pixel
+  type and the byte order come from that TIFF's first IFD. The date is ``Time`` read with Joda-Time's
+  ``EEE MMM dd HH:mm:ss zzz yyyy``, which knows only the zone names UT, UTC, GMT and the US ones: any
+  other zone (CEST as in the corpus, CET, JST, BST …) gives no date; UT/UTC/GMT give that time
+  (Bio-Formats prints it in the JVM's zone, UTC for the reference); US zones and a weekday that is not the
+  date's (Joda moves the date) are declined. Everything else is constant: Instrument:0 with Detector:0:0
+  of type Other, one DetectorSettings (binning, gain) per named channel, no objective.
+  Claimed only for one position (no ``Pos_`` folder, no ``Acqusition.xml``, no plain ``metadata.txt``
+  beside a prefixed one) whose file is a Summary block then FrameKey blocks of one-line entries, every
+  frame naming one and the same TIFF in the folder (single-sample unsigned 8/16-bit, no ``PositionUm``
+  keys in its Micro-Manager or ImageJ metadata: stage positions are not reproduced), with a binning in
+  1x1/2x2/4x4/8x8, and no summary ``FileName``/``SPIMmode``, camera ``CCDMode`` or ``DAC-…-Volts``.
 
-Key fields agree with the Bio-Formats reference on all four claimed corpus files; so does the whole
+Declined (left to Bio-Formats): Micro-Manager ``.tif`` files that are not OME-TIFF or NDTiff
+(``MicromanagerReader`` or ImageJ rules), the metadata.txt kinds above not claimed, and everything else.
+
+Key fields agree with the Bio-Formats reference on all five claimed corpus files; so does the whole
 document after ``normalise`` (for the MMStack files once the renamed IDs are mapped back), and on a
-synthetic 2x2x2 MMStack file with the live Bio-Formats engine (``tests/test_engines_micromanager.py``).
+synthetic 2x2x2 MMStack file and on edited copies of the corpus ``metadata.txt`` with the live Bio-Formats
+engine (``tests/test_engines_micromanager.py``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Any
@@ -335,9 +360,336 @@ def ndtiff_info(path: str) -> TiffInfo:
     return info
 
 
+# -- metadata.txt (MicromanagerReader) ------------------------------------------------------------------
+METADATA = "metadata.txt"
+MAX_METADATA = 64 << 20
+MAX_PLANES = 100_000
+_TRIM = "".join(chr(i) for i in range(33))  # Java's String.trim
+_INT = re.compile(r"[+-]?\d{1,9}")
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_FRAME = re.compile(r'"FrameKey-(\d{1,6})-(\d{1,6})-(\d{1,6})": \{')
+_SUMMARY_LINE = re.compile(r'"([^"\\:\[\]]*)": (?:"[^"\\\[\]]*"|-?[\w.+-]+|\[[^\[\]\\]*\]),?')
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_TIME = re.compile(r"([A-Z][a-z]{2}) ([A-Z][a-z]{2}) (\d\d) (\d\d):(\d\d):(\d\d) ([A-Za-z]{1,6}) (\d{4})")
+#: Zone names Joda-Time (Bio-Formats' DateTools) parses; any other zone name gives no date.
+JODA_ZONES = frozenset({"UT", "UTC", "GMT", "EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT"})
+BINNINGS = frozenset({"1x1", "2x2", "4x4", "8x8"})
+#: BitsPerSample -> OME type of an unsigned single-sample TIFF (MinimalTiffReader's IFD.getPixelType)
+_MM_TYPES = {8: "uint8", 16: "uint16"}
+
+
+def _jtrim(text: str) -> str:
+    return text.strip(_TRIM)
+
+
+def _acquisition_date(time: str | None) -> str | None:
+    """``Time`` as ``DateTools.formatDate(time, "EEE MMM dd HH:mm:ss zzz yyyy")`` gives it (Joda, UTC JVM)."""
+    if time is None:
+        return None
+    match = _TIME.fullmatch(time)
+    if match is None:
+        raise _Decline(f"a summary Time Bio-Formats may read otherwise: {time!r}")
+    day, month, dd, hh, mi, ss, zone, year = match.groups()
+    if zone not in JODA_ZONES:
+        return None  # Joda-Time knows no other zone name: Bio-Formats writes no date (checked live)
+    if zone not in ("UT", "UTC", "GMT") or month not in _MONTHS or day not in _DAYS:
+        raise _Decline(f"a summary Time in a zone whose offset this engine does not reproduce: {time!r}")
+    import datetime
+
+    try:
+        when = datetime.datetime(int(year), _MONTHS.index(month) + 1, int(dd), int(hh), int(mi), int(ss))
+    except ValueError:
+        raise _Decline(f"a summary Time that is no calendar date: {time!r}") from None
+    if _DAYS[when.weekday()] != day:
+        raise _Decline(f"a summary Time whose weekday is not its date's (Joda moves the date): {time!r}")
+    return when.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _summary_value(line: str) -> str | None:
+    """A summary line's value as ``MicromanagerReader`` cuts it (None: the line is skipped)."""
+    value = line[line.index(":") + 1:]
+    start, end = value.find("["), value.find("]")
+    value = _jtrim(value[start + 1:end if end >= 0 else len(value)])
+    if not value:
+        return None
+    value = value.replace('"', "")
+    return value[:-1] if value.endswith(",") else value
+
+
+def _java_int(value: str, what: str) -> int:
+    if not _INT.fullmatch(value):
+        raise _Decline(f"{what} is not an integer: {value!r}")
+    return int(value)
+
+
+def _java_double(value: str, what: str) -> float:
+    if not _DECIMAL.fullmatch(value):
+        raise _Decline(f"{what} is not a plain number: {value!r}")
+    return float(value)
+
+
+class _Position:
+    """What ``MicromanagerReader`` keeps of one position (this engine reads single-position folders only)."""
+
+    def __init__(self) -> None:
+        self.summary: dict[str, str] = {}
+        self.frames: list[tuple[tuple[int, int, int], str | None]] = []  # ((z, c, t), FileName)
+        self.stamps: list[float] = []
+        self.exposure: float | None = None
+        self.camera = "null"
+        self.binning: str | None = None
+        self.serial: str | None = None
+        self.model: str | None = None
+        self.manufacturer: str | None = None
+        self.gain = 0
+        self.temperature = 0.0
+        self.name: str | None = None
+
+    def frame_entry(self, key: str, value: str) -> None:
+        """One ``"key": value`` line of a FrameKey block, by the reader's rules (in its order)."""
+        if key == "Exposure-ms":
+            self.exposure = _java_double(value, "Exposure-ms")
+        elif key == "ElapsedTime-ms":
+            self.stamps.append(_java_double(value, "ElapsedTime-ms"))
+        elif key == "Core-Camera":
+            self.camera = value
+        elif key == self.camera + "-Binning":
+            self.binning = value if "x" in value else f"{value}x{value}"
+        elif key == self.camera + "-CameraID":
+            self.serial = value
+        elif key == self.camera + "-CameraName":
+            self.model = value
+        elif key == self.camera + "-Gain":
+            gain = _java_double(value, "camera gain")
+            if not math.isfinite(gain) or abs(gain) >= 1 << 31:
+                raise _Decline(f"camera gain {value!r}")
+            self.gain = int(gain)
+        elif key == self.camera + "-Name":
+            self.manufacturer = value
+        elif key == self.camera + "-Temperature":
+            self.temperature = _java_double(value, "camera temperature")
+        elif key == self.camera + "-CCDMode":
+            raise _Decline("a camera CCDMode (the detector type rule is not reproduced)")
+        elif key.startswith("DAC-") and key.endswith("-Volts"):
+            raise _Decline("DAC voltages (detector settings not reproduced)")
+        elif key == "PositionName":
+            if value != "null":
+                self.name = value
+        elif key == "FileName":
+            self.frames[-1] = (self.frames[-1][0], value)
+
+
+def _parse_metadata(text: str) -> _Position:
+    """The lines of a Micro-Manager 1.4 ``metadata.txt`` (a Summary block, then FrameKey blocks)."""
+    lines = [_jtrim(line) for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline
+    if len(lines) < 4 or lines[0] != "{" or lines[1] != '"Summary": {' or lines[-1] != "}":
+        raise _Decline("not a Summary block followed by FrameKey blocks")
+    pos = _Position()
+    index = 2
+    while lines[index] not in ("}", "},"):
+        line = lines[index]
+        match = _SUMMARY_LINE.fullmatch(line)
+        if match is None:
+            raise _Decline(f"a summary line of a form not reproduced: {line[:80]!r}")
+        value = _summary_value(line)
+        if value is not None:
+            pos.summary[match.group(1)] = value
+        index += 1
+        if index >= len(lines) - 1:
+            raise _Decline("the Summary block does not end")
+    index += 1
+    while index < len(lines) - 1:
+        match = _FRAME.fullmatch(lines[index])
+        if match is None:
+            raise _Decline(f"a block other than FrameKey: {lines[index][:80]!r}")
+        t, c, z = (int(g) for g in match.groups())
+        pos.frames.append(((z, c, t), None))
+        index += 1
+        while index < len(lines) - 1 and lines[index] not in ("}", "},"):
+            line = lines[index]
+            colon = line.find(":")
+            if not line.startswith('"') or line.endswith(("{", "[")) or not 0 < colon < len(line) - 1:
+                raise _Decline(f"a frame line of a form not reproduced: {line[:80]!r}")
+            key = _jtrim(line[1:colon]).replace('"', "")
+            value = _jtrim(line[colon + 1:len(line) - 1]).replace('"', "")  # the last character goes, comma or not
+            pos.frame_entry(key, value)
+            index += 1
+        if index >= len(lines) - 1:
+            raise _Decline("a FrameKey block does not end")
+        index += 1
+    return pos
+
+
+def _order_coords(order: str, sizes: dict[str, int], index: int) -> dict[str, int]:
+    coords = {}
+    for dim in order[2:]:
+        coords[dim] = index % sizes[dim]
+        index //= sizes[dim]
+    return coords
+
+
+def _zct(order: str, sizes: dict[str, int], index: int) -> tuple[int, int, int]:
+    coords = _order_coords(order, sizes, index)
+    return coords["Z"], coords["C"], coords["T"]
+
+
+def _tiff_core(path: str) -> tuple[int, int, str, bool]:
+    """Width, height, pixel type and byte order of the first IFD (declines positions in the TIFF's JSON)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        first = tf.pages.first
+        bits, samples = first.bitspersample, first.samplesperpixel
+        if int(first.sampleformat) != 1 or samples != 1 or bits not in _MM_TYPES:
+            raise _Decline("a TIFF that is not single-sample unsigned 8 or 16 bit")
+        ij = first.tags.get(50839)
+        texts = [str(ij.value)] if ij is not None else []
+        for page in tf.pages:
+            tag = page.tags.get(MM_TAG) if isinstance(page, tifffile.TiffPage) else None
+            if tag is not None:
+                texts.append(str(tag.value))
+        if any("PositionUm" in text for text in texts):
+            raise _Decline("stage positions in the TIFF's Micro-Manager metadata (not reproduced)")
+        return first.imagewidth, first.imagelength, _MM_TYPES[bits], tf.byteorder == "<"
+
+
+def _metadata_name(path: str) -> bool:
+    name = os.path.basename(path)
+    return name == METADATA or name.endswith("_" + METADATA)
+
+
+def metadata_document(path: str) -> str:
+    """A Micro-Manager ``metadata.txt`` as Bio-Formats 7.3.1's ``MicromanagerReader`` prints it."""
+    if not _metadata_name(path):
+        raise _Decline("not a metadata.txt name")
+    size = os.path.getsize(path)
+    if size > MAX_METADATA:
+        raise _Decline("a metadata.txt above 64 MiB")
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_METADATA)
+    low = raw[:1 << 20].lower()
+    if b"micro-manager" not in low and b"micromanager" not in low:
+        raise UnsupportedFormatError("not a Micro-Manager metadata.txt (no 'Micro-Manager' in it)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if "Pos_" in os.path.basename(folder):
+        raise _Decline("a Pos_ folder (a multi-position dataset)")
+    if os.path.exists(os.path.join(folder, "Acqusition.xml")):
+        raise _Decline("an Acqusition.xml beside it")
+    if os.path.basename(path) != METADATA and os.path.exists(os.path.join(folder, METADATA)):
+        raise _Decline("a metadata.txt beside it (Bio-Formats reads that one)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Decline("not UTF-8") from None
+    pos = _parse_metadata(text)
+    summary = pos.summary
+    for key in ("FileName", "SPIMmode"):
+        if key in summary:
+            raise _Decline(f"a summary {key} (not reproduced)")
+    if summary.get("IJType", "0") not in ("0", "1"):
+        raise _Decline(f"IJType {summary['IJType']!r} (Bio-Formats fails)")
+    if "Channels" not in summary or "ChNames" not in summary:
+        raise _Decline("no Channels or ChNames in the summary")
+    sizes = {"Z": _java_int(summary.get("Slices", "0"), "Slices"),
+             "C": _java_int(summary["Channels"], "Channels"), "T": _java_int(summary.get("Frames", "0"), "Frames")}
+    sizes["Z"], sizes["T"] = sizes["Z"] or 1, sizes["T"] or 1
+    if min(sizes.values()) < 1 or sizes["Z"] * sizes["C"] * sizes["T"] > MAX_PLANES:
+        raise _Decline(f"sizes {sizes}")
+    order = "XYZCT"
+    if "SlicesFirst" in summary:
+        order = "XYCZT" if summary["SlicesFirst"] == "false" else "XYZCT"
+    names = [_jtrim(n.replace('"', "")) for n in summary["ChNames"].split(",")]
+    colors = [_java_int(_jtrim(c), "ChColors") for c in summary["ChColors"].split(",")] if "ChColors" in summary \
+        else []
+    if len(names) > sizes["C"] or len(colors) > sizes["C"]:
+        raise _Decline("more channel names or colours than channels")
+    comment = summary.get("Comment")
+    if comment is not None and not comment:
+        raise _Decline("an empty Comment")
+    physical = {}
+    for key, dim in (("PixelSize_um", "X"), ("z-step_um", "Z")):
+        if key in summary:
+            value = _java_double(summary[key], key)
+            if 0 < value < 1e-3 or not math.isfinite(value):
+                raise _Decline(f"{key} {value} (Bio-Formats may change its unit)")
+            if value > 0:
+                physical[dim] = value
+    if "X" in physical:
+        physical["Y"] = physical["X"]
+    if pos.binning is None or pos.binning not in BINNINGS:
+        raise _Decline(f"camera binning {pos.binning!r}")
+    files = {name for _, name in pos.frames if name is not None}
+    if len(files) != 1 or any(name is None for _, name in pos.frames):
+        raise _Decline("frames in several TIFF files, or without a FileName")
+    tiff = os.path.join(folder, files.pop())
+    if os.sep in os.path.relpath(tiff, folder) or not os.path.isfile(tiff):
+        raise _Decline("the TIFF the frames name is not in the folder")
+    width, height, pixel_type, little = _tiff_core(tiff)
+    count = sizes["Z"] * sizes["C"] * sizes["T"]
+    with_file = {coords for coords, _ in pos.frames}
+    stamps = sorted(pos.stamps)  # every ElapsedTime-ms, sorted, goes to the next plane that has a frame
+    delta: list[float | None] = []
+    used = 0
+    for q in range(count):
+        zct = _order_coords(order, sizes, q)
+        if _zct(order, sizes, q) in with_file and used < len(stamps):
+            delta.append(stamps[used])
+            used += 1
+        else:
+            delta.append(None)
+    if not any(_zct(order, sizes, q) in with_file for q in range(count)):
+        raise _Decline("no plane of the image has a frame (the TIFF would not be read)")
+
+    detector = {"ID": "Detector:0:0", "Type": "Other"}
+    for attr, given in (("Manufacturer", pos.manufacturer), ("Model", pos.model), ("SerialNumber", pos.serial)):
+        if given is not None:
+            detector[attr] = given
+    instrument = ox.El("Instrument", {"ID": "Instrument:0"})
+    instrument.add(ox.El("Detector", detector))
+    image = ox.El("Image", {"ID": "Image:0", "Name": pos.name if pos.name is not None else os.path.basename(path)})
+    date = _acquisition_date(summary.get("Time"))
+    if date is not None:
+        image.add(ox.El("AcquisitionDate", text=date))
+    if comment is not None:
+        image.add(ox.El("Description", text=comment))
+    image.add(ox.El("InstrumentRef", {"ID": "Instrument:0"}))
+    image.add(ox.El("ImagingEnvironment", {"Temperature": ox.jdouble(pos.temperature), "TemperatureUnit": "°C"}))
+    pixels = image.add(ox.pixels(
+        dimension_order=order, pixel_type=pixel_type, size=(width, height, sizes["Z"], sizes["C"], sizes["T"]),
+        big_endian=not little, significant_bits=_BITS[pixel_type],
+        physical=(physical.get("X"), physical.get("Y"), physical.get("Z"))))
+    for c in range(sizes["C"]):
+        attrs = {"ID": f"Channel:0:{c}", "SamplesPerPixel": "1"}
+        if c < len(colors):
+            attrs["Color"] = str(colors[c])
+        if c < len(names):
+            attrs["Name"] = names[c]
+        channel = pixels.add(ox.El("Channel", attrs))
+        if c < len(names):
+            channel.add(ox.El("DetectorSettings", {"Binning": pos.binning, "Gain": ox.jdouble(float(pos.gain)),
+                                                   "ID": "Detector:0:0"}))
+        channel.add(ox.El("LightPath"))
+    pixels.add(ox.El("MetadataOnly"))
+    for q in range(count):
+        zct = _order_coords(order, sizes, q)
+        attrs = {"TheC": str(zct["C"]), "TheT": str(zct["T"]), "TheZ": str(zct["Z"])}
+        stamp = delta[q]
+        if stamp is not None:
+            attrs.update(DeltaT=ox.jdouble(stamp), DeltaTUnit="ms")
+        if pos.exposure is not None:
+            attrs.update(ExposureTime=ox.jdouble(pos.exposure), ExposureTimeUnit="ms")
+        pixels.add(ox.El("Plane", attrs))
+    return ox.document(instrument, image)
+
+
 # -- the engine -----------------------------------------------------------------------------------------
 def _kind(path: str, head: bytes) -> str | None:
     """Which kind ``path`` may be, from its name and first bytes only (None: not this engine's)."""
+    if _metadata_name(path):
+        return "metadata"
     if not head.startswith(TIFF_MAGIC):
         return None
     name = os.path.basename(path)
@@ -351,11 +703,13 @@ def _kind(path: str, head: bytes) -> str | None:
 def _build(path: str, kind: str) -> str:
     if kind == "mmstack":
         return mmstack_document(path)
+    if kind == "metadata":
+        return metadata_document(path)
     return ox.document(plain_image(ndtiff_info(path)))
 
 
 class MicromanagerEngine:
-    """MMStack OME-TIFFs and NDTiff stacks; every other file is declined (Bio-Formats reads it)."""
+    """MMStack OME-TIFFs, NDTiff stacks and metadata.txt; every other file is declined (Bio-Formats reads it)."""
 
     name = NAME
 
@@ -388,9 +742,9 @@ class MicromanagerEngine:
                 head = fh.read(8)
         except OSError as exc:
             raise ExtractionError(f"cannot read: {exc}") from None
-        if not head.startswith(TIFF_MAGIC):
-            raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head[:4]!r})")
         kind = _kind(path, head)
+        if kind is None and not head.startswith(TIFF_MAGIC):
+            raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head[:4]!r})")
         if kind is None:
             raise ExtractionError("neither an MMStack .ome.tif nor an _NDTiffStack.tif name (use Bio-Formats)")
         try:
