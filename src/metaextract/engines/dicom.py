@@ -518,6 +518,18 @@ def read_dicom(path: str, *, for_claim: bool) -> DicomImage | NotImage:
     return image
 
 
+def _read(path: str, *, for_claim: bool) -> DicomImage | NotImage:
+    """:func:`read_dicom` with every failure as one :class:`ExtractionError` line: pydicom parses elements
+    lazily, so a damaged element raises whatever its decoder raises (NotImplementedError for an unknown VR,
+    KeyError, ...) only when it is first read."""
+    try:
+        return read_dicom(path, for_claim=for_claim)
+    except ExtractionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds; one line says which
+        raise ExtractionError(f"the DICOM file cannot be read: {type(exc).__name__}: {exc}") from None
+
+
 class DicomEngine:
     """DICOM from its header through pydicom: claims the kinds shown to agree with Bio-Formats read alone,
     and DICOM objects without pixel data (unsupported); rescues the images Bio-Formats cannot read."""
@@ -548,12 +560,7 @@ class DicomEngine:
         """The OME-XML of ``path``; raises for a kind this engine declines, unsupported for no image."""
         found = self._memo.take(path)
         if found is None:
-            try:
-                found = read_dicom(path, for_claim=True)
-            except ExtractionError:
-                raise
-            except (OSError, ValueError, MemoryError, RecursionError) as exc:
-                raise ExtractionError(f"the DICOM file cannot be read: {exc}") from None
+            found = _read(path, for_claim=True)
         if isinstance(found, NotImage):
             raise UnsupportedFormatError(found.reason)
         if found.declined:
@@ -565,12 +572,7 @@ class DicomEngine:
         return RESCUE if is_dicom(head) else 0
 
     def rescue(self, path: str) -> tuple[str, list[str]]:
-        try:
-            found = read_dicom(path, for_claim=False)
-        except ExtractionError:
-            raise
-        except (OSError, ValueError, MemoryError, RecursionError) as exc:
-            raise ExtractionError(f"the DICOM file cannot be read: {exc}") from None
+        found = _read(path, for_claim=False)
         if isinstance(found, NotImage):
             raise UnsupportedFormatError(found.reason)
         return render(found), ["DICOM header read by pydicom (no pixel data decoded)"]
