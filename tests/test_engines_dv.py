@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from metaextract.engines._omexml import jfloat
 from metaextract.engines.base import ExtractionError
-from metaextract.engines.dv import CLAIM, DvEngine, jfloat, read_dv
+from metaextract.engines.dv import CLAIM, DvEngine, read_dv
 from metaextract.ome import key_fields, normalise, validate
 
 from ._corpus import corpus_files

@@ -20,13 +20,12 @@ from metaextract.engines._ole import (
     JavaNumberError,
     OleError,
     OleFile,
-    float_string,
     is_ole,
-    jtrim,
     parse_double,
     parse_int,
     strip_string,
 )
+from metaextract.engines._omexml import jfloat, jtrim
 
 OIB = "olympus-oib/test.oib"
 ZVI = "zeiss-zvi/BlockSize4096.zvi"
@@ -297,5 +296,5 @@ def test_java_spellings() -> None:
     for bad in ("NaN", "Infinity", "0x1p3", "1_0", "", "1e999"):
         with pytest.raises(JavaNumberError):
             parse_double(bad)
-    assert float_string(struct.unpack("<f", struct.pack("<f", 0.1))[0]) == "0.1"
-    assert float_string(struct.unpack("<f", struct.pack("<f", 1.5e-5))[0]) == "1.5E-5"
+    assert jfloat(struct.unpack("<f", struct.pack("<f", 0.1))[0]) == "0.1"
+    assert jfloat(struct.unpack("<f", struct.pack("<f", 1.5e-5))[0]) == "1.5E-5"

@@ -367,16 +367,6 @@ class JavaNumberError(ValueError):
     """Java would throw NumberFormatException on this text (or it is a spelling not reproduced)."""
 
 
-def jtrim(text: str) -> str:
-    """``String.trim``: strips every character up to U+0020 at both ends (Python's strip differs)."""
-    start, end = 0, len(text)
-    while start < end and text[start] <= " ":
-        start += 1
-    while end > start and text[end - 1] <= " ":
-        end -= 1
-    return text[start:end]
-
-
 def parse_int(text: str | None) -> int:
     """``Integer.parseInt``."""
     if text is None or not _INTEGER.fullmatch(text):
@@ -391,7 +381,7 @@ def parse_double(text: str | None) -> float:
     """``Double.parseDouble`` for decimal spellings (Java trims the text first)."""
     if text is None:
         raise JavaNumberError("null")
-    body = jtrim(text)
+    body = ox.jtrim(text)
     if not _DECIMAL.fullmatch(body):
         raise JavaNumberError(f"not a decimal number: {text!r}")
     if body[-1] in "fFdD":
@@ -402,23 +392,8 @@ def parse_double(text: str | None) -> float:
     return value
 
 
-def _f32(value: float) -> float:
-    return float(struct.unpack("<f", struct.pack("<f", value))[0])
-
-
-def float_string(value: float) -> str:
-    """``Float.toString`` of a float32 value (the shortest digits that give the float back)."""
-    if not math.isfinite(value) or value == 0:
-        return ox.jdouble(value)
-    for digits in range(1, 10):
-        text = f"{value:.{digits - 1}e}"
-        if _f32(float(text)) == value:
-            return ox.jdouble(float(text))
-    return ox.jdouble(value)
-
-
 def strip_string(text: str) -> str:
     """loci.common ``DataTools.stripString``: drops NUL characters, then trims."""
-    return jtrim(text.replace("\x00", ""))
+    return ox.jtrim(text.replace("\x00", ""))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -26,6 +27,41 @@ PIXEL_TYPES = {
     "uint8": "uint8", "int8": "int8", "uint16": "uint16", "int16": "int16", "uint32": "uint32",
     "int32": "int32", "float32": "float", "float64": "double",
 }
+
+
+def zct(plane: int, order: str, size: tuple[int, int, int, int, int]) -> tuple[int, int, int]:
+    """The (Z, C, T) of plane number ``plane`` for a dimension order such as ``XYZCT`` and sizes (X, Y, Z, C, T),
+    as ``FormatTools.getZCTCoords`` gives them."""
+    extent = {"Z": size[2], "C": size[3], "T": size[4]}
+    found: dict[str, int] = {}
+    for axis in order[2:]:
+        found[axis] = plane % extent[axis]
+        plane //= extent[axis]
+    return found["Z"], found["C"], found["T"]
+
+
+def f32(value: float) -> float:
+    """``value`` rounded to a Java ``float`` (IEEE single precision)."""
+    return float(struct.unpack("<f", struct.pack("<f", value))[0])
+
+
+def jfloat(value: float) -> str:
+    """A float32 as Java's ``Float.toString`` writes it (the shortest digits that give the float back)."""
+    if not math.isfinite(value) or value == 0:
+        return jdouble(value)
+    for digits in range(1, 10):
+        text = f"{value:.{digits - 1}e}"
+        if f32(float(text)) == value:
+            return jdouble(float(text))
+    return jdouble(value)
+
+
+_JAVA_TRIMMED = "".join(map(chr, range(33)))
+
+
+def jtrim(text: str) -> str:
+    """``String.trim()``: strips every character up to U+0020 from both ends (Python's ``strip`` differs)."""
+    return text.strip(_JAVA_TRIMMED)
 
 
 def jdouble(value: float) -> str:

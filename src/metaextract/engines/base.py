@@ -145,6 +145,11 @@ class ReaderEngine(Generic[T]):
 
     def extract(self, path: str) -> str:
         """The OME-XML of ``path`` (raises :class:`ExtractionError` for a file this engine declines)."""
+        return self.render(self.found(path))
+
+    def found(self, path: str) -> T:
+        """What :meth:`claim` read of ``path``, or :meth:`read` now; a declined or broken file raises
+        :class:`ExtractionError` saying why."""
         found = self._memo.take(path)
         if found is None:
             self.check_unclaimed(path)
@@ -157,4 +162,4 @@ class ReaderEngine(Generic[T]):
                 raise
             except self.unreadable as exc:
                 raise ExtractionError(f"{self.label} cannot be read: {exc}") from None
-        return self.render(found)
+        return found

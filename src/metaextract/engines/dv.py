@@ -101,21 +101,6 @@ class DvImage:
     planes: list[PlaneHeader]
 
 
-def _f32(value: float) -> float:
-    return float(struct.unpack("<f", struct.pack("<f", value))[0])
-
-
-def jfloat(value: float) -> str:
-    """A float32 as Java's ``Float.toString`` writes it (the shortest digits that give the float back)."""
-    if not math.isfinite(value) or value == 0:
-        return ox.jdouble(value)
-    for digits in range(1, 10):
-        text = f"{value:.{digits - 1}e}"
-        if _f32(float(text)) == value:
-            return ox.jdouble(float(text))
-    return ox.jdouble(value)
-
-
 def companions(path: str) -> list[str]:
     """The log files Bio-Formats would read beside ``path`` (whichever exist)."""
     base = path[:path.rfind(".")]
@@ -124,15 +109,6 @@ def companions(path: str) -> list[str]:
         found.append(path[:path.index("_D3D.dv")] + ".dv.log")
     found += [path + ".log", base + ".log", base + "_log.txt"]
     return [name for name in found if os.path.exists(name)]
-
-
-def _zct(plane: int, order: str, size: tuple[int, int, int, int, int]) -> tuple[int, int, int]:
-    extent = {"Z": size[2], "C": size[3], "T": size[4]}
-    found: dict[str, int] = {}
-    for axis in order[2:]:
-        found[axis] = plane % extent[axis]
-        plane //= extent[axis]
-    return found["Z"], found["C"], found["T"]
 
 
 def _finite(value: float, what: str) -> float:
@@ -211,7 +187,7 @@ def read_dv(path: str) -> DvImage:
             values = struct.unpack(e + "14f", fh.read(56))
             nd = values[9]
             if nd >= 1:
-                nd = _f32(nd / 100)
+                nd = ox.f32(nd / 100)
             planes.append(PlaneHeader(time=_finite(values[1], "a time stamp"),
                                       position=(_finite(values[2], "a stage position"),
                                                 _finite(values[3], "a stage position"),
@@ -268,7 +244,7 @@ def document(image: DvImage) -> str:
                                big_endian=image.big_endian, significant_bits=image.bits,
                                physical=image.physical))
     count = len(image.planes)
-    coords = [_zct(i, image.order, image.size) for i in range(count)]
+    coords = [ox.zct(i, image.order, image.size) for i in range(count)]
     first: dict[int, PlaneHeader] = {}
     for (z, c, t), plane in zip(coords, image.planes, strict=True):
         if z == 0 and t == 0 and c not in first:
@@ -292,7 +268,7 @@ def document(image: DvImage) -> str:
             "TheZ": str(z), "TheC": str(c), "TheT": str(t),
             "DeltaT": ox.jdouble(plane.time), "DeltaTUnit": "s",
             "ExposureTime": ox.jdouble(exposure[c]), "ExposureTimeUnit": "s",
-            **{f"Position{axis}": jfloat(value) for axis, value in zip("XYZ", plane.position, strict=True)},
+            **{f"Position{axis}": ox.jfloat(value) for axis, value in zip("XYZ", plane.position, strict=True)},
             **{f"Position{axis}Unit": "reference frame" for axis in "XYZ"},
         }))
     return ox.document(instrument, img)

@@ -67,7 +67,6 @@ V2_MARK = "ics_version\t2.0"
 BF_MISSING_IDS = "Bio-Formats failed: FormatException: IDS file not found."  # checked live, 7.3.1
 MICRONS = ("", "um", "microns", "micrometers")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_JAVA_TRIM = "".join(chr(i) for i in range(33))
 _WHITE = frozenset("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x04")  # Character.isWhitespace (ASCII) and 0x04
 
 #: Keys (words after the category) each category knows, most specific first, as ICSReader lists them; a
@@ -151,7 +150,7 @@ def parse_header(path: str) -> IcsHeader:
     if not looks_like_ics(raw):
         raise UnsupportedFormatError(f"not an ICS header (first 13 bytes: {raw[:13]!r})")
     text = raw.decode("latin-1")
-    header = IcsHeader(version_two=text[:17].strip(_JAVA_TRIM) == V2_MARK)
+    header = IcsHeader(version_two=ox.jtrim(text[:17]) == V2_MARK)
     pos, lines = 0, []
     while pos < len(text):  # each pass consumes at least one character
         found = [i for i in (text.find("\r", pos), text.find("\n", pos)) if i >= 0]
@@ -159,7 +158,7 @@ def parse_header(path: str) -> IcsHeader:
         lines.append((text[pos:cut], min(cut + 1, len(text))))  # (the line, where the next one starts)
         pos = cut + 1
     for line, end in lines[1:]:  # the separators' line is skipped
-        stripped = line.strip(_JAVA_TRIM)
+        stripped = ox.jtrim(line)
         if stripped == "end":
             header.has_end = True
             break
@@ -414,18 +413,7 @@ class IcsEngine(ReaderEngine[Found]):
 
         ``_extract`` calls this instead of ``extract`` for an engine that has it.
         """
-        found = self._memo.take(path)
-        if found is None:
-            self.check_unclaimed(path)
-            try:
-                found = self.read(path)
-            except Declined as exc:
-                raise ExtractionError(f"{self.kind} of a kind this engine does not read (use Bio-Formats): {exc}") \
-                    from None
-            except ExtractionError:
-                raise
-            except self.unreadable as exc:
-                raise ExtractionError(f"{self.label} cannot be read: {exc}") from None
+        found = self.found(path)
         return self.render(found), list(found.image.notes)
 
     def extract(self, path: str) -> str:

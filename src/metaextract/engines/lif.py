@@ -65,7 +65,6 @@ METRE_TO_MICRON = 1000000
 PIXEL_TYPES = {1: ("uint8", 8), 2: ("uint16", 16)}
 COBOL_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 #: What Java's String.trim removes: every character up to and including the space.
-JAVA_TRIM = "".join(map(chr, range(33)))
 
 
 @dataclass
@@ -198,7 +197,7 @@ def _image_name(image: etree._Element) -> str:
         if parent.tag == "Element":
             names.append(parent.get("Name", ""))
         parent = parent.getparent()
-    return "/".join(reversed(names[:-1])).strip(JAVA_TRIM)
+    return ox.jtrim("/".join(reversed(names[:-1])))
 
 
 def _dimensions(image: etree._Element) -> tuple[tuple[int, int, int, int, int], str, str, int,
@@ -400,15 +399,6 @@ def read_series(xml: str) -> list[Series]:
 
 
 # -- the OME-XML ----------------------------------------------------------------------------------------
-def _zct(plane: int, order: str, size: tuple[int, int, int, int, int]) -> tuple[int, int, int]:
-    extent = {"Z": size[2], "C": size[3], "T": size[4]}
-    found: dict[str, int] = {}
-    for axis in order[2:]:
-        found[axis] = plane % extent[axis]
-        plane //= extent[axis]
-    return found["Z"], found["C"], found["T"]
-
-
 def _date(seconds: float) -> str:
     moment = COBOL_EPOCH + timedelta(milliseconds=int(seconds * 1000))
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
@@ -435,7 +425,7 @@ def document(series: list[Series]) -> str:
         pixels.add(ox.El("MetadataOnly"))
         count = s.size[2] * s.size[3] * s.size[4]
         for plane in range(count):
-            z, c, t = _zct(plane, s.order, s.size)
+            z, c, t = ox.zct(plane, s.order, s.size)
             attrs = {"TheZ": str(z), "TheC": str(c), "TheT": str(t),
                      "PositionX": ox.jdouble(s.position[0]), "PositionXUnit": "m",
                      "PositionY": ox.jdouble(s.position[1]), "PositionYUnit": "m"}

@@ -364,7 +364,6 @@ def ndtiff_info(path: str) -> TiffInfo:
 METADATA = "metadata.txt"
 MAX_METADATA = 64 << 20
 MAX_PLANES = 100_000
-_TRIM = "".join(chr(i) for i in range(33))  # Java's String.trim
 _INT = re.compile(r"[+-]?\d{1,9}")
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _FRAME = re.compile(r'"FrameKey-(\d{1,6})-(\d{1,6})-(\d{1,6})": \{')
@@ -377,10 +376,6 @@ JODA_ZONES = frozenset({"UT", "UTC", "GMT", "EST", "EDT", "CST", "CDT", "MST", "
 BINNINGS = frozenset({"1x1", "2x2", "4x4", "8x8"})
 #: BitsPerSample -> OME type of an unsigned single-sample TIFF (MinimalTiffReader's IFD.getPixelType)
 _MM_TYPES = {8: "uint8", 16: "uint16"}
-
-
-def _jtrim(text: str) -> str:
-    return text.strip(_TRIM)
 
 
 def _acquisition_date(time: str | None) -> str | None:
@@ -410,7 +405,7 @@ def _summary_value(line: str) -> str | None:
     """A summary line's value as ``MicromanagerReader`` cuts it (None: the line is skipped)."""
     value = line[line.index(":") + 1:]
     start, end = value.find("["), value.find("]")
-    value = _jtrim(value[start + 1:end if end >= 0 else len(value)])
+    value = ox.jtrim(value[start + 1:end if end >= 0 else len(value)])
     if not value:
         return None
     value = value.replace('"', "")
@@ -482,7 +477,7 @@ class _Position:
 
 def _parse_metadata(text: str) -> _Position:
     """The lines of a Micro-Manager 1.4 ``metadata.txt`` (a Summary block, then FrameKey blocks)."""
-    lines = [_jtrim(line) for line in text.split("\n")]
+    lines = [ox.jtrim(line) for line in text.split("\n")]
     if lines and lines[-1] == "":
         lines.pop()  # the final newline
     if len(lines) < 4 or lines[0] != "{" or lines[1] != '"Summary": {' or lines[-1] != "}":
@@ -513,8 +508,8 @@ def _parse_metadata(text: str) -> _Position:
             colon = line.find(":")
             if not line.startswith('"') or line.endswith(("{", "[")) or not 0 < colon < len(line) - 1:
                 raise _Decline(f"a frame line of a form not reproduced: {line[:80]!r}")
-            key = _jtrim(line[1:colon]).replace('"', "")
-            value = _jtrim(line[colon + 1:len(line) - 1]).replace('"', "")  # the last character goes, comma or not
+            key = ox.jtrim(line[1:colon]).replace('"', "")
+            value = ox.jtrim(line[colon + 1:len(line) - 1]).replace('"', "")  # the last character goes, comma or not
             pos.frame_entry(key, value)
             index += 1
         if index >= len(lines) - 1:
@@ -601,8 +596,8 @@ def metadata_document(path: str) -> str:
     order = "XYZCT"
     if "SlicesFirst" in summary:
         order = "XYCZT" if summary["SlicesFirst"] == "false" else "XYZCT"
-    names = [_jtrim(n.replace('"', "")) for n in summary["ChNames"].split(",")]
-    colors = [_java_int(_jtrim(c), "ChColors") for c in summary["ChColors"].split(",")] if "ChColors" in summary \
+    names = [ox.jtrim(n.replace('"', "")) for n in summary["ChNames"].split(",")]
+    colors = [_java_int(ox.jtrim(c), "ChColors") for c in summary["ChColors"].split(",")] if "ChColors" in summary \
         else []
     if len(names) > sizes["C"] or len(colors) > sizes["C"]:
         raise _Decline("more channel names or colours than channels")

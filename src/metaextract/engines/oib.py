@@ -56,7 +56,6 @@ from ._ole import (
     OleError,
     OleFile,
     is_ole,
-    jtrim,
     parse_double,
     parse_int,
     strip_string,
@@ -97,13 +96,13 @@ def parse_ini(text: str) -> list[IniTable]:
     while i < len(lines):
         parts: list[str] = []
         while i < len(lines):
-            line = jtrim(lines[i])
+            line = ox.jtrim(lines[i])
             i += 1
             if line.endswith("\\n"):
                 raise Declined("an INI line ending in \\n (IniParser's block text)")
             slash = line.endswith("\\")
             if slash:
-                line = jtrim(line[:-1]) + " "
+                line = ox.jtrim(line[:-1]) + " "
             parts.append(line)
             if not slash:
                 break
@@ -123,7 +122,7 @@ def parse_ini(text: str) -> list[IniTable]:
             tables.append(current)
         equals = line.find("=")
         if equals >= 0:
-            current[jtrim(line[:equals])] = jtrim(line[equals + 1:])
+            current[ox.jtrim(line[:equals])] = ox.jtrim(line[equals + 1:])
     return tables
 
 
@@ -249,7 +248,7 @@ class _Oib:
         directory: tuple[str, str] | None = None
         self.oif: str | None = None
         for line in sorted(text.split("\n")):
-            line = jtrim(line)
+            line = ox.jtrim(line)
             if "=" not in line:
                 continue
             key, value = line[:line.index("=")], line[line.index("=") + 1:]
@@ -359,7 +358,7 @@ def _read(oib: _Oib) -> OibImage:
     rois: dict[int, str] = {}
     ini_files: dict[int, str] = {}
     for key, raw_value in save.items():
-        value = jtrim(raw_value)
+        value = ox.jtrim(raw_value)
         preview = value.find("-R") == len(value) - 9
         if key.startswith("IniFileName") and "Thumb" not in key and not preview:
             number = _integer(key[11:], f"the number of {key}")
@@ -538,7 +537,7 @@ def _read(oib: _Oib) -> OibImage:
             raise Declined("ROI shapes (not reproduced)")
 
     for channel in channels:
-        if channel.active and (channel.dye is None or jtrim(channel.dye).lower() in LASER_MEDIA):
+        if channel.active and (channel.dye is None or ox.jtrim(channel.dye).lower() in LASER_MEDIA):
             raise Declined(f"laser dye name {channel.dye!r} (Bio-Formats maps laser media its own way)")
     active = [c for c in channels if c.active][:size_c]
     for channel in active:
@@ -584,15 +583,6 @@ def _date(text: str) -> str:
     except ValueError:
         raise Declined(f"acquisition date {text!r} is not a valid date") from None
     return text.replace(" ", "T")
-
-
-def _zct(plane: int, order: str, size: tuple[int, int, int, int, int]) -> tuple[int, int, int]:
-    extent = {"Z": size[2], "C": size[3], "T": size[4]}
-    found: dict[str, int] = {}
-    for axis in order[2:]:
-        found[axis] = plane % extent[axis]
-        plane //= extent[axis]
-    return found["Z"], found["C"], found["T"]
 
 
 def _cuts(barrier: str) -> tuple[float, float] | None:
@@ -668,7 +658,7 @@ def document(image: OibImage) -> str:
     pixels.add(ox.El("MetadataOnly"))
     count = image.size[2] * image.size[3] * image.size[4]
     for p in range(count):
-        z, c, t = _zct(p, image.order, image.size)
+        z, c, t = ox.zct(p, image.order, image.size)
         plane = image.planes[p] if p < len(image.planes) else None
         delta = plane.delta_t if plane is not None and plane.delta_t is not None else image.time_increment * p
         attrs = {"TheZ": str(z), "TheC": str(c), "TheT": str(t), "DeltaT": ox.jdouble(delta), "DeltaTUnit": "s"}

@@ -114,16 +114,6 @@ def _set_physical(pixels: ox.El, axis: str, size: tuple[float, str] | None) -> N
         pixels.attrs[f"PhysicalSize{axis}Unit"] = size[1]
 
 
-def _java_trim(text: str) -> str:
-    """``String.trim()``: strips every character up to U+0020 from both ends."""
-    start, end = 0, len(text)
-    while start < end and text[start] <= " ":
-        start += 1
-    while end > start and text[end - 1] <= " ":
-        end -= 1
-    return text[start:end]
-
-
 # -- Zeiss LSM ----------------------------------------------------------------------------------------------
 #: ``CZ_LSMINFO`` scan type -> Bio-Formats' dimension order (anything else: XYZCT).
 SCAN_ORDERS = {0: "XYZCT", 1: "XYZCT", 2: "XYZCT", 3: "XYTCZ", 4: "XYZTC", 5: "XYTCZ", 6: "XYZTC", 7: "XYCTZ",
@@ -193,7 +183,7 @@ def _read_value(r: _Reader, pos: int) -> tuple[object | None, int]:
     if block_type == 5:  # rational: a double
         return float(r.unpack("d", pos)[0]), pos + 8
     if block_type == 2:  # ASCII: trimmed, cut at the first control character below 10
-        text = _java_trim(r.text(pos, size))
+        text = ox.jtrim(r.text(pos, size))
         cut = next((i for i, ch in enumerate(text) if ord(ch) < 10), len(text))
         return text[:cut], pos + size
     if block_type == 0:
@@ -519,7 +509,7 @@ def description_exposure(description: str) -> float | None:
     """
     exposure = None
     for index, raw in enumerate(description.split("\n")):
-        line = _java_trim(raw)
+        line = ox.jtrim(raw)
         if line.startswith("<") and line.endswith(">"):
             break
         colon = line.find(":")
@@ -529,12 +519,12 @@ def description_exposure(description: str) -> float | None:
             dot = line.rfind(".", 0, colon + 1)
             line = line[dot + 1:]
             colon -= dot + 1
-        key, value = line[:colon], _java_trim(line[colon + 1:])
+        key, value = line[:colon], ox.jtrim(line[colon + 1:])
         if key == "Bit Depth":
             raise _Decline("a Bit Depth line")
         if key == "Exposure":
             if "=" in value:
-                value = _java_trim(value[value.index("=") + 1:])
+                value = ox.jtrim(value[value.index("=") + 1:])
             if " " in value:
                 value = value[:value.index(" ")]
             value = value.replace(",", ".")
@@ -578,11 +568,11 @@ def _inspect_stk(path: str, listings: _Listings | None) -> StkInfo | None:
         if UIC1 not in codes or not codes <= STK_ALLOWED:
             return None  # UIC2/3/4 (a plane table), or tags whose effect is not modelled
         software = _text(first, 305)
-        if software is None or not _java_trim(software).lower().startswith("metamorph"):
+        if software is None or not ox.jtrim(software).lower().startswith("metamorph"):
             return None
         description = _text(first, 270)
         if description is not None:
-            stripped = _java_trim(description)
+            stripped = ox.jtrim(description)
             if stripped.startswith("<") or "ImageJ=" in description or "\x00" in description:
                 return None
             exposure = description_exposure(description)
@@ -675,7 +665,7 @@ def _stk_info(uic1: dict[str, Any]) -> StkInfo:
         raise _Decline("a stage position that is not finite")
     channel_name = None
     if uic1["illum"]:
-        name = _java_trim(uic1["illum"][0])
+        name = ox.jtrim(uic1["illum"][0])
         if not name.isprintable():
             raise _Decline("an illumination setting that is not plain text")
         channel_name = name

@@ -53,9 +53,7 @@ from ._ole import (
     JavaNumberError,
     OleError,
     OleFile,
-    float_string,
     is_ole,
-    jtrim,
     parse_double,
     parse_int,
     strip_string,
@@ -107,7 +105,7 @@ def next_value(data: bytes, pos: int) -> tuple[str, int]:
     elif kind in (19, 23):
         value, pos = str(struct.unpack_from("<I", data, pos)[0]), pos + 4
     elif kind == 4:
-        value, pos = float_string(struct.unpack_from("<f", data, pos)[0]), pos + 4
+        value, pos = ox.jfloat(struct.unpack_from("<f", data, pos)[0]), pos + 4
     elif kind in (5, 7):
         value, pos = ox.jdouble(struct.unpack_from("<d", data, pos)[0]), pos + 8
     elif kind == 20:
@@ -197,7 +195,7 @@ def read_header(data: bytes) -> Header:
             raise Declined("a plane header cut short (Bio-Formats fails on it)")
     except struct.error:
         raise Declined("a plane header cut short (Bio-Formats fails on it)") from None
-    return Header(z, c, t, tile, size_x, size_y, bpp, valid, jtrim(check.decode("latin-1")))
+    return Header(z, c, t, tile, size_x, size_y, bpp, valid, ox.jtrim(check.decode("latin-1")))
 
 
 def image_number(name: str, default: int) -> int:
