@@ -412,3 +412,19 @@ def test_a_folder_of_many_dicoms_is_left_to_bioformats(tmp_path: Path) -> None:
         DicomEngine().extract(str(target))
     ungroupable = write_dicom(tmp_path / "u.dcm", np.zeros((6, 8), np.uint16))  # no instance/acquisition
     assert _claimed(ungroupable)[1] == CLAIM  # never scans its folder
+
+
+def test_sibling_verdicts_follow_the_siblings_as_they_change(corpus: Path, tmp_path: Path) -> None:
+    # siblings are read once per version of the file (claiming a whole folder stays linear), and a sibling
+    # rewritten in place is read again
+    engine = DicomEngine()
+    me, sib = tmp_path / "sm_image.dcm", tmp_path / "other.dcm"
+    shutil.copy(corpus / "dicom" / "sm_image.dcm", me)
+    shutil.copy(corpus / "dicom" / "sm_image_grayscale.dcm", sib)
+    head = me.read_bytes()[:4096]
+    assert engine.claim(str(me), head) == 0  # Bio-Formats groups the two
+    assert engine.claim(str(me), head) == 0
+    sib.write_bytes((corpus / "dicom" / "boxes_1.dcm").read_bytes())  # another series: no group
+    assert engine.claim(str(me), head) > 0
+    sib.write_bytes((corpus / "dicom" / "sm_image_grayscale.dcm").read_bytes())
+    assert engine.claim(str(me), head) == 0

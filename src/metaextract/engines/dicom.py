@@ -343,19 +343,61 @@ def _sibling_throws(sib: Any, need_specimen: bool) -> bool:
     return False
 
 
-def _sibling_joins(ds: Any, sib: Any) -> bool:
+@dataclass(frozen=True)
+class _Sibling:
+    """What the grouping rules need of a sibling DICOM, read once per version of the file."""
+
+    throws: tuple[bool, bool]  #: whether DicomReader's scan surely throws: (without, with) a specimen to find
+    date: str | None
+    date_element: bool  #: AcquisitionDate present (even empty)
+    has_time: bool
+    instance: str | None
+    series: str | None
+    specimen: str | None
+
+
+_SIBLINGS: dict[tuple[str, int, int, int], _Sibling | None] = {}
+_SIBLINGS_LOCK = threading.Lock()
+
+
+def _sibling(path: str) -> _Sibling | None:
+    """The facts of sibling ``path`` (None when pydicom cannot read it), kept while the file is unchanged:
+    claiming every file of a folder reads each sibling once, not once per file."""
+    import pydicom
+
+    st = os.stat(path)
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _SIBLINGS_LOCK:
+        if key in _SIBLINGS:
+            return _SIBLINGS[key]
+    facts: _Sibling | None
+    try:
+        sib = pydicom.dcmread(path, stop_before_pixels=True)
+        date, has_time = _acquired(sib)
+        facts = _Sibling((_sibling_throws(sib, False), _sibling_throws(sib, True)), date,
+                         "AcquisitionDate" in sib, has_time, _text(sib, "InstanceNumber"),
+                         _text(sib, "SeriesNumber"), _specimen(sib))
+    except Exception:  # noqa: BLE001 - a sibling pydicom cannot read: its effect on the scan is unknown
+        facts = None
+    with _SIBLINGS_LOCK:
+        if len(_SIBLINGS) >= 4096:
+            _SIBLINGS.clear()
+        _SIBLINGS[key] = facts
+    return facts
+
+
+def _sibling_joins(ds: Any, sib: _Sibling) -> bool:
     """Whether ``sib`` might be grouped with ``ds`` (False only when DicomReader surely leaves it out)."""
-    date, has_time = _acquired(sib)
-    if (date is None and "AcquisitionDate" not in sib) or not has_time or _text(sib, "InstanceNumber") is None:
+    if (sib.date is None and not sib.date_element) or not sib.has_time or sib.instance is None:
         return False
-    mine, theirs = _text(ds, "SeriesNumber"), _text(sib, "SeriesNumber")
+    mine, theirs = _text(ds, "SeriesNumber"), sib.series
     if theirs is not None and (mine or "0").lstrip("+-").isdigit() and theirs.lstrip("+-").isdigit() \
             and int(mine or "0") != int(theirs):
         return False
-    own_specimen, their_specimen = _specimen(ds), _specimen(sib)
+    own_specimen, their_specimen = _specimen(ds), sib.specimen
     if (own_specimen is None) != (their_specimen is None) or own_specimen != their_specimen:
         return False
-    own_date = _acquired(ds)[0]
+    own_date, date = _acquired(ds)[0], sib.date
     return not (own_date and date and _DATE.fullmatch(own_date) and _DATE.fullmatch(date) and own_date != date)
 
 
@@ -406,8 +448,6 @@ def _dicoms_in(folder: str) -> list[str]:
 
 def grouping_problem(path: str, ds: Any) -> str | None:
     """Why Bio-Formats' grouped read of ``path`` may differ from its alone read (None when it cannot)."""
-    import pydicom
-
     if not groupable(ds):
         return None
     folder = os.path.dirname(os.path.abspath(path))
@@ -427,11 +467,13 @@ def grouping_problem(path: str, ds: Any) -> str | None:
         if name == "DICOMDIR":
             return "a DICOMDIR beside it"
         try:
-            sib = pydicom.dcmread(os.path.join(folder, name), stop_before_pixels=True)
-        except Exception:  # noqa: BLE001 - a sibling pydicom cannot read: its effect on the scan is unknown
+            sib = _sibling(os.path.join(folder, name))
+        except OSError:
+            sib = None
+        if sib is None:
             joiners.append(name)
             continue
-        if _sibling_throws(sib, need_specimen):
+        if sib.throws[need_specimen]:
             return None  # the grouped read fails (auto then reads the file alone)
         if _sibling_joins(ds, sib):
             joiners.append(name)
