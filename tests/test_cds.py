@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,26 @@ def test_one_builder_at_a_time(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "metaextract._cds"], env=env, timeout=60, check=True)
     assert not archive.exists()
     assert archive.with_suffix(".building").read_text() == "12345"
+
+
+def test_a_failed_build_is_not_retried_at_every_jvm_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METAEXTRACT_CACHE", str(tmp_path))
+    monkeypatch.setattr(_cds, "_spawned", False)
+    spawned: list[Path] = []
+    monkeypatch.setattr(_cds, "_spawn_build", spawned.append)
+    archive = _cds.archive_path()
+    assert _cds.jvm_options() == [] and spawned == [archive]  # no archive yet: a build starts
+    archive.with_suffix(".failed").write_text("CalledProcessError: ...")
+    assert _cds.jvm_options() == [] and spawned == [archive]  # failed just now: not again
+    old = time.time() - _cds.RETRY_SECONDS - 60
+    os.utime(archive.with_suffix(".failed"), (old, old))
+    assert _cds.jvm_options() == [] and spawned == [archive, archive]  # a day later: once more
+
+
+def test_a_cache_that_cannot_be_written_spawns_no_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("METAEXTRACT_CACHE", str(blocker / "cache"))
+    spawned: list[Path] = []
+    monkeypatch.setattr(_cds, "_spawn_build", spawned.append)
+    assert _cds.jvm_options() == [] and spawned == []

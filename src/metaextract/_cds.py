@@ -10,7 +10,8 @@ JRE has no default archive, so metaextract builds one per (JRE, jar, JPype) on t
 3. the archive is renamed into place atomically (``~/.cache/metaextract/cds`` or ``$METAEXTRACT_CACHE``).
 
 The first JVM start that finds no archive starts the build in the background (a detached, ``nice``
-process; one at a time, by an exclusive lock file) and goes on without it; later starts map it with
+process; one at a time, by an exclusive lock file; after a failed build, not again for a day) and goes on
+without it; later starts map it with
 ``-Xshare:auto``, which falls back to loading classes normally when the archive does not match. Nothing
 changes but the time: the classes are the same bytes. ``METAEXTRACT_JAVA_CDS=0`` turns it off;
 ``metaextract`` never reads an archive it did not name by this key.
@@ -31,6 +32,7 @@ from pathlib import Path
 ENV = "METAEXTRACT_JAVA_CDS"
 STALE_LOCK_SECONDS = 600.0
 BUILD_TIMEOUT = 600.0
+RETRY_SECONDS = 86400.0  # after a failed build, JVM starts wait a day before they try again
 _spawned = False
 
 
@@ -83,8 +85,26 @@ def jvm_options() -> list[str]:
         return []
     if archive.is_file():
         return [f"-XX:SharedArchiveFile={archive}", "-Xshare:auto", "-Xlog:cds=off", "-Xlog:cds+map=off"]
+    if _recently_failed(archive):
+        return []
+    try:
+        archive.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return []  # no writable cache: never spawn a builder that cannot write
     _spawn_build(archive)
     return []
+
+
+def _failed_path(archive: Path) -> Path:
+    return archive.with_suffix(".failed")
+
+
+def _recently_failed(archive: Path) -> bool:
+    """A build failed here less than RETRY_SECONDS ago: JVM starts do not try again until then."""
+    try:
+        return time.time() - _failed_path(archive).stat().st_mtime < RETRY_SECONDS
+    except OSError:
+        return False
 
 
 def _lock_path(archive: Path) -> Path:
@@ -173,10 +193,13 @@ def main() -> int:
         return 0
     try:
         build(archive)
-    except Exception:  # noqa: BLE001 - a failed build only means JVM starts stay as slow as before
+    except Exception as exc:  # noqa: BLE001 - a failed build only means JVM starts stay as slow as before
+        with contextlib.suppress(OSError):
+            _failed_path(archive).write_text(f"{type(exc).__name__}: {exc}\n")
         return 1
     finally:
         _lock_path(archive).unlink(missing_ok=True)
+    _failed_path(archive).unlink(missing_ok=True)
     return 0
 
 
