@@ -89,6 +89,18 @@ def test_same_names_with_other_content_are_not_claimed(corpus: Path, tmp_path: P
     assert kind_of(str(tmp_path / "e.mlf"), _head(tmp_path / "e.mlf")) == "cv-measurement-data"
 
 
+def test_deeply_nested_json_is_not_claimed_and_does_not_raise(tmp_path: Path) -> None:
+    deep = "{" + '"a":[' * 50_000 + "]" * 50_000 + "}"
+    settings = tmp_path / "display_settings.txt"
+    settings.write_text(deep)
+    assert kind_of(str(settings), _head(settings)) is None
+    axes = ('{"a":' + "[" * 2000 + "]" * 2000 + "}").encode()
+    index = tmp_path / "sub" / "NDTiff.index"
+    index.parent.mkdir()
+    index.write_bytes(len(axes).to_bytes(4, "little") + axes + (9).to_bytes(4, "little") + b"stack.tif")
+    assert kind_of(str(index), index.read_bytes()[:8192]) is None
+
+
 def test_extract_on_an_unknown_file_says_what_it_answers_for(corpus: Path) -> None:
     with pytest.raises(UnsupportedFormatError, match="answers only for"):
         SidecarEngine().extract(str(corpus / "tiff" / "psf.tif"))

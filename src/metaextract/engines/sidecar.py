@@ -52,7 +52,7 @@ def _ndtiff_index(head: bytes) -> bool:
         return False
     try:
         axes = json.loads(head[4:4 + n])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         return False
     if not isinstance(axes, dict):
         return False
@@ -67,7 +67,7 @@ def _json_object(path: str, size: int) -> bool:
     try:
         with open(path, "rb") as fh:
             value = json.loads(fh.read(MAX_JSON))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(value, dict)
 
