@@ -15,11 +15,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import plots
 from common import corpus_files, corpus_root, md_table
 from metaextract import engines, synth
 from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.rescue import rescuers
+from plots import Spread
 
 TITLE = "Engines: ms per file"
 
@@ -52,9 +54,11 @@ def _claim_and_extract(name: str) -> object:
     return run
 
 
-def _measure(groups: dict[str, list[Path]], repeats: int) -> list[list[object]]:
+def _measure(groups: dict[str, list[Path]], repeats: int) -> tuple[list[list[object]], list[tuple[str, Spread]]]:
+    """The table rows, and per (format, engine) the (min, median, max) ms over the format's files."""
     bioformats = engines.get("bioformats")
     rows = []
+    bars: list[tuple[str, Spread]] = []
     for label, files in groups.items():
         per_engine: dict[str, list[float]] = defaultdict(list)
         for path in map(str, files):
@@ -80,7 +84,8 @@ def _measure(groups: dict[str, list[Path]], repeats: int) -> list[list[object]]:
             ratio = bf_ms / mean if name != "bioformats" and bf_ms else None
             speedup = "-" if ratio is None else f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.2f}x"
             rows.append([label, name, len(values), f"{mean:.2f}", f"{max(values):.2f}", speedup])
-    return rows
+            bars.append((f"{label}, {name}", (min(values), statistics.median(values), max(values))))
+    return rows, bars
 
 
 def run(quick: bool) -> str:
@@ -97,15 +102,17 @@ def run(quick: bool) -> str:
                                                                             size=(256, 256))
         groups["synthetic CellVoyager plate"] = synth.write_cellvoyager_plate(Path(tmp) / "cv", wells=wells,
                                                                               size=(256, 256))
-        rows = _measure(dict(sorted(groups.items())), repeats)
+        rows, bars = _measure(dict(sorted(groups.items())), repeats)
     table = md_table(["format (folder)", "engine", "files", "ms/file (mean)", "ms/file (max)",
                       "vs Bio-Formats"], rows)
+    plot = plots.ms_per_file(bars, "engines_ms_per_file", "ms per file, per format and engine",
+                             f"the files of each format (each file: median of {repeats} reads)")
     return (
         f"## {TITLE}\n\n"
         f"In one process, median of {repeats} reads per file; Bio-Formats warm (each file read once before "
         "timing); a native engine only on the files it claims in `auto` (claim + extract); a rescue engine "
         "(used in `auto` only where Bio-Formats fails) on every file it recognises. Files an engine fails on "
-        "are left out of its row.\n\n" + table + "\n"
+        "are left out of its row.\n\n" + table + "\n\n" + plot + "\n"
     )
 
 

@@ -43,13 +43,13 @@ def footer(runs: str) -> str:
             f"marks: median; bars: min-max over {runs}")
 
 
-def _figure(title: str, runs: str) -> tuple[object, object]:
+def _figure(title: str, runs: str, height: float = 5.0, width: float = 8.0) -> tuple[object, object]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(width, height), dpi=110)
     ax.set_title(title, fontsize=11)
     fig.text(0.01, 0.01, footer(runs), fontsize=7, color="0.35", va="bottom")
     fig.subplots_adjust(bottom=0.2)
@@ -91,7 +91,7 @@ def ms_per_file(bars: Sequence[tuple[str, Spread]], name: str, title: str, runs:
     """Horizontal bars of milliseconds per file (log scale), one per (format, engine); Markdown image."""
     if not available():
         return "_(plot skipped: matplotlib is not installed — `pip install -e '.[bench]'`)_"
-    fig, ax = _figure(title, runs)
+    fig, ax = _figure(title, runs, height=max(5.0, 1.5 + 0.22 * len(bars)), width=8.0 if len(bars) < 15 else 10.0)
     labels = [label for label, _ in bars]
     med = [s[1] for _, s in bars]
     err = [[s[1] - s[0] for _, s in bars], [s[2] - s[1] for _, s in bars]]
@@ -104,5 +104,6 @@ def ms_per_file(bars: Sequence[tuple[str, Spread]], name: str, title: str, runs:
     ax.grid(True, axis="x", which="both", alpha=0.3)  # type: ignore[attr-defined]
     for y, m in zip(ys, med, strict=True):
         ax.text(m, y, f" {m:.3g}", va="center", fontsize=7)  # type: ignore[attr-defined]
-    fig.subplots_adjust(left=0.45, bottom=0.2)  # type: ignore[attr-defined]
+    fig.subplots_adjust(left=0.45 if len(bars) < 15 else 0.33, bottom=min(0.2, 0.9 / fig.get_figheight()),  # type: ignore[attr-defined]
+                        top=1 - min(0.1, 0.6 / fig.get_figheight()))  # type: ignore[attr-defined]
     return f"![{title}]({_save(fig, name)})"
