@@ -57,13 +57,22 @@ def header(quick: bool, info: dict[str, str]) -> str:
 
 
 def render(head: str, sections: dict[str, str], order: list[str]) -> str:
-    names = order + sorted(n for n in sections if n not in order)
+    names = [m for n in order for m in (n, f"{n}-full")] + sorted(n for n in sections if n not in order)
+    names = list(dict.fromkeys(names))
     parts = [head]
     for name in names:
         if name in sections:
             body = sections[name].rstrip("\n") + "\n"
             parts.append(f"<!-- bench:{name} -->\n{body}<!-- /bench:{name} -->\n")
     return "\n".join(parts)
+
+
+def section_name(name: str) -> str:
+    """The section a benchmark writes: its name, or what its module's ``section_name()`` says (the scale
+    benchmark's full-size run, ``METAEXTRACT_BENCH_FULL=1``, keeps its own section)."""
+    module = importlib.import_module(f"bench_{name}")
+    named = getattr(module, "section_name", None)
+    return str(named()) if named is not None else name
 
 
 def run_one(name: str, quick: bool) -> str:
@@ -97,10 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; available: {', '.join(names)}")
     old = args.output.read_text() if args.output.is_file() else ""
-    sections = existing_sections(old) if only else {}
+    # a whole run rewrites every section except the records of full-size runs (``*-full``), which only
+    # such a run rewrites
+    sections = {k: v for k, v in existing_sections(old).items() if only or k.endswith("-full")}
     info = machine_info()
     for name in only or names:
-        sections[name] = run_one(name, args.quick)
+        sections[section_name(name)] = run_one(name, args.quick)
     args.output.write_text(render(header(args.quick, info), sections, names))
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
