@@ -57,11 +57,12 @@ LINKS_PER_SOURCE = 50_000  # file systems cap the links to one inode (ext4: 65,0
 
 def make_links(source: Path, root: Path, n: int, per_folder: int = 1000) -> Path:
     """``n`` hard links under ``root``, in folders (wells) of ``per_folder``; every ``LINKS_PER_SOURCE``
-    links a fresh copy of ``source`` (beside it) becomes the link target."""
+    links a fresh copy of ``source`` (beside it, one set per ``root``) becomes the link target, so no inode
+    gets more links than the file system allows, whatever the sizes made."""
     target = source
     for i in range(n):
-        if i and i % LINKS_PER_SOURCE == 0:
-            target = source.with_name(f"{source.stem}-{i // LINKS_PER_SOURCE}{source.suffix}")
+        if i % LINKS_PER_SOURCE == 0:
+            target = source.with_name(f"{source.stem}-{root.name}-{i // LINKS_PER_SOURCE}{source.suffix}")
             if not target.exists():
                 shutil.copyfile(source, target)
         folder = root / f"well{i // per_folder:04d}"
