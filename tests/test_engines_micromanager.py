@@ -10,6 +10,7 @@ whole document equals the reference once those IDs are mapped back.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -254,10 +255,15 @@ _MM_TIF = _MM_TXT.replace("_metadata.txt", ".ome.tif")
 
 def _mm_folder(tmp_path: Path, corpus: Path, name: str, text: str, *, txt: str = _MM_TXT,
                folder: str | None = None) -> Path:
-    """An edited copy of the corpus metadata.txt, with the corpus TIFF linked beside it."""
+    """An edited copy of the corpus metadata.txt, with the corpus TIFF beside it (a hard link where the file
+    system allows, else a copy: a symbolic link out of the folder is not followed)."""
     where = tmp_path / (folder or name)
     where.mkdir()
-    (where / _MM_TIF).symlink_to(corpus / Path(METADATA_TXT).parent / _MM_TIF)
+    tiff = corpus / Path(METADATA_TXT).parent / _MM_TIF
+    try:
+        os.link(tiff, where / _MM_TIF)
+    except OSError:
+        shutil.copyfile(tiff, where / _MM_TIF)
     path = where / txt
     path.write_bytes(text.encode("utf-8"))
     return path

@@ -405,3 +405,13 @@ def outside_root(path: str, root: str) -> str | None:
     if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
         return None
     return f"resolves to {real}, outside the registered folder {top}; not followed"
+
+
+def in_folder(path: str, folder: str) -> bool:
+    """Whether ``path`` (a file an engine would read beside the one it was given: a companion, a sibling
+    of a group) resolves into ``folder`` itself; a link that leads anywhere else is not to be opened, so
+    that no file outside the registered folders is read because of where a link points."""
+    try:
+        return os.path.dirname(os.path.realpath(path)) == os.path.realpath(folder)
+    except (OSError, ValueError):
+        return False

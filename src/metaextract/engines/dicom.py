@@ -57,6 +57,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import sanity
 from . import _omexml as ox
 from ._notimage import why_not_an_image
 from .base import ClaimMemo, ExtractionError, UnsupportedFormatError
@@ -418,22 +419,27 @@ def _maybe_dicom(path: str, name: str) -> bool:
     return group % 2 == 0 and 0x0002 <= group <= 0x7FE0  # a plausible first tag: DicomReader may take it
 
 
-_FOLDERS: dict[str, tuple[float, list[str]]] = {}
+_FOLDERS: dict[str, tuple[float, list[str], list[str]]] = {}
 _FOLDERS_LOCK = threading.Lock()
 
 
-def _dicoms_in(folder: str) -> list[str]:
-    """The files of ``folder`` DicomReader may take (at most MAX_SIBLINGS + 2, unordered), remembered per
-    folder until its modification time changes: claiming every file of a big folder stays linear."""
+def _dicoms_in(folder: str) -> tuple[list[str], list[str]]:
+    """The files of ``folder`` DicomReader may take (at most MAX_SIBLINGS + 2, unordered), and the links
+    there that resolve outside the folder (never opened), remembered per folder until its modification
+    time changes: claiming every file of a big folder stays linear."""
     stamp = os.stat(folder).st_mtime
     with _FOLDERS_LOCK:
         known = _FOLDERS.get(folder)
     if known is not None and known[0] == stamp:
-        return known[1]
+        return known[1], known[2]
     found: list[str] = []
+    outside: list[str] = []
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.startswith(".") or not entry.is_file():
+                continue
+            if entry.is_symlink() and not sanity.in_folder(entry.path, folder):
+                outside.append(entry.name)
                 continue
             if _maybe_dicom(entry.path, entry.name):
                 found.append(entry.name)
@@ -442,8 +448,8 @@ def _dicoms_in(folder: str) -> list[str]:
     with _FOLDERS_LOCK:
         if len(_FOLDERS) >= 256:
             _FOLDERS.clear()
-        _FOLDERS[folder] = (stamp, found)
-    return found
+        _FOLDERS[folder] = (stamp, found, outside)
+    return found, outside
 
 
 def grouping_problem(path: str, ds: Any) -> str | None:
@@ -453,9 +459,11 @@ def grouping_problem(path: str, ds: Any) -> str | None:
     folder = os.path.dirname(os.path.abspath(path))
     me = os.path.basename(path)
     try:
-        candidates = _dicoms_in(folder)
+        candidates, outside = _dicoms_in(folder)
     except OSError as exc:
         return f"its folder cannot be listed ({exc.strerror or exc})"
+    if outside:
+        return f"a file beside it links outside the folder ({outside[0]}); not read"
     siblings = [n for n in candidates if n != me]
     if not siblings:
         return None

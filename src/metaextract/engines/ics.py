@@ -54,6 +54,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from .. import sanity
 from . import _omexml as ox
 from .base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
 
@@ -86,6 +87,13 @@ _UNREPRODUCED = frozenset({"history", "sensor"})
 def looks_like_ics(head: bytes) -> bool:
     """The two separator bytes followed by ``ics_version`` (the only way an ICS header may start)."""
     return len(head) > 13 and head[2:13].lower() == b"ics_version"
+
+
+def _inside(ics: str, path: str) -> None:
+    """Refuse the .ics header of an .ids when it is a link that resolves outside the folder."""
+    if ics != path and not sanity.in_folder(ics, os.path.dirname(os.path.abspath(path))):
+        raise ExtractionError(f"its header {os.path.basename(ics)} resolves outside the file's folder; refused, "
+                              "not read")
 
 
 def companion(path: str) -> tuple[str, str] | None:
@@ -382,6 +390,8 @@ class IcsEngine(ReaderEngine[Found]):
             return False
         if path == pair[0]:
             return looks_like_ics(head)
+        if not sanity.in_folder(pair[0], os.path.dirname(os.path.abspath(path))):
+            return False  # its header links outside the folder: not read
         try:
             with open(pair[0], "rb") as fh:
                 return looks_like_ics(fh.read(16))
@@ -397,6 +407,7 @@ class IcsEngine(ReaderEngine[Found]):
         if pair is None:
             raise UnsupportedFormatError("not an .ics or .ids file name")
         ics, ids = pair
+        _inside(ics, path)
         header = parse_header(ics)
         missing = not header.version_two and not os.path.isfile(ids)
         image = describe(header, strict=True)

@@ -77,7 +77,7 @@ from typing import Any
 
 from lxml import etree
 
-from .. import ome
+from .. import ome, sanity
 from . import _omexml as ox
 from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
 from .ome_files import _BITS, _DTYPES, _check_text, _Core, _Decline, _populate, _round_trip, _schema, _valid, serialise
@@ -622,6 +622,9 @@ def metadata_document(path: str) -> str:
     tiff = os.path.join(folder, files.pop())
     if os.sep in os.path.relpath(tiff, folder) or not os.path.isfile(tiff):
         raise _Decline("the TIFF the frames name is not in the folder")
+    if not sanity.in_folder(tiff, folder):
+        raise ExtractionError(f"the TIFF the frames name ({os.path.basename(tiff)}) resolves outside the file's "
+                              "folder; refused, not read")
     width, height, pixel_type, little = _tiff_core(tiff)
     count = sizes["Z"] * sizes["C"] * sizes["T"]
     with_file = {coords for coords, _ in pos.frames}

@@ -67,7 +67,7 @@ from typing import Any
 
 from lxml import etree
 
-from .. import ome
+from .. import ome, sanity
 from . import _ome_upgrade as upgrade
 from . import _omexml as ox
 from . import tiff as plain
@@ -599,7 +599,7 @@ def _sibling(folder: str, name: str | None) -> str | None:
     path = os.path.join(folder, name)
     if not os.path.isfile(path):
         return None
-    if os.path.dirname(os.path.realpath(path)) != os.path.realpath(folder):
+    if not sanity.in_folder(path, folder):
         raise ExtractionError(f"OME-XML references {name!r}, which resolves outside the file's folder; refused")
     return path
 

@@ -1,0 +1,92 @@
+"""Native engines that read a file beside the one they were given (an ICS header for its .ids, the TIFF a
+Micro-Manager metadata.txt names, the sibling DICOMs Bio-Formats would group, an OME-TIFF set) never
+follow a link out of the file's folder: the file is declined or refused, and says why."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from metaextract import sanity
+from metaextract.engines.base import ExtractionError
+from metaextract.engines.dicom import DicomEngine
+from metaextract.engines.ics import IcsEngine
+from metaextract.engines.micromanager import MicromanagerEngine
+
+MM = "micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1"
+MM_TXT = "HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0_metadata.txt"
+MM_TIF = "HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0.ome.tif"
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(4096)
+
+
+@pytest.fixture()
+def places(tmp_path: Path) -> tuple[Path, Path]:
+    inside, outside = tmp_path / "registered", tmp_path / "elsewhere"
+    inside.mkdir()
+    outside.mkdir()
+    return inside, outside
+
+
+def test_in_folder(places: tuple[Path, Path]) -> None:
+    inside, outside = places
+    (inside / "a").write_text("a")
+    (outside / "b").write_text("b")
+    os.symlink(inside / "a", inside / "to_a")
+    os.symlink(outside / "b", inside / "to_b")
+    assert sanity.in_folder(str(inside / "a"), str(inside))
+    assert sanity.in_folder(str(inside / "to_a"), str(inside))
+    assert not sanity.in_folder(str(inside / "to_b"), str(inside))
+    assert not sanity.in_folder(str(inside / ".." / "elsewhere" / "b"), str(inside))
+
+
+def test_ics_header_linked_from_outside_is_not_read(corpus: Path, places: tuple[Path, Path]) -> None:
+    inside, outside = places
+    shutil.copy(corpus / "ics" / "testim.ics", outside / "testim.ics")
+    shutil.copy(corpus / "ics" / "testim.ids", inside / "testim.ids")
+    os.symlink(outside / "testim.ics", inside / "testim.ics")
+    engine = IcsEngine()
+    ids = inside / "testim.ids"
+    assert engine.claim(str(ids), _head(ids)) == 0
+    with pytest.raises(ExtractionError, match="resolves outside the file's folder"):
+        engine.extract(str(ids))
+    # the same pair side by side in the folder is read
+    os.unlink(inside / "testim.ics")
+    shutil.copy(corpus / "ics" / "testim.ics", inside / "testim.ics")
+    assert engine.claim(str(ids), _head(ids)) > 0
+
+
+def test_micromanager_tiff_linked_from_outside_is_refused(corpus: Path, places: tuple[Path, Path]) -> None:
+    inside, outside = places
+    shutil.copy(corpus / MM / MM_TXT, inside / MM_TXT)
+    shutil.copy(corpus / MM / MM_TIF, outside / MM_TIF)
+    os.symlink(outside / MM_TIF, inside / MM_TIF)
+    engine = MicromanagerEngine()
+    txt = inside / MM_TXT
+    assert engine.claim(str(txt), _head(txt)) == 0
+    with pytest.raises(ExtractionError, match="resolves outside the file's folder"):
+        engine.extract(str(txt))
+    os.unlink(inside / MM_TIF)
+    shutil.copy(corpus / MM / MM_TIF, inside / MM_TIF)
+    assert engine.claim(str(txt), _head(txt)) > 0
+
+
+def test_dicom_sibling_linked_from_outside_is_not_read(corpus: Path, places: tuple[Path, Path]) -> None:
+    inside, outside = places
+    shutil.copy(corpus / "dicom" / "sm_image.dcm", inside / "sm_image.dcm")
+    shutil.copy(corpus / "dicom" / "boxes_1.dcm", outside / "other.dcm")
+    os.symlink(outside / "other.dcm", inside / "other.dcm")
+    engine = DicomEngine()
+    me = inside / "sm_image.dcm"
+    assert engine.claim(str(me), _head(me)) == 0
+    with pytest.raises(ExtractionError, match="links outside the folder"):
+        engine.extract(str(me))
+    os.unlink(inside / "other.dcm")
+    shutil.copy(outside / "other.dcm", inside / "other.dcm")  # the same file, really beside it
+    assert engine.claim(str(me), _head(me)) > 0
