@@ -389,8 +389,8 @@ def run(quick: bool) -> str:
     worker_rows = [[w["engine"], w["label"], w["first"].fmt(), w["rss"].fmt(digits=0, unit="MB"),
                     w["per_file"].fmt(1000, 2, "ms")] for w in workers]
     runs = f"{repeats} runs (add: 1 run; submit: 1 run)"
-    plot = plots.rate_vs_files(rates, "scale_rate", "Files per second against number of files "
-                                                    "(add, init, status, submit)", runs)
+    plot = plots.rate_vs_files(rates, "scale_rate_full" if FULL else "scale_rate",
+                               "Files per second against number of files (add, init, status, submit)", runs)
     lines = [
         "## Scale: add, init, status, submit on SQLite and PostgreSQL (bench/bench_scale.py)"
         + (" — the full-size run (`METAEXTRACT_BENCH_FULL=1`)" if FULL else ""),
