@@ -30,6 +30,8 @@ def command() -> str:
     """The command line this process runs (``python bench/run.py --quick --only plate``, ``make bench``)."""
     argv = [Path(sys.argv[0]).name if sys.argv else "run.py", *sys.argv[1:]]
     line = " ".join(["python", f"bench/{argv[0]}", *argv[1:]])
+    if os.environ.get("METAEXTRACT_BENCH_FULL", "") not in ("", "0"):
+        return f"METAEXTRACT_BENCH_FULL=1 {line}"
     return "make bench" if line == "python bench/run.py" else line
 
 
