@@ -101,13 +101,39 @@ def get(name: str) -> Engine:
     return _instances[name]
 
 
+_Candidate = tuple[str, Engine, "tuple[str, ...] | None", "bytes | None"]
+_candidates: list[_Candidate] | None = None
+
+
+def _all_candidates() -> list[_Candidate]:
+    """Every engine, in name order, with the name endings and first bytes it declares it requires."""
+    global _candidates
+    if _candidates is None:
+        found = []
+        for name in available():
+            eng = get(name)
+            found.append((name, eng, getattr(eng, "suffixes", None), getattr(eng, "magic", None)))
+        _candidates = found
+    return _candidates
+
+
 def choose(path: str, head: bytes, engine: str = "auto") -> Engine:
-    """The engine that answers for ``path``: the one named, or in ``auto`` the strongest claim."""
+    """The engine that answers for ``path``: the one named, or in ``auto`` the strongest claim.
+
+    An engine may declare ``suffixes`` (lower-case name endings) and ``magic`` (the bytes its files start
+    with): a promise that its ``claim`` is 0 for any other file, so it is not asked about those (a plate's
+    TIFFs are not offered to the CZI, ND2 or DeltaVision engines, ...).
+    """
     if engine != "auto":
         return get(engine)
+    lower = path.lower()
     best: tuple[int, str] | None = None
-    for name in available():
-        score = get(name).claim(path, head)
+    for name, eng, suffixes, magic in _all_candidates():
+        if suffixes is not None and not lower.endswith(suffixes):
+            continue
+        if magic is not None and not head.startswith(magic):
+            continue
+        score = eng.claim(path, head)
         if score > 0 and (best is None or score > best[0]):
             best = (score, name)
     return get(best[1] if best else "bioformats")
@@ -115,4 +141,6 @@ def choose(path: str, head: bytes, engine: str = "auto") -> Engine:
 
 def reset() -> None:
     """Forget engine instances (used by tests and after a fork)."""
+    global _candidates
     _instances.clear()
+    _candidates = None

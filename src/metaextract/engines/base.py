@@ -109,6 +109,10 @@ class ReaderEngine(Generic[T]):
 
     name: str
     score: int = 50  #: magic bytes plus a structural check: beats Bio-Formats' catch-all 1
+    #: the name endings (lower case) and the first bytes :meth:`wants` requires, when it does: ``auto`` then
+    #: asks this engine only about files that have them (see :func:`metaextract.engines.choose`)
+    suffixes: tuple[str, ...] | None = None
+    magic: bytes | None = None
     kind: str = "a file"  #: for messages: "{kind} of a kind this engine does not read"
     label: str = "the file"  #: for messages: "{label} cannot be read: ..."
     #: errors of a broken file that ``extract`` reports as an :class:`ExtractionError`

@@ -245,6 +245,7 @@ class SPEEngine(ReaderEngine[Spe]):
 
     name = "spe"
     score = CLAIM
+    suffixes = (".spe",)
     kind, label = "an SPE", "SPE"
 
     def wants(self, path: str, head: bytes) -> bool:
@@ -262,6 +263,8 @@ class SIFEngine(ReaderEngine[Sif]):
 
     name = "sif"
     score = CLAIM
+    suffixes = (".sif",)
+    magic = SIF_MAGIC
     kind, label = "a SIF", "SIF"
     unreadable = (OSError, ValueError, MemoryError)
 

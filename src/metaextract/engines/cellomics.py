@@ -229,6 +229,8 @@ class CellomicsEngine(ReaderEngine[C01Image]):
 
     name = NAME
     score = CLAIM
+    suffixes = (".c01",)
+    magic = MAGIC
     kind, label = "a Cellomics C01", "C01"
     unreadable = (OSError, ValueError, struct.error, MemoryError, zlib.error)
 

@@ -1076,6 +1076,8 @@ class CziEngine:
     """Single-scene CZI (flat, pyramid, plate) from its own segments; every other CZI goes to Bio-Formats."""
 
     name = NAME
+    suffixes = None
+    magic = MAGIC  #: ``claim`` is 0 for any other file
 
     def __init__(self) -> None:
         self._listings: dict[str, tuple[float, tuple[str, ...]]] = {}

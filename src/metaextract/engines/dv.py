@@ -290,6 +290,7 @@ class DvEngine(ReaderEngine[DvImage]):
 
     name = NAME
     score = CLAIM
+    suffixes = (".dv",)
     kind, label = "a DV", "DV"
     unreadable = (OSError, ValueError, struct.error, MemoryError, ZeroDivisionError)
 

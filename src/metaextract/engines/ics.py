@@ -381,6 +381,7 @@ class IcsEngine(ReaderEngine[Found]):
 
     name = NAME
     score = CLAIM
+    suffixes = (".ics", ".ids")
     kind = "an ICS file"
     label = "the ICS header"
 

@@ -450,6 +450,7 @@ class LifEngine(ReaderEngine[list[Series]]):
 
     name = NAME
     score = CLAIM
+    magic = b"\x70\x00\x00\x00"
     kind, label = "a LIF", "LIF"
 
     def wants(self, path: str, head: bytes) -> bool:

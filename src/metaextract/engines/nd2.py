@@ -395,6 +395,8 @@ class Nd2Engine:
     """ND2 of the proven kind as Bio-Formats reads it; others through ``nd2``'s OME (rescue/forced only)."""
 
     name = NAME
+    suffixes = None
+    magic = CHUNK_MAGIC  #: ``claim`` is 0 for any other file
 
     def __init__(self) -> None:
         self._memo: ClaimMemo[Proven] = ClaimMemo()

@@ -51,6 +51,7 @@ import struct
 from dataclasses import dataclass, field
 
 from . import _omexml as ox
+from ._ole import MAGIC as OLE_MAGIC
 from ._ole import (
     JavaNumberError,
     OleError,
@@ -688,6 +689,8 @@ class OibEngine(ReaderEngine[OibImage]):
 
     name = NAME
     score = CLAIM
+    suffixes = (".oib",)
+    magic = OLE_MAGIC
     kind, label = "an OIB", "OIB"
     unreadable = (OSError, ValueError, struct.error, MemoryError, ZeroDivisionError, OleError)
 

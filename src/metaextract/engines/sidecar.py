@@ -106,6 +106,8 @@ class SidecarEngine:
     """Claims the non-image files above and answers *unsupported* for them, as Bio-Formats does."""
 
     name = NAME
+    suffixes = ("ndtiff.index", "display_settings.txt", ".mlf", ".mrf")  #: ``claim`` is 0 for other names
+    magic = None
 
     def version(self) -> str:
         return f"{package_version('metaextract')}-{NAME}"

@@ -399,6 +399,7 @@ class SvsEngine(ReaderEngine[SvsImage]):
 
     name = NAME
     score = CLAIM
+    suffixes = (".svs",)
     kind, label = "an Aperio SVS", "SVS"
     unreadable = (OSError, ValueError, struct.error, MemoryError, OverflowError, _Damage)
 

@@ -49,6 +49,7 @@ import struct
 from dataclasses import dataclass, field
 
 from . import _omexml as ox
+from ._ole import MAGIC as OLE_MAGIC
 from ._ole import (
     JavaNumberError,
     OleError,
@@ -623,6 +624,8 @@ class ZviEngine(ReaderEngine[ZviImage]):
 
     name = NAME
     score = CLAIM
+    suffixes = (".zvi",)
+    magic = OLE_MAGIC
     kind, label = "a ZVI", "ZVI"
     unreadable = (OSError, ValueError, struct.error, MemoryError, OverflowError, OleError)
 
