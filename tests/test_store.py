@@ -63,3 +63,47 @@ def test_unreachable_database_is_a_clear_error() -> None:
 
     with pytest.raises(OperationalError):
         open_store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_results_written_by_the_driver_read_back_as_the_orm_writes_them(store: Store, tmp_path: Path) -> None:
+    # the submitter stores results with the driver's executemany (store.jobs._write_results); every column
+    # must come back exactly as a SQLAlchemy UPDATE of the same values stores it, on SQLite and PostgreSQL
+    from sqlalchemy import update
+
+    from metaextract.experiment import add_folder, create_experiment
+    from metaextract.result import Result
+    from metaextract.store.jobs import RESULT_COLUMNS, result_values, store_completed
+    from metaextract.store.models import image_files
+
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    results = [
+        Result(path="a", status="ok", omexml="<OME>é ü \u2603 'quote' \\ back</OME>", engine="tifffile 2026.3.3",
+               valid=True, seconds=0.00025),
+        Result(path="b", status="ok", omexml="<OME/>", engine="ome-xml 0.1.0", valid=False,
+               validation_error="cvc-complex-type: 'x'", seconds=1.5),
+        Result(path="c", status="failed", error="c: damaged or truncated TIFF", engine="bioformats", seconds=0.0),
+        Result(path="d", status="unsupported", error="d: not an image", engine="sidecar 0.1.0-sidecar"),
+    ]
+    for i in range(2 * len(results)):
+        (folder / f"f{i}.tif").write_bytes(b"II*\x00" + bytes(64))
+    create_experiment(store, "roundtrip")
+    add_folder(store, "roundtrip", folder)
+    with store.connect() as conn:
+        ids = [int(r[0]) for r in conn.execute(select(image_files.c.id).order_by(image_files.c.id))]
+    driver, orm = ids[:len(results)], ids[len(results):]
+    store_completed(store, list(zip(driver, results, strict=True)), [])
+    with store.begin() as conn:
+        for file_id, result in zip(orm, results, strict=True):
+            conn.execute(update(image_files).where(image_files.c.id == file_id).values(**result_values(result)))
+    columns = [image_files.c[c] for c in RESULT_COLUMNS]
+    with store.connect() as conn:
+        got = {int(r[0]): r[1:] for r in conn.execute(select(image_files.c.id, *columns))}
+    at = RESULT_COLUMNS.index("extracted_at")
+    for a, b, result in zip(driver, orm, results, strict=True):
+        mine, theirs = list(got[a]), list(got[b])
+        assert type(mine[at]) is type(theirs[at]) and abs((mine[at] - theirs[at]).total_seconds()) < 60
+        mine[at] = theirs[at] = None
+        assert mine == theirs, result.path
+        assert mine[RESULT_COLUMNS.index("status")] == result.status
+        assert mine[RESULT_COLUMNS.index("valid")] is result.valid

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, func, select, update
 
 from ..result import Result
 from .db import Store
@@ -173,9 +173,7 @@ def store_completed(store: Store, pairs: Iterable[tuple[int, Result]],
     """In one transaction: write ``(image_file_id, Result)`` pairs, then close the job runs ``finished``
     (``(run_id, state, exit_code, log, host)``, as for :func:`finish_job_run`)."""
     with store.begin() as conn:
-        buffer = [_row(file_id, result) for file_id, result in pairs]
-        for start in range(0, len(buffer), 1000):
-            conn.execute(_WRITE, buffer[start:start + 1000])
+        _write_results(conn, list(pairs))
         for run_id, state, exit_code, log, host in finished:
             with contextlib.suppress(LookupError):  # its job was replaced meanwhile: nothing left to close
                 _finish(conn, run_id, state, exit_code, log, host)
@@ -222,12 +220,34 @@ def result_values(result: Result) -> dict[str, Any]:
             "validation_error": result.validation_error, "extracted_at": utcnow()}
 
 
-def _row(file_id: int, result: Result) -> dict[str, Any]:
-    return {"_id": file_id, **{f"_{k}": v for k, v in result_values(result).items()}}
+_WRITES: dict[str, tuple[str, list[Any]]] = {}
 
 
-_WRITE = (update(image_files).where(image_files.c.id == bindparam("_id"))
-          .values({c: bindparam(f"_{c}") for c in RESULT_COLUMNS}))
+def _write_sql(dialect: Any) -> tuple[str, list[Any]]:
+    """The result UPDATE in the driver's own parameter style, and each column's bind processor (as
+    SQLAlchemy would apply it: datetimes as SQLite text, booleans as SQLite integers, ...)."""
+    if dialect.name not in _WRITES:
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        sets = ", ".join(f"{c} = {mark}" for c in RESULT_COLUMNS)
+        procs = [image_files.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in RESULT_COLUMNS]
+        _WRITES[dialect.name] = (f"UPDATE {image_files.name} SET {sets} WHERE id = {mark}", procs)
+    return _WRITES[dialect.name]
+
+
+def _write_results(conn: Connection, pairs: list[tuple[int, Result]]) -> None:
+    """Write ``(image_file_id, Result)`` pairs with the driver's ``executemany``: the same values and
+    conversions as an ORM-free SQLAlchemy UPDATE, without its per-row parameter processing (the submitter
+    stores every file of an experiment through here)."""
+    if not pairs:
+        return
+    sql, procs = _write_sql(conn.dialect)
+    rows = []
+    for file_id, result in pairs:
+        values = result_values(result)
+        rows.append((*(p(values[c]) if p else values[c] for c, p in zip(RESULT_COLUMNS, procs, strict=True)),
+                     file_id))
+    for start in range(0, len(rows), 1000):
+        conn.exec_driver_sql(sql, rows[start:start + 1000])
 
 
 def record_results(store: Store, pairs: Iterable[tuple[int, Result]], *, chunk: int = 200,
@@ -243,19 +263,19 @@ def record_results(store: Store, pairs: Iterable[tuple[int, Result]], *, chunk: 
         How many results of each status were written.
     """
     counts: dict[str, int] = {}
-    buffer: list[dict[str, Any]] = []
+    buffer: list[tuple[int, Result]] = []
     last = time.monotonic()
 
     def flush() -> None:
         nonlocal last
         if buffer:
             with store.begin() as conn:
-                conn.execute(_WRITE, buffer)
+                _write_results(conn, buffer)
             buffer.clear()
         last = time.monotonic()
 
     for file_id, result in pairs:
-        buffer.append(_row(file_id, result))
+        buffer.append((file_id, result))
         counts[result.status] = counts.get(result.status, 0) + 1
         if len(buffer) >= chunk or time.monotonic() - last >= max_delay:
             flush()
