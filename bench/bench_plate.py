@@ -123,7 +123,7 @@ def _floor_parts(n: int, floor_s: float, register_s: float, submit_s: float, ste
     fixed = max(0.0, submit_s - running)
     return (f"Of the end-to-end time, `add` + `init` take {register_s:.2f} s and the submit's start and end "
             f"(cluster, extraction processes, the first task, closing) about {fixed:.1f} s; once running, "
-            f"{steady:,.0f} files/s is {1e6 / steady:.0f} µs a file on 2 cores, **{(1 / steady) / (floor_s / n):.0f}x "
+            f"{steady:,.0f} files/s is {1e6 / steady:.0f} µs a file on 2 cores, **{(1 / steady) / (floor_s / n):.1f}x "
             f"the floor** by itself. A 10x figure would leave {10 * floor_s:.1f} s for all of it.")
 
 
