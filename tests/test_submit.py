@@ -160,7 +160,10 @@ def _wait_for_progress(proc: subprocess.Popen[str], minimum: int) -> list[str]:
 
 
 def test_resubmit_finishes_after_the_submitter_is_killed(db_url: str, tmp_path: Path) -> None:
-    name = make_experiment(db_url, tmp_path / "plate", 1500, batch=50)
+    # enough files that the submitter is still busy when it is killed at its first progress line (1,500 were
+    # sometimes all stored before the kill once storing got faster)
+    n = 6000
+    name = make_experiment(db_url, tmp_path / "plate", n, batch=50)
     proc = _start_submit(db_url, name)
     _wait_for_progress(proc, 50)
     os.killpg(proc.pid, signal.SIGKILL)  # the submitter and its local cluster, all at once
@@ -169,7 +172,7 @@ def test_resubmit_finishes_after_the_submitter_is_killed(db_url: str, tmp_path: 
     out = cli(db_url, name, "resubmit", "--max-jobs", "2", "--interval", "0.5")
     assert out.returncode == 0, out.stdout + out.stderr
     st = status(db_url, name)
-    assert st["files"]["ok"] == 1500 and st["files"]["pending"] == 0
+    assert st["files"]["ok"] == n and st["files"]["pending"] == 0
     stored_once(db_url)
     store = open_store(db_url)
     with store.connect() as conn:
