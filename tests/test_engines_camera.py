@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.camera import CLAIM, SIFEngine, SPEEngine
 from metaextract.ome import key_fields, normalise, parse, validate
@@ -28,11 +29,6 @@ CLAIMED = {"spe/spestack_test.spe": SPEEngine, "andor-sif/image.sif": SIFEngine,
 ZERO_S = [0.0, "s"]
 NS = {"o": "http://www.openmicroscopy.org/Schemas/OME/2016-06"}
 SIF_PIXEL = b"Pixel number65538 1 512 512 1 1 1 262144 262144\n65538 1 512 512 1 1 1 0\n"
-
-
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(4096)
 
 
 def _spe(corpus: Path, tmp_path: Path, name: str, **fields: tuple[str, int, int]) -> Path:
@@ -53,7 +49,7 @@ def _sif(corpus: Path, tmp_path: Path, name: str, old: bytes, new: bytes) -> Pat
 
 
 def _declined(engine: SPEEngine | SIFEngine, path: Path) -> str:
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError) as info:
         engine.extract(str(path))
     message = str(info.value)
@@ -70,7 +66,7 @@ def test_the_corpus_spe_and_sif_files_are_all_accounted_for(corpus: Path) -> Non
 def test_claimed_file_gives_the_reference_document(rel: str, corpus: Path, reference: Path) -> None:
     path = corpus / rel
     engine = CLAIMED[rel]()
-    assert engine.claim(str(path), _head(path)) == CLAIM
+    assert engine.claim(str(path), read_head(path)) == CLAIM
     xml = engine.extract(str(path))
     expected = (reference / f"{rel}.xml").read_text(encoding="utf-8")
     assert key_fields(xml) == key_fields(expected)
@@ -93,8 +89,8 @@ def test_sif_area_line_overrides_the_pixel_number_sizes(corpus: Path) -> None:
 
 def test_each_engine_claims_only_its_own_kind(corpus: Path) -> None:
     spe, sif = corpus / "spe" / "spestack_test.spe", corpus / "andor-sif" / "image.sif"
-    assert SIFEngine().claim(str(spe), _head(spe)) == 0
-    assert SPEEngine().claim(str(sif), _head(sif)) == 0
+    assert SIFEngine().claim(str(spe), read_head(spe)) == 0
+    assert SPEEngine().claim(str(sif), read_head(sif)) == 0
     with pytest.raises(UnsupportedFormatError):
         SIFEngine().extract(str(spe))
 
@@ -108,7 +104,7 @@ def test_spe_rois_and_float_datatype(corpus: Path, tmp_path: Path) -> None:
     struct.pack_into("<6H", data, 1524, 5, 20, 1, 6, 30, 4)
     path.write_bytes(bytes(data))
     engine = SPEEngine()
-    assert engine.claim(str(path), _head(path)) == CLAIM
+    assert engine.claim(str(path), read_head(path)) == CLAIM
     xml = engine.extract(str(path))
     assert validate(xml) == (True, None)
     root = parse(xml)
@@ -151,7 +147,7 @@ def test_spe_needs_its_suffix_and_a_whole_header(corpus: Path, tmp_path: Path) -
     data = (corpus / "spe" / "spestack_test.spe").read_bytes()
     renamed = tmp_path / "stack.dat"
     renamed.write_bytes(data)
-    assert SPEEngine().claim(str(renamed), _head(renamed)) == 0
+    assert SPEEngine().claim(str(renamed), read_head(renamed)) == 0
     short = tmp_path / "short.spe"
     short.write_bytes(data[:4099])
     assert "truncated SPE" in _declined(SPEEngine(), short)
@@ -173,10 +169,10 @@ def test_sif_needs_its_suffix_and_magic(corpus: Path, tmp_path: Path) -> None:
     data = (corpus / "andor-sif" / "image.sif").read_bytes()
     renamed = tmp_path / "image.dat"
     renamed.write_bytes(data)
-    assert SIFEngine().claim(str(renamed), _head(renamed)) == 0
+    assert SIFEngine().claim(str(renamed), read_head(renamed)) == 0
     other = tmp_path / "other.sif"
     other.write_bytes(b"Andor Technology Other File\n" + data[36:])
-    assert SIFEngine().claim(str(other), _head(other)) == 0
+    assert SIFEngine().claim(str(other), read_head(other)) == 0
     with pytest.raises(UnsupportedFormatError):
         SIFEngine().extract(str(other))
 
@@ -190,7 +186,7 @@ def test_truncated_files_give_one_line_errors_or_the_same_answer(rel: str, corpu
         path = tmp_path / Path(rel).name
         path.write_bytes(data[:cut])
         engine = CLAIMED[rel]()
-        claimed = engine.claim(str(path), _head(path))
+        claimed = engine.claim(str(path), read_head(path))
         try:
             xml = engine.extract(str(path))
         except ExtractionError as exc:
@@ -202,7 +198,7 @@ def test_truncated_files_give_one_line_errors_or_the_same_answer(rel: str, corpu
 def test_claim_and_extract_take_under_ten_ms(corpus: Path) -> None:
     for rel, factory in CLAIMED.items():
         path = corpus / rel
-        head = _head(path)
+        head = read_head(path)
         engine = factory()
         start = time.perf_counter()
         for _ in range(20):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.cellomics import CLAIM, CellomicsEngine, read_c01
 from metaextract.ome import key_fields, normalise, validate
@@ -27,11 +28,6 @@ from metaextract.ome import key_fields, normalise, validate
 from ._corpus import corpus_files
 
 REL = "cellomics-c01/iamac01file.c01"
-
-
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(4096)
 
 
 def _digest(xml: str) -> str:
@@ -60,7 +56,7 @@ def test_the_corpus_c01_files_are_all_accounted_for(corpus: Path) -> None:
 def test_the_corpus_file_is_claimed_and_equals_the_reference(corpus: Path, reference: Path) -> None:
     path = str(corpus / REL)
     engine = CellomicsEngine()
-    assert engine.claim(path, _head(corpus / REL)) == CLAIM
+    assert engine.claim(path, read_head(corpus / REL)) == CLAIM
     xml = engine.extract(path)
     expected = (reference / f"{REL}.xml").read_text(encoding="utf-8")
     assert key_fields(xml) == key_fields(expected)
@@ -81,7 +77,7 @@ def test_an_unmatched_name_is_never_grouped(corpus: Path, tmp_path: Path) -> Non
     path = _copy(corpus, tmp_path, "iamac01file.c01")
     _copy(corpus, tmp_path, "iamac01file_A01f00d1.c01")
     (tmp_path / "iamac01file.mdb").write_bytes(b"x")
-    assert CellomicsEngine().claim(str(path), _head(path)) == CLAIM
+    assert CellomicsEngine().claim(str(path), read_head(path)) == CLAIM
 
 
 #: checked live once (grouping on): name -> (other files in its folder, digest of Bio-Formats' normalised
@@ -101,7 +97,7 @@ def test_renamed_copies_give_the_document_live_bioformats_gave(corpus: Path, tmp
     for other in others:
         _copy(corpus, tmp_path, other)
     engine = CellomicsEngine()
-    assert engine.claim(str(path), _head(path)) == CLAIM
+    assert engine.claim(str(path), read_head(path)) == CLAIM
     xml = engine.extract(str(path))
     fields = key_fields(xml)
     assert fields["plates"] == [{"name": plate, "wells": [{"row": row, "column": column, "samples": ["Image:0"]}]}]
@@ -126,7 +122,7 @@ def test_synthetic_headers_give_the_document_live_bioformats_gave(tmp_path: Path
     (x, y, planes, bits, ppm), digest, pixel_type, significant, sizes, phys_x, phys_y = SYNTHETIC[name]
     path = _synthetic(tmp_path / name, x, y, planes, bits, ppm)
     engine = CellomicsEngine()
-    assert engine.claim(str(path), _head(path)) == CLAIM
+    assert engine.claim(str(path), read_head(path)) == CLAIM
     xml = engine.extract(str(path))
     pixels = key_fields(xml)["images"][0]["pixels"]
     assert (pixels["type"], pixels["significant_bits"]) == (pixel_type, significant)
@@ -153,7 +149,7 @@ def test_a_sibling_of_the_same_plate_is_declined(corpus: Path, tmp_path: Path, s
     path = _copy(corpus, tmp_path, "PLATE1_B03f02d0.c01")
     (tmp_path / sibling).write_bytes(b"x")
     engine = CellomicsEngine()
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match=reason):
         engine.extract(str(path))
 
@@ -169,7 +165,7 @@ def test_names_bioformats_fails_on_or_not_checked_are_refused(corpus: Path, tmp_
                                                              reason: str) -> None:
     path = _copy(corpus, tmp_path, name)
     engine = CellomicsEngine()
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match=reason):
         engine.extract(str(path))
 
@@ -192,12 +188,12 @@ def test_streams_bioformats_refuses_or_not_checked_are_refused(corpus: Path, tmp
     broken.write_bytes(data[:4] + data[4:6] + b"\xff" * 64 + data[70:])
     cases.append((broken, "broken"))
     for path, reason in cases:
-        assert engine.claim(str(path), _head(path)) == 0, path.name
+        assert engine.claim(str(path), read_head(path)) == 0, path.name
         with pytest.raises(ExtractionError, match=reason):
             engine.extract(str(path))
     other = tmp_path / "other.c01"
     other.write_bytes(b"II*\x00" + data[4:])
-    assert engine.claim(str(other), _head(other)) == 0
+    assert engine.claim(str(other), read_head(other)) == 0
     with pytest.raises(ExtractionError, match="first int is not 16"):
         engine.extract(str(other))
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.czi import CLAIM, CziEngine, read_document, stage_positions
 from metaextract.ome import key_fields, validate
@@ -39,11 +40,6 @@ CLAIMED = ("100x100.czi", "Al2O3_SE_020_sp.czi", "CellDivision_T3_Z5_CH2_X240_Y1
            "LSM880_AiryScan.czi")
 
 
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(4096)
-
-
 def test_the_corpus_czi_files_are_all_accounted_for(corpus: Path) -> None:
     assert sorted(p.name for p in (corpus / "czi").glob("*.czi")) == sorted(CLAIMED)
 
@@ -52,7 +48,7 @@ def test_the_corpus_czi_files_are_all_accounted_for(corpus: Path) -> None:
 def test_claimed_file_gives_the_reference_key_fields(name: str, corpus: Path, reference: Path) -> None:
     path = corpus / "czi" / name
     engine = CziEngine()
-    assert engine.claim(str(path), _head(path)) == CLAIM
+    assert engine.claim(str(path), read_head(path)) == CLAIM
     xml = engine.extract(str(path))
     expected = (reference / "czi" / f"{name}.xml").read_text(encoding="utf-8")
     assert key_fields(xml) == key_fields(expected)
@@ -79,10 +75,10 @@ def test_a_part_of_a_multi_file_czi_is_declined(corpus: Path, tmp_path: Path) ->
     main = tmp_path / "scan.czi"
     shutil.copyfile(corpus / "czi" / "100x100.czi", main)
     engine = CziEngine()
-    assert engine.claim(str(main), _head(main)) == CLAIM
+    assert engine.claim(str(main), read_head(main)) == CLAIM
     shutil.copyfile(main, tmp_path / "scan (1).czi")
-    assert CziEngine().claim(str(main), _head(main)) == 0
-    assert CziEngine().claim(str(tmp_path / "scan (1).czi"), _head(main)) == 0
+    assert CziEngine().claim(str(main), read_head(main)) == 0
+    assert CziEngine().claim(str(tmp_path / "scan (1).czi"), read_head(main)) == 0
 
 
 @pytest.mark.parametrize("keep", [16, 40, 600, 0.5, 0.9])
@@ -127,7 +123,7 @@ def test_channel_names_follow_the_display_settings_as_bioformats_does() -> None:
 
 def _extract(path: Path) -> str:
     engine = CziEngine()
-    assert engine.claim(str(path), _head(path)) == CLAIM
+    assert engine.claim(str(path), read_head(path)) == CLAIM
     return engine.extract(str(path))
 
 
@@ -288,7 +284,7 @@ def test_unchecked_scene_and_phase_variants_are_declined(name: str, edit: object
                                                          tmp_path: Path) -> None:
     path = _edit_dims(corpus / "czi" / name, tmp_path / "edited.czi", edit)
     engine = CziEngine()
-    assert engine.claim(str(path), _head(path)) == 0, why
+    assert engine.claim(str(path), read_head(path)) == 0, why
     with pytest.raises(ExtractionError, match="does not read"):
         engine.extract(str(path))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from metaextract._extract import read_head
 from metaextract.engines._omexml import jfloat
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.dv import CLAIM, DvEngine, read_dv
@@ -23,11 +24,6 @@ from metaextract.ome import key_fields, normalise, validate
 from ._corpus import corpus_files
 
 REL = "dv/toxo.dv"
-
-
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(4096)
 
 
 def _variant(corpus: Path, tmp_path: Path, name: str, patch: dict[int, bytes] | None = None,
@@ -47,7 +43,7 @@ def test_the_corpus_dv_files_are_all_accounted_for(corpus: Path) -> None:
 def test_toxo_is_claimed_and_equals_the_reference(corpus: Path, reference: Path) -> None:
     path = str(corpus / REL)
     engine = DvEngine()
-    assert engine.claim(path, _head(corpus / REL)) == CLAIM
+    assert engine.claim(path, read_head(corpus / REL)) == CLAIM
     xml = engine.extract(path)
     expected = (reference / f"{REL}.xml").read_text(encoding="utf-8")
     assert key_fields(xml) == key_fields(expected)
@@ -76,7 +72,7 @@ def test_a_companion_log_is_declined(corpus: Path, tmp_path: Path) -> None:
     shutil.copy(corpus / REL, path)
     (tmp_path / "toxo.dv.log").write_text("Objective: Olympus 60X/1.42, Plan Apo\n")
     engine = DvEngine()
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match="companion log"):
         engine.extract(str(path))
 
@@ -91,7 +87,7 @@ def test_unchecked_kinds_are_declined(corpus: Path, tmp_path: Path, name: str, p
                                       reason: str) -> None:
     path = _variant(corpus, tmp_path, name, patch)
     engine = DvEngine()
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match=reason):
         engine.extract(str(path))
 
@@ -99,11 +95,11 @@ def test_unchecked_kinds_are_declined(corpus: Path, tmp_path: Path, name: str, p
 def test_truncated_files_are_declined_or_refused(corpus: Path, tmp_path: Path) -> None:
     engine = DvEngine()
     short = _variant(corpus, tmp_path, "short.dv", cut=1024 + 128 * 128 * 2 * 20)
-    assert engine.claim(str(short), _head(short)) == 0
+    assert engine.claim(str(short), read_head(short)) == 0
     with pytest.raises(ExtractionError, match="truncated"):
         engine.extract(str(short))
     header = _variant(corpus, tmp_path, "header.dv", cut=500)
-    assert engine.claim(str(header), _head(header)) == 0
+    assert engine.claim(str(header), read_head(header)) == 0
     with pytest.raises(ExtractionError, match="truncated DV"):
         engine.extract(str(header))
 
@@ -112,10 +108,10 @@ def test_other_names_and_formats_are_not_claimed(corpus: Path, tmp_path: Path) -
     engine = DvEngine()
     renamed = tmp_path / "toxo.r3d"
     shutil.copy(corpus / REL, renamed)
-    assert engine.claim(str(renamed), _head(renamed)) == 0
+    assert engine.claim(str(renamed), read_head(renamed)) == 0
     tiff = tmp_path / "x.dv"
     tiff.write_bytes(b"II*\x00" + bytes(2000))
-    assert engine.claim(str(tiff), _head(tiff)) == 0
+    assert engine.claim(str(tiff), read_head(tiff)) == 0
     with pytest.raises(ExtractionError):
         engine.extract(str(tiff))
 
@@ -172,7 +168,7 @@ def test_an_extended_header_agrees_with_live_bioformats(corpus: Path, tmp_path: 
     path = tmp_path / "extended.dv"
     path.write_bytes(bytes(header) + block + src[1024 + old_ext:])
     engine = DvEngine()
-    assert engine.claim(str(path), _head(path)) == CLAIM
+    assert engine.claim(str(path), read_head(path)) == CLAIM
     ours, theirs = engine.extract(str(path)), engines.get("bioformats").extract(str(path))
     assert key_fields(ours) == key_fields(theirs)
     assert normalise(ours) == normalise(theirs)

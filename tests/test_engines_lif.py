@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.lif import CLAIM, LifEngine, read_series
 from metaextract.ome import key_fields, validate
@@ -27,11 +28,6 @@ from metaextract.ome import key_fields, validate
 from ._corpus import corpus_files
 
 CLAIMED = ("LeicaLASX_xz-plane_example.lif", "testdata_2channel_xz.lif")
-
-
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(4096)
 
 
 def _split(path: Path) -> tuple[str, bytes]:
@@ -65,7 +61,7 @@ def test_the_corpus_lif_files_are_all_accounted_for(corpus: Path) -> None:
 def test_claimed_file_gives_the_reference_key_fields(name: str, corpus: Path, reference: Path) -> None:
     path = corpus / "lif" / name
     engine = LifEngine()
-    assert engine.claim(str(path), _head(path)) == CLAIM
+    assert engine.claim(str(path), read_head(path)) == CLAIM
     xml = engine.extract(str(path))
     expected = (reference / "lif" / f"{name}.xml").read_text(encoding="utf-8")
     assert key_fields(xml) == key_fields(expected)
@@ -94,7 +90,7 @@ def test_stage_position_is_swapped_then_flipped(flags: tuple[str, str, str], exp
     path = _variant(corpus, tmp_path, "flip.lif", {'FlipX="0"': f'FlipX="{flip_x}"', 'FlipY="1"': f'FlipY="{flip_y}"',
                                                   'SwapXY="1"': f'SwapXY="{swap}"'})
     engine = LifEngine()
-    assert engine.claim(str(path), _head(path)) == CLAIM
+    assert engine.claim(str(path), read_head(path)) == CLAIM
     plane = key_fields(engine.extract(str(path)))["images"][0]["planes"][0]
     assert (plane["position_x"], plane["position_y"]) == ([expected[0], "m"], [expected[1], "m"])
 
@@ -125,7 +121,7 @@ def test_unsupported_features_are_not_claimed(change: dict[str, str], reason: st
                                               tmp_path: Path) -> None:
     path = _variant(corpus, tmp_path, "odd.lif", change)
     engine = LifEngine()
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match=reason):
         engine.extract(str(path))
 
@@ -163,14 +159,14 @@ def test_a_corrupt_memory_block_is_an_extraction_error(corpus: Path, tmp_path: P
     xml, rest = _split(corpus / "lif" / CLAIMED[0])
     path = tmp_path / "block.lif"
     path.write_bytes(_build(xml, b"\x71" + rest[1:]))
-    assert LifEngine().claim(str(path), _head(path)) == 0
+    assert LifEngine().claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match="0x70"):
         LifEngine().extract(str(path))
 
 
 def test_malformed_xml_is_an_extraction_error(corpus: Path, tmp_path: Path) -> None:
     path = _variant(corpus, tmp_path, "broken.lif", {"</LMSDataContainerHeader>": "</Nope>"})
-    assert LifEngine().claim(str(path), _head(path)) == 0
+    assert LifEngine().claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match="cannot be parsed"):
         LifEngine().extract(str(path))
 
@@ -181,7 +177,7 @@ def test_xml_with_a_dtd_is_refused_without_expansion(tmp_path: Path) -> None:
     path = tmp_path / "dtd.lif"
     path.write_bytes(_build(hostile, b""))
     engine = LifEngine()
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError) as caught:
         engine.extract(str(path))
     assert "passwd" not in str(caught.value) and "root:" not in str(caught.value)
@@ -203,6 +199,6 @@ def test_a_lof_file_is_not_claimed(tmp_path: Path) -> None:
     path = tmp_path / "x.lof"
     path.write_bytes(_build("LMS_Object_File", b""))
     engine = LifEngine()
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError):
         engine.extract(str(path))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from metaextract import sanity
+from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.dicom import DicomEngine
 from metaextract.engines.ics import IcsEngine
@@ -19,11 +20,6 @@ from metaextract.engines.micromanager import MicromanagerEngine
 MM = "micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1"
 MM_TXT = "HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0_metadata.txt"
 MM_TIF = "HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0.ome.tif"
-
-
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(4096)
 
 
 @pytest.fixture()
@@ -53,13 +49,13 @@ def test_ics_header_linked_from_outside_is_not_read(corpus: Path, places: tuple[
     os.symlink(outside / "testim.ics", inside / "testim.ics")
     engine = IcsEngine()
     ids = inside / "testim.ids"
-    assert engine.claim(str(ids), _head(ids)) == 0
+    assert engine.claim(str(ids), read_head(ids)) == 0
     with pytest.raises(ExtractionError, match="resolves outside the file's folder"):
         engine.extract(str(ids))
     # the same pair side by side in the folder is read
     os.unlink(inside / "testim.ics")
     shutil.copy(corpus / "ics" / "testim.ics", inside / "testim.ics")
-    assert engine.claim(str(ids), _head(ids)) > 0
+    assert engine.claim(str(ids), read_head(ids)) > 0
 
 
 def test_micromanager_tiff_linked_from_outside_is_refused(corpus: Path, places: tuple[Path, Path]) -> None:
@@ -69,12 +65,12 @@ def test_micromanager_tiff_linked_from_outside_is_refused(corpus: Path, places: 
     os.symlink(outside / MM_TIF, inside / MM_TIF)
     engine = MicromanagerEngine()
     txt = inside / MM_TXT
-    assert engine.claim(str(txt), _head(txt)) == 0
+    assert engine.claim(str(txt), read_head(txt)) == 0
     with pytest.raises(ExtractionError, match="resolves outside the file's folder"):
         engine.extract(str(txt))
     os.unlink(inside / MM_TIF)
     shutil.copy(corpus / MM / MM_TIF, inside / MM_TIF)
-    assert engine.claim(str(txt), _head(txt)) > 0
+    assert engine.claim(str(txt), read_head(txt)) > 0
 
 
 def test_dicom_sibling_linked_from_outside_is_not_read(corpus: Path, places: tuple[Path, Path]) -> None:
@@ -84,9 +80,9 @@ def test_dicom_sibling_linked_from_outside_is_not_read(corpus: Path, places: tup
     os.symlink(outside / "other.dcm", inside / "other.dcm")
     engine = DicomEngine()
     me = inside / "sm_image.dcm"
-    assert engine.claim(str(me), _head(me)) == 0
+    assert engine.claim(str(me), read_head(me)) == 0
     with pytest.raises(ExtractionError, match="links outside the folder"):
         engine.extract(str(me))
     os.unlink(inside / "other.dcm")
     shutil.copy(outside / "other.dcm", inside / "other.dcm")  # the same file, really beside it
-    assert engine.claim(str(me), _head(me)) > 0
+    assert engine.claim(str(me), read_head(me)) > 0

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.oib import CLAIM, OibEngine, parse_ini, read_oib
 from metaextract.ome import key_fields, normalise, validate
@@ -109,11 +110,6 @@ def written(corpus: Path, tmp_path: Path) -> dict[str, Path]:
             "c2z2t2": write_oib(corpus, tmp_path / "c2z2t2.oib", c=2, z=2, t=2)}
 
 
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(4096)
-
-
 def _nth(corpus: Path, table: str, text: str) -> int:
     """How many times ``text`` occurs in the .oif before the ``[table]`` header."""
     from metaextract.engines._ole import OleFile
@@ -130,7 +126,7 @@ def test_the_corpus_oib_files_are_all_accounted_for(corpus: Path) -> None:
 def test_test_oib_is_claimed_and_equals_the_reference(corpus: Path, reference: Path) -> None:
     path = str(corpus / REL)
     engine = OibEngine()
-    assert engine.claim(path, _head(corpus / REL)) == CLAIM
+    assert engine.claim(path, read_head(corpus / REL)) == CLAIM
     xml = engine.extract(path)
     expected = (reference / f"{REL}.xml").read_text(encoding="utf-8")
     assert key_fields(xml) == key_fields(expected)
@@ -177,7 +173,7 @@ def test_unchecked_kinds_are_declined(corpus: Path, tmp_path: Path, stream: str,
         nth = _nth(corpus, "GUI Channel 2 Parameters", old)
     patch_stream(path, name, utf16(old), utf16(new), nth)
     engine = OibEngine()
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match=reason):
         engine.extract(str(path))
 
@@ -188,7 +184,7 @@ def test_truncated_copies_are_refused(corpus: Path, tmp_path: Path) -> None:
     for cut in (300, 4096 * 200, len(data) - 4096 * 3):
         path = tmp_path / f"cut{cut}.oib"
         path.write_bytes(data[:cut])
-        assert engine.claim(str(path), _head(path)) == 0
+        assert engine.claim(str(path), read_head(path)) == 0
         with pytest.raises(ExtractionError, match="OIB cannot be read"):
             engine.extract(str(path))
 
@@ -196,14 +192,14 @@ def test_truncated_copies_are_refused(corpus: Path, tmp_path: Path) -> None:
 def test_other_names_and_formats_are_not_claimed(corpus: Path, tmp_path: Path) -> None:
     engine = OibEngine()
     renamed = copy_of(corpus, REL, tmp_path, "test.oif")
-    assert engine.claim(str(renamed), _head(renamed)) == 0
+    assert engine.claim(str(renamed), read_head(renamed)) == 0
     zvi = copy_of(corpus, "zeiss-zvi/BlockSize4096.zvi", tmp_path, "zvi.oib")
-    assert engine.claim(str(zvi), _head(zvi)) == 0
+    assert engine.claim(str(zvi), read_head(zvi)) == 0
     with pytest.raises(ExtractionError, match="no OibInfo.txt"):
         engine.extract(str(zvi))
     tiff = tmp_path / "x.oib"
     tiff.write_bytes(b"II*\x00" + bytes(2000))
-    assert engine.claim(str(tiff), _head(tiff)) == 0
+    assert engine.claim(str(tiff), read_head(tiff)) == 0
     with pytest.raises(ExtractionError, match="no OLE2 signature"):
         engine.extract(str(tiff))
 
@@ -252,7 +248,7 @@ def test_an_edited_copy_reads_as_bioformats_read_it(corpus: Path, tmp_path: Path
     """Pinned from live Bio-Formats 7.3.1 on this very copy (checked live, see the slow test below)."""
     path = _edited(corpus, tmp_path)
     engine = OibEngine()
-    assert engine.claim(str(path), _head(path)) == CLAIM
+    assert engine.claim(str(path), read_head(path)) == CLAIM
     xml = engine.extract(str(path))
     assert validate(xml, remember=False) == (True, None)
     fields = key_fields(xml)
@@ -271,7 +267,7 @@ def test_written_oibs_read_as_bioformats_read_them(corpus: Path, tmp_path: Path)
     engine = OibEngine()
     fields = {}
     for name, path in written(corpus, tmp_path).items():
-        assert engine.claim(str(path), _head(path)) == CLAIM, name
+        assert engine.claim(str(path), read_head(path)) == CLAIM, name
         xml = engine.extract(str(path))
         assert validate(xml, remember=False) == (True, None), name
         fields[name] = key_fields(xml)["images"][0]
@@ -308,7 +304,7 @@ def test_a_missing_plane_tiff_is_declined(corpus: Path, tmp_path: Path) -> None:
     path = write_oib(corpus, tmp_path / "c1z2.oib", c=1, z=2)
     patch_stream(path, "OibInfo.txt", utf16("s_C001Z002.tif"), utf16("s_C001Z002.tix"))
     engine = OibEngine()
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match="plane TIFF .* is not in the file"):
         engine.extract(str(path))
 
@@ -327,4 +323,4 @@ def test_a_copy_with_a_companion_name_is_still_one_file(corpus: Path, tmp_path: 
     """An OIB is a single file (Bio-Formats never groups it): files beside it change nothing."""
     path = copy_of(corpus, REL, tmp_path)
     shutil.copy(corpus / REL, tmp_path / "test.oif")
-    assert OibEngine().claim(str(path), _head(path)) == CLAIM
+    assert OibEngine().claim(str(path), read_head(path)) == CLAIM

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from metaextract._extract import extract_file
+from metaextract._extract import extract_file, read_head
 from metaextract.engines.base import UnsupportedFormatError
 from metaextract.engines.sidecar import CLAIM, SidecarEngine, kind_of
 
@@ -30,20 +30,15 @@ CLAIMED = {
 }
 
 
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(4096)
-
-
 def test_claims_exactly_the_corpus_files_bioformats_does_not_recognise(corpus: Path, reference: Path) -> None:
     engine = SidecarEngine()
-    claimed = {rel: kind_of(str(corpus / rel), _head(corpus / rel)) for rel in corpus_files(corpus)}
+    claimed = {rel: kind_of(str(corpus / rel), read_head(corpus / rel)) for rel in corpus_files(corpus)}
     assert {rel: kind for rel, kind in claimed.items() if kind} == CLAIMED
     rows = {row["path"]: row for row in reference_rows(reference)}
     for rel in CLAIMED:
         assert rows[rel]["showinf_exit"] == "1"
         assert "UnknownFormatException" in rows[rel]["stderr_head"]
-        assert engine.claim(str(corpus / rel), _head(corpus / rel)) == CLAIM
+        assert engine.claim(str(corpus / rel), read_head(corpus / rel)) == CLAIM
 
 
 @pytest.mark.parametrize("rel", sorted(CLAIMED))
@@ -65,7 +60,7 @@ def test_copies_alone_are_unknown_to_live_bioformats_too(corpus: Path, tmp_path:
         live = extract_file(str(alone), "bioformats")
         assert live.status == "unsupported", (rel, live.error)
         assert "does not recognise" in (live.error or "")
-        assert kind_of(str(alone), _head(alone)) == CLAIMED[rel]
+        assert kind_of(str(alone), read_head(alone)) == CLAIMED[rel]
 
 
 def test_same_names_with_other_content_are_not_claimed(corpus: Path, tmp_path: Path) -> None:
@@ -73,7 +68,7 @@ def test_same_names_with_other_content_are_not_claimed(corpus: Path, tmp_path: P
     for name in ("NDTiff.index", "display_settings.txt", "a.mlf", "b.mrf"):
         fake = tmp_path / name
         shutil.copy(tiff, fake)
-        assert kind_of(str(fake), _head(fake)) is None
+        assert kind_of(str(fake), read_head(fake)) is None
     (tmp_path / "display_settings.txt").write_text("1 2 3\n4 5 6\n")  # numbers: a text image's business
     (tmp_path / "c.mlf").write_text('<?xml version="1.0"?><MeasurementData xmlns="urn:other"/>')
     (tmp_path / "d.mrf").write_text('<?xml version="1.0"?><bts:MeasurementData xmlns:bts='
@@ -83,17 +78,17 @@ def test_same_names_with_other_content_are_not_claimed(corpus: Path, tmp_path: P
     (tmp_path / "sub" / "NDTiff.index").write_bytes(b"\xff\xff\xff\x7f" + broken[4:])
     for path in (tmp_path / "display_settings.txt", tmp_path / "c.mlf", tmp_path / "d.mrf",
                  tmp_path / "sub" / "NDTiff.index"):
-        assert kind_of(str(path), _head(path)) is None, path
+        assert kind_of(str(path), read_head(path)) is None, path
     (tmp_path / "e.mlf").write_text('<?xml version="1.0" encoding="utf-8"?>\n<!-- x -->\n<MeasurementData '
                                     'xmlns="http://www.yokogawa.co.jp/BTS/BTSSchema/1.0" Version="1.0"/>')
-    assert kind_of(str(tmp_path / "e.mlf"), _head(tmp_path / "e.mlf")) == "cv-measurement-data"
+    assert kind_of(str(tmp_path / "e.mlf"), read_head(tmp_path / "e.mlf")) == "cv-measurement-data"
 
 
 def test_deeply_nested_json_is_not_claimed_and_does_not_raise(tmp_path: Path) -> None:
     deep = "{" + '"a":[' * 50_000 + "]" * 50_000 + "}"
     settings = tmp_path / "display_settings.txt"
     settings.write_text(deep)
-    assert kind_of(str(settings), _head(settings)) is None
+    assert kind_of(str(settings), read_head(settings)) is None
     axes = ('{"a":' + "[" * 2000 + "]" * 2000 + "}").encode()
     index = tmp_path / "sub" / "NDTiff.index"
     index.parent.mkdir()

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.svs import CLAIM, SvsEngine, java_split, read_svs
 from metaextract.ome import key_fields, normalise, parse, validate
@@ -33,11 +34,6 @@ NS = {"o": "http://www.openmicroscopy.org/Schemas/OME/2016-06"}
 HDR = "Aperio Image Library v11.2.1 \r\n"
 BASE = "46000x32914 [0,100 46000x32914] (256x256) JPEG/RGB Q=30"
 META = "|AppMag = 40|StripeWidth = 2040|MPP = 0.2520|Date = 05/17/21|Time = 13:45:01|Left = 10.5|Top = 3.25"
-
-
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(4096)
 
 
 def _write(path: Path, pages: list[dict[str, Any]], **writer: Any) -> Path:
@@ -207,7 +203,7 @@ def test_the_corpus_svs_files_are_all_accounted_for(corpus: Path) -> None:
 def test_small_svs_is_claimed_and_equals_the_reference(corpus: Path, reference: Path) -> None:
     path = str(corpus / REL)
     engine = SvsEngine()
-    assert engine.claim(path, _head(corpus / REL)) == CLAIM
+    assert engine.claim(path, read_head(corpus / REL)) == CLAIM
     xml = engine.extract(path)
     expected = (reference / f"{REL}.xml").read_text(encoding="utf-8")
     assert key_fields(xml) == key_fields(expected)
@@ -229,7 +225,7 @@ def test_synthetic_files_give_the_document_live_bioformats_gave(tmp_path: Path, 
     make, digest, images = LIVE[variant]
     path = make(tmp_path)
     engine = SvsEngine()
-    assert engine.claim(str(path), _head(path)) == CLAIM
+    assert engine.claim(str(path), read_head(path)) == CLAIM
     xml = engine.extract(str(path))
     assert _summary(xml) == images
     assert _digest(xml) == digest
@@ -269,7 +265,7 @@ def test_unchecked_kinds_are_declined(tmp_path: Path, name: str, first: str, ext
                                       reason: str) -> None:
     path = _variant(tmp_path, name, first, **extra)
     engine = SvsEngine()
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match=reason):
         engine.extract(str(path))
 
@@ -283,7 +279,7 @@ def test_odd_structures_are_declined(tmp_path: Path) -> None:
         {"shape": (32, 32, 3), "tile": (16, 16), "desc": HDR + BASE + "|MPP = 2", "subfile": None}])
     with tifffile.TiffFile(nosub) as tf:
         assert 254 not in tf.pages[0].tags
-    assert engine.claim(str(nosub), _head(nosub)) == 0
+    assert engine.claim(str(nosub), read_head(nosub)) == 0
     with pytest.raises(ExtractionError, match="outside the pyramid|not the last"):
         engine.extract(str(nosub))
     single = _write(tmp_path / "single.svs", [{"shape": (16, 16, 3), "tile": (16, 16), "desc": HDR + "x|MPP = 1"}])
@@ -296,7 +292,7 @@ def test_odd_structures_are_declined(tmp_path: Path) -> None:
         engine.extract(str(mixed))
     plain = _write(tmp_path / "plain.svs", [{"shape": (16, 16), "tile": (16, 16), "desc": "hello"},
                                             {"shape": (8, 8), "desc": "x"}])
-    assert engine.claim(str(plain), _head(plain)) == 0
+    assert engine.claim(str(plain), read_head(plain)) == 0
     with pytest.raises(ExtractionError, match="not an Aperio SVS"):
         engine.extract(str(plain))
 
@@ -305,14 +301,14 @@ def test_other_names_and_damage_are_refused(corpus: Path, tmp_path: Path) -> Non
     engine = SvsEngine()
     renamed = tmp_path / "small.tif"
     shutil.copy(corpus / REL, renamed)
-    assert engine.claim(str(renamed), _head(renamed)) == 0
+    assert engine.claim(str(renamed), read_head(renamed)) == 0
     with pytest.raises(ExtractionError, match="not named .svs"):
         engine.extract(str(renamed))
     data = (corpus / REL).read_bytes()
     for at in (1600, int(len(data) * 0.9)):  # in IFD 1 (at 1590); in IFD 1's JPEG tables
         cut = tmp_path / f"cut{at}.svs"
         cut.write_bytes(data[:at])
-        assert engine.claim(str(cut), _head(cut)) == 0
+        assert engine.claim(str(cut), read_head(cut)) == 0
         with pytest.raises(ExtractionError, match="damaged SVS"):
             engine.extract(str(cut))
     empty = tmp_path / "empty.svs"

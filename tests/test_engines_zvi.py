@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from metaextract._extract import read_head
 from metaextract.engines._ole import OleFile
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.zvi import CLAIM, ZviEngine, image_number, iso_ms, read_tags, read_zvi, timestamp_millis
@@ -101,11 +102,6 @@ def written(tmp_path: Path) -> dict[str, Path]:
     }
 
 
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(4096)
-
-
 def _int_tag(value: int, tag: int) -> bytes:
     return struct.pack("<hi", 3, value) + b"\x03\x00" + struct.pack("<i", tag)
 
@@ -117,7 +113,7 @@ def test_the_corpus_zvi_files_are_all_accounted_for(corpus: Path) -> None:
 def test_blocksize4096_is_claimed_and_equals_the_reference(corpus: Path, reference: Path) -> None:
     path = str(corpus / REL)
     engine = ZviEngine()
-    assert engine.claim(path, _head(corpus / REL)) == CLAIM
+    assert engine.claim(path, read_head(corpus / REL)) == CLAIM
     xml = engine.extract(path)
     expected = (reference / f"{REL}.xml").read_text(encoding="utf-8")
     assert key_fields(xml) == key_fields(expected)
@@ -174,7 +170,7 @@ def test_unchecked_kinds_are_declined(corpus: Path, tmp_path: Path, stream: str,
         old, new = data[14:18], data[14:16] + struct.pack("<h", 1)
     patch_stream(path, stream, old, new, nth)
     engine = ZviEngine()
-    assert engine.claim(str(path), _head(path)) == 0
+    assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match=reason):
         engine.extract(str(path))
 
@@ -183,12 +179,12 @@ def test_plane_data_and_extra_tag_streams_are_declined(corpus: Path, tmp_path: P
     engine = ZviEngine()
     planes = copy_of(corpus, REL, tmp_path, "planes.zvi")
     _resize(planes, "Image/Contents", 2000)  # an image header with plane data after it
-    assert engine.claim(str(planes), _head(planes)) == 0
+    assert engine.claim(str(planes), read_head(planes)) == 0
     with pytest.raises(ExtractionError, match="plane data"):
         engine.extract(str(planes))
     two = copy_of(corpus, REL, tmp_path, "two.zvi")
     rename_entry(two, "Shapes", "Tags")  # Image/Layers/Item(0)/Tags/Contents: a second item tag stream
-    assert engine.claim(str(two), _head(two)) == 0
+    assert engine.claim(str(two), read_head(two)) == 0
     with pytest.raises(ExtractionError, match="two tag streams for one item"):
         engine.extract(str(two))
     bad = copy_of(corpus, REL, tmp_path, "bad.zvi")
@@ -203,7 +199,7 @@ def test_truncated_copies_are_refused(corpus: Path, tmp_path: Path) -> None:
     for cut in (300, 4096 * 3, len(data) - 4096 * 2):
         path = tmp_path / f"cut{cut}.zvi"
         path.write_bytes(data[:cut])
-        assert engine.claim(str(path), _head(path)) == 0
+        assert engine.claim(str(path), read_head(path)) == 0
         with pytest.raises(ExtractionError, match="ZVI cannot be read"):
             engine.extract(str(path))
 
@@ -211,14 +207,14 @@ def test_truncated_copies_are_refused(corpus: Path, tmp_path: Path) -> None:
 def test_other_names_and_formats_are_not_claimed(corpus: Path, tmp_path: Path) -> None:
     engine = ZviEngine()
     renamed = copy_of(corpus, REL, tmp_path, "x.oib")
-    assert engine.claim(str(renamed), _head(renamed)) == 0
+    assert engine.claim(str(renamed), read_head(renamed)) == 0
     oib = copy_of(corpus, "olympus-oib/test.oib", tmp_path, "oib.zvi")
-    assert engine.claim(str(oib), _head(oib)) == 0
+    assert engine.claim(str(oib), read_head(oib)) == 0
     with pytest.raises(ExtractionError, match="no Image storage"):
         engine.extract(str(oib))
     tiff = tmp_path / "x.zvi"
     tiff.write_bytes(b"II*\x00" + bytes(2000))
-    assert engine.claim(str(tiff), _head(tiff)) == 0
+    assert engine.claim(str(tiff), read_head(tiff)) == 0
     with pytest.raises(ExtractionError, match="no OLE2 signature"):
         engine.extract(str(tiff))
 
@@ -252,7 +248,7 @@ def test_written_zvis_read_as_bioformats_read_them(tmp_path: Path) -> None:
     engine = ZviEngine()
     fields = {}
     for name, path in files.items():
-        assert engine.claim(str(path), _head(path)) == CLAIM, name
+        assert engine.claim(str(path), read_head(path)) == CLAIM, name
         xml = engine.extract(str(path))
         assert validate(xml, remember=False) == (True, None), name
         fields[name] = key_fields(xml)["images"][0]
@@ -285,7 +281,7 @@ def test_written_kinds_not_checked_are_declined(tmp_path: Path) -> None:
                                   extra=lambda n, z, c, t: [(v_text("Ada Lovelace"), 1801)]),
     }
     for reason, path in cases.items():
-        assert engine.claim(str(path), _head(path)) == 0, reason
+        assert engine.claim(str(path), read_head(path)) == 0, reason
         with pytest.raises(ExtractionError, match=reason):
             engine.extract(str(path))
 
@@ -308,7 +304,7 @@ def test_edited_copies_read_as_bioformats_read_them(corpus: Path, tmp_path: Path
     """Pinned from live Bio-Formats 7.3.1 on these very copies (checked live, see the slow test below)."""
     first, second = _edited(corpus, tmp_path)
     engine = ZviEngine()
-    assert engine.claim(str(first), _head(first)) == CLAIM
+    assert engine.claim(str(first), read_head(first)) == CLAIM
     xml = engine.extract(str(first))
     assert validate(xml, remember=False) == (True, None)
     image = key_fields(xml)["images"][0]

@@ -54,7 +54,8 @@ def _precheck(path: str) -> str | None:
     return None
 
 
-def read_head(path: str, size: int = engines.HEAD_BYTES) -> bytes:
+def read_head(path: str | os.PathLike[str], size: int = engines.HEAD_BYTES) -> bytes:
+    """The first ``size`` bytes of ``path`` (what an engine's ``claim`` is given)."""
     with open(path, "rb") as fh:
         return fh.read(size)
 

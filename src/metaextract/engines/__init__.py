@@ -101,7 +101,7 @@ def get(name: str) -> Engine:
     return _instances[name]
 
 
-_Candidate = tuple[str, Engine, "tuple[str, ...] | None", "bytes | None"]
+_Candidate = tuple[str, Engine, tuple[str, ...] | None, bytes | None]
 _candidates: list[_Candidate] | None = None
 
 
