@@ -223,7 +223,7 @@ def step_main(argv: list[str]) -> None:
         elif name == "record":
             out["files"] = _record(store, experiment, Path(kw["xml"]).read_text())
         elif name == "submit":
-            from metaextract.executors.dask import SubmitOptions, submit
+            from metaextract.executors.submission import SubmitOptions, submit
 
             cpu0 = _cpu()
             out["exit"] = submit(store, experiment, SubmitOptions(max_jobs=kw.get("workers", 2), interval=3600.0),

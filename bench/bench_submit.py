@@ -61,7 +61,7 @@ def _time_run(url: str, name: str, jobs: int) -> float:
 
 
 def _time_submit(url: str, name: str) -> float:
-    from metaextract.executors.dask import SubmitOptions, submit
+    from metaextract.executors.submission import SubmitOptions, submit
     from metaextract.store import open_store
 
     store = open_store(url)

@@ -1,4 +1,5 @@
-"""`submit` / `resubmit` on real Dask processes: local cluster, an external scheduler with workers, faults."""
+"""`submit` / `resubmit` for real: here (extraction processes of the submitter), on a Dask LocalCluster, on an
+external Dask scheduler with workers; faults."""
 
 from __future__ import annotations
 
@@ -66,15 +67,18 @@ def stored_once(db_url: str) -> None:
     assert running == 0
 
 
-def test_submit_local_cluster_default(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("cluster", ["local", "dask"])
+def test_submit_here_and_on_a_dask_local_cluster(cluster: str, db_url: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METAEXTRACT_JAVA_HEAP_MB", "128")  # the big XML then fails fast (OOM)
     folder = tmp_path / "plate"
     folder.mkdir()
     big_omexml(folder / "zz_big.ome.xml")
     name = make_experiment(db_url, folder, 119, batch=20)
-    out = cli(db_url, name, "submit", "--max-jobs", "2", "--interval", "0.2", "--depth", "2")
+    args = ["--cluster", "dask"] if cluster == "dask" else []  # local is the default
+    out = cli(db_url, name, "submit", *args, "--max-jobs", "2", "--interval", "0.2", "--depth", "2")
     assert out.returncode == 1, out.stdout + out.stderr  # one file failed
-    assert "Dask dashboard: http" in out.stdout
+    assert ("Dask dashboard: http" in out.stdout) == (cluster == "dask"), out.stdout
     assert "jobs 6/6 done" in out.stdout
     assert "job     6" in out.stdout  # depth 2 rows
     st = status(db_url, name)
@@ -82,7 +86,25 @@ def test_submit_local_cluster_default(db_url: str, tmp_path: Path, monkeypatch: 
     assert all(j["state"] == "done" for j in st["jobs"])
     log = cli(db_url, name, "log", "--job", "6").stdout
     assert "zz_big.ome.xml" in log and "OutOfMemoryError" in log
+    assert "job 6: 19 ok, 1 failed" in log, log
+    assert ("extraction processes of the submitter" in log) == (cluster == "local"), log
     stored_once(db_url)
+
+
+def test_a_killed_local_submitter_leaves_no_extraction_process_behind(sqlite_url: str, tmp_path: Path) -> None:
+    name = make_experiment(sqlite_url, tmp_path / "plate", 3000, batch=50)
+    proc = _start_submit(sqlite_url, name)  # --max-jobs 1
+    _wait_for_progress(proc, 1)
+    children = psutil.Process(proc.pid).children()
+    assert len(children) == 1, children  # one extraction process per --max-jobs, and no Dask
+    proc.kill()  # the submitter alone, not its process group
+    proc.wait()
+    gone, alive = psutil.wait_procs(children, timeout=60)
+    assert not alive, alive  # each saw its socket close and left
+    out = cli(sqlite_url, name, "resubmit", "--interval", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert status(sqlite_url, name)["files"]["ok"] == 3000
+    stored_once(sqlite_url)
 
 
 @pytest.fixture

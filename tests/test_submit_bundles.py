@@ -1,4 +1,5 @@
-"""`submit` sends whole jobs together in one Dask task when jobs are small; each job keeps its own run."""
+"""`submit` on a Dask LocalCluster sends whole jobs together in one Dask task when jobs are small; each job keeps
+its own run."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def test_small_jobs_share_tasks_and_each_job_is_closed(sqlite_url: str, tmp_path
     store = open_store(sqlite_url)
     lines: list[str] = []
     try:
-        code = submit(store, name, SubmitOptions(max_jobs=2, interval=60, timeout=60), echo=lines.append)
+        opts = SubmitOptions(cluster="dask", max_jobs=2, interval=60, timeout=60)
+        code = submit(store, name, opts, echo=lines.append)
         with store.connect() as conn:
             states = [r.state for r in conn.execute(select(jobs.c.state).where(jobs.c.phase == "run"))]
             runs = conn.execute(select(jobs.c.number, job_runs.c.log, job_runs.c.state)

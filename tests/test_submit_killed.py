@@ -105,7 +105,8 @@ def test_a_file_that_kills_its_dask_worker_fails_alone(sqlite_url: str, tmp_path
     try:
         # the LocalCluster's scheduler runs in this process and reads this when it starts
         with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-            code = submit(store, name, SubmitOptions(max_jobs=2, interval=0.5, timeout=60), echo=lines.append)
+            opts = SubmitOptions(cluster="dask", max_jobs=2, interval=0.5, timeout=60)
+            code = submit(store, name, opts, echo=lines.append)
         watchdog.cancel()
         with store.connect() as conn:
             files = {Path(r.location).name: r for r in conn.execute(

@@ -365,13 +365,15 @@ class ExtractionPool:
         """Extract every path; an item may be ``(path, root)`` so a path resolving outside its registered
         folder ``root`` is refused. Yields Results (``Result.path`` as given) in completion order."""
         for item in self.map_dicts(paths):
-            yield item if isinstance(item, Result) else Result.from_dict(item)
+            if item is not None:
+                yield item if isinstance(item, Result) else Result.from_dict(item)
 
-    def map_dicts(self, paths: Iterable[str | os.PathLike[str] | tuple[str, str]]
-                  ) -> Iterator[dict[str, Any] | Result]:
+    def map_dicts(self, paths: Iterable[str | os.PathLike[str] | tuple[str, str]], *, ticks: bool = False
+                  ) -> Iterator[dict[str, Any] | Result | None]:
         """:meth:`map`, yielding each result read by a process as the dict it sent (``Result.to_dict``
         form, ``rss_mb`` set), so a relay (the Dask task) need not build a Result; the pool's own
-        verdicts (timeouts, deaths) come as Results."""
+        verdicts (timeouts, deaths) come as Results. With ``ticks``, ``None`` comes too after every wait
+        (at most a second apart), so a caller hears from the pool even while every file is slow."""
         pending: deque[tuple[int, str, str | None]] = deque()
         source = iter(paths)
         exhausted = False
@@ -420,6 +422,8 @@ class ExtractionPool:
                         w.conn.send(chunk)
                     refill()
             yield from self._wait_once()
+            if ticks:
+                yield None
 
     def _depth(self) -> int:
         """How many files a process should have in hand, from the mean time a file takes."""

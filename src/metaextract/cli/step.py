@@ -69,7 +69,9 @@ def submission_options(fn: F) -> F:
     """``--cores --memory --duration --queue --timeout`` with MetaextractSubmissionArguments' defaults."""
     for opt in reversed([
         click.option("--cores", type=int, default=_SUB.cores, show_default=True, help="CPU cores per job."),
-        click.option("--memory", type=int, default=_SUB.memory, show_default=True, help="Memory per job, MB."),
+        click.option("--memory", type=int, default=_SUB.memory, show_default=True,
+                     help="Memory per job, MB (submit: per SLURM job; given explicitly, also each Dask "
+                          "worker's limit, or, with --cluster local, each extraction process's Java heap)."),
         click.option("--duration", default=_SUB.duration, show_default=True, help="Wall time, [D-]HH:MM:SS."),
         click.option("--queue", default=_SUB.queue, help="Queue or partition (cluster schedulers)."),
         click.option("--timeout", type=float, default=_SUB.timeout, show_default=True,

@@ -1,4 +1,5 @@
-"""``metaextract EXP submit`` and ``resubmit``: the step's jobs on Dask (local cluster, scheduler, SLURM)."""
+"""``metaextract EXP submit`` and ``resubmit``: the step's jobs here (no Dask) or on Dask (a local cluster,
+a scheduler, SLURM)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ def dask_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="1: totals; 2: also one row per job."),
         click.option("--scheduler", default=None, metavar="ADDRESS",
                      help="Use an existing Dask scheduler (tcp://HOST:PORT); its workers must see the files."),
-        click.option("--cluster", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
-                     help="A local Dask cluster (one worker process per core), or SLURM jobs through "
-                          "dask-jobqueue (--cores/--memory/--duration/--queue per SLURM job)."),
+        click.option("--cluster", type=click.Choice(["local", "dask", "slurm"]), default="local",
+                     show_default=True,
+                     help="local: extraction processes of this command, one per core, no Dask; dask: a Dask "
+                          "LocalCluster (one worker process per core, with a dashboard); slurm: SLURM jobs "
+                          "through dask-jobqueue (--cores/--memory/--duration/--queue per SLURM job)."),
         click.option("--max-jobs", type=click.IntRange(min=1), default=None,
-                     help="At most this many SLURM jobs (SLURM) or worker processes (local; default: all cores)."),
+                     help="At most this many SLURM jobs (slurm) or processes (local, dask; default: one per "
+                          "core)."),
         click.option("--engine", default="auto", show_default=True, help="auto, bioformats or an engine name."),
     ]
     for opt in reversed(opts):
@@ -33,7 +37,7 @@ def dask_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
-    from ..executors.dask import SubmitOptions, submit
+    from ..executors.submission import SubmitOptions, submit
     from ..experiment import NotFoundError
     from ..store import open_store
     from ..store.jobs import JobBusyError
@@ -62,7 +66,7 @@ def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
 @dask_options
 @click.pass_context
 def submit_cmd(ctx: click.Context, /, **kw: Any) -> None:
-    """Run every job that is not done on Dask and monitor it (local cluster by default)."""
+    """Run every job that is not done and monitor it (here, in one process per core, by default)."""
     _go(ctx, "submit", **kw)
 
 

@@ -1,4 +1,4 @@
-"""Run an experiment's jobs on Dask: a local cluster, an existing scheduler, or SLURM (dask-jobqueue).
+"""Run an experiment's jobs on Dask: a Dask LocalCluster, an existing scheduler, or SLURM (dask-jobqueue).
 
 Jobs travel as Dask tasks (:func:`run_batch`), whole jobs put together up to 1,000 files a task while
 every worker still gets several tasks (a task costs the scheduler, client and worker ~10 ms of CPU); a
@@ -10,9 +10,7 @@ Faults: a worker lost mid-job → Dask runs the task again elsewhere (results ar
 nothing is stored twice); a job whose tasks keep killing workers (``KilledWorker``) is split into one
 task per file, and a file whose own task is given up too (Dask also gives up the tasks that were merely
 queued on a dying worker) is read once more alone, in an extraction process of the submitter, whose
-verdict is recorded; Ctrl-C / SIGTERM cancel
-the futures and mark the jobs cancelled (exit 130); after ``kill -9`` of the submitter, ``resubmit``
-takes the orphaned jobs over.
+verdict is recorded. Interruptions and ``kill -9`` of the submitter: see :mod:`.submission`.
 """
 
 from __future__ import annotations
@@ -20,57 +18,28 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import select
 
-from ..experiment import resolve
 from ..result import Result
 from ..store import Store
-from ..store.jobs import (
-    begin_job_runs,
-    begin_submission,
-    finish_job_run,
-    finish_submission,
-    jobs_files,
-    store_completed,
-)
-from ..store.models import image_files, jobs
+from ..store.jobs import begin_job_runs, jobs_files, store_completed
+from ..store.models import image_files
+from .submission import CLAIM_CHUNK, EXIT_INTERRUPTED, Flight, SubmitOptions, submit
 from .task import run_batch
 
-EXIT_INTERRUPTED = 130
-CLAIM_CHUNK = 100  # jobs claimed (and their files listed) per transaction before they are sent
+__all__ = ["EXIT_INTERRUPTED", "SubmitOptions", "dask_client", "run_on_dask", "slurm_cluster", "submit"]
+
 STORE_CHUNK = 32  # finished tasks stored per transaction at most
 BUNDLE_FILES = 1000  # whole jobs are sent together in one Dask task up to this many files ...
 TASKS_PER_WORKER = 4  # ... as long as each worker still gets this many tasks
 
 
-# -- options and cluster -------------------------------------------------------------------------------
-@dataclass
-class SubmitOptions:
-    """What ``submit``/``resubmit`` were asked for (stored with the submission)."""
-
-    cores: int = 1  # per SLURM job
-    memory: int = 4096  # MB per SLURM job (and per local worker when given explicitly)
-    duration: str = "06:00:00"
-    queue: str | None = None
-    interval: float = 10.0
-    depth: int = 1
-    scheduler: str | None = None
-    cluster: str = "local"
-    max_jobs: int | None = None
-    engine: str = "auto"
-    timeout: float = 120.0
-    mode: str = "submit"  # submit | resubmit | resubmit-all
-    explicit: list[str] = field(default_factory=list)  # options the user gave (not defaults)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
+# -- cluster ---------------------------------------------------------------------------------------------
 def slurm_cluster(opts: SubmitOptions) -> Any:
     """dask-jobqueue's SLURMCluster with our options as each SLURM job's cores, memory and walltime.
 
@@ -103,14 +72,14 @@ def dask_client(opts: SubmitOptions) -> Iterator[Any]:
         cluster = slurm_cluster(opts)
         cluster.scale(jobs=opts.max_jobs or 1)
         client = Client(cluster)
-    elif opts.cluster == "local":
+    elif opts.cluster == "dask":
         n = opts.max_jobs or os.cpu_count() or 1
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                memory_limit=f"{opts.memory}MB" if "memory" in opts.explicit else "auto",
                                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         client = Client(cluster)
     else:
-        raise ValueError(f"unknown cluster {opts.cluster!r}: use local or slurm, or --scheduler ADDRESS")
+        raise ValueError(f"unknown Dask cluster {opts.cluster!r}: use dask or slurm, or --scheduler ADDRESS")
     try:
         yield client
     finally:
@@ -122,73 +91,18 @@ def dask_client(opts: SubmitOptions) -> Iterator[Any]:
 
 
 # -- the submitter --------------------------------------------------------------------------------------
-@dataclass(eq=False)
-class _Flight:
-    job_id: int
-    number: int
-    run_id: int
-    log: list[str] = field(default_factory=list)
-    open_tasks: int = 0
-    ok: int = 0
-    failed: int = 0
-    host: str | None = None
+_Part = tuple[Flight, list[tuple[int, str, str]]]  # a job and its files, in a Dask task
 
 
-_Part = tuple[_Flight, list[tuple[int, str, str]]]  # a job and its files, in a Dask task
-
-
-def _select_jobs(store: Store, experiment_id: int, mode: str) -> list[tuple[int, int]]:
-    q = select(jobs.c.id, jobs.c.number).where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
-    if mode == "submit":
-        q = q.where(jobs.c.state != "done")
-    elif mode == "resubmit":
-        bad = exists().where(and_(image_files.c.job_id == jobs.c.id, image_files.c.status != "ok"))
-        q = q.where(or_(jobs.c.state != "done", bad))
-    with store.connect() as conn:
-        return [(int(r.id), int(r.number)) for r in conn.execute(q.order_by(jobs.c.number)).all()]
-
-
-class _Interrupted(Exception):
-    pass
-
-
-def submit(store: Store, experiment: int | str, opts: SubmitOptions,
-           echo: Callable[[str], None] = print) -> int:
-    """Run the experiment's jobs on Dask and store every result; returns the exit code.
-
-    0 when every file of the submitted jobs is ok, 1 when any failed, 130 when interrupted.
-
-    Raises
-    ------
-    JobBusyError
-        When another submission of this experiment is running.
-    """
+def run_on_dask(store: Store, experiment_id: int, selected: list[tuple[int, int]], sub_id: int,
+                opts: SubmitOptions, by_job: dict[int, Flight], echo: Callable[[str], None]) -> None:
+    """Claim the ``selected`` jobs, send them as Dask tasks, store each task's results as it finishes and
+    report progress until every job is closed. Each claimed job goes into ``by_job`` (the caller cancels
+    the open ones when interrupted)."""
     from .monitor import Monitor
 
-    with store.connect() as conn:
-        exp = resolve(conn, experiment)
-    selected = _select_jobs(store, exp.id, opts.mode)
-    if not selected:
-        with store.connect() as conn:
-            any_jobs = conn.execute(select(jobs.c.id).where(jobs.c.experiment_id == exp.id,
-                                                             jobs.c.phase == "run").limit(1)).first()
-        echo("nothing to submit: " + ("every job is done" if any_jobs else
-                                      f"no run jobs; run `metaextract {exp.name} init` first"))
-        return 0 if any_jobs else 1
-    sub_id = begin_submission(store, exp.id, asdict(opts))
-    echo(f"submission {sub_id}: {len(selected)} job(s) of experiment {exp.name!r}")
     tasks: dict[str, list[_Part]] = {}
-    by_job: dict[int, _Flight] = {}
-    state = "failed"
     stop_pump = threading.Event()
-    previous = signal.getsignal(signal.SIGTERM)
-    in_main = threading.current_thread() is threading.main_thread()
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise _Interrupted()
-
-    if in_main:
-        signal.signal(signal.SIGTERM, on_term)
     try:
         with dask_client(opts) as client:
             if client.dashboard_link:
@@ -217,7 +131,7 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
                     if job_id in refused:
                         echo(f"skipping job {number}: {refused[job_id]}")
                         continue
-                    fl = _Flight(job_id, number, runs[job_id])
+                    fl = Flight(job_id, number, runs[job_id])
                     by_job[job_id] = fl
                     bundle.append((fl, listed.get(job_id, [])))
                     if sum(len(files) for _, files in bundle) >= size:
@@ -225,7 +139,7 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
                         bundle = []
             if bundle:
                 send(bundle)
-            monitor = Monitor(store, exp.id, [fl.job_id for fl in by_job.values()], opts.depth, echo)
+            monitor = Monitor(store, experiment_id, [fl.job_id for fl in by_job.values()], opts.depth, echo)
             done_q: queue.Queue[Any] = queue.Queue()
 
             def pump() -> None:
@@ -256,24 +170,8 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
                     monitor.report()
                     next_report = time.monotonic() + opts.interval
             monitor.close()
-        failed = sum(fl.failed for fl in by_job.values())
-        state = "done"
-        echo(f"submission {sub_id} done: {sum(fl.ok for fl in by_job.values())} file(s) ok, {failed} failed")
-        return 1 if failed else 0
-    except (KeyboardInterrupt, _Interrupted):
-        state = "cancelled"
-        for fl in by_job.values():
-            if fl.open_tasks:
-                with contextlib.suppress(Exception):
-                    finish_job_run(store, fl.run_id, "cancelled", EXIT_INTERRUPTED,
-                                   "\n".join([*fl.log, "cancelled: the submitter was interrupted"]))
-        echo(f"submission {sub_id} cancelled; `metaextract {exp.name} resubmit` finishes the work")
-        return EXIT_INTERRUPTED
     finally:
         stop_pump.set()
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
-        finish_submission(store, sub_id, state)
 
 
 def _bundle_size(client: Any, store: Store, job_ids: list[int], opts: SubmitOptions) -> int:
@@ -304,7 +202,7 @@ def _handle(client: Any, store: Store, done: list[Any], tasks: dict[str, list[_P
 
     pairs: list[tuple[int, Result]] = []
     finished: list[tuple[int, str, int | None, str, str | None]] = []
-    touched: list[_Flight] = []
+    touched: list[Flight] = []
     for fut in done:
         if fut.key not in tasks:
             continue

@@ -38,6 +38,8 @@ def run_batch(job_id: int, files: list[tuple[int, str, str]], engine: str = "aut
         ids.setdefault(path, []).append(fid)
     results = []
     for r in pool.map_dicts([(p, root) for _, p, root in files]):
+        if r is None:
+            continue
         data = r.to_dict() if isinstance(r, Result) else r
         results.append((ids[data["path"]].pop(0), data))
     try:
