@@ -107,3 +107,57 @@ def test_results_written_by_the_driver_read_back_as_the_orm_writes_them(store: S
         assert mine == theirs, result.path
         assert mine[RESULT_COLUMNS.index("status")] == result.status
         assert mine[RESULT_COLUMNS.index("valid")] is result.valid
+
+
+def test_jobs_are_claimed_and_closed_in_batches_as_one_by_one(store: Store, tmp_path: Path) -> None:
+    # the submitters claim (begin_job_runs) and close (store_completed) many jobs in a few statements; the
+    # jobs they cannot take the common way still get the per-job rules: a live holder refuses, a dead
+    # holder's job is taken over, a job that does not exist is refused
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy import update
+
+    from metaextract.experiment import add_folder, create_experiment
+    from metaextract.step import MetadataExtractor, MetaextractBatchArguments
+    from metaextract.store.jobs import begin_job_runs, store_completed, this_host
+    from metaextract.store.models import job_runs, jobs
+
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"f{i}.tif").write_bytes(b"II*\x00" + bytes(64))
+    create_experiment(store, "claims")
+    add_folder(store, "claims", folder)
+    with MetadataExtractor("claims", db=store) as ex:
+        ex.init(MetaextractBatchArguments(batch_size=1))
+    with store.connect() as conn:
+        ids = [int(r[0]) for r in conn.execute(select(jobs.c.id).where(jobs.c.phase == "run").order_by(jobs.c.id))]
+    assert len(ids) == 6
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    with store.begin() as conn:  # job 2: held by a live process; job 3: by one that is gone
+        conn.execute(update(jobs).where(jobs.c.id == ids[1]).values(state="running", host=this_host(), pid=1))
+        conn.execute(update(jobs).where(jobs.c.id == ids[2])
+                     .values(state="running", host=this_host(), pid=int(dead.stdout)))
+    first, refused = begin_job_runs(store, [ids[0], ids[1], ids[2], ids[3], 10**9], submission_id=None)
+    assert list(first) == [ids[0], ids[2], ids[3]]  # in the order asked
+    assert set(refused) == {ids[1], 10**9}
+    assert "already running" in refused[ids[1]] and "does not exist" in refused[10**9]
+    store_completed(store, [], [(first[ids[0]], "done", 0, "log 1", "node-a"),
+                                (first[ids[2]], "done", 1, "log 3", None),
+                                (10**9, "done", 0, "a run that is gone", None)])
+    again, refused = begin_job_runs(store, [ids[0], ids[3]])
+    assert set(again) == {ids[0]} and ids[3] in refused  # job 4 is still held, by this process
+    with store.connect() as conn:
+        state = dict(conn.execute(select(jobs.c.id, jobs.c.state)).all())
+        runs = {int(r.id): r for r in conn.execute(select(job_runs))}
+    assert state[ids[0]] == "running" and state[ids[2]] == "done" and state[ids[3]] == "running"
+    assert state[ids[1]] == "running" and state[ids[4]] == state[ids[5]] == "pending"
+    closed = runs[first[ids[0]]]
+    assert (closed.state, closed.exit_code, closed.log, closed.host) == ("done", 0, "log 1", "node-a")
+    assert closed.attempt == 1
+    kept = runs[first[ids[2]]]
+    assert (kept.state, kept.exit_code, kept.host) == ("done", 1, this_host())  # host None keeps the run's own
+    assert runs[again[ids[0]]].attempt == 2 and runs[again[ids[0]]].pid == os.getpid()

@@ -336,6 +336,13 @@ class ExtractionPool:
         self._workers.append(w)
         return w
 
+    def start(self) -> ExtractionPool:
+        """Start every process now (they import their engines while the caller prepares the files)
+        instead of as the first files arrive."""
+        while len(self._workers) < self.size:
+            self._spawn()
+        return self
+
     def _discard(self, w: _Worker, *, kill: bool) -> None:
         if kill and w.proc.is_alive():
             w.proc.kill()

@@ -127,7 +127,7 @@ def run_here(store: Store, experiment_id: int, selected: list[tuple[int, int]], 
     shown = [job_id for job_id, _ in selected]
     monitor = Monitor(store, experiment_id, shown, opts.depth, echo)
     try:
-        with ExtractionPool(workers, engine=opts.engine, timeout=opts.timeout, heap_mb=heap) as pool:
+        with ExtractionPool(workers, engine=opts.engine, timeout=opts.timeout, heap_mb=heap).start() as pool:
             next_report = time.monotonic() + opts.interval
             for item in pool.map_dicts(run.files(selected, shown), ticks=True):
                 if item is not None:

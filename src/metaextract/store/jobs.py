@@ -6,7 +6,6 @@ a process killed at any point leaves finished files stored, the rest pending, an
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
@@ -117,13 +116,31 @@ def begin_job_runs(store: Store, job_ids: Iterable[int], *, submission_id: int |
     runs: dict[int, int] = {}
     refused: dict[int, str] = {}
     host, pid = this_host(), os.getpid()
+    ids = list(dict.fromkeys(job_ids))
     with store.begin() as conn:
-        for job_id in job_ids:
-            try:
-                runs[job_id] = _begin(conn, job_id, host, pid, submission_id)
-            except (JobBusyError, LookupError) as exc:  # nothing was written for it
-                refused[job_id] = str(exc)
-    return runs, refused
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            now = utcnow()
+            # the common case in three statements: every job that is not running is taken at once ...
+            taken = {int(r[0]) for r in conn.execute(
+                update(jobs).where(jobs.c.id.in_(part), jobs.c.state != "running")
+                .values(state="running", host=host, pid=pid, updated=now).returning(jobs.c.id))}
+            attempts = dict(conn.execute(select(job_runs.c.job_id, func.max(job_runs.c.attempt))
+                                         .where(job_runs.c.job_id.in_(sorted(taken))).group_by(job_runs.c.job_id)).all())
+            rows = [{"job_id": j, "submission_id": submission_id, "attempt": int(attempts.get(j) or 0) + 1,
+                     "host": host, "pid": pid, "started": now, "state": "running"} for j in part if j in taken]
+            if rows:
+                made = conn.execute(job_runs.insert().returning(job_runs.c.id, job_runs.c.job_id,
+                                                                sort_by_parameter_order=True), rows).all()
+                runs.update({int(r.job_id): int(r.id) for r in made})
+            for job_id in part:  # ... the others one by one: running elsewhere, held by a dead process, gone
+                if job_id in taken:
+                    continue
+                try:
+                    runs[job_id] = _begin(conn, job_id, host, pid, submission_id)
+                except (JobBusyError, LookupError) as exc:  # nothing was written for it
+                    refused[job_id] = str(exc)
+    return {j: runs[j] for j in ids if j in runs}, refused
 
 
 def _begin(conn: Connection, job_id: int, host: str, pid: int, submission_id: int | None) -> int:
@@ -174,9 +191,32 @@ def store_completed(store: Store, pairs: Iterable[tuple[int, Result]],
     (``(run_id, state, exit_code, log, host)``, as for :func:`finish_job_run`)."""
     with store.begin() as conn:
         _write_results(conn, list(pairs))
-        for run_id, state, exit_code, log, host in finished:
-            with contextlib.suppress(LookupError):  # its job was replaced meanwhile: nothing left to close
-                _finish(conn, run_id, state, exit_code, log, host)
+        _finish_many(conn, list(finished))
+
+
+def _finish_many(conn: Connection, finished: list[tuple[int, str, int | None, str, str | None]]) -> None:
+    """:func:`_finish` for many runs in a few statements; a run that no longer exists (its job was
+    replaced meanwhile) is skipped."""
+    if not finished:
+        return
+    from sqlalchemy import bindparam
+
+    now = utcnow()
+    for start in range(0, len(finished), 500):
+        part = finished[start:start + 500]
+        owners = dict(conn.execute(select(job_runs.c.id, job_runs.c.job_id)
+                                   .where(job_runs.c.id.in_([f[0] for f in part]))).all())
+        part = [f for f in part if f[0] in owners]
+        if not part:
+            continue
+        conn.execute(update(job_runs).where(job_runs.c.id == bindparam("run_id"))
+                     .values(state=bindparam("new_state"), exit_code=bindparam("code"), log=bindparam("text"),
+                             ended=now, host=func.coalesce(bindparam("new_host"), job_runs.c.host)),
+                     [{"run_id": r, "new_state": st, "code": code, "text": log, "new_host": host}
+                      for r, st, code, log, host in part])
+        conn.execute(update(jobs).where(jobs.c.id == bindparam("job"), jobs.c.state == "running")
+                     .values(state=bindparam("new_state"), host=None, pid=None, updated=now),
+                     [{"job": owners[r], "new_state": st} for r, st, _code, _log, _host in part])
 
 
 def job_files(store: Store, job_id: int) -> list[tuple[int, str, str]]:
