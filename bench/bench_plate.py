@@ -105,9 +105,15 @@ def end_to_end(tmp: Path, folders: list[Path], n: int, repeats: int) -> dict[str
             if i == repeats - 1:
                 sub = run_step("submit", url, "plate")
                 size = os.path.getsize(url.removeprefix("sqlite:///"))
-    if sub["exit"] != 0 or sub["files"]["ok"] != n:
-        raise RuntimeError(f"submit: exit {sub['exit']}, {sub['files']}")
-    return {"add": adds, "init": inits, "status": statuses, "submit": sub, "db_bytes": size}
+    with database("sqlite", tmp) as url:  # the same plate through a Dask LocalCluster, for comparison
+        run_step("create", url, "plate")
+        run_step("add", url, "plate", folders=[str(f) for f in folders])
+        run_step("init", url, "plate")
+        dask = run_step("submit", url, "plate", cluster="dask")
+    for how, s in (("submit", sub), ("submit --cluster dask", dask)):
+        if s["exit"] != 0 or s["files"]["ok"] != n:
+            raise RuntimeError(f"{how}: exit {s['exit']}, {s['files']}")
+    return {"add": adds, "init": inits, "status": statuses, "submit": sub, "dask": dask, "db_bytes": size}
 
 
 def _t(steps: list[dict[str, Any]]) -> Timing:
@@ -122,7 +128,7 @@ def _floor_parts(n: int, floor_s: float, register_s: float, submit_s: float, ste
     running = n / steady
     fixed = max(0.0, submit_s - running)
     return (f"Of the end-to-end time, `add` + `init` take {register_s:.2f} s and the submit's start and end "
-            f"(cluster, extraction processes, the first task, closing) about {fixed:.1f} s; once running, "
+            f"(extraction processes starting, the first write, closing) about {fixed:.1f} s; once running, "
             f"{steady:,.0f} files/s is {1e6 / steady:.0f} µs a file on 2 cores, **{(1 / steady) / (floor_s / n):.1f}x "
             f"the floor** by itself. A 10x figure would leave {10 * floor_s:.1f} s for all of it.")
 
@@ -151,7 +157,7 @@ def run(quick: bool) -> str:
     seed_ok = sum(1 for code, out in seed_out.values() if code == 0 and "<OME" in out)
     seed_per = seed_s / len(sample)
     add, init, status = _t(e2e["add"]), _t(e2e["init"]), _t(e2e["status"])
-    sub = e2e["submit"]
+    sub, dask = e2e["submit"], e2e["dask"]
     ours = add.median + init.median + sub["seconds"]
     speedup = seed_per * n / ours
     vs_floor = (ours / n) / (floor.median / n)
@@ -161,11 +167,14 @@ def run(quick: bool) -> str:
         ["`init` (batches of 100)", init.fmt(), f"{n / init.median:,.0f}", f"{init.median / n * 1e6:.0f} µs",
          f"{max(s['maxrss_mb'] for s in e2e['init']):.0f} MB"],
         ["`status`", status.fmt(3), "-", "-", f"{max(s['maxrss_mb'] for s in e2e['status']):.0f} MB"],
-        ["`submit` (LocalCluster, 2 workers, engine auto; 1 run)", f"{sub['seconds']:.2f} s",
+        ["`submit` (here: 2 extraction processes, engine auto; 1 run)", f"{sub['seconds']:.2f} s",
          f"{n / sub['seconds']:,.0f} (steady {sub['steady_rate'] or 0:,.0f})", f"{sub['seconds'] / n * 1e3:.2f} ms",
          f"{sub['maxrss_mb']:.0f} MB" + (" ✓" if sub["maxrss_mb"] < TARGET_RSS_MB else " ✗")],
         ["**metaextract end to end** (add + init + submit)", f"**{ours:.1f} s**", f"{n / ours:,.0f}",
          f"**{ours / n * 1e3:.2f} ms**", ""],
+        ["for comparison: `submit --cluster dask` (a Dask LocalCluster of 2 workers; 1 run)",
+         f"{dask['seconds']:.2f} s", f"{n / dask['seconds']:,.0f} (steady {dask['steady_rate'] or 0:,.0f})",
+         f"{dask['seconds'] / n * 1e3:.2f} ms", f"{dask['maxrss_mb']:.0f} MB"],
         [f"seed: one `ImageInfo` JVM per file, 2 at a time, on {len(sample)} random files", f"{seed_s:.1f} s",
          f"{len(sample) / seed_s:.2f}", f"{seed_per * 1e3:.0f} ms", ""],
         [f"seed scaled to {n:,} files (per-file time × files)", f"{seed_per * n:,.0f} s "
@@ -193,9 +202,11 @@ def run(quick: bool) -> str:
         f"{n // 2:,} CellVoyager-like (`CV-plate`, plain TIFF), {SITES} sites × {CHANNELS} channels per well "
         f"(written in {written:.0f} s, so in the page cache for every way below). `experiment add` of both "
         f"folders, `init` and `status` ran {repeats} times on fresh SQLite databases, each step in a fresh "
-        "process (peak RSS = its `VmHWM`); `submit` once on the last (Dask LocalCluster of 2 workers, "
-        "engine auto: the tifffile engine claims every file; end to end includes the cluster start and the "
-        "extraction processes' JVM starts). The seed ran on a random sample of "
+        "process (peak RSS = its `VmHWM`); `submit` once on the last (the default `--cluster local`: 2 "
+        "extraction processes of the submitter, engine auto: the tifffile engine claims every file; end to "
+        "end includes their start; no JVM starts, since no file needs Bio-Formats), and once on another "
+        "fresh database through a Dask LocalCluster (`--cluster dask`) for comparison. The seed ran on a "
+        "random sample of "
         f"{len(sample)} of the same files (`random.Random(0)`) and is **scaled** to the plate by its per-file "
         f"time; it read {seed_ok} / {len(sample)} of them. Database after submit: "
         f"{e2e['db_bytes'] / n:,.0f} bytes per file (SQLite, with the OME-XML).",
@@ -216,17 +227,23 @@ def run(quick: bool) -> str:
         plot,
         "",
         "What bounds these figures. The seed: a JVM start and Bio-Formats' class loading for every file "
-        "(about a second of CPU each), two at a time. metaextract end to end: a fixed start (Dask cluster, "
-        "one extraction process per worker; no JVM and no tifffile import, since no file needs them) and "
-        "then CPU on 2 cores: in the extraction processes, one read of each small file shared by the sanity "
-        "checks and a small TIFF header reader of our own (tifffile only where it stands aside), the "
-        "OME-XML built and validated (the schema is asked once per document shape), files sent to each "
-        "process in chunks and results sent back in batches (one message per 25 ms of work); in the Dask "
-        f"workers, the results passed on; in the submitter, "
-        f"the scheduler and the database writes. CPU used by the submit: {sub.get('cpu_submitter', 0):.1f} s "
-        f"in the submitter (with the local scheduler), {sub.get('cpu_workers', 0):.1f} s in the Dask workers "
-        f"and their extraction processes, against {sub['seconds']:.1f} s of wall time on 2 cores. The I/O "
-        "floor: three system calls and one SQLite row per file, all from the page cache.",
+        "(about a second of CPU each), two at a time. metaextract end to end: `add` and `init` in one "
+        "process each (a scan reading each file's first 4 KiB, batched inserts; one set-based `UPDATE`), then "
+        "`submit`: a short fixed start (2 extraction processes importing their engines, ~0.2 s of CPU each; "
+        "no JVM and no tifffile import, since no file needs them) and then CPU on 2 cores. In the extraction "
+        "processes: one read of each small file shared by the sanity checks and a small TIFF header reader "
+        "of our own, the OME-XML built and validated (the schema is asked once per document shape), files "
+        "sent in chunks and results sent back in batches (one message per 25 ms of work); in the submitter: "
+        "claiming jobs a hundred at a time and writing results in transactions of up to 2,000 (or every "
+        f"0.5 s). CPU used by the submit: {sub.get('cpu_submitter', 0):.1f} s in the submitter, "
+        f"{sub.get('cpu_workers', 0):.1f} s in the extraction processes, against {sub['seconds']:.1f} s of "
+        "wall time on 2 cores: the machine is CPU-bound, and the extraction's 0.1–0.17 ms of Python per file "
+        "(measured stage by stage on these files: path checks and the read ~15 µs, the TIFF walk and "
+        "sanity checks 20–30 µs, the claim 35–70 µs, the XML written and validated 30–45 µs) is what stands "
+        "between this and the floor. Through Dask the same files cost "
+        f"{dask['seconds']:.1f} s: a cluster start, a Dask worker relaying every result, a scheduler in the "
+        "submitter — the price of spreading over machines, not worth paying on one. The I/O floor: three "
+        "system calls and one SQLite row per file, all from the page cache.",
         "",
     ]
     return "\n".join(lines)

@@ -190,8 +190,8 @@ def peak_rss_mb() -> float:
 
 
 def _cpu() -> tuple[float, float]:
-    """CPU seconds of this process (the submitter, with the local Dask scheduler) and of its waited-for
-    descendants (the Dask workers and their extraction processes, once the cluster has closed)."""
+    """CPU seconds of this process (the submitter; with ``--cluster dask`` also the Dask scheduler) and of its
+    waited-for descendants (the extraction processes; with Dask, the Dask workers too, once closed)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
 
@@ -226,7 +226,8 @@ def step_main(argv: list[str]) -> None:
             from metaextract.executors.submission import SubmitOptions, submit
 
             cpu0 = _cpu()
-            out["exit"] = submit(store, experiment, SubmitOptions(max_jobs=kw.get("workers", 2), interval=3600.0),
+            opts = SubmitOptions(max_jobs=kw.get("workers", 2), interval=3600.0, cluster=kw.get("cluster", "local"))
+            out["exit"] = submit(store, experiment, opts,
                                  echo=lambda s: None)
         else:
             raise SystemExit(f"unknown step {name}")
@@ -414,11 +415,11 @@ def run(quick: bool) -> str:
         md_table(["database", "files", "per file after init", "per file with OME-XML", "record_results",
                   "peak RSS"], size_rows),
         "",
-        f"`submit` (LocalCluster, 2 workers, engine auto: the tifffile engine claims these files; batches of "
-        f"100) at {' and '.join(f'{n:,}' for n in submit_sizes)} files"
+        f"`submit` (here, `--cluster local`: 2 extraction processes of the submitter, engine auto: the tifffile "
+        f"engine claims these files; batches of 100) at {' and '.join(f'{n:,}' for n in submit_sizes)} files"
         + ("" if FULL else " (10,000 and 100,000 with `METAEXTRACT_BENCH_FULL=1`)") + ": end to end includes "
-        "the cluster start and the extraction processes' JVM starts; *steady* is files per second from "
-        "the first stored job to the last. Peak RSS is the submitter's own (target < 1 GB).",
+        "the extraction processes' start; *steady* is files per second from the first stored result to the "
+        "last. Peak RSS is the submitter's own (target < 1 GB).",
         "",
         md_table(["database", "files", "submit", "files/s end to end", "files/s steady", "submitter peak RSS"],
                  submit_rows),
@@ -449,10 +450,11 @@ def run(quick: bool) -> str:
         "leaves a dead tuple (hence its larger size per file after init until a vacuum). `status`: "
         "`GROUP BY` counts over `image_files`, a scan of the experiment's rows. Size per file: the relative "
         "name and the absolute path (both stored) plus the unique index on (acquisition, name); the "
-        "OME-XML adds its own length. `submit`: a fixed start (LocalCluster ~1.5 s, each worker's "
-        "extraction process ~0.3 s; a JVM only when Bio-Formats gets a file) that dominates small N — hence "
-        "end to end rising with N — then the extraction processes' CPU (~0.3–0.6 ms per file, files in "
-        "chunks and results in batches), on 2 cores shared with the Dask workers and the submitter.",
+        "OME-XML adds its own length. `submit`: a fixed start (each extraction process ~0.2 s of imports; a "
+        "JVM only when Bio-Formats gets a file) that weighs on small N — hence end to end rising with N — "
+        "then the extraction processes' CPU (~0.15 ms per file, files in chunks and results in batches), on "
+        "2 cores shared with the submitter, which claims the jobs and writes the results (on PostgreSQL each "
+        "written row also costs the server's CPU, on the same 2 cores).",
         "",
     ]
     return "\n".join(lines)
