@@ -1,6 +1,7 @@
-"""Native engines that read a file beside the one they were given (an ICS header for its .ids, the TIFF a
+"""Engines that read a file beside the one they were given (an ICS header for its .ids, the TIFF a
 Micro-Manager metadata.txt names, the sibling DICOMs Bio-Formats would group, an OME-TIFF set) never
-follow a link out of the file's folder: the file is declined or refused, and says why."""
+follow a link out of the file's folder: a native engine declines or refuses the file and says why;
+Bio-Formats is not shown such a link at all, so it reads the file without it or fails and says why."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from metaextract import sanity
-from metaextract._extract import read_head
+from metaextract._extract import extract_file, read_head
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.dicom import DicomEngine
 from metaextract.engines.ics import IcsEngine
 from metaextract.engines.micromanager import MicromanagerEngine
+
+from .test_hostile import OpenWatch
 
 MM = "micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1"
 MM_TXT = "HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0_metadata.txt"
@@ -86,3 +89,43 @@ def test_dicom_sibling_linked_from_outside_is_not_read(corpus: Path, places: tup
     os.unlink(inside / "other.dcm")
     shutil.copy(outside / "other.dcm", inside / "other.dcm")  # the same file, really beside it
     assert engine.claim(str(me), read_head(me)) > 0
+
+
+@pytest.mark.parametrize("engine", ["bioformats", "auto"])
+def test_bioformats_is_not_shown_a_link_out_of_the_folder(engine: str, corpus: Path,
+                                                           places: tuple[Path, Path]) -> None:
+    inside, outside = places
+    shutil.copy(corpus / "ics" / "testim.ics", outside / "testim.ics")
+    shutil.copy(corpus / "ics" / "testim.ids", inside / "testim.ids")
+    os.symlink(outside / "testim.ics", inside / "testim.ics")
+    ids = str(inside / "testim.ids")
+    watch = OpenWatch(outside)
+    try:
+        r = extract_file(ids, engine, root=str(inside))
+        assert watch.events() == b""  # nothing under the outside folder was opened or read
+    finally:
+        watch.close()
+    assert r.status == "failed", r
+    assert "ICS file not found" in (r.error or "") and "hidden from Bio-Formats: testim.ics" in (r.error or ""), r
+    # the header really beside it (the folder changed): read; a link leading out again: hidden again
+    os.unlink(inside / "testim.ics")
+    shutil.copy(outside / "testim.ics", inside / "testim.ics")
+    assert extract_file(ids, engine, root=str(inside)).status == "ok"
+    os.unlink(inside / "testim.ics")
+    os.symlink(outside / "testim.ics", inside / "testim.ics")
+    assert extract_file(ids, engine, root=str(inside)).status == "failed"
+
+
+def test_bioformats_reads_a_dicom_without_its_sibling_linked_from_outside(corpus: Path,
+                                                                         places: tuple[Path, Path]) -> None:
+    inside, outside = places
+    shutil.copy(corpus / "dicom" / "sm_image.dcm", inside / "sm_image.dcm")
+    shutil.copy(corpus / "dicom" / "sm_annotations.dcm", outside / "other.dcm")  # it would poison the group
+    os.symlink(outside / "other.dcm", inside / "other.dcm")
+    watch = OpenWatch(outside)
+    try:
+        r = extract_file(str(inside / "sm_image.dcm"), "bioformats", root=str(inside))
+        assert watch.events() == b""
+    finally:
+        watch.close()
+    assert r.status == "ok", r.error

@@ -4,13 +4,20 @@
 One ``ImageReader`` and one ``OMEXMLService`` live as long as the process; every file gets a fresh
 OME-XML metadata store. The XML is produced as ImageInfo 7.3.1's ``printOMEXML`` does (read from its
 bytecode): the reader's metadata store serialised by the service, indented with 3 spaces.
+
+Bio-Formats opens other files of a file's folder (companions, the rest of a file set). A symbolic link
+there that leads out of the folder is hidden from it (:meth:`BioFormatsEngine._fence`: mapped, through
+``Location.mapId``, to a name that does not exist), so no file outside the folder is read because of where
+a link points; the file's own path is checked against its registered folder before any engine runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
+from .. import sanity
 from .._clock import starting_up
 from .._java import start_jvm
 from ..result import one_line
@@ -32,6 +39,8 @@ class BioFormatsEngine:
         self._new_reader: Any = None
         self._service: Any = None
         self._j: dict[str, Any] = {}
+        # folder -> (its inode and mtime when scanned, the links leaving it that are hidden from Bio-Formats)
+        self._fenced: dict[str, tuple[tuple[int, int], frozenset[str]]] = {}
 
     # -- setup ---------------------------------------------------------------------------------------
     def _ensure(self) -> None:
@@ -66,6 +75,7 @@ class BioFormatsEngine:
             "UnknownFormatException": UnknownFormatException,
             "DynamicMetadataOptions": DynamicMetadataOptions,
             "MetadataLevel": MetadataLevel,
+            "Location": Location,
         }
         self._service = ServiceFactory().getInstance(OMEXMLService)
         self._classes = ImageReader.getDefaultReaderClasses()
@@ -91,10 +101,42 @@ class BioFormatsEngine:
         """
         return self._read(path, False)
 
+    def _fence(self, path: str) -> frozenset[str]:
+        """Hide from Bio-Formats every symbolic link in ``path``'s folder that leads out of it; returns them.
+
+        The folder is scanned again when its inode or mtime changed (replacing a link changes it); a link
+        that no longer leads out is shown again.
+        """
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return frozenset()
+        stamp = (st.st_ino, st.st_mtime_ns)
+        known = self._fenced.get(folder)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        out: set[str] = set()
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_symlink() and not sanity.in_folder(entry.path, folder):
+                    out.add(entry.path)
+        location = self._j["Location"]
+        before = known[1] if known is not None else frozenset()
+        for link in before - out:
+            location.mapId(link, None)
+        for link in out - before:
+            location.mapId(link, f"{link} (a link leading out of the folder: not followed)")
+        if len(self._fenced) >= 4096:
+            self._fenced.clear()  # the mappings stay; a folder seen again is compared afresh
+        self._fenced[folder] = (stamp, frozenset(out))
+        return frozenset(out)
+
     def _read(self, path: str, group_files: bool) -> str:
         import jpype
 
         self._ensure()
+        fenced = self._fence(path)
         # A fresh ImageReader (~1 ms) for every file: some format readers keep state across files
         # (Bio-Formats 7.3.1's DicomReader reports an earlier file's optical path as a later file's channel
         # name), which showinf, one JVM per file, never sees.
@@ -116,7 +158,12 @@ class BioFormatsEngine:
             xml = service.getOMEXML(store)
             return str(j["XMLTools"].indentXML(xml, 3, True))
         except jpype.JException as exc:
-            raise _translate(exc, path, j) from None
+            error = _translate(exc, path, j)
+            if fenced:
+                names = ", ".join(sorted(os.path.basename(f) for f in fenced)[:5])
+                error.args = (f"{error.args[0]} (links leading out of the folder were hidden from Bio-Formats: "
+                              f"{names}{', ...' if len(fenced) > 5 else ''})",)
+            raise error from None
         finally:
             with contextlib.suppress(Exception):  # closing a broken reader must not hide the real error
                 reader.close()
