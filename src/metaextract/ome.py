@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import threading
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -97,17 +98,43 @@ def _class(name: str, value: str) -> str:
     return "=" + value
 
 
+# The text of these elements, when it is of a class whose every member the schema accepts, is replaced by
+# that class in a shape: an ``xsd:dateTime`` that Python reads as a date and time too (so the day exists in
+# its month), and plain ``xsd:string`` text (no reference, no CDATA end, nothing unprintable but white space).
+_LEAF = re.compile(r">([^<>]*)</(AcquisitionDate|Description)>")
+_DATETIME = re.compile(r"[1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-](?:0\d|1[0-3]):[0-5]\d)?")
+
+
+def _leaf_class(m: re.Match[str]) -> str:
+    text, tag = m.group(1), m.group(2)
+    if tag == "AcquisitionDate":
+        if _DATETIME.fullmatch(text) is None:
+            return m.group(0)
+        try:
+            datetime.fromisoformat(text[:19])
+        except ValueError:
+            return m.group(0)
+        return f">\x00date\x00</{tag}>"
+    if "&" in text or "]]>" in text or not text.replace("\n", "").replace("\r", "").replace("\t", "").isprintable():
+        return m.group(0)
+    return f">\x00text\x00</{tag}>"
+
+
 def shape(xml: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``xml``'s validity shape: its text cut at every attribute value, and each value's class.
 
     Two documents of the same shape are valid or invalid together against OME 2016-06: they differ only
-    in ``Name`` values (``xsd:string`` everywhere in the schema, and free of markup here) and in numbers
-    of the same lexical kind, sign and facet range (0, (0, 1], > 1); IDs, indexes, every other value,
+    in ``Name`` values (``xsd:string`` everywhere in the schema, and free of markup here), in numbers
+    of the same lexical kind, sign and facet range (0, (0, 1], > 1), in ``AcquisitionDate`` date-times
+    and in plain ``Description`` text (a plate's files differ in these); IDs, indexes, every other value,
     text and structure are kept as they are.
     """
     classes = _CLASSES
     if len(classes) > MAX_CLASSES:
         classes.clear()
+    raw = "\x00" in xml  # never well-formed; its shape is marked so it can equal no substituted one
+    if not raw and ("</AcquisitionDate>" in xml or "</Description>" in xml):
+        xml = _LEAF.sub(_leaf_class, xml)
     parts = _ATTRIBUTE.split(xml)  # text, name, value, text, name, value, ..., text
     out = []
     for pair in zip(parts[1::3], parts[2::3], strict=True):
@@ -116,7 +143,7 @@ def shape(xml: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             cls = classes[pair] = _class(*pair)
         out.append(cls)
     del parts[2::3]
-    return tuple(parts), tuple(out)
+    return ("\x00raw", *parts) if raw else tuple(parts), tuple(out)
 
 
 def validate(xml: str | bytes, *, remember: bool = True) -> tuple[bool, str | None]:
