@@ -35,7 +35,7 @@ def cli_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import DBAPIError
 
         try:
             return fn(*args, **kwargs)
@@ -43,7 +43,7 @@ def cli_errors(fn: F) -> F:
             raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-        except OperationalError as exc:
+        except DBAPIError as exc:
             raise click.ClickException(f"database error: {str(exc.orig).strip() or exc}") from None
 
     return wrapper  # type: ignore[return-value]

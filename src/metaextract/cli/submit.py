@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .step import submission_options
+from .step import cli_errors, submission_options
 
 
 def dask_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -36,6 +36,7 @@ def dask_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return submission_options(fn)
 
 
+@cli_errors
 def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
     from ..executors.submission import SubmitOptions, submit
     from ..experiment import NotFoundError
