@@ -50,6 +50,12 @@ def _struct(fmt: str) -> struct.Struct:
     return struct.Struct(fmt)
 
 
+@lru_cache(maxsize=4)
+def _singles(order: str, offset_size: int) -> dict[int, struct.Struct]:
+    """Per integer type, the Struct of one value held in the entry itself (the common case)."""
+    return {typ: _struct(order + fmt) for typ, fmt in _INT_FMT.items() if _TYPE_SIZE[typ] <= offset_size}
+
+
 class _Tiff:
     """Just enough of a TIFF reader to walk the IFD chain with every offset checked against the size."""
 
@@ -57,6 +63,7 @@ class _Tiff:
         self.data, self.size, self.order, self.big = data, len(data), order, big
         self.offset_size = 8 if big else 4
         self._offset = _struct(order + ("Q" if big else "I"))
+        self._single = _singles(order, self.offset_size)
 
     def read(self, offset: int, n: int, what: str) -> bytes:
         if offset < 0 or offset + n > self.size:
@@ -84,6 +91,10 @@ class _Tiff:
     def values(self, entry: tuple[int, int, bytes], what: str) -> list[int] | None:
         """The integer values of an IFD entry (None when too many to check cheaply or not integers)."""
         typ, count, raw = entry
+        if count == 1:
+            single = self._single.get(typ)
+            if single is not None:
+                return [single.unpack_from(raw)[0]]
         fmt = _INT_FMT.get(typ)
         if fmt is None or count > MAX_ARRAY:
             return None
@@ -346,9 +357,12 @@ def _refuse(path: str, head: bytes) -> str | None:
         with open(path, "rb") as fh:
             text = fh.read(MAX_DESCRIPTION)
     where = "its embedded XML (TIFF ImageDescription)" if kind else "its XML"
-    if text and _DTD.search(text):
+    if not text:
+        return walked.damage if walked else None
+    if b"<!" in text and _DTD.search(text):  # (the cheap test first: a plate's descriptions have neither)
         return f"{where} declares a DTD or entities; refused, nothing was expanded or fetched"
-    for ref in _REFERENCES.findall(text or b""):
+    refs = _REFERENCES.findall(text) if b"FileName" in text or b"MetadataFile" in text else []
+    for ref in refs:
         name = ref.decode("utf-8", "replace")
         if _escapes(name):
             return f"{where} references {name!r}, outside the file's folder; refused, not followed"

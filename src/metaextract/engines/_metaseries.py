@@ -123,6 +123,8 @@ def _props(block: str) -> Props | None:
     found = _PROP.findall(block)
     if len(found) != block.count("<"):
         return None  # a prop written otherwise (other attribute order, quotes, more attributes)
+    if _SPECIAL.search("".join([value for _, value in found])) is None:
+        return dict(found)  # no value needs normalising (a plate's usual case): one search, not one each
     out: Props = {}
     for key, raw in found:
         value = _value(raw)
