@@ -249,15 +249,15 @@ def clear_results(conn: Connection, *where: Any, **extra: Any) -> int:
     return int(conn.execute(update(image_files).where(*where).values(**values)).rowcount or 0)
 
 
-def result_values(result: Result) -> dict[str, Any]:
-    """The image_files columns for one Result."""
+def result_values(result: Result, at: Any = None) -> dict[str, Any]:
+    """The image_files columns for one Result, stored ``at`` (default: now)."""
     name, _, version = (result.engine or "").rpartition(" ")
     if not name:  # "bioformats" without a version
         name, version = version, ""
     return {"status": result.status, "omexml": result.omexml if result.status == "ok" else None,
             "error": result.error, "engine": name or None, "engine_version": version or None,
             "seconds": float(result.seconds), "valid": result.valid,
-            "validation_error": result.validation_error, "extracted_at": utcnow()}
+            "validation_error": result.validation_error, "extracted_at": at if at is not None else utcnow()}
 
 
 _WRITES: dict[str, tuple[str, list[Any]]] = {}
@@ -282,8 +282,9 @@ def _write_results(conn: Connection, pairs: list[tuple[int, Result]]) -> None:
         return
     sql, procs = _write_sql(conn.dialect)
     rows = []
+    at = utcnow()  # one time for the transaction: when these results were stored
     for file_id, result in pairs:
-        values = result_values(result)
+        values = result_values(result, at)
         rows.append((*(p(values[c]) if p else values[c] for c, p in zip(RESULT_COLUMNS, procs, strict=True)),
                      file_id))
     for start in range(0, len(rows), 1000):
