@@ -126,15 +126,20 @@ def test_postgres_backend_terminated_mid_job_then_resubmit_completes(pg_url: str
     stored_once(pg_url)
 
 
-def test_postgres_connection_lost_inside_a_write_is_retried(pg_url: str, pg_admin: str, tmp_path: Path) -> None:
-    """The submitter's backend is terminated while its result write waits on a lock held here: the write's
+@pytest.mark.parametrize(("how", "what"), [("submit", "storing results"), ("run", "storing results"),
+                                         ("run-clearing", "clearing the job's earlier results")])
+def test_postgres_connection_lost_inside_a_write_is_retried(what: str, how: str, pg_url: str, pg_admin: str,
+                                                            tmp_path: Path) -> None:
+    """The writer's backend is terminated while its result write waits on a lock held here: the write's
     transaction is lost with the connection, and is written again on a fresh one."""
-    name = make_experiment(pg_url, tmp_path / "plate", 300, batch=50)
+    name = make_experiment(pg_url, tmp_path / "plate", 300, batch=50 if how == "submit" else 300)
     dbname = pg_url.rsplit("/", 1)[-1]
     locker = _pg_connect(pg_admin, dbname)
     locker.autocommit = False  # type: ignore[attr-defined]
     locker.execute("LOCK TABLE image_files IN EXCLUSIVE MODE")  # type: ignore[attr-defined]  # reads go on
-    proc = subprocess.Popen([EXE, "--db", pg_url, name, "submit", "--interval", "0.2"],
+    args = {"submit": ["submit", "--interval", "0.2"], "run": ["run", "--job", "1", "--assume-clean-state"],
+            "run-clearing": ["run", "--job", "1"]}[how]
+    proc = subprocess.Popen([EXE, "--db", pg_url, name, *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     admin = _pg_connect(pg_admin)
     try:
@@ -157,7 +162,8 @@ def test_postgres_connection_lost_inside_a_write_is_retried(pg_url: str, pg_admi
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, out
-    assert "the database connection was lost while storing results" in out and "trying again" in out, out
+    told = out if how == "submit" else cli(pg_url, name, "log", "--job", "1").stdout  # run: in the job's log
+    assert f"the database connection was lost while {what}" in told and "trying again" in told, told
     assert "Traceback" not in out, out
     st = status(pg_url, name)
     assert st["files"]["ok"] == 300 and st["files"]["pending"] == 0

@@ -35,6 +35,7 @@ from .store.jobs import (
     job_files,
     record_results,
     release_stale,
+    retrying,
     this_host,
 )
 from .store.models import image_files, job_runs, jobs, utcnow
@@ -404,9 +405,12 @@ class MetadataExtractor:
         try:
             with _sigterm_interrupts():
                 if not assume_clean_state:
-                    with self.store.begin() as conn:
-                        clear_results(conn, image_files.c.job_id == job_id)
-                files = job_files(self.store, job_id)
+                    def clear() -> None:
+                        with self.store.begin() as conn:
+                            clear_results(conn, image_files.c.job_id == job_id)
+
+                    retrying("clearing the job's earlier results", clear, lines.append)
+                files = retrying("listing the job's files", lambda: job_files(self.store, job_id), lines.append)
                 summary.files = len(files)
                 lines.append(f"{len(files)} files")
                 by_path: dict[str, deque[int]] = defaultdict(deque)
@@ -414,7 +418,8 @@ class MetadataExtractor:
                     by_path[path].append(fid)
                 # one transaction per file: a killed run loses nothing it finished
                 summary.counts = record_results(self.store, self._results(files, by_path, pool, lines,
-                                                                          on_result), chunk=self.write_chunk)
+                                                                          on_result), chunk=self.write_chunk,
+                                                notify=lines.append)
         except BaseException as exc:
             state = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
             lines.append(f"{state}: {one_line(f'{type(exc).__name__}: {exc}')}")

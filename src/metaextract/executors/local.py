@@ -17,39 +17,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import TypeVar
 
 from ..pool import ExtractionPool
-from ..result import Result, one_line
+from ..result import Result
 from ..store import Store
-from ..store.jobs import begin_job_runs, jobs_files, store_completed, this_host
+from ..store.jobs import begin_job_runs, jobs_files, retrying, store_completed, this_host
 from .submission import CLAIM_CHUNK, Flight, SubmitOptions
 
 STORE_FILES = 2000  # results written per transaction at most ...
 STORE_SECONDS = 0.5  # ... and no result waits longer than this to be written (unless every file is slow)
-DB_RETRIES = 3  # a transaction whose connection was lost (a database restart, a killed backend) is retried
-
-T = TypeVar("T")
-
-
-def _retrying(what: str, fn: Callable[[], T], echo: Callable[[str], None]) -> T:
-    """``fn()``, run again (up to :data:`DB_RETRIES` times, a second apart) when the database connection was
-    lost under it: SQLAlchemy then discards that connection, so the next try gets a fresh one. Writing a
-    file's result or closing a job run twice is harmless."""
-    from sqlalchemy.exc import DBAPIError
-
-    for attempt in range(1, DB_RETRIES + 1):
-        try:
-            return fn()
-        except DBAPIError as exc:
-            if not exc.connection_invalidated or attempt == DB_RETRIES:
-                raise
-            echo(f"the database connection was lost while {what} ({one_line(str(exc.orig), 200)}); "
-                 f"trying again ({attempt}/{DB_RETRIES - 1})")
-            time.sleep(attempt)
-    raise AssertionError("unreachable")
-
-
 class _Run:
     """The jobs claimed so far, the files sent and not answered, and the results not yet written."""
 
@@ -69,9 +45,9 @@ class _Run:
         that cannot be claimed (another process runs it) leaves ``shown``, the jobs the monitor reports."""
         for start in range(0, len(selected), CLAIM_CHUNK):
             chunk = selected[start:start + CLAIM_CHUNK]
-            runs, refused = _retrying("claiming jobs", partial(
+            runs, refused = retrying("claiming jobs", partial(
                 begin_job_runs, self.store, [job_id for job_id, _ in chunk], submission_id=self.sub_id), self.echo)
-            listed = _retrying("listing files", partial(jobs_files, self.store, list(runs)), self.echo)
+            listed = retrying("listing files", partial(jobs_files, self.store, list(runs)), self.echo)
             claimed: list[tuple[Flight, list[tuple[int, str, str]]]] = []
             for job_id, number in chunk:  # every claimed job is known at once, so a cancel reaches them all
                 if job_id in refused:
@@ -133,7 +109,7 @@ class _Run:
     def write(self) -> None:
         """Store the kept results and close the finished jobs, in one transaction."""
         if self.pairs or self.finished:
-            _retrying("storing results", lambda: store_completed(self.store, self.pairs, self.finished), self.echo)
+            retrying("storing results", lambda: store_completed(self.store, self.pairs, self.finished), self.echo)
             self.pairs, self.finished = [], []
 
 
@@ -161,10 +137,10 @@ def run_here(store: Store, experiment_id: int, selected: list[tuple[int, int]], 
                     run.write()
                 if now >= next_report:
                     run.write()
-                    _retrying("reporting progress", monitor.report, echo)
+                    retrying("reporting progress", monitor.report, echo)
                     next_report = time.monotonic() + opts.interval
             run.write()
-        _retrying("reporting progress", monitor.report, echo)
+        retrying("reporting progress", monitor.report, echo)
     except BaseException:
         # interrupted (or a database error): whatever was read and can still be written is kept
         with contextlib.suppress(Exception):  # the original error is the one to report

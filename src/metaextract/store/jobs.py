@@ -9,17 +9,41 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, select, update
 
-from ..result import Result
+from ..result import Result, one_line
 from .db import Store
 from .models import acquisitions, experiments, image_files, job_runs, jobs, submissions, utcnow
 
 RESULT_COLUMNS = ("status", "omexml", "error", "engine", "engine_version", "seconds", "valid",
                   "validation_error", "extracted_at")
+
+
+DB_RETRIES = 3  # a transaction whose connection was lost (a database restart, a killed backend) is retried
+T = TypeVar("T")
+
+
+def retrying(what: str, fn: Callable[[], T], notify: Callable[[str], None] | None = None) -> T:
+    """``fn()``, run again (up to :data:`DB_RETRIES` times, a second apart) when the database connection was
+    lost under it: SQLAlchemy then discards that connection, so the next try gets a fresh one. For
+    transactions that may run twice (writing a file's result, closing a job run, claiming jobs); ``notify``
+    hears of each retry."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(1, DB_RETRIES + 1):
+        try:
+            return fn()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == DB_RETRIES:
+                raise
+            if notify is not None:
+                notify(f"the database connection was lost while {what} ({one_line(str(exc.orig), 200)}); "
+                       f"trying again ({attempt}/{DB_RETRIES - 1})")
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
 
 
 class JobBusyError(RuntimeError):
@@ -292,11 +316,12 @@ def _write_results(conn: Connection, pairs: list[tuple[int, Result]]) -> None:
 
 
 def record_results(store: Store, pairs: Iterable[tuple[int, Result]], *, chunk: int = 200,
-                   max_delay: float = 2.0) -> dict[str, int]:
+                   max_delay: float = 2.0, notify: Callable[[str], None] | None = None) -> dict[str, int]:
     """Write ``(image_file_id, Result)`` pairs as they come, in short transactions.
 
     A transaction is committed every ``chunk`` results or ``max_delay`` seconds, whichever comes first,
-    so a killed writer loses only the results not yet committed. Writing a file again overwrites it.
+    so a killed writer loses only the results not yet committed. Writing a file again overwrites it; a
+    transaction whose connection was lost is written again (:func:`retrying`, which tells ``notify``).
 
     Returns
     -------
@@ -307,11 +332,14 @@ def record_results(store: Store, pairs: Iterable[tuple[int, Result]], *, chunk: 
     buffer: list[tuple[int, Result]] = []
     last = time.monotonic()
 
+    def write() -> None:
+        with store.begin() as conn:
+            _write_results(conn, buffer)
+
     def flush() -> None:
         nonlocal last
         if buffer:
-            with store.begin() as conn:
-                _write_results(conn, buffer)
+            retrying("storing results", write, notify)
             buffer.clear()
         last = time.monotonic()
 
