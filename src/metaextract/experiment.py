@@ -70,6 +70,28 @@ class Registration:
         return asdict(self)
 
 
+def _sniff(path: str | os.PathLike[str]) -> bytes:
+    """The first :data:`SNIFF_BYTES` of a file (b"" when it cannot be read), with plain system calls: a
+    Python file object costs more than the read itself, and ``add`` reads the head of every file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return b""
+    try:
+        chunks, got = [], 0
+        while got < SNIFF_BYTES:  # a read may return less than asked (network file systems)
+            chunk = os.read(fd, SNIFF_BYTES - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def classify(path: str | os.PathLike[str], head: bytes | None = None) -> tuple[str, str]:
     """Tell an image file from a metadata file: ``("image" | "metadata", kind)``.
 
@@ -79,11 +101,7 @@ def classify(path: str | os.PathLike[str], head: bytes | None = None) -> tuple[s
     """
     name = os.path.basename(os.fspath(path)).lower()
     if head is None:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(SNIFF_BYTES)
-        except OSError:
-            head = b""
+        head = _sniff(path)
     for offset, magic, kind in _IMAGE_MAGIC:
         if head[offset:offset + len(magic)] == magic:
             return "image", kind
@@ -279,13 +297,34 @@ def _get_or_create(conn: Connection, table: Any, where: dict[str, Any], values: 
     return row
 
 
-def _insert_new(store: Store, table: Any, rows: list[dict[str, Any]]) -> None:
-    from sqlalchemy.dialects import postgresql, sqlite
+_INSERTS: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
 
-    with store.begin() as conn:
+
+def _insert_sql(conn: Any, table: Any, columns: tuple[str, ...]) -> tuple[str, tuple[str, ...] | None]:
+    """The dialect's ``INSERT … ON CONFLICT (acquisition_id, name) DO NOTHING`` for ``columns`` as driver SQL,
+    and the order of its positional parameters (None when the driver takes them by name)."""
+    key = (conn.dialect.name, table.name, columns)
+    if key not in _INSERTS:
+        from sqlalchemy import bindparam
+        from sqlalchemy.dialects import postgresql, sqlite
+
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=["acquisition_id", "name"])
-        conn.execute(stmt, rows)
+        stmt = (dialect.insert(table).values({c: bindparam(c) for c in columns})
+                .on_conflict_do_nothing(index_elements=["acquisition_id", "name"]))
+        compiled = stmt.compile(dialect=conn.dialect)
+        order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+        _INSERTS[key] = (str(compiled), order)
+    return _INSERTS[key]
+
+
+def _insert_new(store: Store, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows no file of the acquisition has yet, through the driver's ``executemany`` (the
+    columns are plain text and numbers: no conversion is skipped)."""
+    if not rows:
+        return
+    with store.begin() as conn:
+        sql, order = _insert_sql(conn, table, tuple(rows[0]))
+        conn.exec_driver_sql(sql, [tuple(row[c] for c in order) for row in rows] if order else rows)
 
 
 def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[str], *,
