@@ -29,8 +29,9 @@ STORE_SECONDS = 0.5  # ... and no result waits longer than this to be written (u
 class _Run:
     """The jobs claimed so far, the files sent and not answered, and the results not yet written."""
 
-    def __init__(self, store: Store, sub_id: int, by_job: dict[int, Flight], echo: Callable[[str], None]) -> None:
-        self.store, self.sub_id, self.by_job, self.echo = store, sub_id, by_job, echo
+    def __init__(self, store: Store, sub_id: int, by_job: dict[int, Flight], echo: Callable[[str], None],
+                 engine: str) -> None:
+        self.store, self.sub_id, self.by_job, self.echo, self.engine = store, sub_id, by_job, echo, engine
         self.host = this_host()
         self.where = f"{self.host} (extraction processes of the submitter, pid {os.getpid()})"
         self.waiting: dict[str, deque[tuple[int, Flight]]] = {}  # path → (image file id, job), in order sent
@@ -91,6 +92,14 @@ class _Run:
         if not fl.open_tasks:
             self._close(fl)
 
+    def unanswered(self) -> None:
+        """Record a failure for every file sent whose result never came back (the pool answers every file,
+        so this is a safety net: no job is left running because of a lost answer)."""
+        for path, queue in list(self.waiting.items()):
+            for _ in range(len(queue)):
+                self.take(Result(path=path, status="failed", engine=self.engine,
+                                 error=f"{path}: no result came back from the extraction processes"))
+
     def _close(self, fl: Flight) -> None:
         counts = self.counts.pop(fl.job_id, {})
         took = time.time() - self.started.pop(fl.job_id, time.time())
@@ -123,7 +132,7 @@ def run_here(store: Store, experiment_id: int, selected: list[tuple[int, int]], 
 
     workers = opts.max_jobs or os.cpu_count() or 1
     heap = opts.memory if "memory" in opts.explicit else None
-    run = _Run(store, sub_id, by_job, echo)
+    run = _Run(store, sub_id, by_job, echo, opts.engine)
     shown = [job_id for job_id, _ in selected]
     monitor = Monitor(store, experiment_id, shown, opts.depth, echo)
     try:
@@ -139,6 +148,7 @@ def run_here(store: Store, experiment_id: int, selected: list[tuple[int, int]], 
                     run.write()
                     retrying("reporting progress", monitor.report, echo)
                     next_report = time.monotonic() + opts.interval
+            run.unanswered()
             run.write()
         retrying("reporting progress", monitor.report, echo)
     except BaseException:
