@@ -26,6 +26,8 @@ from .submission import CLAIM_CHUNK, Flight, SubmitOptions
 
 STORE_FILES = 2000  # results written per transaction at most ...
 STORE_SECONDS = 0.5  # ... and no result waits longer than this to be written (unless every file is slow)
+
+
 class _Run:
     """The jobs claimed so far, the files sent and not answered, and the results not yet written."""
 
