@@ -9,7 +9,7 @@ The public face::
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _pkg_version
 from typing import Any
@@ -85,6 +85,7 @@ def extract_many(
     engine: str = "auto",
     workers: int | None = None,
     timeout: float = 120.0,
+    roots: Sequence[str] | None = None,
 ) -> Iterator[Result]:
     """Extract many files with ``workers`` processes, each keeping one JVM; yields Results as they finish.
 
@@ -98,6 +99,9 @@ def extract_many(
         Number of extraction processes (default: number of CPUs, at most the number of files).
     timeout : float
         Seconds per file; a file past it has its process killed and replaced, and is ``"timeout"``.
+    roots : sequence of str, optional
+        The folders the files belong to: the processes then read nothing outside them (where the kernel
+        has Landlock; :mod:`metaextract._sandbox`).
 
     Yields
     ------
@@ -108,7 +112,7 @@ def extract_many(
 
     items = paths if workers is not None else list(paths)
     n = workers if workers is not None else max(1, min(os.cpu_count() or 1, len(items)))  # type: ignore[arg-type]
-    with ExtractionPool(n, engine=engine, timeout=timeout) as pool:
+    with ExtractionPool(n, engine=engine, timeout=timeout, roots=roots) as pool:
         yield from pool.map(items)
 
 

@@ -13,6 +13,7 @@ that file; results it had not sent yet are lost with the process, and those file
 from __future__ import annotations
 
 import contextlib
+import json
 import mmap
 import os
 import signal
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -193,12 +194,13 @@ class _Process:
     """A child interpreter started with subprocess (not multiprocessing), so pools also work inside
     daemonic processes such as Dask workers; it talks over a socket pair wrapped as a Connection."""
 
-    def __init__(self, engine: str, warm: bool, heap_mb: int | None) -> None:
+    def __init__(self, engine: str, warm: bool, heap_mb: int | None, roots: Sequence[str] | None = None) -> None:
         parent, child = socket.socketpair()
         fd = child.fileno()
         self.marker, marker_fd = _Marker.create()
         cmd = [sys.executable, "-c", "from metaextract.pool import _child_main; _child_main()",
-               str(fd), engine, "1" if warm else "0", str(heap_mb or 0), str(marker_fd)]
+               str(fd), engine, "1" if warm else "0", str(heap_mb or 0), str(marker_fd),
+               json.dumps(None if roots is None else [os.fspath(r) for r in roots])]
         try:
             self.popen = subprocess.Popen(cmd, pass_fds=(fd, marker_fd), stdin=subprocess.DEVNULL,
                                           close_fds=True)
@@ -260,9 +262,14 @@ def isolate_network() -> bool:
 def _child_main() -> None:
     fd, engine, warm, heap = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
     marker_fd = int(sys.argv[5])
+    roots = json.loads(sys.argv[6])
     marker = _Marker(mmap.mmap(marker_fd, _Marker._FMT.size))
     os.close(marker_fd)
     isolate_network()
+    if roots is not None:
+        from ._sandbox import restrict_reads
+
+        restrict_reads(roots)
     _worker_main(Connection(int(fd)), engine, warm, heap or None, marker)
 
 
@@ -304,10 +311,13 @@ class ExtractionPool:
         Seconds one file may take before its process is killed and the file recorded as ``timeout``.
     heap_mb : int, optional
         JVM maximum heap per process (default 512, or ``METAEXTRACT_JAVA_HEAP_MB``).
+    roots : sequence of str, optional
+        The registered folders the files come from: each process then reads nothing outside them and
+        what it needs itself (:mod:`metaextract._sandbox`, where the kernel has Landlock).
     """
 
     def __init__(self, workers: int | None = None, *, engine: str = "auto", timeout: float = DEFAULT_TIMEOUT,
-                 heap_mb: int | None = None) -> None:
+                 heap_mb: int | None = None, roots: Sequence[str] | None = None) -> None:
         from . import engines
 
         if engine != "auto" and engine not in engines.available():
@@ -318,6 +328,7 @@ class ExtractionPool:
         self.engine = engine
         self.timeout = float(timeout)
         self.heap_mb = heap_mb
+        self.roots = None if roots is None else sorted({os.path.realpath(r) for r in roots})
         self.stats = PoolStats()
         self._workers: list[_Worker] = []
         self._start_failures = 0
@@ -330,7 +341,7 @@ class ExtractionPool:
         # Only a Bio-Formats pool starts its JVM before the first file; in ``auto`` the JVM (~1-4 s of CPU,
         # ~100 MB) starts when Bio-Formats first gets a file, so a plate of native-read TIFFs never pays it.
         warm = self.engine == "bioformats"
-        proc = _Process(self.engine, warm, self.heap_mb)
+        proc = _Process(self.engine, warm, self.heap_mb, self.roots)
         self.stats.started_workers += 1
         w = _Worker(proc=proc)
         self._workers.append(w)

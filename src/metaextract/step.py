@@ -444,7 +444,8 @@ class MetadataExtractor:
             from . import extract_many
 
             n = max(1, min(self.workers or os.cpu_count() or 1, len(paths)))
-            results = extract_many(paths, engine=self.engine, workers=n, timeout=self.timeout)
+            roots = sorted({root for _, _, root in files})  # the job's processes read only its folders
+            results = extract_many(paths, engine=self.engine, workers=n, timeout=self.timeout, roots=roots)
         for r in results:
             ids = by_path.get(r.path)
             if not ids:

@@ -281,7 +281,7 @@ def _read_here(path: str, root: str, opts: SubmitOptions, killed: str) -> Result
         return Result(path=path, status="failed", engine=opts.engine,
                       error=f"{path}: it killed its Dask worker ({killed}); not readable from the submitter's "
                             "host for a last try alone")
-    with ExtractionPool(1, engine=opts.engine, timeout=opts.timeout) as pool:
+    with ExtractionPool(1, engine=opts.engine, timeout=opts.timeout, roots=[root]) as pool:
         result = next(iter(pool.map([(path, root)])))
     if result.status == "failed" and "extraction process died" in (result.error or ""):
         result.error = f"{result.error} (it also killed its Dask worker: {killed})"

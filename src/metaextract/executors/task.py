@@ -8,31 +8,38 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from ..result import Result
 
-_pools: dict[tuple[str, float], Any] = {}
+_pools: OrderedDict[tuple[str, float, tuple[str, ...]], Any] = OrderedDict()
 _pools_lock = threading.Lock()
+MAX_POOLS = 2  # a worker keeps the pools of the last two kinds of task (engine, timeout, folders) it ran
 
 
-def _worker_pool(engine: str, timeout: float) -> Any:
+def _worker_pool(engine: str, timeout: float, roots: tuple[str, ...]) -> Any:
+    """This worker's extraction pool for such tasks; its process reads nothing outside ``roots``."""
     from ..pool import ExtractionPool
 
-    key = (engine, timeout)
+    key = (engine, timeout, roots)
     with _pools_lock:
-        if key not in _pools:
-            pool = ExtractionPool(1, engine=engine, timeout=timeout)
-            _pools[key] = pool
-            atexit.register(pool.close)
-        return _pools[key]
+        if key in _pools:
+            _pools.move_to_end(key)
+            return _pools[key]
+        while len(_pools) >= MAX_POOLS:
+            _pools.popitem(last=False)[1].close()
+        pool = ExtractionPool(1, engine=engine, timeout=timeout, roots=roots)
+        _pools[key] = pool
+        atexit.register(pool.close)
+        return pool
 
 
 def run_batch(job_id: int, files: list[tuple[int, str, str]], engine: str = "auto",
               timeout: float = 120.0) -> dict[str, Any]:
     """Extract one job's files on this (Dask worker) process; returns the results to the submitter."""
     started = time.time()
-    pool = _worker_pool(engine, timeout)
+    pool = _worker_pool(engine, timeout, tuple(sorted({root for _, _, root in files})))
     ids: dict[str, list[int]] = {}
     for fid, path, _root in files:
         ids.setdefault(path, []).append(fid)
