@@ -14,6 +14,7 @@ Landlock (Linux < 5.13, or disabled) the process goes on without it; ``METAEXTRA
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import sys
@@ -36,12 +37,15 @@ def needed() -> list[str]:
 
     paths = [*SYSTEM, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
     paths += [p for p in sys.path if p and os.path.isabs(p)]  # not "" (the working folder)
-    for find in (_java.java_home, lambda: _java.bioformats_jar().parent, _cds.cache_dir):
+    for find in (_java.java_home, lambda: _java.bioformats_jar().parent):
         try:
             paths.append(str(find()))
         except Exception:  # noqa: BLE001 - no JRE or jar here: Bio-Formats fails on its own terms
             continue
-    return paths
+    cache = _cds.cache_dir()
+    with contextlib.suppress(OSError):  # made now, so that an archive built later can be read back
+        cache.mkdir(parents=True, exist_ok=True)
+    return [*paths, str(cache)]
 
 
 def restrict_reads(roots: Sequence[str], extra: Iterable[str] = ()) -> bool:
