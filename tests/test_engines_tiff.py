@@ -156,6 +156,29 @@ def test_metaseries_tiff(case: str, tmp_path: Path, tiff: TiffEngine, bioformats
         assert fields["images"][0]["pixels"]["physical_size_x"] == [0.65, "µm"]
 
 
+@pytest.mark.parametrize(("stamp", "claimed"), [
+    ("2016:05:01 09:30:45", True), ("20160501 09:30:45", True),  # EXIF's spelling and MetaMorph's
+    ("20160501 09:30:45.746", True), ("2016:05:01 09:30:45.746", True), ("20161231 23:59:59.000", True),
+    ("20160501 09:30:45.010", True),
+    ("20160501 09:30:45.7", False),  # Bio-Formats reads 7 ms
+    ("2016-05-01 09:30:45", False),  # Bio-Formats leaves it out
+    ("20160231 09:30:45", False), ("20160501 9:30:45", False), ("05/01/2016 09:30:45", False),
+])
+@pytest.mark.parametrize("kind", ["plain", "metaseries"])
+def test_datetime_spellings_bioformats_reads_are_claimed(stamp: str, claimed: bool, kind: str, tmp_path: Path,
+                                                        tiff: TiffEngine, bioformats: BioFormatsEngine) -> None:
+    path = tmp_path / "dated.tif"
+    extra: dict[str, Any] = {"description": _metaseries(BASE, CR.join(["Exposure: 20 ms"])),
+                             "software": "MetaSeries"} if kind == "metaseries" else {}
+    tifffile.imwrite(path, np.zeros((8, 10), "uint16"), metadata=None, extratags=[(306, "s", 0, stamp, True)],
+                     **extra)
+    if claimed:
+        _agree(tiff, bioformats, path)
+        assert "<AcquisitionDate>" in tiff.extract(str(path))
+    else:
+        assert _claim(tiff, path) == 0
+
+
 def test_metaxpress_and_cellvoyager_plates_agree(tmp_path: Path, tiff: TiffEngine,
                                                  bioformats: BioFormatsEngine) -> None:
     files = synth.write_metaxpress_plate(tmp_path / "mx", wells=3, sites=2, channels=2)

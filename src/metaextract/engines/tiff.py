@@ -43,7 +43,10 @@ COMPANION_SUFFIXES = (
 )
 PARENT_COMPANIONS = (".htd", ".xml", ".idx", ".mea", ".exp", ".db", ".pnl")
 LISTING_TTL = 60.0
-_DATE = re.compile(r"\d{4}:\d{2}:\d{2} \d{2}:\d{2}:\d{2}")
+# The DateTime spellings Bio-Formats 7.3.1 was seen to read (live, for plain and MetaSeries TIFFs):
+# yyyy:MM:dd or yyyyMMdd (MetaMorph's), a time, and optionally milliseconds; exactly three digits of them,
+# since Java reads ".7" as 7 ms
+_DATE = re.compile(r"(?:(\d{4}):(\d{2}):(\d{2})|(\d{4})(\d{2})(\d{2})) (\d{2}):(\d{2}):(\d{2})(\.\d{3})?")
 _VENDOR_HINTS = ("imagej=", "<", "aperio", "improvision", "hamamatsu", "metamorph", "metaseries", "nikon",
                  "leica", "zeiss", "olympus", "perkinelmer", "ionpath", "trestle", "imaris", "ventana",
                  "slidebook", "fluoview", "visitron", "andor", "photon", "pco", "hamamatsu")
@@ -158,13 +161,19 @@ def _iso_date(raw: str | None) -> str | None | bool:
     """The DateTime tag as ISO 8601; None without the tag; False when Bio-Formats might read it otherwise."""
     if raw is None:
         return None
-    raw = raw.strip()
-    if not _DATE.fullmatch(raw):
+    m = _DATE.fullmatch(raw.strip())
+    if m is None:
         return False
+    g = m.groups()
+    year, month, day = (g[0], g[1], g[2]) if g[0] is not None else (g[3], g[4], g[5])
+    if not 1900 <= int(year) <= 2999:
+        return False  # not checked against Bio-Formats
     try:
-        return datetime.strptime(raw, "%Y:%m:%d %H:%M:%S").strftime("%Y-%m-%dT%H:%M:%S")
+        datetime(int(year), int(month), int(day), int(g[6]), int(g[7]), int(g[8]))
     except ValueError:
-        return False
+        return False  # no such day or time: Bio-Formats leaves the date out; not checked further
+    millis = g[9] if g[9] and g[9] != ".000" else ""  # Bio-Formats writes .010 as it is and leaves .000 out
+    return f"{year}-{month}-{day}T{g[6]}:{g[7]}:{g[8]}{millis}"
 
 
 def _plain_description_ok(text: str | None, software: str | None) -> bool:
