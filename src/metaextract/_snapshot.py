@@ -30,21 +30,27 @@ class Snapshot:
     token: int
 
 
-def take(path: str) -> Snapshot:
-    """Read ``path``'s first :data:`WHOLE` bytes (raises OSError like ``open``)."""
+def read_prefix(path: str | os.PathLike[str], size: int) -> bytes:
+    """Up to ``size`` bytes from the start of ``path``, with plain system calls (raises OSError like ``open``);
+    a short read is read on (e.g. on network file systems)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         chunks = []
         got = 0
-        while got <= WHOLE:  # a read may return less than asked (e.g. on network file systems)
-            chunk = os.read(fd, WHOLE + 1 - got)
+        while got < size:
+            chunk = os.read(fd, size - got)
             if not chunk:
                 break
             chunks.append(chunk)
             got += len(chunk)
     finally:
         os.close(fd)
-    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def take(path: str) -> Snapshot:
+    """Read ``path``'s first :data:`WHOLE` bytes (raises OSError like ``open``)."""
+    data = read_prefix(path, WHOLE + 1)  # one byte more tells whether that was the whole file
     return Snapshot(path, data[:WHOLE], len(data) <= WHOLE, next(_tokens))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from . import _snapshot
 from .store import Store
 from .store.jobs import JobBusyError, holder_alive
 from .store.models import acquisitions, experiments, image_files, jobs, metadata_files, plates, utcnow
@@ -74,22 +75,9 @@ def _sniff(path: str | os.PathLike[str]) -> bytes:
     """The first :data:`SNIFF_BYTES` of a file (b"" when it cannot be read), with plain system calls: a
     Python file object costs more than the read itself, and ``add`` reads the head of every file."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return _snapshot.read_prefix(path, SNIFF_BYTES)
     except OSError:
         return b""
-    try:
-        chunks, got = [], 0
-        while got < SNIFF_BYTES:  # a read may return less than asked (network file systems)
-            chunk = os.read(fd, SNIFF_BYTES - got)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def classify(path: str | os.PathLike[str], head: bytes | None = None) -> tuple[str, str]:
