@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from ..result import Result
 from ..store import Store
-from ..store.jobs import begin_job_runs, jobs_files, store_completed
+from ..store.jobs import begin_job_runs, experiment_roots, jobs_files, store_completed
 from ..store.models import image_files
 from .submission import CLAIM_CHUNK, EXIT_INTERRUPTED, Flight, SubmitOptions, submit
 from .task import run_batch
@@ -103,6 +103,7 @@ def run_on_dask(store: Store, experiment_id: int, selected: list[tuple[int, int]
 
     tasks: dict[str, list[_Part]] = {}
     stop_pump = threading.Event()
+    roots = experiment_roots(store, experiment_id)  # a worker's one pool for the experiment reads only these
     try:
         with dask_client(opts) as client:
             if client.dashboard_link:
@@ -117,7 +118,8 @@ def run_on_dask(store: Store, experiment_id: int, selected: list[tuple[int, int]
                 files = [f for _, part_files in parts for f in part_files]
                 first = parts[0][0]
                 key = f"metaextract-s{sub_id}-j{first.job_id}" + (f"-n{len(parts)}" if len(parts) > 1 else "")
-                fut = client.submit(run_batch, first.job_id, files, opts.engine, opts.timeout, key=key, pure=False)
+                fut = client.submit(run_batch, first.job_id, files, opts.engine, opts.timeout, roots, key=key,
+                                    pure=False)
                 tasks[fut.key] = parts
                 for fl, _ in parts:
                     fl.open_tasks += 1
@@ -165,7 +167,7 @@ def run_on_dask(store: Store, experiment_id: int, selected: list[tuple[int, int]
                         break
                 done = [f for f in done if f is not None]
                 if done:
-                    remaining -= _handle(client, store, done, tasks, completed, opts)
+                    remaining -= _handle(client, store, done, tasks, completed, opts, roots)
                 if time.monotonic() >= next_report or not remaining:
                     monitor.report()
                     next_report = time.monotonic() + opts.interval
@@ -195,7 +197,7 @@ def _bundle_size(client: Any, store: Store, job_ids: list[int], opts: SubmitOpti
 
 
 def _handle(client: Any, store: Store, done: list[Any], tasks: dict[str, list[_Part]], completed: Any,
-            opts: SubmitOptions) -> int:
+            opts: SubmitOptions, roots: tuple[str, ...]) -> int:
     """Store finished tasks, and close the jobs they complete, in one transaction; returns how many jobs
     were completed."""
     from distributed import KilledWorker
@@ -237,7 +239,7 @@ def _handle(client: Any, store: Store, done: list[Any], tasks: dict[str, list[_P
             for fl, files in parts:
                 fl.log.append(f"a task of {n_files} files killed its workers ({exc}); retrying each file alone")
                 for one in files:
-                    sub = client.submit(run_batch, fl.job_id, [one], opts.engine, opts.timeout,
+                    sub = client.submit(run_batch, fl.job_id, [one], opts.engine, opts.timeout, roots,
                                         key=f"{fut.key}-f{one[0]}", pure=False)
                     tasks[sub.key] = [(fl, [one])]
                     fl.open_tasks += 1

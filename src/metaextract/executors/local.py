@@ -18,13 +18,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from functools import partial
 
-from sqlalchemy import select
-
 from ..pool import ExtractionPool
 from ..result import Result
 from ..store import Store
-from ..store.jobs import begin_job_runs, jobs_files, retrying, store_completed, this_host
-from ..store.models import acquisitions, plates
+from ..store.jobs import begin_job_runs, experiment_roots, jobs_files, retrying, store_completed, this_host
 from .submission import CLAIM_CHUNK, Flight, SubmitOptions
 
 STORE_FILES = 2000  # results written per transaction at most ...
@@ -137,10 +134,7 @@ def run_here(store: Store, experiment_id: int, selected: list[tuple[int, int]], 
 
     workers = opts.max_jobs or os.cpu_count() or 1
     heap = opts.memory if "memory" in opts.explicit else None
-    with store.connect() as conn:  # the processes read nothing outside the experiment's folders
-        roots = [str(r) for r in conn.execute(
-            select(acquisitions.c.root).join(plates, plates.c.id == acquisitions.c.plate_id)
-            .where(plates.c.experiment_id == experiment_id, acquisitions.c.root.is_not(None))).scalars()]
+    roots = experiment_roots(store, experiment_id)  # the processes read nothing outside the experiment's folders
     run = _Run(store, sub_id, by_job, echo, opts.engine)
     shown = [job_id for job_id, _ in selected]
     monitor = Monitor(store, experiment_id, shown, opts.depth, echo)

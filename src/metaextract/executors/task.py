@@ -15,7 +15,7 @@ from ..result import Result
 
 _pools: OrderedDict[tuple[str, float, tuple[str, ...]], Any] = OrderedDict()
 _pools_lock = threading.Lock()
-MAX_POOLS = 2  # a worker keeps the pools of the last two kinds of task (engine, timeout, folders) it ran
+MAX_POOLS = 2  # a worker keeps the pools of the last two kinds of task (engine, timeout, experiment) it ran
 
 
 def _worker_pool(engine: str, timeout: float, roots: tuple[str, ...]) -> Any:
@@ -36,10 +36,12 @@ def _worker_pool(engine: str, timeout: float, roots: tuple[str, ...]) -> Any:
 
 
 def run_batch(job_id: int, files: list[tuple[int, str, str]], engine: str = "auto",
-              timeout: float = 120.0) -> dict[str, Any]:
-    """Extract one job's files on this (Dask worker) process; returns the results to the submitter."""
+              timeout: float = 120.0, roots: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Extract one job's files on this (Dask worker) process; returns the results to the submitter.
+
+    ``roots``: the experiment's folders (one pool serves all its tasks); default, the files' own."""
     started = time.time()
-    pool = _worker_pool(engine, timeout, tuple(sorted({root for _, _, root in files})))
+    pool = _worker_pool(engine, timeout, roots if roots is not None else tuple(sorted({r for _, _, r in files})))
     ids: dict[str, list[int]] = {}
     for fid, path, _root in files:
         ids.setdefault(path, []).append(fid)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select, update
 
 from ..result import Result, one_line
 from .db import Store
-from .models import acquisitions, experiments, image_files, job_runs, jobs, submissions, utcnow
+from .models import acquisitions, experiments, image_files, job_runs, jobs, plates, submissions, utcnow
 
 RESULT_COLUMNS = ("status", "omexml", "error", "engine", "engine_version", "seconds", "valid",
                   "validation_error", "extracted_at")
@@ -241,6 +241,14 @@ def _finish_many(conn: Connection, finished: list[tuple[int, str, int | None, st
         conn.execute(update(jobs).where(jobs.c.id == bindparam("job"), jobs.c.state == "running")
                      .values(state=bindparam("new_state"), host=None, pid=None, updated=now),
                      [{"job": owners[r], "new_state": st} for r, st, _code, _log, _host in part])
+
+
+def experiment_roots(store: Store, experiment_id: int) -> tuple[str, ...]:
+    """The registered folders of an experiment's acquisitions: what its extraction processes may read."""
+    with store.connect() as conn:
+        return tuple(sorted(str(r) for r in conn.execute(
+            select(acquisitions.c.root).join(plates, plates.c.id == acquisitions.c.plate_id)
+            .where(plates.c.experiment_id == experiment_id, acquisitions.c.root.is_not(None))).scalars()))
 
 
 def job_files(store: Store, job_id: int) -> list[tuple[int, str, str]]:
