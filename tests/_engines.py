@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import textwrap
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError
@@ -35,3 +39,18 @@ def damaged_copy_is_contained(engine: Any, path: Path, raw: bytes) -> None:
         assert score == 0
     else:
         assert validate(xml, remember=False)[0]
+
+
+def install_plugin_engine(site: Path, name: str, source: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put an engine module ``metaextract_{name}_engine`` (``source``, with a ``factory``) in ``site``, with
+    a ``metaextract.engines`` entry point, on the ``PYTHONPATH`` every new interpreter of the test inherits."""
+    site.mkdir(exist_ok=True)
+    module = f"metaextract_{name}_engine"
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    dist = site / f"{module}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[metaextract.engines]\n{name} = {module}:factory\n")
+    old = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(site) + (os.pathsep + old if old else ""))
+    return site

@@ -10,7 +10,6 @@ control) reads it, which shows the test would see a leak.
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from metaextract import _sandbox, extract_many
 from metaextract.store import open_store
 from metaextract.store.models import image_files
 
+from ._engines import install_plugin_engine
 from .test_hostile import OpenWatch
 from .test_submit import cli, make_experiment
 
@@ -56,16 +56,7 @@ def factory():
 
 @pytest.fixture
 def leak_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "metaextract_leak_engine.py").write_text(textwrap.dedent(_ENGINE))
-    dist = site / "metaextract_leak_engine-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: metaextract-leak-engine\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[metaextract.engines]\nleak = metaextract_leak_engine:factory\n")
-    old = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", str(site) + (os.pathsep + old if old else ""))
-    return site
+    return install_plugin_engine(tmp_path / "site", "leak", _ENGINE, monkeypatch)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import textwrap
 import threading
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from metaextract.executors.dask import SubmitOptions, submit
 from metaextract.store import open_store
 from metaextract.store.models import image_files, job_runs, jobs
 
+from ._engines import install_plugin_engine
 from ._files import tiny_tiff
 from .test_submit import make_experiment
 
@@ -79,16 +79,7 @@ def factory():
 @pytest.fixture
 def poison_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The ``poison`` engine on a PYTHONPATH directory, with an entry point every new interpreter finds."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "metaextract_poison_engine.py").write_text(textwrap.dedent(_ENGINE))
-    dist = site / "metaextract_poison_engine-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: metaextract-poison-engine\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[metaextract.engines]\npoison = metaextract_poison_engine:factory\n")
-    old = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", str(site) + (os.pathsep + old if old else ""))
-    return site
+    return install_plugin_engine(tmp_path / "site", "poison", _ENGINE, monkeypatch)
 
 
 def test_a_file_that_kills_its_dask_worker_fails_alone(sqlite_url: str, tmp_path: Path,
