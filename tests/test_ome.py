@@ -115,3 +115,65 @@ def test_remembered_validation_agrees_on_the_reference(reference: Path) -> None:
     assert len(docs) >= 90
     for xml in docs + docs:  # the second pass answers from the memo
         assert validate(xml) == validate(xml, remember=False)
+
+
+def _written_doc(name: str, x: str, px: str, date: str | None, text: str | None) -> tuple[str, object]:
+    """A document from the native engines' writer, and the key it told validation."""
+    from metaextract import ome
+    from metaextract.engines import _omexml as ox
+
+    image = ox.El("Image", {"ID": "Image:0", "Name": name})
+    if date is not None:
+        image.add(ox.El("AcquisitionDate", text=date))
+    if text is not None:
+        image.add(ox.El("Description", text=text))
+    pixels = image.add(ox.pixels(pixel_type="uint8", size=(int(x), 4, 1, 1, 1), big_endian=False, significant_bits=8,
+                                 physical=(float(px), None, None)))
+    pixels.add(ox.channel(0, 0, 1, Name=name))
+    pixels.add(ox.El("MetadataOnly"))
+    ome._written = None
+    xml = ox.document(image)
+    told = ome._written
+    return xml, (told[1] if told is not None and told[0] == xml else None)
+
+
+_VARIANTS = [
+    ("DAPI", "6", "0.65", "2016-05-01T09:30:45", "Exposure: 20 ms"),
+    ("Cy5 & more", "9", "0.1", "2024-12-31T23:59:59.123", "line one\nline two"),
+    ("a", "1", "2.5", None, None),
+    ("100%", "7", "0.3", "2016-05-01T09:30:45", 'x="y" & looks like an attribute'),
+    ("b", "8", "0.25", "2016-05-01T09:30:45", 'z="w" & looks like an attribute'),
+    ("c", "6", "0.65", "2016-02-30T09:30:45", "x"),  # no such day: invalid
+    ("d", "6", "0.65", "2016-05-01 09:30:45", "x"),  # not xsd:dateTime: invalid
+    ("e", "6", "0.65", "2016-05-01T09:30:45", "a ]]> b"),
+    ("f\x01", "6", "0.65", None, None),  # not a character XML allows: invalid
+    ("g", "6", "0.65", None, "bell\x07"),
+    ("h", "6", "0.65", None, "nul\x00"),  # never well-formed: no key told
+]
+
+
+def test_written_documents_share_a_key_only_when_their_shapes_are_equal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's key stands in for ome.shape in the validation memo: equal keys must mean equal shapes,
+    and what the memo answers must be what the schema answers."""
+    docs = [_written_doc(*v) for v in _VARIANTS]
+    assert docs[-1][1] is None and all(key is not None for _, key in docs[:-1])
+    for xa, ka in docs:
+        for xb, kb in docs:
+            if ka is not None and ka == kb:
+                assert shape(xa) == shape(xb)
+    assert docs[0][1] == docs[1][1]  # a plate's names, numbers, dates and plain texts share one key
+    assert docs[3][1] != docs[4][1]  # text with a reference is kept as it is, even where it looks like an attribute
+    fresh = [validate(xml, remember=False) for xml, _ in docs]
+    assert [ok for ok, _ in fresh] == [True, True, True, True, True, False, False, True, False, False, False]
+    import metaextract.ome as ome_module
+
+    def no_cutting(xml: str) -> object:
+        raise AssertionError("a written document was cut up again")
+
+    monkeypatch.setattr(ome_module, "_VALID_SHAPES", {})
+    for i, (xml, key) in enumerate(docs[:-1]):
+        again, told = _written_doc(*_VARIANTS[i])
+        assert (again, told) == (xml, key)
+        with monkeypatch.context() as m:
+            m.setattr(ome_module, "shape", no_cutting)
+            assert validate(xml) == fresh[i]  # answered from the key the writer told, memo or not

@@ -113,7 +113,11 @@ def _run(eng: engines.Engine, path: str, notes: list[str]) -> str:
 
 def _storable(xml: str) -> str:
     """XML that any database and encoder takes: lone surrogates (from undecodable file names) escaped."""
-    return xml.encode("utf-8", "backslashreplace").decode("utf-8")
+    try:
+        xml.encode("utf-8")
+    except UnicodeEncodeError:
+        return xml.encode("utf-8", "backslashreplace").decode("utf-8")
+    return xml
 
 
 def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False, root: str | None = None) -> Result:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import threading
+from collections.abc import Hashable
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -69,7 +70,7 @@ _ATTRIBUTE = re.compile(r'(\s[\w:.-]+)="([^"]*)"')
 _INT = re.compile(r"-?(?:0|[1-9]\d{0,8})")
 _FLOAT = re.compile(r"-?\d{1,15}\.\d{1,17}(?:E-?\d{1,2})?")
 _ENTITY = re.compile(r"&(?:amp|lt|gt|quot|apos);")
-_VALID_SHAPES: dict[tuple[tuple[str, ...], tuple[str, ...]], None] = {}
+_VALID_SHAPES: dict[Hashable, None] = {}
 MAX_SHAPES = 4096
 _CLASSES: dict[tuple[str, str], str] = {}
 MAX_CLASSES = 1 << 16
@@ -105,19 +106,54 @@ _LEAF = re.compile(r">([^<>]*)</(AcquisitionDate|Description)>")
 _DATETIME = re.compile(r"[1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-](?:0\d|1[0-3]):[0-5]\d)?")
 
 
-def _leaf_class(m: re.Match[str]) -> str:
-    text, tag = m.group(1), m.group(2)
+def leaf(text: str, tag: str) -> str | None:
+    """The class marker standing for the text of an ``AcquisitionDate`` or ``Description`` element in a
+    :func:`shape`, or None when the text is compared as it is."""
     if tag == "AcquisitionDate":
         if _DATETIME.fullmatch(text) is None:
-            return m.group(0)
+            return None
         try:
             datetime.fromisoformat(text[:19])
         except ValueError:
-            return m.group(0)
-        return f">\x00date\x00</{tag}>"
+            return None
+        return "\x00date\x00"
     if "&" in text or "]]>" in text or not text.replace("\n", "").replace("\r", "").replace("\t", "").isprintable():
-        return m.group(0)
-    return f">\x00text\x00</{tag}>"
+        return None
+    return "\x00text\x00"
+
+
+def _leaf_class(m: re.Match[str]) -> str:
+    marker = leaf(m.group(1), m.group(2))
+    return m.group(0) if marker is None else f">{marker}</{m.group(2)}>"
+
+
+def value_class(name: str, value: str) -> str:
+    """:func:`_class`, remembered (a plate's documents repeat most of their values)."""
+    classes = _CLASSES
+    cls = classes.get((name, value))
+    if cls is None:
+        if len(classes) > MAX_CLASSES:
+            classes.clear()
+        cls = classes[(name, value)] = _class(name, value)
+    return cls
+
+
+def known_classes() -> dict[tuple[str, str], str]:
+    """The remembered classes of :func:`value_class`, by ``(name, value)``."""
+    return _CLASSES
+
+
+_written: tuple[str, Hashable] | None = None
+
+
+def written(xml: str, key: Hashable) -> None:
+    """Tell :func:`validate` the validity shape of ``xml``, which its writer worked out while writing it
+    (the OME-XML writer of the native engines does), so the document is not cut up again to find it.
+
+    ``key`` stands for the document's :func:`shape`: documents with equal keys must have equal shapes,
+    and it must never equal a :func:`shape` tuple. Only the last document told is kept."""
+    global _written
+    _written = (xml, key)
 
 
 def shape(xml: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -152,7 +188,10 @@ def validate(xml: str | bytes, *, remember: bool = True) -> tuple[bool, str | No
     With ``remember`` a document whose :func:`shape` was seen valid before is not validated again: a
     plate's files differ in names and numbers, and validation is most of a warm read's cost.
     """
-    key = shape(xml) if remember and isinstance(xml, str) else None
+    key: Hashable = None
+    if remember and isinstance(xml, str):
+        told = _written
+        key = told[1] if told is not None and told[0] == xml else shape(xml)
     if key is not None and key in _VALID_SHAPES:
         return True, None
     ok, why = _validate(xml)

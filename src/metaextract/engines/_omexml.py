@@ -7,11 +7,15 @@ native engine that writes the same bytes can be compared with it field by field 
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import struct
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
+
+from .. import ome
 
 HEADER = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -99,6 +103,61 @@ def _escape_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
 
 
+class _Form(NamedTuple):
+    """How an element of one tag, attribute names and depth is written."""
+
+    start: str  # '   <Tag a="%s" b="%s"', filled with the escaped values
+    names: tuple[str, ...]  # the attribute names as ome's classes know them: " a", " b"
+    id: int  # never reused, even after the cache below is emptied: it stands for this form in a shape
+
+
+_forms: dict[tuple[str, tuple[str, ...], int], _Form] = {}
+_form_ids = itertools.count(1)
+
+
+def _form(tag: str, keys: tuple[str, ...], depth: int) -> _Form:
+    form = _forms.get((tag, keys, depth))
+    if form is None:
+        start = f"{'   ' * depth}<{tag}".replace("%", "%%") + "".join(f' {k.replace("%", "%%")}="%s"' for k in keys)
+        if len(_forms) > 4096:
+            _forms.clear()
+        form = _forms[(tag, keys, depth)] = _Form(start, tuple(" " + k for k in keys), next(_form_ids))
+    return form
+
+
+class _Shaping:
+    """The validity shape of the document being written, gathered as it is written: the forms of its
+    elements in order (by id; a closing tag as the negative id), their texts as :func:`ome.shape` sees
+    them, and then every attribute value's class.
+
+    It is not :func:`ome.shape`'s tuple, but as fine: documents written with equal ones have equal
+    :func:`ome.shape` (the same forms, texts and value classes make the same text around values of the
+    same classes), so they are valid or invalid alike (``tests/test_omexml.py`` checks it).
+    """
+
+    __slots__ = ("names", "tokens", "values")
+
+    def __init__(self) -> None:
+        self.tokens: list[int | str] = []
+        self.names: list[str] = []
+        self.values: list[str] = []
+
+    def text(self, tag: str, text: str) -> None:
+        marker = ome.leaf(text, tag) if tag in _LEAVES else None
+        self.tokens.append(text if marker is None else marker)
+
+    def key(self) -> tuple[str, tuple[int | str, ...], tuple[str, ...]]:
+        get = ome.known_classes().get
+        pairs = list(zip(self.names, self.values, strict=True))
+        found = [get(pair) for pair in pairs]
+        if None in found:
+            found = [ome.value_class(name, value) for name, value in pairs]
+        return ("\x00written", tuple(self.tokens), tuple(found))
+
+
+_LEAVES = frozenset({"AcquisitionDate", "Description"})
+
+
 @dataclass
 class El:
     """One element: tag, attributes (written sorted, like Bio-Formats), children or text."""
@@ -112,27 +171,53 @@ class El:
         self.children.append(child)
         return child
 
-    def write(self, out: list[str], depth: int) -> None:
-        pad = "   " * depth
-        attrs = "".join(f' {k}="{_escape_attr(v)}"' for k, v in sorted(self.attrs.items()))
-        if self.text:
-            out.append(f"{pad}<{self.tag}{attrs}>{_escape_text(self.text)}</{self.tag}>")
-        elif self.children:
-            out.append(f"{pad}<{self.tag}{attrs}>")
-            for child in self.children:
-                child.write(out, depth + 1)
-            out.append(f"{pad}</{self.tag}>")
+    def write(self, out: list[str], depth: int, sh: _Shaping | None = None) -> None:
+        tag, attrs = self.tag, self.attrs
+        if attrs:
+            keys = tuple(sorted(attrs))
+            values = [attrs[k] for k in keys]
+            if _ATTR_SPECIAL.search("".join(values)) is not None:
+                values = [_escape_attr(v) for v in values]
         else:
-            out.append(f"{pad}<{self.tag}{attrs}/>")
+            keys, values = (), []
+        form = _forms.get((tag, keys, depth)) or _form(tag, keys, depth)
+        start = form.start % tuple(values) if values else form.start
+        if sh is not None:
+            sh.tokens.append(form.id)
+            if values:
+                sh.names.extend(form.names)
+                sh.values.extend(values)
+        if self.text:
+            text = _escape_text(self.text)
+            out.append(f"{start}>{text}</{tag}>")
+            if sh is not None:
+                sh.text(tag, text)
+        elif self.children:
+            out.append(start + ">")
+            for child in self.children:
+                child.write(out, depth + 1, sh)
+            out.append(f"{'   ' * depth}</{tag}>")
+            if sh is not None:
+                sh.tokens.append(-form.id)
+        else:
+            out.append(start + "/>")
 
 
 def document(*elements: El) -> str:
-    """The whole ``<OME>`` document around ``elements`` (Images, Plates, Instruments …)."""
+    """The whole ``<OME>`` document around ``elements`` (Images, Plates, Instruments …).
+
+    Its validity shape is worked out while it is written and handed to :func:`metaextract.ome.written`,
+    so validating it does not cut the text up again.
+    """
     out = [HEADER]
+    sh = _Shaping()
     for element in elements:
-        element.write(out, 1)
+        element.write(out, 1, sh)
     out.append("</OME>")
-    return "\n".join(out) + "\n"
+    xml = "\n".join(out) + "\n"
+    if "\x00" not in xml:
+        ome.written(xml, sh.key())
+    return xml
 
 
 def pixels(*, index: int = 0, dimension_order: str = "XYCZT", pixel_type: str, size: tuple[int, int, int, int, int],
