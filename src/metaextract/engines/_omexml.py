@@ -151,8 +151,8 @@ class _Shaping:
         pairs = list(zip(self.names, self.values, strict=True))
         found = [get(pair) for pair in pairs]
         if None in found:
-            found = [ome.value_class(name, value) for name, value in pairs]
-        return ("\x00written", tuple(self.tokens), tuple(found))
+            return ("\x00written", tuple(self.tokens), tuple(ome.value_class(n, v) for n, v in pairs))
+        return ("\x00written", tuple(self.tokens), tuple(found))  # type: ignore[arg-type]  # no None in it
 
 
 _LEAVES = frozenset({"AcquisitionDate", "Description"})
