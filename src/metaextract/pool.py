@@ -16,6 +16,7 @@ import contextlib
 import json
 import mmap
 import os
+import select
 import signal
 import socket
 import struct
@@ -190,6 +191,15 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None,
             outbox.append((task, result.to_dict(), _rss_mb(), False))
 
 
+def _quit() -> None:
+    """End this extraction process now that the pool is done with it: no interpreter teardown (module
+    clean-up, a JVM's shutdown) for the pool to wait on; everything it had to say was sent."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(0)
+
+
 class _Process:
     """A child interpreter started with subprocess (not multiprocessing), so pools also work inside
     daemonic processes such as Dask workers; it talks over a socket pair wrapped as a Connection."""
@@ -222,8 +232,12 @@ class _Process:
             self.popen.kill()
 
     def join(self, timeout: float | None = None) -> None:
+        if self.sentinel is not None and timeout is not None:
+            # the pidfd turns readable the moment the process ends (Popen.wait polls with growing sleeps)
+            with contextlib.suppress(OSError, ValueError):
+                select.select([self.sentinel], [], [], timeout)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout)
+            self.popen.wait(0 if self.sentinel is not None and timeout is not None else timeout)
 
     @property
     def exitcode(self) -> int | None:
@@ -271,6 +285,7 @@ def _child_main() -> None:
 
         restrict_reads(roots)
     _worker_main(Connection(int(fd)), engine, warm, heap or None, marker)
+    _quit()
 
 
 @dataclass

@@ -33,6 +33,7 @@ Bio-Formats. (Stage labels, which can make Bio-Formats build a plate, live in UI
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import os
@@ -735,6 +736,12 @@ class StkEngine(TiffKindEngine[StkInfo]):
         return stk_document(info)
 
 
+@functools.lru_cache(maxsize=256)
+def _codes_of(order: str, count: int) -> struct.Struct:
+    """The tag codes of ``count`` IFD entries in one unpack (each entry: a code and ten bytes more)."""
+    return struct.Struct(order + "H10x" * count)
+
+
 def first_ifd_codes(path: str, head: bytes) -> frozenset[int]:
     """The tag codes of a classic TIFF's first IFD, read with two small reads (empty when unreadable)."""
     order = "<" if head.startswith(b"II") else ">"
@@ -745,8 +752,7 @@ def first_ifd_codes(path: str, head: bytes) -> frozenset[int]:
     if snap is not None and offset + 2 <= len(snap.data):
         (count,) = struct.unpack_from(order + "H", snap.data, offset)
         if offset + 2 + 12 * count <= len(snap.data):
-            entries = snap.data[offset + 2:offset + 2 + 12 * count]
-            return frozenset(struct.unpack_from(order + "H", entries, 12 * i)[0] for i in range(count))
+            return frozenset(_codes_of(order, count).unpack_from(snap.data, offset + 2))
     with open(path, "rb") as fh:
         fh.seek(offset)
         raw = fh.read(2)
@@ -756,6 +762,6 @@ def first_ifd_codes(path: str, head: bytes) -> frozenset[int]:
         entries = fh.read(12 * count)
     if len(entries) < 12 * count:
         return frozenset()
-    return frozenset(struct.unpack_from(order + "H", entries, 12 * i)[0] for i in range(count))
+    return frozenset(_codes_of(order, count).unpack_from(entries))
 
 
