@@ -34,24 +34,25 @@ def undecodable_name(path: str) -> bool:
     return os.path.lexists(raw)
 
 
-def _precheck(path: str) -> str | None:
+def _precheck(path: str) -> tuple[str | None, int | None]:
+    """Why ``path`` cannot be read at all (or None), and its size."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
         if undecodable_name(path):
-            return "file name is not valid UTF-8 (shown with \\xNN escapes); rename the file to read it"
-        return "file not found"
+            return "file name is not valid UTF-8 (shown with \\xNN escapes); rename the file to read it", None
+        return "file not found", None
     except PermissionError:
-        return "permission denied"
+        return "permission denied", None
     except OSError as exc:
-        return f"cannot stat: {exc.strerror or exc}"
+        return f"cannot stat: {exc.strerror or exc}", None
     if stat.S_ISDIR(st.st_mode):
-        return "is a directory, not a file"
+        return "is a directory, not a file", None
     if not stat.S_ISREG(st.st_mode):
-        return "not a regular file"
+        return "not a regular file", None
     if st.st_size == 0:
-        return "empty file (0 bytes)"
-    return None
+        return "empty file (0 bytes)", None
+    return None, st.st_size
 
 
 def read_head(path: str | os.PathLike[str], size: int = engines.HEAD_BYTES) -> bytes:
@@ -131,12 +132,14 @@ def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False, 
     """
     start = time.perf_counter()
     problem = sanity.outside_root(path, root) if root is not None else None
-    problem = problem or _precheck(path)
+    size = None
+    if problem is None:
+        problem, size = _precheck(path)
     head = b""
     snap: _snapshot.Snapshot | None = None
     if problem is None:
         try:
-            snap = _snapshot.take(path)
+            snap = _snapshot.take(path, size)
             head = snap.data[:engines.HEAD_BYTES]
         except PermissionError:
             problem = "permission denied"

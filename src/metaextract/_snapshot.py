@@ -30,15 +30,17 @@ class Snapshot:
     token: int
 
 
-def read_prefix(path: str | os.PathLike[str], size: int) -> bytes:
+def read_prefix(path: str | os.PathLike[str], size: int, known: int | None = None) -> bytes:
     """Up to ``size`` bytes from the start of ``path``, with plain system calls (raises OSError like ``open``);
-    a short read is read on (e.g. on network file systems)."""
+    a short read is read on (e.g. on network file systems). ``known``, the file's size as just seen by
+    ``stat``, spares the read that would only find the end of a smaller file."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         chunks = []
         got = 0
-        while got < size:
-            chunk = os.read(fd, size - got)
+        want = size if known is None or known <= 0 else min(size, known)
+        while got < want:
+            chunk = os.read(fd, size - got)  # (asks for all of size: a file grown since stat is read on)
             if not chunk:
                 break
             chunks.append(chunk)
@@ -48,9 +50,9 @@ def read_prefix(path: str | os.PathLike[str], size: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def take(path: str) -> Snapshot:
-    """Read ``path``'s first :data:`WHOLE` bytes (raises OSError like ``open``)."""
-    data = read_prefix(path, WHOLE + 1)  # one byte more tells whether that was the whole file
+def take(path: str, known: int | None = None) -> Snapshot:
+    """Read ``path``'s first :data:`WHOLE` bytes (raises OSError like ``open``); ``known``: its size, if just seen."""
+    data = read_prefix(path, WHOLE + 1, known)  # one byte more tells whether that was the whole file
     return Snapshot(path, data[:WHOLE], len(data) <= WHOLE, next(_tokens))
 
 

@@ -71,25 +71,27 @@ class Registration:
         return asdict(self)
 
 
-def _sniff(path: str | os.PathLike[str]) -> bytes:
+def _sniff(path: str | os.PathLike[str], size: int | None = None) -> bytes:
     """The first :data:`SNIFF_BYTES` of a file (b"" when it cannot be read), with plain system calls: a
     Python file object costs more than the read itself, and ``add`` reads the head of every file."""
     try:
-        return _snapshot.read_prefix(path, SNIFF_BYTES)
+        return _snapshot.read_prefix(path, SNIFF_BYTES, size)
     except OSError:
         return b""
 
 
-def classify(path: str | os.PathLike[str], head: bytes | None = None) -> tuple[str, str]:
+def classify(path: str | os.PathLike[str], head: bytes | None = None, size: int | None = None) -> tuple[str, str]:
     """Tell an image file from a metadata file: ``("image" | "metadata", kind)``.
 
     The first bytes decide where they are known (a ``.txt`` that is OME-XML is an image; a sidecar named
     like an image but holding plain text is metadata); otherwise the name does; an unknown binary file
-    is an image (the engine then says whether it can read it).
+    is an image (the engine then says whether it can read it). ``size``, the file's size when known,
+    spares a read at its end.
     """
-    name = os.path.basename(os.fspath(path)).lower()
+    path = os.fspath(path)
+    name = path[path.rfind(os.sep) + 1:].lower()
     if head is None:
-        head = _sniff(path)
+        head = _sniff(path, size)
     for offset, magic, kind in _IMAGE_MAGIC:
         if head[offset:offset + len(magic)] == magic:
             return "image", kind
@@ -165,7 +167,7 @@ def walk(root: str | os.PathLike[str], include: Sequence[str] = (), exclude: Seq
                 info = entry.stat()
             except OSError:  # vanished or broken link
                 continue
-            yield rel, os.path.abspath(entry.path), info.st_size, info.st_mtime
+            yield rel, entry.path, info.st_size, info.st_mtime  # absolute and normal: under realpath(root)
 
     yield from visit(top, "")
 
@@ -369,7 +371,7 @@ def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[st
     seen = 0
     for rel, path, size, mtime in walk(root, include, exclude, stats):
         seen += 1
-        what, kind = classify(path)
+        what, kind = classify(path, size=size)
         row: dict[str, Any] = {"experiment_id": exp.id, "acquisition_id": a.id, "name": storable_name(rel),
                                "location": storable_name(path), "size": size, "mtime": mtime}
         if what == "image":
