@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Row, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import _snapshot
+from ._gc import bulk
 from .store import Store
 from .store.jobs import JobBusyError, holder_alive
 from .store.models import acquisitions, experiments, image_files, jobs, metadata_files, plates, utcnow
@@ -317,6 +318,32 @@ def _insert_new(store: Store, table: Any, rows: list[dict[str, Any]]) -> None:
         conn.exec_driver_sql(sql, [tuple(row[c] for c in order) for row in rows] if order else rows)
 
 
+def _register(store: Store, experiment_id: int, acquisition_id: int, root: Path, include: Sequence[str],
+              exclude: Sequence[str], stats: _WalkStats) -> int:
+    """Insert a row for every file under ``root`` that the acquisition does not hold yet; returns how many
+    files were seen."""
+    batch: dict[str, list[dict[str, Any]]] = {"image": [], "metadata": []}
+    seen = 0
+    for rel, path, size, mtime in walk(root, include, exclude, stats):
+        seen += 1
+        what, kind = classify(path, size=size)
+        row: dict[str, Any] = {"experiment_id": experiment_id, "acquisition_id": acquisition_id,
+                               "name": storable_name(rel), "location": storable_name(path), "size": size,
+                               "mtime": mtime}
+        if what == "image":
+            row["status"] = "pending"
+        else:
+            row["kind"] = kind
+        batch[what].append(row)
+        if len(batch[what]) >= INSERT_BATCH:
+            _insert_new(store, image_files if what == "image" else metadata_files, batch[what])
+            batch[what] = []
+    for what, table in (("image", image_files), ("metadata", metadata_files)):
+        if batch[what]:
+            _insert_new(store, table, batch[what])
+    return seen
+
+
 def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[str], *,
                plate: str | None = None, acquisition: str | None = None,
                include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Registration:
@@ -367,24 +394,8 @@ def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[st
                                        .where(t.c.acquisition_id == a.id)).scalar_one()
                   for t in (image_files, metadata_files)}
     stats = _WalkStats()
-    batch: dict[str, list[dict[str, Any]]] = {"image": [], "metadata": []}
-    seen = 0
-    for rel, path, size, mtime in walk(root, include, exclude, stats):
-        seen += 1
-        what, kind = classify(path, size=size)
-        row: dict[str, Any] = {"experiment_id": exp.id, "acquisition_id": a.id, "name": storable_name(rel),
-                               "location": storable_name(path), "size": size, "mtime": mtime}
-        if what == "image":
-            row["status"] = "pending"
-        else:
-            row["kind"] = kind
-        batch[what].append(row)
-        if len(batch[what]) >= INSERT_BATCH:
-            _insert_new(store, image_files if what == "image" else metadata_files, batch[what])
-            batch[what] = []
-    for what, table in (("image", image_files), ("metadata", metadata_files)):
-        if batch[what]:
-            _insert_new(store, table, batch[what])
+    with bulk():
+        seen = _register(store, exp.id, a.id, root, include, exclude, stats)
     with store.connect() as conn:
         after = {t.name: conn.execute(select(func.count()).select_from(t)
                                       .where(t.c.acquisition_id == a.id)).scalar_one()

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, column, delete, or_, select, table, text, update
 
+from ._gc import bulk
 from .experiment import NotFoundError, resolve
 from .result import Result, one_line
 from .store import Store, open_store, reports
@@ -317,7 +318,7 @@ class MetadataExtractor:
         """
         args = args or MetaextractBatchArguments()
         t0 = time.perf_counter()
-        with self.store.begin() as conn:
+        with bulk(), self.store.begin() as conn:
             self._refuse_if_running(conn, "initialising")
             # The old jobs step aside (negative numbers) so the new ones can take 1..N; one UPDATE then
             # points every file at its new job and forgets its result, and the old jobs, no longer

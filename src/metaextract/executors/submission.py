@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
 
+from .._gc import bulk
 from ..experiment import resolve
 from ..store import Store
 from ..store.jobs import begin_submission, finish_job_run, finish_submission
@@ -120,11 +121,13 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
         if opts.scheduler or opts.cluster != "local":
             from .dask import run_on_dask
 
-            run_on_dask(store, exp.id, selected, sub_id, opts, by_job, echo)
+            with bulk():
+                run_on_dask(store, exp.id, selected, sub_id, opts, by_job, echo)
         else:
             from .local import run_here
 
-            run_here(store, exp.id, selected, sub_id, opts, by_job, echo)
+            with bulk():
+                run_here(store, exp.id, selected, sub_id, opts, by_job, echo)
         failed = sum(fl.failed for fl in by_job.values())
         state = "done"
         echo(f"submission {sub_id} done: {sum(fl.ok for fl in by_job.values())} file(s) ok, {failed} failed")
