@@ -495,15 +495,10 @@ class ExtractionPool:
         now = time.monotonic()
         dues = [self._overdue(w, now)[1] for w in self._workers if w.queue and w.ready]
         wait_for = max(0.0, min(dues) - now) if dues else 1.0
-        objs: list[Any] = []
-        for w in self._workers:
-            objs.append(w.conn)
-            if w.proc.sentinel is not None:
-                objs.append(w.proc.sentinel)
-        ready = set(wait(objs, timeout=min(wait_for, 1.0))) if objs else set()
+        ready = self._ready(min(wait_for, 1.0))
         for w in list(self._workers):
             alive = True
-            if w.conn in ready or w.proc.sentinel in ready:
+            if id(w) in ready:
                 try:
                     while w.conn.poll():
                         yield from self._handle(w, w.conn.recv())
@@ -522,6 +517,28 @@ class ExtractionPool:
                     yield Result(path=path, status="timeout", engine=self.engine,
                                  error=f"{path}: no result after {self.timeout:g} s; its extraction process "
                                        "was killed and replaced", seconds=self.timeout)
+
+    def _ready(self, timeout: float) -> set[int]:
+        """The processes (``id`` of their _Worker) that sent something or ended, waiting up to ``timeout`` seconds for one (a plain
+        ``poll`` on their descriptors: ``multiprocessing.connection.wait`` builds a selector per call)."""
+        if not self._workers:
+            return set()
+        by_fd: dict[int, _Worker] = {}
+        for w in self._workers:
+            by_fd[w.conn.fileno()] = w
+            if w.proc.sentinel is not None:
+                by_fd[w.proc.sentinel] = w
+        if not hasattr(select, "poll"):  # pragma: no cover - not Linux
+            return {id(by_fd[fd if isinstance(fd, int) else fd.fileno()])
+                    for fd in wait([w.conn for w in self._workers], timeout=timeout)}
+        poller = select.poll()
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
+        try:
+            events = poller.poll(timeout * 1000)
+        except InterruptedError:  # pragma: no cover - retried by Python since 3.5
+            return set()
+        return {id(by_fd[fd]) for fd, _ in events}
 
     def _handle(self, w: _Worker, msg: Any) -> Iterator[dict[str, Any]]:
         if isinstance(msg, tuple):

@@ -281,15 +281,19 @@ def clear_results(conn: Connection, *where: Any, **extra: Any) -> int:
     return int(conn.execute(update(image_files).where(*where).values(**values)).rowcount or 0)
 
 
-def result_values(result: Result, at: Any = None) -> dict[str, Any]:
-    """The image_files columns for one Result, stored ``at`` (default: now)."""
+def _result_row(result: Result, at: Any) -> list[Any]:
+    """The values of :data:`RESULT_COLUMNS` for one Result, in that order."""
     name, _, version = (result.engine or "").rpartition(" ")
     if not name:  # "bioformats" without a version
         name, version = version, ""
-    return {"status": result.status, "omexml": result.omexml if result.status == "ok" else None,
-            "error": result.error, "engine": name or None, "engine_version": version or None,
-            "seconds": float(result.seconds), "valid": result.valid,
-            "validation_error": result.validation_error, "extracted_at": at if at is not None else utcnow()}
+    ok = result.status == "ok"
+    return [result.status, result.omexml if ok else None, result.error, name or None, version or None,
+            float(result.seconds), result.valid, result.validation_error, at]
+
+
+def result_values(result: Result, at: Any = None) -> dict[str, Any]:
+    """The image_files columns for one Result, stored ``at`` (default: now)."""
+    return dict(zip(RESULT_COLUMNS, _result_row(result, at if at is not None else utcnow()), strict=True))
 
 
 _WRITES: dict[str, tuple[str, list[Any]]] = {}
@@ -313,12 +317,17 @@ def _write_results(conn: Connection, pairs: list[tuple[int, Result]]) -> None:
     if not pairs:
         return
     sql, procs = _write_sql(conn.dialect)
-    rows = []
     at = utcnow()  # one time for the transaction: when these results were stored
+    last = len(RESULT_COLUMNS) - 1  # extracted_at, the same for every row: converted once
+    stored_at = procs[last](at) if procs[last] else at
+    convert = [(i, p) for i, p in enumerate(procs) if p is not None and i != last]
+    rows = []
     for file_id, result in pairs:
-        values = result_values(result, at)
-        rows.append((*(p(values[c]) if p else values[c] for c, p in zip(RESULT_COLUMNS, procs, strict=True)),
-                     file_id))
+        row = _result_row(result, stored_at)
+        for i, p in convert:
+            row[i] = p(row[i])
+        row.append(file_id)
+        rows.append(tuple(row))
     for start in range(0, len(rows), 1000):
         conn.exec_driver_sql(sql, rows[start:start + 1000])
 
