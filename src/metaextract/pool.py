@@ -519,8 +519,9 @@ class ExtractionPool:
                                        "was killed and replaced", seconds=self.timeout)
 
     def _ready(self, timeout: float) -> set[int]:
-        """The processes (``id`` of their _Worker) that sent something or ended, waiting up to ``timeout`` seconds for one (a plain
-        ``poll`` on their descriptors: ``multiprocessing.connection.wait`` builds a selector per call)."""
+        """The processes (``id`` of their _Worker) that sent something or ended, waiting up to ``timeout``
+        seconds for one (a plain ``poll`` on their descriptors: ``multiprocessing.connection.wait`` builds a
+        selector per call)."""
         if not self._workers:
             return set()
         by_fd: dict[int, _Worker] = {}
