@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .result import Result
+from .result import ROW_RSS, ROW_SECONDS, Result, Row
 
 DEFAULT_TIMEOUT = 120.0
 # A process sends the results it has every FLUSH_SECONDS (and whenever it runs out of files), so fast files
@@ -145,7 +145,7 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None,
             conn.send((_SETUP_FAILED, f"{type(exc).__name__}: {exc}"))
             return
     conn.send((_READY, os.getpid()))
-    outbox: list[tuple[int, dict[str, Any], float | None, bool]] = []
+    outbox: list[tuple[int, Row, bool]] = []
     oldest = 0.0  # when the first result in the outbox was made
 
     current = _Marker.IDLE
@@ -182,13 +182,15 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None,
                 result = extract_file(path, engine, raise_fatal=True, root=root)
             except FatalWorkerError as exc:
                 exc.result.notes.append("the worker process was replaced after this file")
-                outbox.append((task, exc.result.to_dict(), _rss_mb(), True))
+                exc.result.rss_mb = _rss_mb()
+                outbox.append((task, exc.result.to_row(), True))
                 mark(_Marker.IDLE, 0.0)
                 conn.send(outbox)
                 os._exit(3)
             if not outbox:
                 oldest = time.monotonic()
-            outbox.append((task, result.to_dict(), _rss_mb(), False))
+            result.rss_mb = _rss_mb()
+            outbox.append((task, result.to_row(), False))
 
 
 def _quit() -> None:
@@ -397,13 +399,13 @@ class ExtractionPool:
     def map(self, paths: Iterable[str | os.PathLike[str] | tuple[str, str]]) -> Iterator[Result]:
         """Extract every path; an item may be ``(path, root)`` so a path resolving outside its registered
         folder ``root`` is refused. Yields Results (``Result.path`` as given) in completion order."""
-        for item in self.map_dicts(paths):
+        for item in self.map_rows(paths):
             if item is not None:
-                yield item if isinstance(item, Result) else Result.from_dict(item)
+                yield item if isinstance(item, Result) else Result.from_row(item)
 
-    def map_dicts(self, paths: Iterable[str | os.PathLike[str] | tuple[str, str]], *, ticks: bool = False
-                  ) -> Iterator[dict[str, Any] | Result | None]:
-        """:meth:`map`, yielding each result read by a process as the dict it sent (``Result.to_dict``
+    def map_rows(self, paths: Iterable[str | os.PathLike[str] | tuple[str, str]], *, ticks: bool = False
+                 ) -> Iterator[Row | Result | None]:
+        """:meth:`map`, yielding each result read by a process as the row it sent (``Result.to_row``
         form, ``rss_mb`` set), so a relay (the Dask task) need not build a Result; the pool's own
         verdicts (timeouts, deaths) come as Results. With ``ticks``, ``None`` comes too after every wait
         (at most a second apart), so a caller hears from the pool even while every file is slow."""
@@ -491,7 +493,7 @@ class ExtractionPool:
             due = w.heard + self.timeout + STALL_GRACE
         return now > due, due
 
-    def _wait_once(self) -> Iterator[dict[str, Any] | Result]:
+    def _wait_once(self) -> Iterator[Row | Result]:
         now = time.monotonic()
         dues = [self._overdue(w, now)[1] for w in self._workers if w.queue and w.ready]
         wait_for = max(0.0, min(dues) - now) if dues else 1.0
@@ -541,7 +543,7 @@ class ExtractionPool:
             return set()
         return {id(by_fd[fd]) for fd, _ in events}
 
-    def _handle(self, w: _Worker, msg: Any) -> Iterator[dict[str, Any]]:
+    def _handle(self, w: _Worker, msg: Any) -> Iterator[Row]:
         if isinstance(msg, tuple):
             if msg[0] == _READY:
                 w.ready = True
@@ -550,18 +552,18 @@ class ExtractionPool:
                 self._setup_error = str(msg[1])
             return
         w.heard = time.monotonic()
-        for task, data, rss, retiring in msg:
+        for task, row, retiring in msg:
             if not w.queue or task != w.queue[0][0]:
                 continue
             w.queue.popleft()
             if retiring:
                 w.ready, w.retired = False, True  # it exits after this answer; never hand it another file
                 self._requeue(w)
-            data["rss_mb"] = rss
-            self._avg = 0.9 * self._avg + 0.1 * max(data["seconds"], 1e-5)
+            self._avg = 0.9 * self._avg + 0.1 * max(row[ROW_SECONDS], 1e-5)
+            rss = row[ROW_RSS]
             if rss is not None:
                 self.stats.rss_mb[w.proc.pid] = rss
-            yield data
+            yield row
 
     def _died(self, w: _Worker) -> Result | None:
         w.proc.join(1)

@@ -217,8 +217,8 @@ def _handle(client: Any, store: Store, done: list[Any], tasks: dict[str, list[_P
             payload = fut.result()
             owner = {fid: fl for fl, files in parts for fid, _, _ in files}
             by_flight: dict[int, list[tuple[int, Result]]] = {}
-            for fid, d in payload["results"]:
-                by_flight.setdefault(owner[fid].job_id, []).append((fid, Result.from_dict(d)))
+            for fid, row in payload["results"]:
+                by_flight.setdefault(owner[fid].job_id, []).append((fid, Result.from_row(row)))
             took = payload["ended"] - payload["started"]
             shared = f" (one task of {n_files} files for {len(parts)} jobs)" if len(parts) > 1 else ""
             for fl, _ in parts:

@@ -142,9 +142,9 @@ def run_here(store: Store, experiment_id: int, selected: list[tuple[int, int]], 
         with ExtractionPool(workers, engine=opts.engine, timeout=opts.timeout, heap_mb=heap,
                             roots=roots).start() as pool:
             next_report = time.monotonic() + opts.interval
-            for item in pool.map_dicts(run.files(selected, shown), ticks=True):
+            for item in pool.map_rows(run.files(selected, shown), ticks=True):
                 if item is not None:
-                    run.take(item if isinstance(item, Result) else Result.from_dict(item))
+                    run.take(item if isinstance(item, Result) else Result.from_row(item))
                 now = time.monotonic()
                 if run.due(now):
                     run.write()

@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from ..result import Result
+from ..result import ROW_PATH, Result
 
 _pools: OrderedDict[tuple[str, float, tuple[str, ...]], Any] = OrderedDict()
 _pools_lock = threading.Lock()
@@ -46,11 +46,11 @@ def run_batch(job_id: int, files: list[tuple[int, str, str]], engine: str = "aut
     for fid, path, _root in files:
         ids.setdefault(path, []).append(fid)
     results = []
-    for r in pool.map_dicts([(p, root) for _, p, root in files]):
+    for r in pool.map_rows([(p, root) for _, p, root in files]):
         if r is None:
             continue
-        data = r.to_dict() if isinstance(r, Result) else r
-        results.append((ids[data["path"]].pop(0), data))
+        row = r.to_row() if isinstance(r, Result) else r
+        results.append((ids[row[ROW_PATH]].pop(0), row))
     try:
         from distributed import get_worker
 
