@@ -10,6 +10,8 @@ fallback.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from importlib import import_module
 from importlib.metadata import entry_points
 
 from .base import Engine, ExtractionError, UnsupportedFormatError
@@ -28,48 +30,41 @@ ENTRY_POINT_GROUP = "metaextract.engines"
 HEAD_BYTES = 4096
 
 
-def _builtin() -> dict[str, Callable[[], Engine]]:
-    from .bioformats import BioFormatsEngine
-    from .camera import SIFEngine, SPEEngine
-    from .cellomics import CellomicsEngine
-    from .czi import CziEngine
-    from .dicom import DicomEngine
-    from .dv import DvEngine
-    from .ics import IcsEngine
-    from .lif import LifEngine
-    from .micromanager import MicromanagerEngine
-    from .nd2 import Nd2Engine
-    from .oib import OibEngine
-    from .ome_files import OmeEngine
-    from .sidecar import SidecarEngine
-    from .svs import SvsEngine
-    from .tiff import TiffEngine
-    from .tiff_kinds import ImageJEngine
-    from .tiff_zeiss_mm import LsmEngine, StkEngine
-    from .zvi import ZviEngine
+#: The built-in engines: module, class, and the name endings and first bytes their claim requires where
+#: they declare them (their ``suffixes``/``magic`` attributes; ``tests/test_engines_registry.py`` checks
+#: the two agree). An engine that declares either is imported only when a file has them: a plate of TIFFs
+#: never loads the CZI, ND2 or DeltaVision code.
+_BUILTIN: dict[str, tuple[str, str, tuple[str, ...] | None, bytes | None]] = {
+    "bioformats": ("bioformats", "BioFormatsEngine", None, None),
+    "cellomics": ("cellomics", "CellomicsEngine", (".c01",), b"\x00\x00\x00\x10"),
+    "czi": ("czi", "CziEngine", None, b"ZISRAWFILE"),
+    "dv": ("dv", "DvEngine", (".dv",), None),
+    "ics": ("ics", "IcsEngine", (".ics", ".ids"), None),
+    "lif": ("lif", "LifEngine", None, b"p\x00\x00\x00"),
+    "micromanager": ("micromanager", "MicromanagerEngine", None, None),
+    "nd2": ("nd2", "Nd2Engine", None, b"\xda\xce\xbe\n"),
+    "oib": ("oib", "OibEngine", (".oib",), b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
+    "ome-xml": ("ome_files", "OmeEngine", None, None),
+    "pydicom": ("dicom", "DicomEngine", None, None),
+    "sidecar": ("sidecar", "SidecarEngine", ("ndtiff.index", "display_settings.txt", ".mlf", ".mrf"), None),
+    "sif": ("camera", "SIFEngine", (".sif",), b"Andor Technology Multi-Channel File\n"),
+    "spe": ("camera", "SPEEngine", (".spe",), None),
+    "svs": ("svs", "SvsEngine", (".svs",), None),
+    "tifffile": ("tiff", "TiffEngine", None, None),
+    "tifffile-imagej": ("tiff_kinds", "ImageJEngine", None, None),
+    "tifffile-lsm": ("tiff_zeiss_mm", "LsmEngine", None, None),
+    "tifffile-stk": ("tiff_zeiss_mm", "StkEngine", None, None),
+    "zvi": ("zvi", "ZviEngine", (".zvi",), b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
+}
 
-    return {
-        "bioformats": BioFormatsEngine,
-        "cellomics": CellomicsEngine,
-        "czi": CziEngine,
-        "dv": DvEngine,
-        "ics": IcsEngine,
-        "lif": LifEngine,
-        "micromanager": MicromanagerEngine,
-        "nd2": Nd2Engine,
-        "oib": OibEngine,
-        "ome-xml": OmeEngine,
-        "pydicom": DicomEngine,
-        "sidecar": SidecarEngine,
-        "sif": SIFEngine,
-        "spe": SPEEngine,
-        "svs": SvsEngine,
-        "tifffile": TiffEngine,
-        "tifffile-imagej": ImageJEngine,
-        "tifffile-lsm": LsmEngine,
-        "tifffile-stk": StkEngine,
-        "zvi": ZviEngine,
-    }
+
+def _load(module: str, cls: str) -> Engine:
+    engine: Engine = getattr(import_module(f"{__name__}.{module}"), cls)()
+    return engine
+
+
+def _builtin() -> dict[str, Callable[[], Engine]]:
+    return {name: partial(_load, module, cls) for name, (module, cls, _, _) in _BUILTIN.items()}
 
 
 _factories: dict[str, Callable[[], Engine]] | None = None
@@ -101,18 +96,23 @@ def get(name: str) -> Engine:
     return _instances[name]
 
 
-_Candidate = tuple[str, Engine, tuple[str, ...] | None, bytes | None]
+_Candidate = tuple[str, tuple[str, ...] | None, bytes | None]
 _candidates: list[_Candidate] | None = None
 
 
 def _all_candidates() -> list[_Candidate]:
-    """Every engine, in name order, with the name endings and first bytes it declares it requires."""
+    """Every engine, in name order, with the name endings and first bytes it declares it requires (a
+    built-in one from :data:`_BUILTIN`, without importing it; a plug-in from its attributes)."""
     global _candidates
     if _candidates is None:
-        found = []
+        found: list[_Candidate] = []
         for name in available():
-            eng = get(name)
-            found.append((name, eng, getattr(eng, "suffixes", None), getattr(eng, "magic", None)))
+            builtin = _BUILTIN.get(name)
+            if builtin is not None:  # (a plug-in cannot take a built-in engine's name)
+                found.append((name, builtin[2], builtin[3]))
+            else:
+                eng = get(name)
+                found.append((name, getattr(eng, "suffixes", None), getattr(eng, "magic", None)))
         _candidates = found
     return _candidates
 
@@ -122,17 +122,19 @@ def choose(path: str, head: bytes, engine: str = "auto") -> Engine:
 
     An engine may declare ``suffixes`` (lower-case name endings) and ``magic`` (the bytes its files start
     with): a promise that its ``claim`` is 0 for any other file, so it is not asked about those (a plate's
-    TIFFs are not offered to the CZI, ND2 or DeltaVision engines, ...).
+    TIFFs are not offered to the CZI, ND2 or DeltaVision engines, which are then not even imported).
     """
     if engine != "auto":
         return get(engine)
     lower = path.lower()
     best: tuple[int, str] | None = None
-    for name, eng, suffixes, magic in _all_candidates():
+    instances = _instances
+    for name, suffixes, magic in _all_candidates():
         if suffixes is not None and not lower.endswith(suffixes):
             continue
         if magic is not None and not head.startswith(magic):
             continue
+        eng = instances.get(name) or get(name)
         score = eng.claim(path, head)
         if score > 0 and (best is None or score > best[0]):
             best = (score, name)
