@@ -213,36 +213,69 @@ def parse_metaseries(text: str) -> MetaSeries | None:
     return meta
 
 
-def metaseries_image(meta: MetaSeries, info: TiffInfo) -> ox.El:
-    """The Image Bio-Formats' MetamorphReader reports for a single-plane MetaSeries TIFF."""
-    attrs = {"ID": "Image:0"}
-    if meta.name is not None:
-        attrs["Name"] = meta.name
-    image = ox.El("Image", attrs)
-    if info.date:
-        image.add(ox.El("AcquisitionDate", text=info.date))
-    image.add(ox.El("Description"))
-    image.add(ox.El("ImagingEnvironment", {"Temperature": ox.jdouble(meta.temperature), "TemperatureUnit": "°C"}))
+def metaseries_values(meta: MetaSeries, info: TiffInfo) -> ox.Values:
+    """What of a single-plane MetaSeries TIFF reaches its OME-XML, written as :func:`metaseries_tree` writes it."""
     physical = meta.calibration or info.physical
+    px, py = physical[0], physical[1]
+    x, y = meta.position
+    return {
+        "name": meta.name, "date": info.date or None, "temperature": ox.jdouble(meta.temperature),
+        "type": info.pixel_type, "x": str(info.size_x), "y": str(info.size_y),
+        "big_endian": "true" if info.big_endian else "false", "bits": str(info.bits),
+        "px": None if px is None else ox.jdouble(px), "py": None if py is None else ox.jdouble(py),
+        "samples": str(info.samples), "emission": ox.jdouble(meta.emission) if meta.emission else None,
+        "channel": meta.channel, "timed": meta.timed,
+        "exposure": None if meta.exposure is None else ox.jdouble(meta.exposure),
+        "position_x": None if x is None else ox.jdouble(x), "position_y": None if y is None else ox.jdouble(y),
+    }
+
+
+def metaseries_tree(v: ox.Values) -> ox.El:
+    """The Image Bio-Formats' MetamorphReader reports for a single-plane MetaSeries TIFF, from
+    :func:`metaseries_values`."""
+    attrs = {"ID": "Image:0"}
+    if v["name"] is not None:
+        attrs["Name"] = _s(v["name"])
+    image = ox.El("Image", attrs)
+    if v["date"] is not None:
+        image.add(ox.El("AcquisitionDate", text=_s(v["date"])))
+    image.add(ox.El("Description"))
+    image.add(ox.El("ImagingEnvironment", {"Temperature": _s(v["temperature"]), "TemperatureUnit": "°C"}))
     pixels = image.add(ox.pixels(
-        pixel_type=info.pixel_type, size=(info.size_x, info.size_y, 1, 1, 1), big_endian=info.big_endian,
-        significant_bits=info.bits, physical=(physical[0], physical[1], None),
+        pixel_type=_s(v["type"]), size=(_s(v["x"]), _s(v["y"]), 1, 1, 1), big_endian=_s(v["big_endian"]),
+        significant_bits=_s(v["bits"]), physical=(_o(v["px"]), _o(v["py"]), None),
     ))
     channel: dict[str, str] = {}
-    if meta.emission:
-        channel.update(EmissionWavelength=ox.jdouble(meta.emission), EmissionWavelengthUnit="nm")
-    if meta.channel is not None:
-        channel["Name"] = meta.channel
-    pixels.add(ox.channel(0, 0, info.samples, **channel))
+    if v["emission"] is not None:
+        channel.update(EmissionWavelength=_s(v["emission"]), EmissionWavelengthUnit="nm")
+    if v["channel"] is not None:
+        channel["Name"] = _s(v["channel"])
+    pixels.add(ox.channel(0, 0, _s(v["samples"]), **channel))
     pixels.add(ox.El("MetadataOnly"))
     plane = {"TheC": "0", "TheT": "0", "TheZ": "0"}
-    if meta.timed:
+    if v["timed"]:
         plane.update(DeltaT="0.0", DeltaTUnit="s")
-    if meta.exposure is not None:
-        plane.update(ExposureTime=ox.jdouble(meta.exposure), ExposureTimeUnit="s")
-    for axis, value in zip("XY", meta.position, strict=True):
+    if v["exposure"] is not None:
+        plane.update(ExposureTime=_s(v["exposure"]), ExposureTimeUnit="s")
+    for axis in "XY":
+        value = v[f"position_{axis.lower()}"]
         if value is not None:
-            plane[f"Position{axis}"] = ox.jdouble(value)
+            plane[f"Position{axis}"] = _s(value)
             plane[f"Position{axis}Unit"] = "reference frame"
     pixels.add(ox.El("Plane", plane))
     return image
+
+
+def metaseries_image(meta: MetaSeries, info: TiffInfo) -> ox.El:
+    """The Image Bio-Formats' MetamorphReader reports for a single-plane MetaSeries TIFF."""
+    return metaseries_tree(metaseries_values(meta, info))
+
+
+def _s(value: str | bool | None) -> str:
+    assert isinstance(value, str)
+    return value
+
+
+def _o(value: str | bool | None) -> str | None:
+    assert value is None or isinstance(value, str)
+    return value

@@ -11,6 +11,7 @@ import itertools
 import math
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
@@ -220,25 +221,110 @@ def document(*elements: El) -> str:
     return xml
 
 
-def pixels(*, index: int = 0, dimension_order: str = "XYCZT", pixel_type: str, size: tuple[int, int, int, int, int],
-           big_endian: bool, significant_bits: int, interleaved: bool = False,
-           physical: tuple[float | None, float | None, float | None] = (None, None, None)) -> El:
-    """A ``Pixels`` element as ``MetadataTools.populatePixels`` fills it (sizes are X, Y, Z, C, T)."""
+#: What a document is written from by :func:`templated`: strings (each written as it is into exactly one
+#: attribute or text), None (absent), and booleans (flags that only choose the structure)
+Values = dict[str, "str | bool | None"]
+
+
+class _Template(NamedTuple):
+    text: str  # the document with %s where the values go (every other % doubled)
+    keys: tuple[str, ...]  # the values, in the order they go in
+    attrs: tuple[str | None, ...]  # per value: the attribute it fills (" Name"), or None for a text ...
+    tags: tuple[str, ...]  # ... and then the element whose text it is
+    id: int
+
+
+_templates: dict[tuple[object, tuple[object, ...]], _Template] = {}
+_SENTINEL = re.compile("\x01([0-9]+)\x02")
+_BEFORE_VALUE = re.compile(r'\s([\w:.-]+)="\Z')
+_BEFORE_TEXT = re.compile(r"<([\w:.-]+)[^<>]*>\Z")
+
+
+def templated(build: Callable[[Values], El], values: Values) -> str:
+    """``document(build(values))``, written from a template made once per ``build`` and shape of
+    ``values`` (which are present, which flags are set, which texts are empty).
+
+    ``build`` must put every string value, unchanged, into one attribute or one element's text, and
+    choose the document's structure by nothing but that shape. A plate's files then cost one string
+    formatting each, and the validity shape handed to :func:`metaextract.ome.written` is the template's
+    and the values' classes: documents of one template whose values are of the same classes have the
+    same :func:`metaextract.ome.shape`.
+    """
+    form = tuple(v if v is None or v is True or v is False or v == "" else "*" for v in values.values())
+    tpl = _templates.get((build, form))
+    if tpl is None:
+        tpl = _template(build, values, form)
+    args: list[str] = []
+    classes: list[str] = []
+    value_class, leaf = ome.value_class, ome.leaf
+    for key, attr, tag in zip(tpl.keys, tpl.attrs, tpl.tags, strict=True):
+        value = values[key]
+        assert isinstance(value, str)
+        if attr is not None:
+            escaped = value if _ATTR_SPECIAL.search(value) is None else _escape_attr(value)
+            classes.append(value_class(attr, escaped))
+        else:
+            escaped = _escape_text(value)
+            marker = leaf(escaped, tag) if tag in _LEAVES else None
+            classes.append(escaped if marker is None else marker)
+        args.append(escaped)
+    xml = tpl.text % tuple(args)
+    if "\x00" not in xml:
+        ome.written(xml, ("\x00template", tpl.id, tuple(classes)))
+    return xml
+
+
+def _template(build: Callable[[Values], El], values: Values, form: tuple[object, ...]) -> _Template:
+    """Write ``build``'s document once with a marker in place of each non-empty string value, and cut it there."""
+    marked: Values = {}
+    for i, (key, value) in enumerate(values.items()):
+        marked[key] = f"\x01{i}\x02" if isinstance(value, str) and value else value
+    xml = document(build(marked))
+    parts = _SENTINEL.split(xml)
+    names = list(values)
+    keys = tuple(names[int(i)] for i in parts[1::2])
+    expected = [k for k, v in marked.items() if isinstance(v, str) and v]
+    if sorted(keys) != sorted(expected):
+        raise ValueError(f"{build.__name__} must write each value once, as it is: {sorted(keys)} != {sorted(expected)}")
+    attrs: list[str | None] = []
+    tags: list[str] = []
+    for before, after in zip(parts[0:-1:2], parts[2::2], strict=True):
+        attr, text = _BEFORE_VALUE.search(before), _BEFORE_TEXT.search(before)
+        if not (attr is not None and after.startswith('"') or attr is None and text is not None
+                and after.startswith(f"</{text.group(1)}>")):
+            raise ValueError(f"{build.__name__} must write each value as it is, as a whole attribute or text")
+        attrs.append(" " + attr.group(1) if attr is not None else None)
+        tags.append(text.group(1) if attr is None and text is not None else "")
+    if len(_templates) > 1024:
+        _templates.clear()
+    tpl = _Template("%s".join(p.replace("%", "%%") for p in parts[0::2]), keys, tuple(attrs), tuple(tags),
+                    next(_form_ids))
+    _templates[(build, form)] = tpl
+    return tpl
+
+
+def pixels(*, index: int = 0, dimension_order: str = "XYCZT", pixel_type: str,
+           size: tuple[int | str, int | str, int | str, int | str, int | str], big_endian: bool | str,
+           significant_bits: int | str, interleaved: bool = False,
+           physical: tuple[float | str | None, float | str | None, float | str | None] = (None, None, None)) -> El:
+    """A ``Pixels`` element as ``MetadataTools.populatePixels`` fills it (sizes are X, Y, Z, C, T; a string
+    is written as it is, e.g. by a :func:`templated` builder)."""
     x, y, z, c, t = size
+    endian = big_endian if isinstance(big_endian, str) else "true" if big_endian else "false"
     attrs = {
-        "BigEndian": "true" if big_endian else "false", "DimensionOrder": dimension_order,
+        "BigEndian": endian, "DimensionOrder": dimension_order,
         "ID": f"Pixels:{index}", "Interleaved": "true" if interleaved else "false",
         "SignificantBits": str(significant_bits), "SizeX": str(x), "SizeY": str(y), "SizeZ": str(z),
         "SizeC": str(c), "SizeT": str(t), "Type": pixel_type,
     }
     for axis, value in zip("XYZ", physical, strict=True):
         if value is not None:
-            attrs[f"PhysicalSize{axis}"] = jdouble(value)
+            attrs[f"PhysicalSize{axis}"] = value if isinstance(value, str) else jdouble(value)
             attrs[f"PhysicalSize{axis}Unit"] = MICRON
     return El("Pixels", attrs)
 
 
-def channel(image: int, index: int, samples: int, **attrs: str) -> El:
+def channel(image: int, index: int, samples: int | str, **attrs: str) -> El:
     """A ``Channel`` with its empty ``LightPath``, as Bio-Formats writes every channel."""
     el = El("Channel", {"ID": f"Channel:{image}:{index}", "SamplesPerPixel": str(samples), **attrs})
     el.add(El("LightPath"))

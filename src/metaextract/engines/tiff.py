@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from . import _omexml as ox
 from . import _tiffscan
-from ._metaseries import MetaSeries, metaseries_image, parse_metaseries
+from ._metaseries import MetaSeries, metaseries_tree, metaseries_values, parse_metaseries
 from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
 
 NAME = "tifffile"
@@ -318,27 +318,58 @@ def _inspect_tifffile(path: str) -> TiffInfo | None:
     return info
 
 
-def plain_image(info: TiffInfo) -> ox.El:
-    """The Image Bio-Formats' TiffReader reports for a plain TIFF."""
-    image = ox.El("Image", {"ID": "Image:0", "Name": info.name})
-    if info.date:
-        image.add(ox.El("AcquisitionDate", text=info.date))
-    if info.description is not None:
-        image.add(ox.El("Description", text=info.description))
-    channels = info.samples if info.samples > 1 else 1
-    pixels = image.add(ox.pixels(
-        pixel_type=info.pixel_type, size=(info.size_x, info.size_y, 1, channels, info.planes),
-        big_endian=info.big_endian, significant_bits=info.bits, physical=(*info.physical, None),
-    ))
-    pixels.add(ox.channel(0, 0, info.samples))
-    pixels.add(ox.El("MetadataOnly"))
+def plain_values(info: TiffInfo) -> ox.Values:
+    """What of a plain TIFF reaches its OME-XML, written as :func:`plain_tree` writes it."""
+    exposure = None
     if info.exif is not None:
+        found = info.exif.get("ExposureTime")
+        if isinstance(found, tuple) and len(found) == 2 and found[1]:
+            exposure = ox.jdouble(found[0] / found[1])
+    px, py = info.physical
+    return {
+        "name": info.name, "date": info.date or None, "description": info.description, "type": info.pixel_type,
+        "x": str(info.size_x), "y": str(info.size_y), "c": str(info.samples if info.samples > 1 else 1),
+        "t": str(info.planes), "big_endian": "true" if info.big_endian else "false", "bits": str(info.bits),
+        "px": None if px is None else ox.jdouble(px), "py": None if py is None else ox.jdouble(py),
+        "samples": str(info.samples), "plane": info.exif is not None, "exposure": exposure,
+    }
+
+
+def plain_tree(v: ox.Values) -> ox.El:
+    """The Image Bio-Formats' TiffReader reports for a plain TIFF, from :func:`plain_values`."""
+    image = ox.El("Image", {"ID": "Image:0", "Name": _s(v["name"])})
+    if v["date"] is not None:
+        image.add(ox.El("AcquisitionDate", text=_s(v["date"])))
+    if v["description"] is not None:
+        image.add(ox.El("Description", text=_s(v["description"])))
+    pixels = image.add(ox.pixels(
+        pixel_type=_s(v["type"]), size=(_s(v["x"]), _s(v["y"]), 1, _s(v["c"]), _s(v["t"])),
+        big_endian=_s(v["big_endian"]), significant_bits=_s(v["bits"]),
+        physical=(_o(v["px"]), _o(v["py"]), None),
+    ))
+    pixels.add(ox.channel(0, 0, _s(v["samples"])))
+    pixels.add(ox.El("MetadataOnly"))
+    if v["plane"]:
         plane = {"TheC": "0", "TheT": "0", "TheZ": "0"}
-        exposure = info.exif.get("ExposureTime")
-        if isinstance(exposure, tuple) and len(exposure) == 2 and exposure[1]:
-            plane.update(ExposureTime=ox.jdouble(exposure[0] / exposure[1]), ExposureTimeUnit="s")
+        if v["exposure"] is not None:
+            plane.update(ExposureTime=_s(v["exposure"]), ExposureTimeUnit="s")
         pixels.add(ox.El("Plane", plane))
     return image
+
+
+def _s(value: str | bool | None) -> str:
+    assert isinstance(value, str)
+    return value
+
+
+def _o(value: str | bool | None) -> str | None:
+    assert value is None or isinstance(value, str)
+    return value
+
+
+def plain_image(info: TiffInfo) -> ox.El:
+    """The Image Bio-Formats' TiffReader reports for a plain TIFF."""
+    return plain_tree(plain_values(info))
 
 
 class TiffKindEngine(Generic[T]):
@@ -414,5 +445,5 @@ class TiffEngine(TiffKindEngine[TiffInfo]):
 
     def render(self, info: TiffInfo) -> str:
         if info.kind == "metaseries" and info.metaseries is not None:
-            return ox.document(metaseries_image(info.metaseries, info))
-        return ox.document(plain_image(info))
+            return ox.templated(metaseries_tree, metaseries_values(info.metaseries, info))
+        return ox.templated(plain_tree, plain_values(info))
