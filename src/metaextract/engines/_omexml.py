@@ -254,24 +254,21 @@ def templated(build: Callable[[Values], El], values: Values) -> str:
     tpl = _templates.get((build, form))
     if tpl is None:
         tpl = _template(build, values, form)
-    args: list[str] = []
-    classes: list[str] = []
-    value_class, leaf = ome.value_class, ome.leaf
-    for key, attr, tag in zip(tpl.keys, tpl.attrs, tpl.tags, strict=True):
-        value = values[key]
-        assert isinstance(value, str)
-        if attr is not None:
-            escaped = value if _ATTR_SPECIAL.search(value) is None else _escape_attr(value)
-            classes.append(value_class(attr, escaped))
-        else:
-            escaped = _escape_text(value)
-            marker = leaf(escaped, tag) if tag in _LEAVES else None
-            classes.append(escaped if marker is None else marker)
-        args.append(escaped)
+    args: list[str] = [values[key] for key in tpl.keys]  # type: ignore[misc]  # strings, by the form
+    if _ANY_SPECIAL.search("".join(args)) is not None:
+        args = [_escape_attr(v) if attr is not None else _escape_text(v)
+                for v, attr in zip(args, tpl.attrs, strict=True)]
+    get, value_class, leaf = ome.known_classes().get, ome.value_class, ome.leaf
+    classes = [get((attr, v)) or value_class(attr, v) if attr is not None
+               else leaf(v, tag) or v if tag in _LEAVES else v
+               for v, attr, tag in zip(args, tpl.attrs, tpl.tags, strict=True)]
     xml = tpl.text % tuple(args)
     if "\x00" not in xml:
         ome.written(xml, ("\x00template", tpl.id, tuple(classes)))
     return xml
+
+
+_ANY_SPECIAL = re.compile(r'[&<>"\n\r\t]')  # what an attribute or a text would have escaped
 
 
 def _template(build: Callable[[Values], El], values: Values, form: tuple[object, ...]) -> _Template:
