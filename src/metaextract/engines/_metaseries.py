@@ -101,6 +101,8 @@ _PROPS = r"((?:<prop [^<>]*/>\s*)*)"
 _LAYOUT = re.compile(rf"<MetaData>\s*{_PROPS}<PlaneInfo>\s*{_PROPS}</PlaneInfo>\s*<SetInfo>\s*{_PROPS}</SetInfo>\s*"
                      r"</MetaData>")
 _PROP = re.compile(r'<prop id="([^"<>&]*)" type="[^"<>&]*" value="([^"<>\x00-\x08\x0b\x0c\x0e-\x1f]*)"/>\s*')
+#: the same, for a value with nothing to normalise (no reference, no line end or tab)
+_PROP_PLAIN = re.compile(r'<prop id="([^"<>&]*)" type="[^"<>&]*" value="([^"<>&\x00-\x1f]*)"/>\s*')
 _REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#(9|10|13|3[2-9]|[4-9]\d|1[01]\d|12[0-6]));")
 _SPECIAL = re.compile(r"[&\r\n\t]")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
@@ -120,11 +122,13 @@ def _value(raw: str) -> str | None:
 
 
 def _props(block: str) -> Props | None:
+    n = block.count("<")
+    found = _PROP_PLAIN.findall(block)
+    if len(found) == n:
+        return dict(found)  # no value needs normalising (a plate's usual case)
     found = _PROP.findall(block)
-    if len(found) != block.count("<"):
+    if len(found) != n:
         return None  # a prop written otherwise (other attribute order, quotes, more attributes)
-    if _SPECIAL.search("".join([value for _, value in found])) is None:
-        return dict(found)  # no value needs normalising (a plate's usual case): one search, not one each
     out: Props = {}
     for key, raw in found:
         value = _value(raw)

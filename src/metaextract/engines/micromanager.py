@@ -552,6 +552,8 @@ def _tiff_core(path: str) -> tuple[int, int, str, bool]:
 
 
 def _metadata_name(path: str) -> bool:
+    if not path.endswith(METADATA):
+        return False
     name = os.path.basename(path)
     return name == METADATA or name.endswith("_" + METADATA)
 

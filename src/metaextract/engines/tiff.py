@@ -132,7 +132,10 @@ _ENDING = re.compile(r"(\.[^.\n]*)\n")
 
 
 def _companion(path: str, listings: _Listings) -> str | None:
-    folder = os.path.dirname(os.path.abspath(path))
+    if path.startswith("/") and "/." not in path and "//" not in path:
+        folder = path[:path.rfind("/")] or "/"  # an absolute, normal path (what extraction is given)
+    else:
+        folder = os.path.dirname(os.path.abspath(path))
     return (listings.first_ending(folder, COMPANION_SUFFIXES)
             or listings.first_ending(os.path.dirname(folder), PARENT_COMPANIONS))
 
