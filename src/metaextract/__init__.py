@@ -10,17 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _pkg_version
 from typing import Any
 
-from .engines.base import ExtractionError, UnsupportedFormatError
+from .engines.base import ExtractionError, UnsupportedFormatError, package_version
 from .result import STATUSES, Result, Status
-
-try:
-    __version__ = _pkg_version("metaextract")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
 
 __all__ = [
     "STATUSES",
@@ -42,7 +35,11 @@ _STEP_NAMES = ("MetadataExtractor", "MetaextractBatchArguments", "MetaextractSub
 
 
 def __getattr__(name: str) -> Any:
-    """The seed's API, loaded on first use so that `import metaextract` stays light for worker processes."""
+    """The seed's API, and ``__version__``, found on first use so that `import metaextract` stays light for
+    worker processes."""
+    if name == "__version__":
+        found = package_version("metaextract")
+        return "0+unknown" if found == "unknown" else found
     if name in _STEP_NAMES:
         from . import step
 

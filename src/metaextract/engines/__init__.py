@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from importlib import import_module
-from importlib.metadata import entry_points
+from typing import Any
 
+from .. import _dists
 from .base import Engine, ExtractionError, UnsupportedFormatError
 
 __all__ = [
@@ -71,12 +72,35 @@ _factories: dict[str, Callable[[], Engine]] | None = None
 _instances: dict[str, Engine] = {}
 
 
+def plugin_entry_points() -> list[list[str]]:
+    """``[name, "module:attribute"]`` of every installed plug-in engine (the entry-point group
+    :data:`ENTRY_POINT_GROUP`), as ``importlib.metadata`` finds them (:mod:`metaextract._dists` reads
+    them without importing it where it can)."""
+    found = _dists.entry_points(ENTRY_POINT_GROUP)
+    if found is not None:
+        return [[name, value] for name, value in found]
+    from importlib.metadata import entry_points
+
+    return [[ep.name, ep.value] for ep in entry_points(group=ENTRY_POINT_GROUP)]
+
+
+def _load_entry(value: str) -> Callable[[], Engine]:
+    """What an entry point's ``module:attr.attr`` names (``importlib.metadata.EntryPoint.load``'s rule)."""
+    module, _, attr = value.split("[")[0].partition(":")
+    found: Any = import_module(module.strip())
+    for part in attr.strip().split(".") if attr.strip() else []:
+        found = getattr(found, part)
+    factory: Callable[[], Engine] = found
+    return factory
+
+
 def _all_factories() -> dict[str, Callable[[], Engine]]:
     global _factories
     if _factories is None:
         found = _builtin()
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            found.setdefault(ep.name, ep.load())
+        for name, value in plugin_entry_points():
+            if name not in found:
+                found[name] = _load_entry(value)
         _factories = found
     return _factories
 

@@ -6,17 +6,21 @@ import os
 import struct
 import threading
 from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-from .. import _snapshot
+from .. import _dists, _snapshot
 
 T = TypeVar("T")
 
-
 @cache
 def package_version(name: str) -> str:
-    """An installed distribution's version, looked up once per process (without importing it)."""
+    """An installed distribution's version, looked up once per process (without importing it, and
+    without ``importlib.metadata`` where :mod:`metaextract._dists` can tell)."""
+    found = _dists.version(name)
+    if found is not None:
+        return found
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(name)
     except PackageNotFoundError:
