@@ -20,7 +20,6 @@ changes but the time: the classes are the same bytes. ``METAEXTRACT_JAVA_CDS=0``
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import subprocess
@@ -71,6 +70,8 @@ def archive_path() -> Path:
         except OSError:
             parts.append(f"{item}:missing")
     parts.append(str(java_home()))
+    import hashlib
+
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
     return cache_dir() / "cds" / f"bioformats-{key}.jsa"
 

