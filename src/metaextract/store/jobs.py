@@ -264,12 +264,21 @@ def jobs_files(store: Store, job_ids: list[int]) -> dict[int, list[tuple[int, st
     out: dict[int, list[tuple[int, str, str]]] = {}
     if not job_ids:
         return out
+    stmt = (select(image_files.c.job_id, image_files.c.id, image_files.c.location, acquisitions.c.root)
+            .join(acquisitions, acquisitions.c.id == image_files.c.acquisition_id)
+            .where(image_files.c.job_id.in_(job_ids)).order_by(image_files.c.id))
     with store.connect() as conn:
-        rows = conn.execute(select(image_files.c.job_id, image_files.c.id, image_files.c.location, acquisitions.c.root)
-                            .join(acquisitions, acquisitions.c.id == image_files.c.acquisition_id)
-                            .where(image_files.c.job_id.in_(job_ids)).order_by(image_files.c.id)).all()
-    for r in rows:
-        out.setdefault(int(r.job_id), []).append((int(r.id), str(r.location), str(r.root)))
+        # the driver's rows (plain tuples of ints and strings): a submitter lists every file of the run here
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = compiled.construct_params()
+        args = tuple(params[name] for name in compiled.positiontup) if compiled.positiontup else params
+        cursor = conn.exec_driver_sql(str(compiled), args).cursor
+        assert cursor is not None
+        rows = cursor.fetchall()
+    roots: dict[str, str] = {}
+    for job_id, file_id, location, root in rows:
+        root = roots.setdefault(root, root)  # one string per acquisition, shared by its files
+        out.setdefault(job_id, []).append((file_id, location, root))
     return out
 
 
