@@ -20,8 +20,8 @@ import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from . import _snapshot
 
@@ -231,8 +231,7 @@ def _plane_size_mismatch(path: str, first_size: tuple[int, int] | None, omexml: 
     return None
 
 
-@dataclass(frozen=True)
-class Survey:
+class Survey(NamedTuple):
     """One walk of a TIFF: what :func:`refuse` and :func:`check` (and the tifffile engine) need from it."""
 
     damage: str | None  #: a one-line description of damage, or None

@@ -77,7 +77,7 @@ def _one(t: _Tiff, tags: dict[int, tuple[int, int, bytes]], code: int, default: 
     if entry is None:
         return default
     values = t.values(entry, f"tag {code}")
-    if not values or len(set(values)) != 1:
+    if not values or len(values) > 1 and len(set(values)) != 1:
         return None
     return values[0]
 
