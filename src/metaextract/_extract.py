@@ -34,10 +34,10 @@ def undecodable_name(path: str) -> bool:
     return os.path.lexists(raw)
 
 
-def _precheck(path: str) -> tuple[str | None, int | None]:
-    """Why ``path`` cannot be read at all (or None), and its size."""
+def _precheck(path: str, st: os.stat_result | None = None) -> tuple[str | None, int | None]:
+    """Why ``path`` cannot be read at all (or None), and its size; ``st``: its ``stat``, if just taken."""
     try:
-        st = os.stat(path)
+        st = st or os.stat(path)
     except FileNotFoundError:
         if undecodable_name(path):
             return "file name is not valid UTF-8 (shown with \\xNN escapes); rename the file to read it", None
@@ -131,10 +131,10 @@ def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False, 
     raised as :class:`FatalWorkerError` after the Result is built, so a worker can report and exit.
     """
     start = time.perf_counter()
-    problem = sanity.outside_root(path, root) if root is not None else None
+    problem, st = sanity.outside_root_stat(path, root) if root is not None else (None, None)
     size = None
     if problem is None:
-        problem, size = _precheck(path)
+        problem, size = _precheck(path, st)
     head = b""
     snap: _snapshot.Snapshot | None = None
     if problem is None:

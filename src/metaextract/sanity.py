@@ -391,18 +391,19 @@ def _real_dir(folder: str) -> str:
     return real
 
 
-def _resolve(path: str) -> str:
+def _resolve(path: str) -> tuple[str, os.stat_result | None]:
     """``os.path.realpath(path)``, its folder part resolved at most every :data:`DIR_TTL` seconds; the file is
-    always looked at (a symlink is resolved in full)."""
+    always looked at (a symlink is resolved in full). Also the file's ``lstat`` when it is no symlink."""
     folder, name = os.path.split(path)
     if not folder or name in ("", ".", "..") or not os.path.isabs(path):
-        return os.path.realpath(path)
+        return os.path.realpath(path), None
     try:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
-            return os.path.realpath(path)
+        st = os.lstat(path)
     except OSError:
-        return os.path.realpath(path)
-    return os.path.join(_real_dir(folder), name)
+        return os.path.realpath(path), None
+    if stat.S_ISLNK(st.st_mode):
+        return os.path.realpath(path), None
+    return os.path.join(_real_dir(folder), name), st
 
 
 def outside_root(path: str, root: str) -> str | None:
@@ -411,13 +412,18 @@ def outside_root(path: str, root: str) -> str | None:
     Registration never follows a symlink out of the folder; this catches a link retargeted afterwards
     (a retargeted folder link within :data:`DIR_TTL` seconds of the last file read from it).
     """
+    return outside_root_stat(path, root)[0]
+
+
+def outside_root_stat(path: str, root: str) -> tuple[str | None, os.stat_result | None]:
+    """:func:`outside_root`, and the file's ``stat`` when it was taken on the way (the file is no symlink)."""
     try:
-        real, top = _resolve(path), _real_root(root)
+        (real, st), top = _resolve(path), _real_root(root)
     except (OSError, ValueError) as exc:
-        return f"cannot resolve the path: {exc}"
+        return f"cannot resolve the path: {exc}", None
     if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
-        return None
-    return f"resolves to {real}, outside the registered folder {top}; not followed"
+        return None, st
+    return f"resolves to {real}, outside the registered folder {top}; not followed", None
 
 
 def in_folder(path: str, folder: str) -> bool:
