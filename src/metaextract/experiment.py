@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -315,7 +316,11 @@ def _insert_new(store: Store, table: Any, rows: list[dict[str, Any]]) -> None:
         return
     with store.begin() as conn:
         sql, order = _insert_sql(conn, table, tuple(rows[0]))
-        conn.exec_driver_sql(sql, [tuple(row[c] for c in order) for row in rows] if order else rows)
+        if order:
+            pick = itemgetter(*order)
+            conn.exec_driver_sql(sql, [pick(row) for row in rows] if len(order) > 1 else [(pick(row),) for row in rows])
+        else:
+            conn.exec_driver_sql(sql, rows)
 
 
 def _register(store: Store, experiment_id: int, acquisition_id: int, root: Path, include: Sequence[str],
