@@ -42,6 +42,7 @@ DESCRIPTION_KEYS = frozenset({
     "Camera Shutter", "Clear Count", "Clear Mode", "Frames to Average", "Trigger Mode", "Temperature",
 })
 _INT = re.compile(r"\d+")
+_LINES = re.compile(r"[\r\n]+")
 _EXPOSURE = re.compile(r"([0-9]+(?:\.[0-9]+)?) ms")
 _TIME = re.compile(r"\d{8} \d{2}:\d{2}:\d{2}(\.\d{1,3})?")
 
@@ -75,7 +76,7 @@ def _float(text: str | None) -> float | None:
 
 
 def _description(text: str, meta: MetaSeries) -> bool:
-    for line in re.split(r"[\r\n]+", text):
+    for line in _LINES.split(text):
         if not line.strip():
             continue
         key, sep, value = line.partition(":")
@@ -113,6 +114,9 @@ def _value(raw: str) -> str | None:
     references replaced); None for a reference this reader does not know."""
     if _SPECIAL.search(raw) is None:
         return raw
+    if ("\r" not in raw and "\n" not in raw and "\t" not in raw
+            and raw.count("&") == raw.count("&#13;") + raw.count("&#10;")):
+        return raw.replace("&#13;", "\r").replace("&#10;", "\n")  # MetaXpress' line ends in a Description
     raw = raw.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").replace("\t", " ")
     if "&" not in raw:
         return raw
@@ -183,7 +187,7 @@ def parse_metaseries(text: str) -> MetaSeries | None:
     if props is False:
         return _NO
     top, plane, sets = props
-    if not set(top) <= TOP_PROPS or not set(plane) <= PLANE_PROPS or "Description" not in top:
+    if not top.keys() <= TOP_PROPS or not plane.keys() <= PLANE_PROPS or "Description" not in top:
         return _NO
     if sets.get("number-of-planes") != "1":
         return _NO
