@@ -278,6 +278,8 @@ def test_fast_metaseries_reader_agrees_with_the_xml_parser() -> None:
         "tabs-and-newlines": base.replace('value="DAPI"', 'value="a\tb\r\nc\nd"'),
         "references": base.replace('value="DAPI"', 'value="&lt;x&gt; &amp; &quot;y&quot; &apos;z&apos; &#32;&#9;"'),
         "unicode": base.replace('value="DAPI"', 'value="Alexa Fluor® 488 µm"'),
+        "line-end-references": base.replace('value="DAPI"', 'value="a&#13;&#10;b&#10;&#13;c&#10;"'),
+        "line-ends-and-more": base.replace('value="DAPI"', 'value="a&#13;&#10;&amp;b&#10;\tc"'),
         "empty-blocks": "<MetaData><PlaneInfo></PlaneInfo><SetInfo></SetInfo></MetaData>",
         "duplicate-ids": base.replace('value="MetaXpress"/>', 'value="MetaXpress"/><prop id="ApplicationName" '
                                                               'type="string" value="other"/>'),
