@@ -50,6 +50,12 @@ def _struct(fmt: str) -> struct.Struct:
     return struct.Struct(fmt)
 
 
+@lru_cache(maxsize=1024)
+def _ifd_struct(order: str, big: bool, n: int) -> struct.Struct:
+    """The layout of an IFD of ``n`` entries and the next IFD's offset."""
+    return struct.Struct(f"{order}{('HHQ8s' if big else 'HHI4s') * n}{'Q' if big else 'I'}")
+
+
 @lru_cache(maxsize=4)
 def _singles(order: str, offset_size: int) -> dict[int, struct.Struct]:
     """Per integer type, the Struct of one value held in the entry itself (the common case)."""
@@ -80,12 +86,16 @@ class _Tiff:
 
     def ifd(self, offset: int, index: int) -> tuple[dict[int, tuple[int, int, bytes]], int]:
         """``({tag: (type, count, value-or-offset bytes)}, next IFD offset)`` of the IFD at ``offset``."""
-        count_fmt, count_size, entry = ("Q", 8, "HHQ8s") if self.big else ("H", 2, "HHI4s")
-        n = int(self.unpack(count_fmt, self.read(offset, count_size, f"IFD {index}"))[0])
-        body = self.read(offset + count_size, n * (20 if self.big else 12) + self.offset_size,
-                         f"IFD {index} ({n} entries)")
-        fields = _struct(f"{self.order}{entry * n}{'Q' if self.big else 'I'}").unpack(body)
-        tags = {fields[k]: (fields[k + 1], fields[k + 2], fields[k + 3]) for k in range(0, 4 * n, 4)}
+        count_size = 8 if self.big else 2
+        if offset < 0 or offset + count_size > self.size:
+            self.read(offset, count_size, f"IFD {index}")  # (raises, saying where)
+        (n,) = _struct(self.order + ("Q" if self.big else "H")).unpack_from(self.data, offset)
+        length = n * (20 if self.big else 12) + self.offset_size
+        if offset + count_size + length > self.size:
+            self.read(offset + count_size, length, f"IFD {index} ({n} entries)")  # (raises)
+        fields = _ifd_struct(self.order, self.big, n).unpack_from(self.data, offset + count_size)
+        it = iter(fields)  # four fields an entry; the last one, the next offset, is left over
+        tags = {code: (typ, count, raw) for code, typ, count, raw in zip(it, it, it, it, strict=False)}
         return tags, int(fields[-1])
 
     def values(self, entry: tuple[int, int, bytes], what: str) -> list[int] | None:
