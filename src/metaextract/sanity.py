@@ -98,6 +98,14 @@ class _Tiff:
         tags = {code: (typ, count, raw) for code, typ, count, raw in zip(it, it, it, it, strict=False)}
         return tags, int(fields[-1])
 
+    def single(self, entry: tuple[int, int, bytes]) -> int | None:
+        """The value of an IFD entry holding one integer in itself (the common case), else None."""
+        if entry[1] == 1:
+            found = self._single.get(entry[0])
+            if found is not None:
+                return int(found.unpack_from(entry[2])[0])
+        return None
+
     def values(self, entry: tuple[int, int, bytes], what: str) -> list[int] | None:
         """The integer values of an IFD entry (None when too many to check cheaply or not integers)."""
         typ, count, raw = entry
@@ -128,7 +136,13 @@ class _Tiff:
 def _check_pixels(t: _Tiff, tags: dict[int, tuple[int, int, bytes]], index: int) -> None:
     """An uncompressed image must hold the bytes its size declares."""
     def one(tag: int, default: int) -> int:
-        vals = t.values(tags[tag], f"IFD {index} tag {tag}") if tag in tags else [default]
+        entry = tags.get(tag)
+        if entry is None:
+            return default
+        value = t.single(entry)
+        if value is not None:
+            return value
+        vals = t.values(entry, f"IFD {index} tag {tag}")
         return vals[0] if vals else default
 
     if one(259, 1) != 1 or 279 not in tags or 256 not in tags or 257 not in tags:
