@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,9 @@ class _WalkStats:
     symlinks_skipped: int = 0
 
 
+_NAME = attrgetter("name")
+
+
 def walk(root: str | os.PathLike[str], include: Sequence[str] = (), exclude: Sequence[str] = (),
          stats: _WalkStats | None = None) -> Iterator[tuple[str, str, int, float]]:
     """Yield ``(relative name, absolute path, size, mtime)`` of every file under ``root``, sorted.
@@ -147,7 +150,7 @@ def walk(root: str | os.PathLike[str], include: Sequence[str] = (), exclude: Seq
             return
         seen.add((st.st_dev, st.st_ino))
         with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            entries = sorted(it, key=_NAME)
         for entry in entries:
             rel = prefix + entry.name
             link = entry.is_symlink()
