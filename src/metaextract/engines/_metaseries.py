@@ -243,32 +243,33 @@ def metaseries_tree(v: ox.Values) -> ox.El:
     :func:`metaseries_values`."""
     attrs = {"ID": "Image:0"}
     if v["name"] is not None:
-        attrs["Name"] = _s(v["name"])
+        attrs["Name"] = ox.string(v["name"])
     image = ox.El("Image", attrs)
     if v["date"] is not None:
-        image.add(ox.El("AcquisitionDate", text=_s(v["date"])))
+        image.add(ox.El("AcquisitionDate", text=ox.string(v["date"])))
     image.add(ox.El("Description"))
-    image.add(ox.El("ImagingEnvironment", {"Temperature": _s(v["temperature"]), "TemperatureUnit": "°C"}))
+    image.add(ox.El("ImagingEnvironment", {"Temperature": ox.string(v["temperature"]), "TemperatureUnit": "°C"}))
     pixels = image.add(ox.pixels(
-        pixel_type=_s(v["type"]), size=(_s(v["x"]), _s(v["y"]), 1, 1, 1), big_endian=_s(v["big_endian"]),
-        significant_bits=_s(v["bits"]), physical=(_o(v["px"]), _o(v["py"]), None),
+        pixel_type=ox.string(v["type"]), size=(ox.string(v["x"]), ox.string(v["y"]), 1, 1, 1),
+        big_endian=ox.string(v["big_endian"]), significant_bits=ox.string(v["bits"]),
+        physical=(ox.maybe(v["px"]), ox.maybe(v["py"]), None),
     ))
     channel: dict[str, str] = {}
     if v["emission"] is not None:
-        channel.update(EmissionWavelength=_s(v["emission"]), EmissionWavelengthUnit="nm")
+        channel.update(EmissionWavelength=ox.string(v["emission"]), EmissionWavelengthUnit="nm")
     if v["channel"] is not None:
-        channel["Name"] = _s(v["channel"])
-    pixels.add(ox.channel(0, 0, _s(v["samples"]), **channel))
+        channel["Name"] = ox.string(v["channel"])
+    pixels.add(ox.channel(0, 0, ox.string(v["samples"]), **channel))
     pixels.add(ox.El("MetadataOnly"))
     plane = {"TheC": "0", "TheT": "0", "TheZ": "0"}
     if v["timed"]:
         plane.update(DeltaT="0.0", DeltaTUnit="s")
     if v["exposure"] is not None:
-        plane.update(ExposureTime=_s(v["exposure"]), ExposureTimeUnit="s")
+        plane.update(ExposureTime=ox.string(v["exposure"]), ExposureTimeUnit="s")
     for axis in "XY":
         value = v[f"position_{axis.lower()}"]
         if value is not None:
-            plane[f"Position{axis}"] = _s(value)
+            plane[f"Position{axis}"] = ox.string(value)
             plane[f"Position{axis}Unit"] = "reference frame"
     pixels.add(ox.El("Plane", plane))
     return image
@@ -277,13 +278,3 @@ def metaseries_tree(v: ox.Values) -> ox.El:
 def metaseries_image(meta: MetaSeries, info: TiffInfo) -> ox.El:
     """The Image Bio-Formats' MetamorphReader reports for a single-plane MetaSeries TIFF."""
     return metaseries_tree(metaseries_values(meta, info))
-
-
-def _s(value: str | bool | None) -> str:
-    assert isinstance(value, str)
-    return value
-
-
-def _o(value: str | bool | None) -> str | None:
-    assert value is None or isinstance(value, str)
-    return value

@@ -226,6 +226,18 @@ def document(*elements: El) -> str:
 Values = dict[str, "str | bool | None"]
 
 
+def string(value: str | bool | None) -> str:
+    """A string of :data:`Values`, for a builder (it is one wherever the builder reads it as one)."""
+    assert isinstance(value, str)
+    return value
+
+
+def maybe(value: str | bool | None) -> str | None:
+    """A string of :data:`Values` that may be absent."""
+    assert value is None or isinstance(value, str)
+    return value
+
+
 class _Template(NamedTuple):
     text: str  # the document with %s where the values go (every other % doubled)
     keys: tuple[str, ...]  # the values, in the order they go in

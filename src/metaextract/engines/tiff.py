@@ -340,34 +340,25 @@ def plain_values(info: TiffInfo) -> ox.Values:
 
 def plain_tree(v: ox.Values) -> ox.El:
     """The Image Bio-Formats' TiffReader reports for a plain TIFF, from :func:`plain_values`."""
-    image = ox.El("Image", {"ID": "Image:0", "Name": _s(v["name"])})
+    image = ox.El("Image", {"ID": "Image:0", "Name": ox.string(v["name"])})
     if v["date"] is not None:
-        image.add(ox.El("AcquisitionDate", text=_s(v["date"])))
+        image.add(ox.El("AcquisitionDate", text=ox.string(v["date"])))
     if v["description"] is not None:
-        image.add(ox.El("Description", text=_s(v["description"])))
+        image.add(ox.El("Description", text=ox.string(v["description"])))
     pixels = image.add(ox.pixels(
-        pixel_type=_s(v["type"]), size=(_s(v["x"]), _s(v["y"]), 1, _s(v["c"]), _s(v["t"])),
-        big_endian=_s(v["big_endian"]), significant_bits=_s(v["bits"]),
-        physical=(_o(v["px"]), _o(v["py"]), None),
+        pixel_type=ox.string(v["type"]),
+        size=(ox.string(v["x"]), ox.string(v["y"]), 1, ox.string(v["c"]), ox.string(v["t"])),
+        big_endian=ox.string(v["big_endian"]), significant_bits=ox.string(v["bits"]),
+        physical=(ox.maybe(v["px"]), ox.maybe(v["py"]), None),
     ))
-    pixels.add(ox.channel(0, 0, _s(v["samples"])))
+    pixels.add(ox.channel(0, 0, ox.string(v["samples"])))
     pixels.add(ox.El("MetadataOnly"))
     if v["plane"]:
         plane = {"TheC": "0", "TheT": "0", "TheZ": "0"}
         if v["exposure"] is not None:
-            plane.update(ExposureTime=_s(v["exposure"]), ExposureTimeUnit="s")
+            plane.update(ExposureTime=ox.string(v["exposure"]), ExposureTimeUnit="s")
         pixels.add(ox.El("Plane", plane))
     return image
-
-
-def _s(value: str | bool | None) -> str:
-    assert isinstance(value, str)
-    return value
-
-
-def _o(value: str | bool | None) -> str | None:
-    assert value is None or isinstance(value, str)
-    return value
 
 
 def plain_image(info: TiffInfo) -> ox.El:
