@@ -152,3 +152,17 @@ def test_extraction_processes_have_no_network() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
     server.close()
     assert out.stdout.startswith("True refused"), out.stdout + out.stderr
+
+
+def test_a_result_travels_as_a_row_and_back_whole() -> None:
+    """Extraction processes send Results as tuples of their fields: every field must come back, in place."""
+    import dataclasses
+
+    from metaextract.result import ROW_PATH, ROW_RSS, ROW_SECONDS, Result
+
+    r = Result(path="/p/a.tif", status="ok", omexml="<OME/>", engine="tifffile 1", error=None, seconds=0.25,
+               valid=False, validation_error="line 1: x", notes=["n"], rss_mb=12.5)
+    row = r.to_row()
+    assert len(row) == len(dataclasses.fields(Result))
+    assert (row[ROW_PATH], row[ROW_SECONDS], row[ROW_RSS]) == ("/p/a.tif", 0.25, 12.5)
+    assert Result.from_row(row) == r

@@ -71,7 +71,7 @@ class Result:
         return cls(*row)
 
 
-#: :meth:`Result.to_row`'s form; ``ROW_SECONDS`` and ``ROW_PATH`` index it
+#: :meth:`Result.to_row`'s form, and where its path, seconds and resident memory are in it
 Row = tuple[Any, ...]
 ROW_PATH, ROW_SECONDS, ROW_RSS = 0, 5, 9
 

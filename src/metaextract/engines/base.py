@@ -12,6 +12,7 @@ from .. import _dists, _snapshot
 
 T = TypeVar("T")
 
+
 @cache
 def package_version(name: str) -> str:
     """An installed distribution's version, looked up once per process (without importing it, and
