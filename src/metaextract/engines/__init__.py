@@ -72,7 +72,7 @@ _factories: dict[str, Callable[[], Engine]] | None = None
 _instances: dict[str, Engine] = {}
 
 
-def plugin_entry_points() -> list[list[str]]:
+def _plugin_entry_points() -> list[list[str]]:
     """``[name, "module:attribute"]`` of every installed plug-in engine (the entry-point group
     :data:`ENTRY_POINT_GROUP`), as ``importlib.metadata`` finds them (:mod:`metaextract._dists` reads
     them without importing it where it can)."""
@@ -98,7 +98,7 @@ def _all_factories() -> dict[str, Callable[[], Engine]]:
     global _factories
     if _factories is None:
         found = _builtin()
-        for name, value in plugin_entry_points():
+        for name, value in _plugin_entry_points():
             if name not in found:
                 found[name] = _load_entry(value)
         _factories = found
