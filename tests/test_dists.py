@@ -39,3 +39,17 @@ def test_a_plugin_on_the_path_of_a_new_interpreter_is_found(tmp_path: Path) -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout.split()
     assert out == ["[('probe',", "'metaextract_probe_engine:factory')]", "1.0", "False"]
+
+
+def test_a_zip_on_the_path_leaves_the_answer_to_importlib_metadata(tmp_path: Path) -> None:
+    import zipfile
+
+    archive = tmp_path / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("metaextract_zipped-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: metaextract-zipped\n"
+                    "Version: 1.0\n")
+    code = ("from metaextract import _dists; from metaextract.engines.base import package_version; "
+            "print(_dists.version('tifffile'), package_version('metaextract-zipped'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(archive), "PATH": "/usr/bin:/bin"}).stdout.split()
+    assert out == ["None", "1.0"]  # not sure about the zip: importlib.metadata answers, and finds it there
