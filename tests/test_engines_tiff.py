@@ -297,6 +297,11 @@ def test_fast_metaseries_reader_agrees_with_the_xml_parser() -> None:
         "gt-in-value": base.replace('value="DAPI"', 'value="a>b"'),
         "xml-declaration": '<?xml version="1.0"?>' + base,
         "comment": base.replace("<PlaneInfo>", "<!-- c --><PlaneInfo>"),
+        "text-in-a-block": base.replace("<PlaneInfo>", "<PlaneInfo>x "),
+        "text-between-props": base.replace('value="DAPI"/>', 'value="DAPI"/> y '),
+        "text-between-blocks": base.replace("<SetInfo>", "z<SetInfo>"),
+        "text-after-the-blocks": base.replace("</SetInfo>", "</SetInfo>z"),
+        "a-second-planeinfo": base.replace("</PlaneInfo>", "</PlaneInfo><PlaneInfo></PlaneInfo>"),
     }
     for name, text in answered.items():
         fast = _read_fast(text)

@@ -98,12 +98,10 @@ def _description(text: str, meta: MetaSeries) -> bool:
 
 Props = dict[str | None, str | None]
 
-_PROPS = r"((?:<prop [^<>]*/>\s*)*)"
-_LAYOUT = re.compile(rf"<MetaData>\s*{_PROPS}<PlaneInfo>\s*{_PROPS}</PlaneInfo>\s*<SetInfo>\s*{_PROPS}</SetInfo>\s*"
-                     r"</MetaData>")
-_PROP = re.compile(r'<prop id="([^"<>&]*)" type="[^"<>&]*" value="([^"<>\x00-\x08\x0b\x0c\x0e-\x1f]*)"/>\s*')
+#: one prop as MetaSeries writes it, with the white space after it: (the whole of it, id, value)
+_PROP = re.compile(r'(<prop id="([^"<>&]*)" type="[^"<>&]*" value="([^"<>\x00-\x08\x0b\x0c\x0e-\x1f]*)"/>\s*)')
 #: the same, for a value with nothing to normalise (no reference, no line end or tab)
-_PROP_PLAIN = re.compile(r'<prop id="([^"<>&]*)" type="[^"<>&]*" value="([^"<>&\x00-\x1f]*)"/>\s*')
+_PROP_PLAIN = re.compile(r'(<prop id="([^"<>&]*)" type="[^"<>&]*" value="([^"<>&\x00-\x1f]*)"/>\s*)')
 _REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#(9|10|13|3[2-9]|[4-9]\d|1[01]\d|12[0-6]));")
 _SPECIAL = re.compile(r"[&\r\n\t]")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
@@ -125,16 +123,24 @@ def _value(raw: str) -> str | None:
     return _REFERENCE.sub(lambda m: _NAMED[m.group(1)] if m.group(1) else chr(int(m.group(2))), raw)
 
 
+def _whole(found: list[tuple[str, str, str]], block: str, n: int) -> bool:
+    """Whether the props found make up the whole block (white space after each included): one per ``<``,
+    and nothing between them."""
+    return len(found) == n and sum([len(whole) for whole, _, _ in found]) == len(block)
+
+
 def _props(block: str) -> Props | None:
+    """A block's props, when it holds props and white space only."""
+    block = block.lstrip()
     n = block.count("<")
     found = _PROP_PLAIN.findall(block)
-    if len(found) == n:
-        return dict(found)  # no value needs normalising (a plate's usual case)
+    if _whole(found, block, n):
+        return {key: value for _, key, value in found}  # no value needs normalising (a plate's usual case)
     found = _PROP.findall(block)
-    if len(found) != n:
-        return None  # a prop written otherwise (other attribute order, quotes, more attributes)
+    if not _whole(found, block, n):
+        return None  # a prop written otherwise (other attribute order, quotes, more attributes), or text
     out: Props = {}
-    for key, raw in found:
+    for _, key, raw in found:
         value = _value(raw)
         if value is None:
             return None
@@ -145,10 +151,18 @@ def _props(block: str) -> Props | None:
 def _read_fast(text: str) -> tuple[Props, Props, Props] | None:
     """The top, PlaneInfo and SetInfo properties of MetaSeries XML in the usual layout, without an XML
     parser (a plate has one per file); None for anything else, which :func:`_read_xml` then reads."""
-    m = _LAYOUT.fullmatch(text)
-    if m is None:
+    if not text.startswith("<MetaData>") or not text.endswith("</MetaData>"):
         return None
-    top, plane, sets = (_props(block) for block in m.groups())
+    plane_at = text.find("<PlaneInfo>")
+    plane_end = text.find("</PlaneInfo>", plane_at)
+    set_at = text.find("<SetInfo>", plane_end)
+    set_end = text.find("</SetInfo>", set_at)
+    if min(plane_at, plane_end, set_at, set_end) < 0:
+        return None
+    if text[plane_end + 12:set_at].strip() or text[set_end + 10:-11].strip():
+        return None  # only white space between the blocks and around them
+    top, plane, sets = (_props(block) for block in (text[10:plane_at], text[plane_at + 11:plane_end],
+                                                     text[set_at + 9:set_end]))
     if top is None or plane is None or sets is None:
         return None
     return top, plane, sets
