@@ -38,9 +38,8 @@ def _found() -> tuple[tuple[str, str], ...] | None:
         except OSError:
             continue
         for item in names:
-            if item.endswith(_META):
-                stem = item[: -len(".dist-info")]
-                out.append((_normal(stem.split("-")[0]), os.path.join(folder, item)))
+            if item.endswith(_META):  # name-version.dist-info: the name is before the first "-"
+                out.append((_normal(item.rpartition(".")[0].partition("-")[0]), os.path.join(folder, item)))
     return tuple(out)
 
 
