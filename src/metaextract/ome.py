@@ -165,19 +165,12 @@ def shape(xml: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     and in plain ``Description`` text (a plate's files differ in these); IDs, indexes, every other value,
     text and structure are kept as they are.
     """
-    classes = _CLASSES
-    if len(classes) > MAX_CLASSES:
-        classes.clear()
     raw = "\x00" in xml  # never well-formed; its shape is marked so it can equal no substituted one
     if not raw and ("</AcquisitionDate>" in xml or "</Description>" in xml):
         xml = _LEAF.sub(_leaf_class, xml)
     parts = _ATTRIBUTE.split(xml)  # text, name, value, text, name, value, ..., text
-    out = []
-    for pair in zip(parts[1::3], parts[2::3], strict=True):
-        cls = classes.get(pair)
-        if cls is None:
-            cls = classes[pair] = _class(*pair)
-        out.append(cls)
+    get = _CLASSES.get
+    out = [get(pair) or value_class(*pair) for pair in zip(parts[1::3], parts[2::3], strict=True)]
     del parts[2::3]
     return ("\x00raw", *parts) if raw else tuple(parts), tuple(out)
 

@@ -148,12 +148,9 @@ class _Shaping:
         self.tokens.append(text if marker is None else marker)
 
     def key(self) -> tuple[str, tuple[int | str, ...], tuple[str, ...]]:
-        get = ome.known_classes().get
-        pairs = list(zip(self.names, self.values, strict=True))
-        found = [get(pair) for pair in pairs]
-        if None in found:
-            return ("\x00written", tuple(self.tokens), tuple(ome.value_class(n, v) for n, v in pairs))
-        return ("\x00written", tuple(self.tokens), tuple(found))  # type: ignore[arg-type]  # no None in it
+        get, value_class = ome.known_classes().get, ome.value_class
+        classes = [get(pair) or value_class(*pair) for pair in zip(self.names, self.values, strict=True)]
+        return ("\x00written", tuple(self.tokens), tuple(classes))
 
 
 _LEAVES = frozenset({"AcquisitionDate", "Description"})
