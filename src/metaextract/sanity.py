@@ -108,11 +108,10 @@ class _Tiff:
 
     def values(self, entry: tuple[int, int, bytes], what: str) -> list[int] | None:
         """The integer values of an IFD entry (None when too many to check cheaply or not integers)."""
+        value = self.single(entry)
+        if value is not None:
+            return [value]
         typ, count, raw = entry
-        if count == 1:
-            single = self._single.get(typ)
-            if single is not None:
-                return [single.unpack_from(raw)[0]]
         fmt = _INT_FMT.get(typ)
         if fmt is None or count > MAX_ARRAY:
             return None
