@@ -166,3 +166,4 @@ def test_a_result_travels_as_a_row_and_back_whole() -> None:
     assert len(row) == len(dataclasses.fields(Result))
     assert (row[ROW_PATH], row[ROW_SECONDS], row[ROW_RSS]) == ("/p/a.tif", 0.25, 12.5)
     assert Result.from_row(row) == r
+    assert Result.from_dict(r.to_dict()) == r  # the public dict form (JSON) goes round too
