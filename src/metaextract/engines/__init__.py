@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
 
-from .. import _dists
 from .base import Engine, ExtractionError, UnsupportedFormatError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = [
     "Engine",
@@ -72,35 +74,20 @@ _factories: dict[str, Callable[[], Engine]] | None = None
 _instances: dict[str, Engine] = {}
 
 
-def _plugin_entry_points() -> list[list[str]]:
-    """``[name, "module:attribute"]`` of every installed plug-in engine (the entry-point group
-    :data:`ENTRY_POINT_GROUP`), as ``importlib.metadata`` finds them (:mod:`metaextract._dists` reads
-    them without importing it where it can)."""
-    found = _dists.entry_points(ENTRY_POINT_GROUP)
-    if found is not None:
-        return [[name, value] for name, value in found]
+def _plugin_entry_points() -> list[EntryPoint]:
+    """Every installed plug-in engine (the entry-point group :data:`ENTRY_POINT_GROUP`)."""
     from importlib.metadata import entry_points
 
-    return [[ep.name, ep.value] for ep in entry_points(group=ENTRY_POINT_GROUP)]
-
-
-def _load_entry(value: str) -> Callable[[], Engine]:
-    """What an entry point's ``module:attr.attr`` names (``importlib.metadata.EntryPoint.load``'s rule)."""
-    module, _, attr = value.split("[")[0].partition(":")
-    found: Any = import_module(module.strip())
-    for part in attr.strip().split(".") if attr.strip() else []:
-        found = getattr(found, part)
-    factory: Callable[[], Engine] = found
-    return factory
+    return list(entry_points(group=ENTRY_POINT_GROUP))
 
 
 def _all_factories() -> dict[str, Callable[[], Engine]]:
     global _factories
     if _factories is None:
         found = _builtin()
-        for name, value in _plugin_entry_points():
-            if name not in found:
-                found[name] = _load_entry(value)
+        for ep in _plugin_entry_points():
+            if ep.name not in found:
+                found[ep.name] = ep.load()
         _factories = found
     return _factories
 

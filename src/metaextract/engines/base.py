@@ -8,18 +8,14 @@ import threading
 from functools import cache
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-from .. import _dists, _snapshot
+from .. import _snapshot
 
 T = TypeVar("T")
 
 
 @cache
 def package_version(name: str) -> str:
-    """An installed distribution's version, looked up once per process (without importing it, and
-    without ``importlib.metadata`` where :mod:`metaextract._dists` can tell)."""
-    found = _dists.version(name)
-    if found is not None:
-        return found
+    """An installed distribution's version, looked up once per process (without importing it)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
