@@ -4,10 +4,11 @@ One Image per selected well x site (wells row-major, sites row-major within a we
 ``Well B02 Field #1``; Pixels ``XYCZT`` with SizeC the ``.HTD``'s wavelengths, SizeZ its ZSteps, SizeT its
 TimePoints, size and type from the plate's first file; channel names the ``.HTD``'s ``WaveName``s, emission
 wavelengths from each wavelength's first file; a Plate of every well of the ``.HTD``'s grid, WellSamples
-whose Index is the Image's index, one PlateAcquisition. Planes follow what Bio-Formats does
-(``bioformats=True``): the plate's first file's plane (DeltaT, exposure, stage position) is copied to
-plane 0 of every Image; an Image of the first site gets its own first file's stage position on every plane;
-images of the other sites keep the copied plane 0 only. Where Bio-Formats cannot read the plate
+whose Index is the Image's index, one PlateAcquisition. Planes follow what Bio-Formats does when given
+the master ``.HTD`` (``bioformats=True``): plane 0 of every Image carries the plate's first file's DeltaT
+(0) and exposure, and every plane of an Image its own first file's stage position (checked live in
+``tests/test_filesets_metaxpress.py``; given a TIFF, Bio-Formats reads the plate through the ``.HTD`` copy
+in the TIFF's own folder and finds fewer files, so its per-TIFF documents differ in the positions). Where Bio-Formats cannot read the plate
 (``bioformats=False``) every present file's plane gets its own position, DeltaT and exposure, and planes
 without a file have no Plane element. Everything written is linear in the number of files.
 """
@@ -53,10 +54,10 @@ def _first_plane(first: Plane, plate: Settings) -> dict[str, str]:
 
 
 def _planes_bioformats(pixels: ox.El, sizes: tuple[int, int, int], own: Plane | None, first: Plane,
-                       plate: Settings, first_site: bool) -> None:
+                       plate: Settings) -> None:
     size_z, size_c, size_t = sizes
     copied = _first_plane(first, plate)
-    position = own.head.position if own is not None and first_site else None
+    position = own.head.position if own is not None else None
     for t in range(size_t):
         for z in range(size_z):
             for c in range(size_c):
@@ -156,7 +157,7 @@ def _image(layout: Layout, index: int) -> ox.El:
     planes = layout.planes[index]
     if layout.bioformats:
         own = planes[min(planes, key=lambda k: (k[2], k[0], k[1]))] if planes else None
-        _planes_bioformats(pixels, sizes, own, layout.first, plate, fld == 0)
+        _planes_bioformats(pixels, sizes, own, layout.first, plate)
     else:
         _planes_native(pixels, planes, [s.exposure for s in layout.channels])
     return image
