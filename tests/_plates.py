@@ -54,7 +54,8 @@ def build_plate(corpus_hcs: Path, root: Path, *, wells: int, sites: int, waves: 
     root.mkdir(parents=True)
     master.write_text(text)
     files = []
-    folders = [root / "TimePoint_1"] if zsteps <= 1 else [root / "TimePoint_1" / f"ZStep_{z + 1}" for z in range(zsteps)]
+    top = root / "TimePoint_1"
+    folders = [top] if zsteps <= 1 else [top / f"ZStep_{z + 1}" for z in range(zsteps)]
     for folder in folders:
         folder.mkdir(parents=True)
         (folder / master.name).write_text(text)

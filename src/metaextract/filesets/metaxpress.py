@@ -135,7 +135,7 @@ def _times(plate: _Plate) -> None:
     for p in plate.present():
         if p.head.acquired is not None:
             p.delta_t = (p.head.acquired - start).total_seconds()
-    for path, places in plate.places.items():
+    for places in plate.places.values():
         if places:
             place = places[0]
             plane = plate.planes[place.image][(place.z, place.c, place.t)]

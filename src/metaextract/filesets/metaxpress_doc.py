@@ -8,9 +8,10 @@ whose Index is the Image's index, one PlateAcquisition. Planes follow what Bio-F
 the master ``.HTD`` (``bioformats=True``): plane 0 of every Image carries the plate's first file's DeltaT
 (0) and exposure, and every plane of an Image its own first file's stage position (checked live in
 ``tests/test_filesets_metaxpress.py``; given a TIFF, Bio-Formats reads the plate through the ``.HTD`` copy
-in the TIFF's own folder and finds fewer files, so its per-TIFF documents differ in the positions). Where Bio-Formats cannot read the plate
-(``bioformats=False``) every present file's plane gets its own position, DeltaT and exposure, and planes
-without a file have no Plane element. Everything written is linear in the number of files.
+in the TIFF's own folder and finds fewer files, so its per-TIFF documents differ in the positions).
+Where Bio-Formats cannot read the plate (``bioformats=False``) every present file's plane gets its own
+position, DeltaT and exposure, and planes without a file have no Plane element.
+Everything written is linear in the number of files.
 """
 
 from __future__ import annotations
