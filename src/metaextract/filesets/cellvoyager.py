@@ -96,11 +96,13 @@ def _folder_specs(vendor: list[str], mlfs: list[str], present: set[str]) -> list
         mlf = standard[0]
         others = tuple(p for p in sorted(vendor) if p != wpis[0])
         return [FilesetSpec(KIND, wpis[0], _named_images(mlf, present), others)]
-    specs = []
-    for mlf in sorted(mlfs):
-        partners = tuple(p for p in sorted(vendor) if p != mlf and _belongs(p, mlf, len(mlfs)))
-        specs.append(FilesetSpec(KIND, mlf, _named_images(mlf, present), partners))
-    return specs
+    partners = {mlf: [p for p in vendor if p != mlf and _belongs(p, mlf, len(mlfs))] for mlf in sorted(mlfs)}
+    claimed = {p for ps in partners.values() for p in ps}
+    unclaimed = [p for p in sorted(vendor) if p not in claimed and not p.lower().endswith(".mlf")]
+    lonely = [mlf for mlf, ps in partners.items() if not any(p.lower().endswith(".mrf") for p in ps)]
+    if lonely:
+        partners[lonely[0]].extend(unclaimed)  # the plain MeasurementDetail.mrf goes to the first .mlf lacking one
+    return [FilesetSpec(KIND, mlf, _named_images(mlf, present), tuple(sorted(ps))) for mlf, ps in partners.items()]
 
 
 def _belongs(path: str, mlf: str, count: int) -> bool:
