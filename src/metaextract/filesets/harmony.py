@@ -8,9 +8,10 @@ offset and absolute time, objective). Bio-Formats 7.3.1's Operetta reader reads 
 TIFFs) as the plate; this module writes the same key fields, as checked against its reference output in
 ``tests/test_filesets_harmony.py``:
 
-* the distinct rows, columns and fields, each sorted; one Image per row x column x field (row-major, then
-  field), named ``Well <row letter><column, two digits>, Field <field rank + 1>``; one Well per row x
-  column present, its WellSamples the fields in order;
+* the wells the index has entries for (row-major; a well without entries gets no Image, as in 7.3.1) and
+  its distinct fields, sorted; one Image per well x field (a field a well lacks still gets one, with no
+  plane data), named ``Well <row letter><column, two digits>, Field <field rank + 1>``; one Well per well
+  with entries, its WellSamples the fields in order;
 * an image's C, Z and T are the index's distinct channels, planes and time points, sorted; order ``XYCZT``;
   X/Y from ``ImageSizeX/Y``, the pixel type from the first TIFF's header (the index does not say it);
 * channels named as the index names them, with the main excitation/emission wavelengths (absent when 0);
@@ -148,8 +149,7 @@ def _float(text: str | None) -> float | None:
 
 # -- the read ----------------------------------------------------------------------------------------------
 class _Axes(NamedTuple):
-    rows: list[int]
-    columns: list[int]
+    wells: list[tuple[int, int]]  # the (row, column) pairs the index has entries for, row-major
     fields: list[int]
     zs: list[int]
     cs: list[int]
@@ -161,13 +161,13 @@ def read(spec: FilesetSpec) -> FilesetRead:
     plate, entries = read_index(spec.master)
     if not entries:
         raise VendorFileError(f"{spec.master}: no Image entry, so no plate layout")
-    axes = _Axes(*(sorted({getattr(e, k) for e in entries}) for k in
-                   ("row", "column", "field", "plane", "channel", "timepoint")))
+    axes = _Axes(sorted({(e.row, e.column) for e in entries}),
+                 *(sorted({getattr(e, k) for e in entries}) for k in ("field", "plane", "channel", "timepoint")))
     grid = {(e.row, e.column, e.field, e.plane, e.channel, e.timepoint): e for e in entries}
     pixel_type, note = _pixel_type(spec, entries)
     images = [[grid.get((r, c, f, z, ch, t)) for t in axes.ts for z in axes.zs for ch in axes.cs]
-              for r in axes.rows for c in axes.columns for f in axes.fields]
-    xml = ox.document(*_document(plate, axes, images, pixel_type))
+              for r, c in axes.wells for f in axes.fields]
+    xml = ox.document(*_document(plate, axes, images, pixel_type, entries[0]))
     return FilesetRead(spec=spec, omexml=xml, places=_places(spec, entries, axes, plate), notes=note)
 
 
@@ -188,7 +188,10 @@ def _pixel_type(spec: FilesetSpec, entries: list[Entry]) -> tuple[str, list[str]
     return "uint16", ["no TIFF of the index could be read: the pixel type is taken to be uint16"]
 
 
-def _document(plate: Plate, axes: _Axes, images: list[list[Entry | None]], pixel_type: str) -> list[ox.El]:
+def _document(plate: Plate, axes: _Axes, images: list[list[Entry | None]], pixel_type: str,
+              fallback: Entry) -> list[ox.El]:
+    """The document's elements; an image with no entry of its own (a well x field the index skips) takes its
+    X/Y size from ``fallback``, as Bio-Formats copies a valid series' size to an unrecorded one."""
     first = images[0][0]
     elements = [_plate_el(plate, axes, images)]
     if plate.user is not None:
@@ -202,13 +205,13 @@ def _document(plate: Plate, axes: _Axes, images: list[list[Entry | None]], pixel
                 objective[attr] = ox.jdouble(value)
     instrument.add(ox.El("Objective", objective))
     elements.append(instrument)
-    elements.extend(_image(i, planes, plate, axes, pixel_type) for i, planes in enumerate(images))
+    elements.extend(_image(i, planes, plate, axes, pixel_type, fallback) for i, planes in enumerate(images))
     return elements
 
 
 def _plate_el(plate: Plate, axes: _Axes, images: list[list[Entry | None]]) -> ox.El:
-    attrs = {"ID": "Plate:0", "Rows": str(plate.rows or len(axes.rows)),
-             "Columns": str(plate.columns or len(axes.columns))}
+    attrs = {"ID": "Plate:0", "Rows": str(plate.rows or max(r for r, _ in axes.wells) + 1),
+             "Columns": str(plate.columns or max(c for _, c in axes.wells) + 1)}
     for key, value in (("Name", plate.name), ("ExternalIdentifier", plate.plate_id)):
         if value:
             attrs[key] = value
@@ -220,7 +223,7 @@ def _plate_el(plate: Plate, axes: _Axes, images: list[list[Entry | None]]) -> ox
     if start is not None:
         acquisition["StartTime"] = start
     acq = ox.El("PlateAcquisition", acquisition)
-    for w, (row, column) in enumerate((r, c) for r in axes.rows for c in axes.columns):
+    for w, (row, column) in enumerate(axes.wells):
         well = el.add(ox.El("Well", {"ID": f"Well:0:{w}", "Row": str(row), "Column": str(column)}))
         for f in range(len(axes.fields)):
             index = w * len(axes.fields) + f
@@ -246,7 +249,8 @@ def _position(entry: Entry | None, axes: str) -> dict[str, str]:
     return attrs
 
 
-def _image(index: int, planes: list[Entry | None], plate: Plate, axes: _Axes, pixel_type: str) -> ox.El:
+def _image(index: int, planes: list[Entry | None], plate: Plate, axes: _Axes, pixel_type: str,
+           fallback: Entry) -> ox.El:
     row, column, field_rank = _image_position(index, axes)
     name = f"Well {row_letters(row)}{column + 1:02d}, Field {field_rank + 1}"
     el = ox.El("Image", {"ID": f"Image:{index}", "Name": name})
@@ -258,9 +262,8 @@ def _image(index: int, planes: list[Entry | None], plate: Plate, axes: _Axes, pi
         el.add(ox.El("ExperimenterRef", {"ID": "Experimenter:0"}))
     el.add(ox.El("InstrumentRef", {"ID": "Instrument:0"}))
     el.add(ox.El("ObjectiveSettings", {"ID": "Objective:0:0"}))
-    sample = next((p for p in planes if p is not None), None)
-    size = (int(sample.values.get("ImageSizeX", "0")) if sample else 0,
-            int(sample.values.get("ImageSizeY", "0")) if sample else 0,
+    sample = next((p for p in planes if p is not None), fallback)
+    size = (_int(sample.values.get("ImageSizeX")) or 0, _int(sample.values.get("ImageSizeY")) or 0,
             len(axes.zs), len(axes.cs), len(axes.ts))
     physical = (_micron(first, "ImageResolutionX"), _micron(first, "ImageResolutionY"), None)
     bits = {"uint8": 8, "int8": 8, "uint16": 16, "int16": 16, "float": 32, "uint32": 32, "int32": 32}
@@ -276,8 +279,8 @@ def _image(index: int, planes: list[Entry | None], plate: Plate, axes: _Axes, pi
 
 def _image_position(index: int, axes: _Axes) -> tuple[int, int, int]:
     well, field_rank = divmod(index, len(axes.fields))
-    r, c = divmod(well, len(axes.columns))
-    return axes.rows[r], axes.columns[c], field_rank
+    row, column = axes.wells[well]
+    return row, column, field_rank
 
 
 def _micron(entry: Entry | None, key: str) -> float | None:
@@ -323,12 +326,12 @@ def _plane(number: int, entry: Entry | None, size: tuple[int, int, int, int, int
 def _places(spec: FilesetSpec, entries: list[Entry], axes: _Axes, plate: Plate) -> dict[str, list[Place]]:
     """Each member TIFF's plane: image, well, field rank, C/Z/T ranks, stage position (µm) and time offset."""
     members = set(spec.images)
-    rank = {k: {v: i for i, v in enumerate(getattr(axes, k))} for k in axes._fields}
+    rank: dict[str, dict[object, int]] = {k: {v: i for i, v in enumerate(getattr(axes, k))} for k in axes._fields}
     places: dict[str, list[Place]] = {}
     for e in entries:
         if e.file is None or e.file not in members:
             continue
-        well = rank["rows"][e.row] * len(axes.columns) + rank["columns"][e.column]
+        well = rank["wells"][(e.row, e.column)]
         position = [_metres_to_micron(e, key) for key in ("PositionX", "PositionY", e.z_key)]
         places.setdefault(e.file, []).append(Place(
             image=well * len(axes.fields) + rank["fields"][e.field], z=rank["zs"][e.plane],
