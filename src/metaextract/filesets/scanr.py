@@ -34,7 +34,8 @@ from .model import FilesetRead, FilesetSpec, Place
 KIND_NAMES = "scanr-names"
 KIND = "scanr"
 DESCRIPTOR = "experiment_descriptor.xml"
-NAME = re.compile(r"(?:([A-Z]{1,2})(\d{1,3})--)?W(\d+)--P(\d+)--Z(\d+)--T(\d+)--(.+)\.tiff?", re.IGNORECASE)
+NAME = re.compile(r"(?:(.*?)--)?W(\d+)--P(\d+)--Z(\d+)--T(\d+)--(.+)\.tiff?", re.IGNORECASE)
+WELL = re.compile(r"([A-Z]{1,2})(\d{1,3})", re.IGNORECASE)
 
 
 class Name(NamedTuple):
@@ -55,16 +56,14 @@ def parse_name(path: str) -> Name | None:
     m = NAME.fullmatch(os.path.basename(path))
     if m is None:
         return None
-    letters, column, number, position, z, t, channel = m.groups()
-    row = None
-    if letters is not None:
+    prefix, number, position, z, t, channel = m.groups()
+    well = WELL.fullmatch(prefix or "")
+    row = col = None
+    if well is not None and int(well.group(2)) > 0:
         row = 0
-        for letter in letters.upper():
+        for letter in well.group(1).upper():
             row = row * 26 + ord(letter) - ord("A") + 1
-        row -= 1
-    col = int(column) - 1 if column is not None else None
-    if col is not None and col < 0:
-        row = col = None
+        row, col = row - 1, int(well.group(2)) - 1
     return Name(path, row, col, int(number), int(position), int(z), int(t), channel)
 
 
