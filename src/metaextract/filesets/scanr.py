@@ -35,6 +35,7 @@ KIND_NAMES = "scanr-names"
 KIND = "scanr"
 DESCRIPTOR = "experiment_descriptor.xml"
 NAME = re.compile(r"(?:(.*?)--)?W(\d+)--P(\d+)--Z(\d+)--T(\d+)--(.+)\.tiff?", re.IGNORECASE)
+_TAIL = re.compile(r"W\d+--P\d+--Z\d+--T\d+--[^/]+\.tiff?\Z", re.IGNORECASE)  # detection's cheaper test
 WELL = re.compile(r"([A-Z]{1,2})(\d{1,3})", re.IGNORECASE)
 
 
@@ -77,7 +78,7 @@ def detect(paths: Sequence[str]) -> tuple[list[FilesetSpec], list[str]]:
     specs: list[FilesetSpec] = []
     taken: set[str] = set()
     for folder, folder_paths in folders.items():
-        images = tuple(sorted(p for p in folder_paths if parse_name(p) is not None))
+        images = tuple(sorted(p for p in folder_paths if _is_scanr(p)))
         if not images:
             continue
         descriptor = descriptors.get(folder) or (descriptors.get(folder.rpartition("/")[0])
@@ -89,6 +90,17 @@ def detect(paths: Sequence[str]) -> tuple[list[FilesetSpec], list[str]]:
         specs.append(spec)
         taken.update((spec.master, *spec.images))
     return specs, [p for p in paths if p not in taken]
+
+
+def _is_scanr(path: str) -> bool:
+    """What :func:`parse_name` accepts, tested on the name's tail only (detection sees every path)."""
+    name = path[path.rfind("/") + 1:]
+    at = name.find("W")
+    while at >= 0:
+        if (at == 0 or name.startswith("--", at - 2)) and _TAIL.match(name, at):
+            return True
+        at = name.find("W", at + 1)
+    return False
 
 
 # -- the read ----------------------------------------------------------------------------------------------
