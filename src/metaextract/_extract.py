@@ -11,7 +11,7 @@ from . import _snapshot, engines, sanity
 from .engines._notimage import why_not_an_image
 from .engines.base import ExtractionError, UnsupportedFormatError
 from .engines.rescue import rescuers
-from .ome import validate
+from .ome import by_writer, validate
 from .result import Result, one_line
 
 
@@ -120,14 +120,14 @@ def _storable(xml: str, notes: list[str]) -> str:
     """XML that any database, encoder and XML parser takes: lone surrogates (from undecodable file names)
     escaped, characters XML 1.0 forbids removed (said in ``notes``).
 
-    The last guard: the native writer and Bio-Formats leave none of these, so the checks cost one pass
-    each over a document that passes them.
+    The last guard: the native writer (whose documents are not searched again) and Bio-Formats leave none
+    of these, so the checks cost one pass each over any other document that passes them.
     """
     try:
         xml.encode("utf-8")
     except UnicodeEncodeError:
         xml = xml.encode("utf-8", "backslashreplace").decode("utf-8")
-    if _FORBIDDEN.search(xml) is not None:
+    if not by_writer(xml) and _FORBIDDEN.search(xml) is not None:
         xml, removed = _FORBIDDEN.subn("", xml)
         notes.append(f"{removed} character(s) that XML 1.0 forbids removed from the engine's OME-XML")
     return xml
