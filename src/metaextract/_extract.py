@@ -11,7 +11,7 @@ from . import _snapshot, engines, sanity
 from .engines._notimage import why_not_an_image
 from .engines.base import ExtractionError, UnsupportedFormatError
 from .engines.rescue import rescuers
-from .ome import validate
+from .ome import by_writer, validate
 from .result import Result, one_line
 
 
@@ -112,12 +112,24 @@ def _run(eng: engines.Engine, path: str, notes: list[str]) -> str:
     return str(xml)
 
 
-def _storable(xml: str) -> str:
-    """XML that any database and encoder takes: lone surrogates (from undecodable file names) escaped."""
+#: What XML 1.0 forbids in a document (lone surrogates aside: :func:`_storable` escapes those)
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _storable(xml: str, notes: list[str]) -> str:
+    """XML that any database, encoder and XML parser takes: lone surrogates (from undecodable file names)
+    escaped, characters XML 1.0 forbids removed (said in ``notes``).
+
+    The last guard: the native writer (whose documents are not searched again) and Bio-Formats leave none
+    of these, so the checks cost one pass each over any other document that passes them.
+    """
     try:
         xml.encode("utf-8")
     except UnicodeEncodeError:
-        return xml.encode("utf-8", "backslashreplace").decode("utf-8")
+        xml = xml.encode("utf-8", "backslashreplace").decode("utf-8")
+    if not by_writer(xml) and _FORBIDDEN.search(xml) is not None:
+        xml, removed = _FORBIDDEN.subn("", xml)
+        notes.append(f"{removed} character(s) that XML 1.0 forbids removed from the engine's OME-XML")
     return xml
 
 
@@ -170,12 +182,12 @@ def _finish(path: str, engine: str, problem: str | None, head: bytes, start: flo
     try:
         label = f"{eng.name} {eng.version()}"
         try:
-            xml = _storable(_run(eng, path, notes))
+            xml = _storable(_run(eng, path, notes), notes)
         except ExtractionError as exc:
             if engine != "auto" or exc.fatal or isinstance(exc, UnsupportedFormatError):
                 raise
             rescued, rescuer = _beyond(eng, path, head, exc, notes)
-            xml, label = _storable(rescued), rescuer or label
+            xml, label = _storable(rescued, notes), rescuer or label
     except UnsupportedFormatError as exc:
         result = Result(path=path, status="unsupported", engine=label, error=f"{path}: {one_line(str(exc))}")
     except ExtractionError as exc:
@@ -189,10 +201,19 @@ def _finish(path: str, engine: str, problem: str | None, head: bytes, start: flo
         if damage is not None:
             result = Result(path=path, status="failed", engine=label, error=f"{path}: {one_line(damage)}")
         else:
-            valid, why = validate(xml)
-            result = Result(path=path, status="ok", omexml=xml, engine=label, valid=valid,
-                            validation_error=None if valid else one_line(why or ""), notes=notes)
+            result = _checked(path, xml, label, notes)
     result.seconds = time.perf_counter() - start
     if fatal and raise_fatal:
         raise FatalWorkerError(result)
     return result
+
+
+def _checked(path: str, xml: str, label: str, notes: list[str]) -> Result:
+    """An ``ok`` Result for ``xml``, validated; a document that does not even parse is never stored as
+    ``ok`` (no reader could use it) but fails the file, saying why."""
+    valid, why = validate(xml)
+    if not valid and (why or "").startswith("not well-formed"):
+        return Result(path=path, status="failed", engine=label,
+                      error=f"{path}: the engine's OME-XML does not parse ({one_line(why or '', 200)})", notes=notes)
+    return Result(path=path, status="ok", omexml=xml, engine=label, valid=valid,
+                  validation_error=None if valid else one_line(why or ""), notes=notes)

@@ -156,6 +156,13 @@ def written(xml: str, key: Hashable) -> None:
     _written = (xml, key)
 
 
+def by_writer(xml: str) -> bool:
+    """Whether ``xml`` is the very document the native writer last told :func:`written` (whose every value
+    it cleaned of what XML forbids, so it need not be searched again)."""
+    told = _written
+    return told is not None and told[0] is xml
+
+
 def shape(xml: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``xml``'s validity shape: its text cut at every attribute value, and each value's class.
 

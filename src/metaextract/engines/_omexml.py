@@ -90,18 +90,31 @@ def jnumber(value: float | int) -> str:
     return jdouble(float(value))
 
 
-_ATTR_SPECIAL = re.compile(r'[&<>"\n\r\t]')
+#: What Bio-Formats removes from every string a reader puts into its metadata store (``FilterMetadata`` with
+#: ``DataTools.sanitize``, as ``setMetadataFiltered(true)`` runs it): the ISO control characters but tab and
+#: newline, so C0 controls (which XML 1.0 forbids, carriage return included) and DEL to U+009F. U+FFFE and
+#: U+FFFF, which Bio-Formats keeps and then cannot serialise (``getOMEXML`` gives null), go too: XML forbids them.
+_UNWRITABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
+_ATTR_SPECIAL = re.compile('[&<>"\n\r\t\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]')  # one search: fast path
+
+
+def clean(text: str) -> str:
+    """``text`` without the characters Bio-Formats drops from a reader's strings (:data:`_UNWRITABLE`)."""
+    return _UNWRITABLE.sub("", text)
 
 
 def _escape_attr(text: str) -> str:
     if _ATTR_SPECIAL.search(text) is None:
         return text
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-            .replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;"))
+    return (_UNWRITABLE.sub("", text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;"))
 
 
 def _escape_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    if _ATTR_SPECIAL.search(text) is None:
+        return text
+    return (_UNWRITABLE.sub("", text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#13;"))
 
 
 class _Form(NamedTuple):
@@ -244,7 +257,7 @@ class _Template(NamedTuple):
 
 
 _templates: dict[tuple[object, tuple[object, ...]], _Template] = {}
-_SENTINEL = re.compile("\x01([0-9]+)\x02")
+_SENTINEL = re.compile("\ue000([0-9]+)\ue001")  # private-use marks: kept by the writer
 _BEFORE_VALUE = re.compile(r'\s([\w:.-]+)="\Z')
 _BEFORE_TEXT = re.compile(r"<([\w:.-]+)[^<>]*>\Z")
 
@@ -277,14 +290,14 @@ def templated(build: Callable[[Values], El], values: Values) -> str:
     return xml
 
 
-_ANY_SPECIAL = re.compile(r'[&<>"\n\r\t]')  # what an attribute or a text would have escaped
+_ANY_SPECIAL = _ATTR_SPECIAL  # what an attribute or a text would have escaped or dropped
 
 
 def _template(build: Callable[[Values], El], values: Values, form: tuple[object, ...]) -> _Template:
     """Write ``build``'s document once with a marker in place of each non-empty string value, and cut it there."""
     marked: Values = {}
     for i, (key, value) in enumerate(values.items()):
-        marked[key] = f"\x01{i}\x02" if isinstance(value, str) and value else value
+        marked[key] = f"\ue000{i}\ue001" if isinstance(value, str) and value else value
     xml = document(build(marked))
     parts = _SENTINEL.split(xml)
     names = list(values)

@@ -156,7 +156,11 @@ class BioFormatsEngine:
             reader.setId(path)
             store = reader.getMetadataStore()
             xml = service.getOMEXML(store)
-            return str(j["XMLTools"].indentXML(xml, 3, True))
+            indented = j["XMLTools"].indentXML(xml, 3, True) if xml is not None else None
+            if indented is None:  # its serialiser gives null for a character XML forbids (U+FFFE, U+FFFF)
+                raise ExtractionError("Bio-Formats could not write its metadata as XML (a character XML 1.0 "
+                                      "forbids, e.g. U+FFFE or U+FFFF, in a name or description?)")
+            return str(indented)
         except jpype.JException as exc:
             error = _translate(exc, path, j)
             if fenced:

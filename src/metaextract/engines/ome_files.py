@@ -346,13 +346,20 @@ def _populate(root: Any, cores: list[_Core]) -> None:
 
 
 # -- writing --------------------------------------------------------------------------------------------
+#: What ``XMLTools.sanitizeXML`` turns into a space in a document before Bio-Formats parses it: characters XML
+#: 1.0 forbids (none survive lxml's parser) and the C1 controls DEL to U+009F, which XML allows but
+#: Bio-Formats does not keep (``tests/test_storable.py`` checks it against the live engine).
+_SPACED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
 def _escape_attr(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-            .replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;"))
+    return (_SPACED.sub(" ", text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;"))
 
 
 def _escape_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    return (_SPACED.sub(" ", text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#13;"))
 
 
 def _qname(name: str, el: Any) -> str:

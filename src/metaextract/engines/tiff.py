@@ -199,7 +199,8 @@ def _iso_date(raw: str | None) -> str | None | bool:
 
 def _plain_description_ok(text: str | None, software: str | None) -> bool:
     if text is not None:
-        if "\n" in text or "\r" in text or "=" in text or not text.strip():
+        # a NUL inside: Bio-Formats reads the tag as several strings, one line each ("a; b;"), not written here
+        if "\n" in text or "\r" in text or "\x00" in text or "=" in text or not text.strip():
             return False
         lowered = text.lower()
         if any(hint in lowered for hint in _VENDOR_HINTS):

@@ -6,6 +6,7 @@ a process killed at any point leaves finished files stored, the rest pending, an
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -198,7 +199,7 @@ def finish_job_run(store: Store, run_id: int, state: str, exit_code: int | None,
 
 
 def _finish(conn: Connection, run_id: int, state: str, exit_code: int | None, log: str, host: str | None) -> None:
-    values: dict[str, Any] = {"state": state, "exit_code": exit_code, "log": log, "ended": utcnow()}
+    values: dict[str, Any] = {"state": state, "exit_code": exit_code, "log": storable_text(log), "ended": utcnow()}
     if host is not None:
         values["host"] = host
     job_id = conn.execute(update(job_runs).where(job_runs.c.id == run_id).values(**values)
@@ -236,7 +237,7 @@ def _finish_many(conn: Connection, finished: list[tuple[int, str, int | None, st
         conn.execute(update(job_runs).where(job_runs.c.id == bindparam("run_id"))
                      .values(state=bindparam("new_state"), exit_code=bindparam("code"), log=bindparam("text"),
                              ended=now, host=func.coalesce(bindparam("new_host"), job_runs.c.host)),
-                     [{"run_id": r, "new_state": st, "code": code, "text": log, "new_host": host}
+                     [{"run_id": r, "new_state": st, "code": code, "text": storable_text(log), "new_host": host}
                       for r, st, code, log, host in part])
         conn.execute(update(jobs).where(jobs.c.id == bindparam("job"), jobs.c.state == "running")
                      .values(state=bindparam("new_state"), host=None, pid=None, updated=now),
@@ -290,14 +291,51 @@ def clear_results(conn: Connection, *where: Any, **extra: Any) -> int:
     return int(conn.execute(update(image_files).where(*where).values(**values)).rowcount or 0)
 
 
+def storable_text(text: str, limit: int | None = None) -> str:
+    """``text`` as every database stores it: NUL (which PostgreSQL refuses in text) written ``\\x00``, lone
+    surrogates (which no UTF-8 encoder takes) backslash-escaped, and at most ``limit`` characters (the
+    column's length; the last kept character then is ``…``). Text that needs none of this is returned as is."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if limit is not None and len(text) > limit:
+        text = text[:limit - 1] + "…"
+    return text
+
+
+def _column_limit(name: str) -> int | None:
+    return getattr(image_files.c[name].type, "length", None)
+
+
+_STATUS, _ENGINE, _VERSION = _column_limit("status"), _column_limit("engine"), _column_limit("engine_version")
+
+
+def _optional(text: str | None, limit: int | None = None) -> str | None:
+    return None if text is None else storable_text(text, limit)
+
+
 def _result_row(result: Result, at: Any) -> list[Any]:
-    """The values of :data:`RESULT_COLUMNS` for one Result, in that order."""
+    """The values of :data:`RESULT_COLUMNS` for one Result, in that order, each one the database stores
+    (:func:`storable_text`), whatever the Result holds."""
     name, _, version = (result.engine or "").rpartition(" ")
     if not name:  # "bioformats" without a version
         name, version = version, ""
     ok = result.status == "ok"
-    return [result.status, result.omexml if ok else None, result.error, name or None, version or None,
-            float(result.seconds), result.valid, result.validation_error, at]
+    return [storable_text(result.status, _STATUS), _optional(result.omexml) if ok else None,
+            _optional(result.error), storable_text(name, _ENGINE) or None,
+            storable_text(version, _VERSION) or None, float(result.seconds), result.valid,
+            _optional(result.validation_error), at]
+
+
+def _refused_row(result: Result, why: str, at: Any) -> list[Any]:
+    """The row that stands for a Result the database (or the conversion to its row) refused: failed, with
+    the reason in one line naming the file."""
+    error = f"{result.path}: its result could not be stored ({one_line(why, 300)})"
+    return ["failed", None, storable_text(error), None, None, None, None, None, at]
 
 
 def result_values(result: Result, at: Any = None) -> dict[str, Any]:
@@ -322,7 +360,13 @@ def _write_sql(dialect: Any) -> tuple[str, list[Any]]:
 def _write_results(conn: Connection, pairs: list[tuple[int, Result]]) -> None:
     """Write ``(image_file_id, Result)`` pairs with the driver's ``executemany``: the same values and
     conversions as an ORM-free SQLAlchemy UPDATE, without its per-row parameter processing (the submitter
-    stores every file of an experiment through here)."""
+    stores every file of an experiment through here).
+
+    A Result that cannot be stored fails its own file only: a row that cannot be built is stored as failed
+    at once, and when the database refuses the batch for its content (a data or integrity error, not a
+    lost connection) the batch is written again row by row, each refused row as failed with the
+    database's reason. Each attempt runs in a savepoint, so the caller's transaction stays usable.
+    """
     if not pairs:
         return
     sql, procs = _write_sql(conn.dialect)
@@ -330,15 +374,56 @@ def _write_results(conn: Connection, pairs: list[tuple[int, Result]]) -> None:
     last = len(RESULT_COLUMNS) - 1  # extracted_at, the same for every row: converted once
     stored_at = procs[last](at) if procs[last] else at
     convert = [(i, p) for i, p in enumerate(procs) if p is not None and i != last]
-    rows = []
-    for file_id, result in pairs:
-        row = _result_row(result, stored_at)
+
+    def driver_row(row: list[Any], file_id: int) -> tuple[Any, ...]:
         for i, p in convert:
             row[i] = p(row[i])
-        row.append(file_id)
-        rows.append(tuple(row))
-    for start in range(0, len(rows), 1000):
-        conn.exec_driver_sql(sql, rows[start:start + 1000])
+        return (*row, file_id)
+
+    def refused_row(file_id: int, result: Result, why: str) -> tuple[Any, ...]:
+        return driver_row(_refused_row(result, why, stored_at), file_id)
+
+    rows = []
+    for file_id, result in pairs:
+        try:
+            rows.append(driver_row(_result_row(result, stored_at), file_id))
+        except (ValueError, TypeError, OverflowError) as exc:
+            rows.append(refused_row(file_id, result, f"{type(exc).__name__}: {exc}"))
+    try:
+        with conn.begin_nested():
+            for start in range(0, len(rows), 1000):
+                conn.exec_driver_sql(sql, rows[start:start + 1000])
+    except Exception as exc:
+        if not _refused(exc):
+            raise
+        for (file_id, result), row in zip(pairs, rows, strict=True):
+            _write_alone(conn, sql, row, functools.partial(refused_row, file_id, result))
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database (or its driver) refusing a row's content, not a lost connection or
+    a broken schema: then the rows are worth writing one by one."""
+    from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+
+    if isinstance(exc, DBAPIError):
+        return not exc.connection_invalidated and isinstance(exc, DataError | IntegrityError)
+    return isinstance(exc, StatementError) and isinstance(exc.orig, ValueError | TypeError | OverflowError)
+
+
+def _write_alone(conn: Connection, sql: str, row: tuple[Any, ...],
+                 refused: Callable[[str], tuple[Any, ...]]) -> None:
+    """Write one result row in its own savepoint; a row the database refuses is replaced by ``refused``
+    (given the database's reason), which must then be stored."""
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql(sql, [row])
+    except Exception as exc:
+        if not _refused(exc):
+            raise
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [""])[0]  # PostgreSQL's DETAIL lines quote the row itself
+        with conn.begin_nested():
+            conn.exec_driver_sql(sql, [refused(f"{type(orig).__name__}: {first}")])
 
 
 def record_results(store: Store, pairs: Iterable[tuple[int, Result]], *, chunk: int = 200,
