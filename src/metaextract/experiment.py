@@ -191,17 +191,56 @@ def storable_name(name: str) -> str:
 
 
 # -- experiments ------------------------------------------------------------------------------------------
-def resolve(conn: Connection, experiment: int | str) -> Row[Any]:
-    """The experiment row for an id or a name (an all-digit reference is tried as an id first)."""
+#: Words an experiment may not be named: ``metaextract WORD ...`` must stay a command, and an experiment named
+#: like a step command would read as one. Kept in step with the CLI (a test checks every command is here).
+RESERVED_NAMES = frozenset({
+    "show", "compare", "experiment", "step", "help", "create", "add", "list", "delete",
+    "init", "run", "submit", "resubmit", "info", "log", "status", "summary", "export", "cleanup",
+})
+
+
+def parse_ref(experiment: int | str) -> tuple[str, int | str]:
+    """How a reference names an experiment: ``("id", 3)`` for the int ``3`` or the text ``"#3"``, else
+    ``("name", text)``. A name is never read as an id (an experiment may be called ``"3"``)."""
+    if isinstance(experiment, int) and not isinstance(experiment, bool):
+        return "id", experiment
     ref = str(experiment).strip()
-    row = None
-    if ref.isdigit():
-        row = conn.execute(select(experiments).where(experiments.c.id == int(ref))).one_or_none()
-    if row is None:
-        row = conn.execute(select(experiments).where(experiments.c.name == ref)).one_or_none()
-    if row is None:
-        raise NotFoundError(f"no experiment with id or name {ref!r}")
-    return row
+    if ref.startswith("#") and ref[1:].isdigit():
+        return "id", int(ref[1:])
+    return "name", ref
+
+
+def resolve(conn: Connection, experiment: int | str) -> Row[Any]:
+    """The experiment row for a reference: an ``int`` or ``"#3"`` is an id, any other text a name.
+
+    Raises
+    ------
+    NotFoundError
+        When there is none; for an all-digit name that matches nothing, the message says how to give an id.
+    """
+    kind, ref = parse_ref(experiment)
+    column = experiments.c.id if kind == "id" else experiments.c.name
+    row = conn.execute(select(experiments).where(column == ref)).one_or_none()
+    if row is not None:
+        return row
+    if kind == "id":
+        raise NotFoundError(f"no experiment with id {ref}")
+    hint = f" (an id is written #{ref})" if str(ref).isdigit() else ""
+    raise NotFoundError(f"no experiment named {ref!r}{hint}")
+
+
+def check_name(name: str) -> str:
+    """``name`` stripped, or ValueError when it could be read as something else: empty, all digits (an id
+    is ``#N``), starting with ``#``, or a command word (:data:`RESERVED_NAMES`)."""
+    name = name.strip()
+    if not name:
+        raise ValueError("an experiment needs a name")
+    if name.isdigit() or name.startswith("#"):
+        raise ValueError(f"experiment name {name!r} would read as an id: use a name that is not all digits "
+                         f"and does not start with '#'")
+    if name.lower() in RESERVED_NAMES:
+        raise ValueError(f"experiment name {name!r} is a command word of metaextract: choose another name")
+    return name
 
 
 def create_experiment(store: Store, name: str, description: str | None = None) -> int:
@@ -210,11 +249,9 @@ def create_experiment(store: Store, name: str, description: str | None = None) -
     Raises
     ------
     ValueError
-        When the name is empty or taken.
+        When the name is taken or refused by :func:`check_name` (empty, all digits, ``#…``, a command word).
     """
-    name = name.strip()
-    if not name:
-        raise ValueError("an experiment needs a name")
+    name = check_name(name)
     try:
         with store.begin() as conn:
             return int(conn.execute(experiments.insert().values(name=name, description=description,
@@ -361,7 +398,7 @@ def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[st
     ----------
     store : Store
     experiment : int or str
-        Id or name.
+        Its name, or an id as an ``int`` or ``"#3"``.
     folder : path-like
         The acquisition's root; names are stored relative to it.
     plate : str, optional

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -19,7 +20,7 @@ def _store(ctx: click.Context) -> Store:
 
 @click.group(name="experiment", context_settings={"help_option_names": ["-h", "--help"]})
 def command() -> None:
-    """Create experiments and register their folders (EXP is an id or a name)."""
+    """Create experiments and register their folders (EXP is a name, or #ID for an id)."""
 
 
 @command.command()
@@ -97,12 +98,22 @@ def show(ctx: click.Context, experiment: str, as_json: bool) -> None:
 
 @command.command()
 @click.argument("experiment", metavar="EXP")
-@click.option("--yes", is_flag=True, help="Really delete it, with all its files' results and jobs.")
+@click.option("--yes", is_flag=True, help="Delete without asking.")
 @click.pass_context
 @cli_errors
 def delete(ctx: click.Context, experiment: str, yes: bool) -> None:
-    """Delete an experiment and everything stored for it (needs --yes)."""
+    """Delete an experiment and everything stored for it (EXP: a name, or #ID).
+
+    Says what it deletes, then asks; without a terminal to ask on, only --yes deletes (exit 1 otherwise).
+    """
+    store = _store(ctx)
+    data = show_experiment(store, experiment)
+    what = (f"experiment {data['name']!r} (id {data['id']}): {data['image_files']} image files, "
+            f"{data['metadata_files']} metadata files, {len(data['plates'])} plates, with their results and jobs")
     if not yes:
-        raise click.UsageError("deleting an experiment needs --yes")
-    exp_id = delete_experiment(_store(ctx), experiment)
-    click.echo(f"deleted experiment {exp_id}")
+        if not sys.stdin.isatty():
+            raise click.ClickException(f"not deleting {what}: no terminal to confirm on; add --yes")
+        if not click.confirm(f"delete {what}?", default=False):
+            raise click.ClickException("not deleted")
+    delete_experiment(store, f"#{data['id']}")  # by id: the row just described
+    click.echo(f"deleted {what}")
