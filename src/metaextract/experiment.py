@@ -11,7 +11,7 @@ import fnmatch
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,11 @@ class Registration:
     already_registered: int = 0
     excluded: int = 0
     symlinks_skipped: int = 0
+    #: Files and folders that could not be listed or examined (a folder that cannot be read, a path longer
+    #: than the system allows, a file gone mid-walk): how many, and the first :data:`SKIPPED_KEPT` of them
+    #: as ``(path, reason)``. A skipped folder's contents are not registered, nor counted.
+    skipped: int = 0
+    skipped_paths: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,10 +126,23 @@ def _matches(rel: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
 
 
+#: How many skipped paths a Registration keeps (the count is always exact).
+SKIPPED_KEPT = 1000
+
+
 @dataclass
 class _WalkStats:
     excluded: int = 0
     symlinks_skipped: int = 0
+    skipped: int = 0
+    skipped_paths: list[tuple[str, str]] = field(default_factory=list)
+
+    def skip(self, path: str, exc: OSError) -> None:
+        """Count a path the walk could not list or examine, keeping why (the first SKIPPED_KEPT)."""
+        self.skipped += 1
+        if len(self.skipped_paths) < SKIPPED_KEPT:
+            reason = exc.strerror or type(exc).__name__
+            self.skipped_paths.append((storable_name(path), reason))
 
 
 _NAME = attrgetter("name")
@@ -134,7 +152,9 @@ def walk(root: str | os.PathLike[str], include: Sequence[str] = (), exclude: Seq
          stats: _WalkStats | None = None) -> Iterator[tuple[str, str, int, float]]:
     """Yield ``(relative name, absolute path, size, mtime)`` of every file under ``root``, sorted.
 
-    Symlinks are followed only while they stay inside ``root``; a directory is entered once.
+    Symlinks are followed only while they stay inside ``root``; a directory is entered once. A folder or
+    file that cannot be listed or examined is counted in ``stats.skipped`` with its reason, never dropped
+    without a word.
     """
     stats = stats if stats is not None else _WalkStats()
     top = os.path.realpath(root)
@@ -145,34 +165,40 @@ def walk(root: str | os.PathLike[str], include: Sequence[str] = (), exclude: Seq
         return real == top or real.startswith(top + os.sep)
 
     def visit(folder: str, prefix: str) -> Iterator[tuple[str, str, int, float]]:
-        st = os.stat(folder)
-        if (st.st_dev, st.st_ino) in seen:
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                return
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=_NAME)
+        except OSError as exc:  # unreadable, or longer than PATH_MAX: said, never silently dropped
+            stats.skip(folder, exc)
             return
-        seen.add((st.st_dev, st.st_ino))
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=_NAME)
         for entry in entries:
-            rel = prefix + entry.name
-            link = entry.is_symlink()
-            if link and not inside(entry.path):
+            yield from visit_entry(entry, prefix + entry.name)
+
+    def visit_entry(entry: os.DirEntry[str], rel: str) -> Iterator[tuple[str, str, int, float]]:
+        try:
+            if entry.is_symlink() and not inside(entry.path):
                 stats.symlinks_skipped += 1
-                continue
-            try:
-                if entry.is_dir():
-                    if exclude and _matches(rel, exclude):
-                        stats.excluded += 1
-                        continue
-                    yield from visit(entry.path, rel + "/")
-                    continue
-                if not entry.is_file():
-                    continue
-                if (include and not _matches(rel, include)) or (exclude and _matches(rel, exclude)):
+                return
+            if entry.is_dir():
+                if exclude and _matches(rel, exclude):
                     stats.excluded += 1
-                    continue
-                info = entry.stat()
-            except OSError:  # vanished or broken link
-                continue
-            yield rel, entry.path, info.st_size, info.st_mtime  # absolute and normal: under realpath(root)
+                    return
+                yield from visit(entry.path, rel + "/")
+                return
+            if not entry.is_file():  # a device, a FIFO, a socket, a broken link: no image file
+                return
+            if (include and not _matches(rel, include)) or (exclude and _matches(rel, exclude)):
+                stats.excluded += 1
+                return
+            info = entry.stat()
+        except OSError as exc:  # gone mid-walk, or its path too long to examine
+            stats.skip(entry.path, exc)
+            return
+        yield rel, entry.path, info.st_size, info.st_mtime  # absolute and normal: under realpath(root)
 
     yield from visit(top, "")
 
@@ -411,7 +437,8 @@ def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[st
     Returns
     -------
     Registration
-        Counts of what was added and skipped.
+        Counts of what was added and skipped; ``skipped`` and ``skipped_paths`` name what could not be read
+        (an unreadable folder, a path longer than PATH_MAX), which is then not registered.
 
     Raises
     ------
@@ -449,5 +476,6 @@ def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[st
     reg.metadata_files = after["metadata_files"] - before["metadata_files"]
     reg.already_registered = seen - reg.image_files - reg.metadata_files
     reg.excluded, reg.symlinks_skipped = stats.excluded, stats.symlinks_skipped
+    reg.skipped, reg.skipped_paths = stats.skipped, stats.skipped_paths
     reg.seconds = time.perf_counter() - t0
     return reg

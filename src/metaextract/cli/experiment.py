@@ -7,9 +7,16 @@ import sys
 
 import click
 
-from ..experiment import add_folder, create_experiment, delete_experiment, list_experiments, show_experiment
+from ..experiment import (
+    Registration,
+    add_folder,
+    create_experiment,
+    delete_experiment,
+    list_experiments,
+    show_experiment,
+)
 from ..store import Store, open_store
-from .step import _root_obj, cli_errors
+from .step import _root_obj, cli_errors, verbosity
 
 
 def _store(ctx: click.Context) -> Store:
@@ -48,7 +55,9 @@ def add(ctx: click.Context, experiment: str, folder: str, plate: str | None, acq
         include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
     """Register DIR recursively: image files, and metadata files (sidecars) that are not extracted.
 
-    Re-adding a folder adds only new files; symlinks leaving DIR are not followed.
+    Re-adding a folder adds only new files; symlinks leaving DIR are not followed. Folders or files that
+    cannot be read (permissions, paths longer than the system allows) are counted and named on stderr (the
+    first 5; -v: all), and the exit code stays 0.
     """
     reg = add_folder(_store(ctx), experiment, folder, plate=plate, acquisition=acquisition,
                      include=include, exclude=exclude)
@@ -56,6 +65,26 @@ def add(ctx: click.Context, experiment: str, folder: str, plate: str | None, acq
                f"{reg.metadata_files} metadata files added, {reg.already_registered} already registered, "
                f"{reg.excluded} excluded, {reg.symlinks_skipped} symlinks leaving the folder skipped "
                f"({reg.seconds:.1f} s)")
+    if reg.skipped:
+        _warn_skipped(reg, verbosity(ctx))
+
+
+#: Skipped paths listed without -v.
+SKIPPED_SHOWN = 5
+
+
+def _warn_skipped(reg: Registration, verbose: int) -> None:
+    """On stderr: how many paths could not be read (one line), then the first few with their reasons (all
+    that were kept with -v). The exit code stays 0: what could be read was registered, and the warning
+    says what was not; a caller that needs everything checks stderr or ``Registration.skipped``."""
+    click.echo(f"warning: {reg.skipped} path{'s' if reg.skipped != 1 else ''} could not be read and "
+               f"{'were' if reg.skipped != 1 else 'was'} not registered (a folder's files with it)", err=True)
+    shown = reg.skipped_paths if verbose else reg.skipped_paths[:SKIPPED_SHOWN]
+    for path, reason in shown:
+        click.echo(f"  {reason}: {path}", err=True)
+    if len(shown) < reg.skipped:
+        click.echo(f"  ... and {reg.skipped - len(shown)} more" + ("" if verbose else " (-v lists them)"),
+                   err=True)
 
 
 @command.command(name="list")
