@@ -45,7 +45,7 @@ def check_url(url: str) -> str:
     """``url`` normalised (:func:`normalise_url`) once it is known to be usable, without creating anything.
 
     Accepted: ``sqlite:///PATH`` whose folder exists, ``postgresql[+driver]://…`` with that driver
-    installed, and a bare file path that names an existing file or has a folder part that exists (``./x.db``:
+    installed, and a bare file path that names an existing file or has a folder part that exists (``./x.db``;
     a lone word such as ``not-a-url`` is refused, so a mistyped URL never becomes a new empty database).
 
     Raises
@@ -55,10 +55,8 @@ def check_url(url: str) -> str:
     """
     from sqlalchemy.exc import ArgumentError
 
-    if "://" not in url:
-        path = Path(url).expanduser()
-        if not path.is_file() and (os.sep not in url or not path.parent.is_dir()):
-            raise StoreError(f"--db {url!r} is not a database URL (use {_URL_FORMS})")
+    if "://" not in url and os.sep not in url and not Path(url).expanduser().is_file():
+        raise StoreError(f"--db {url!r} is not a database URL (use {_URL_FORMS})")
     url = normalise_url(url)
     try:
         u = make_url(url)
