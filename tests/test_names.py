@@ -88,3 +88,34 @@ def test_delete_without_yes_and_without_a_terminal_refuses(db_url: str, tmp_path
 def test_unknown_reference_is_one_line(store: Store) -> None:
     with pytest.raises(NotFoundError, match=r"^no experiment named 'nope'$"):
         MetadataExtractor("nope", db=store)
+
+
+def _delete_at_a_terminal(db_url: str, exp: str, answer: bytes) -> tuple[int, str]:
+    """``experiment delete EXP`` with a real terminal (a pseudo-terminal) on stdin, answering ``answer``."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "metaextract", "--db", db_url, "experiment", "delete", exp],
+                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    os.close(slave)
+    os.write(master, answer)
+    out, _ = proc.communicate(timeout=60)
+    os.close(master)
+    return proc.returncode, out.decode()
+
+
+def test_delete_at_a_terminal_asks_and_says_what(db_url: str, tmp_path: Path) -> None:
+    cli(db_url, "experiment", "create", "asked")
+    cli(db_url, "experiment", "add", "asked", str(small_plate(tmp_path / "p", 1, 2)))
+    code, out = _delete_at_a_terminal(db_url, "asked", b"n\n")
+    assert code == 1 and "delete experiment 'asked' (id 1): 2 image files" in out and "not deleted" in out
+    assert _names(db_url) == ["asked"]
+    code, out = _delete_at_a_terminal(db_url, "asked", b"y\n")
+    assert code == 0 and "deleted experiment 'asked' (id 1)" in out
+    assert _names(db_url) == []
