@@ -146,6 +146,7 @@ class _WalkStats:
 
 
 _NAME = attrgetter("name")
+_DESCEND = object()  # walk(): "this entry is a folder to enter"
 
 
 def walk(root: str | os.PathLike[str], include: Sequence[str] = (), exclude: Sequence[str] = (),
@@ -176,29 +177,37 @@ def walk(root: str | os.PathLike[str], include: Sequence[str] = (), exclude: Seq
             stats.skip(folder, exc)
             return
         for entry in entries:
-            yield from visit_entry(entry, prefix + entry.name)
+            rel = prefix + entry.name
+            found = examine(entry, rel)
+            if found is None:
+                continue
+            if found is _DESCEND:
+                yield from visit(entry.path, rel + "/")
+            else:
+                yield found  # type: ignore[misc]
 
-    def visit_entry(entry: os.DirEntry[str], rel: str) -> Iterator[tuple[str, str, int, float]]:
+    def examine(entry: os.DirEntry[str], rel: str) -> tuple[str, str, int, float] | object | None:
+        """The file's row, _DESCEND for a folder to enter, None for anything passed over (counted where
+        it should be). A plain function, not a generator: it runs once per file."""
         try:
             if entry.is_symlink() and not inside(entry.path):
                 stats.symlinks_skipped += 1
-                return
+                return None
             if entry.is_dir():
                 if exclude and _matches(rel, exclude):
                     stats.excluded += 1
-                    return
-                yield from visit(entry.path, rel + "/")
-                return
+                    return None
+                return _DESCEND
             if not entry.is_file():  # a device, a FIFO, a socket, a broken link: no image file
-                return
+                return None
             if (include and not _matches(rel, include)) or (exclude and _matches(rel, exclude)):
                 stats.excluded += 1
-                return
+                return None
             info = entry.stat()
         except OSError as exc:  # gone mid-walk, or its path too long to examine
             stats.skip(entry.path, exc)
-            return
-        yield rel, entry.path, info.st_size, info.st_mtime  # absolute and normal: under realpath(root)
+            return None
+        return rel, entry.path, info.st_size, info.st_mtime  # absolute and normal: under realpath(root)
 
     yield from visit(top, "")
 
