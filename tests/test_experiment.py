@@ -31,7 +31,7 @@ def test_add_registers_images_and_metadata_and_readding_adds_only_new_files(db_u
     cli(db_url, "experiment", "create", "e")
     out = cli(db_url, "experiment", "add", "e", str(data)).stdout
     assert "5 image files and 2 metadata files added" in out
-    out = cli(db_url, "experiment", "add", "1", str(data)).stdout  # EXP as an id
+    out = cli(db_url, "experiment", "add", "#1", str(data)).stdout  # EXP as an id: #N
     assert "0 image files and 0 metadata files added, 7 already registered" in out
     (data / "well00" / "late.tif").write_bytes((data / "well00" / "w00_c0.tif").read_bytes())
     out = cli(db_url, "experiment", "add", "e", str(data)).stdout
@@ -116,11 +116,11 @@ def test_list_show_delete(db_url: str, tmp_path: Path) -> None:
     cli(db_url, "experiment", "create", "gone")
     cli(db_url, "experiment", "add", "gone", str(small_plate(tmp_path / "p", 1, 1)))
     assert "gone" in cli(db_url, "experiment", "list").stdout
-    assert "--yes" in cli(db_url, "experiment", "delete", "gone", expect=2).output
+    assert "--yes" in cli(db_url, "experiment", "delete", "gone", expect=1).output  # no terminal to ask on
     cli(db_url, "experiment", "delete", "gone", "--yes")
     assert cli_json(db_url, "experiment", "list", "--json") == []
     res = cli(db_url, "experiment", "show", "gone", expect=1)
-    assert "no experiment with id or name 'gone'" in res.output
+    assert "no experiment named 'gone'" in res.output
     assert "Traceback" not in res.output
 
 

@@ -28,19 +28,27 @@ _ESCAPE = re.compile(rb"\\x([0-9a-f]{2})")
 
 def undecodable_name(path: str) -> bool:
     """Whether ``path`` is the stored form of a file whose name is not valid UTF-8 (and that file exists)."""
-    if "\\x" not in path:
-        return False
-    raw = _ESCAPE.sub(lambda m: bytes.fromhex(m.group(1).decode()), path.encode("utf-8"))
-    return os.path.lexists(raw)
+    return os_path(path) != path
+
+
+def os_path(path: str) -> str:
+    """The path to open for a stored name: ``path`` itself when it exists, else, when it holds ``\\xNN``
+    escapes (:func:`metaextract.experiment.storable_name`) and the bytes they stand for name a file, those
+    bytes as the operating system's ``str`` form (surrogate escapes, :func:`os.fsdecode`). A file whose
+    name is not UTF-8 is thus read like any other; results and errors keep the stored name."""
+    if "\\x" not in path or os.path.lexists(path):
+        return path
+    raw = _ESCAPE.sub(lambda m: bytes.fromhex(m.group(1).decode()), path.encode("utf-8", "surrogateescape"))
+    return os.fsdecode(raw) if os.path.lexists(raw) else path
 
 
 def _precheck(path: str, st: os.stat_result | None = None) -> tuple[str | None, int | None]:
-    """Why ``path`` cannot be read at all (or None), and its size; ``st``: its ``stat``, if just taken."""
+    """Why ``path`` cannot be read at all (or None), and its size; ``st``: its ``stat``, if just taken.
+
+    ``path`` is the one to open (:func:`os_path`), not necessarily the stored name."""
     try:
         st = st or os.stat(path)
     except FileNotFoundError:
-        if undecodable_name(path):
-            return "file name is not valid UTF-8 (shown with \\xNN escapes); rename the file to read it", None
         return "file not found", None
     except PermissionError:
         return "permission denied", None
@@ -141,7 +149,29 @@ def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False, 
 
     With ``raise_fatal`` a failure that leaves the process unfit (the JVM threw an ``Error``) is
     raised as :class:`FatalWorkerError` after the Result is built, so a worker can report and exit.
+
+    ``path`` may be a stored name with ``\\xNN`` escapes (a name that is not UTF-8): the file its bytes
+    name is read (:func:`os_path`), and the Result keeps ``path``.
     """
+    real = os_path(path)
+    if real == path:
+        return _extract_file(path, engine, raise_fatal=raise_fatal, root=root)
+    try:
+        return _as_stored(_extract_file(real, engine, raise_fatal=raise_fatal, root=root), path, real)
+    except FatalWorkerError as exc:
+        raise FatalWorkerError(_as_stored(exc.result, path, real)) from None
+
+
+def _as_stored(result: Result, stored: str, real: str) -> Result:
+    """``result`` of the file ``real`` named by its stored name (no surrogates reach a database)."""
+    result.path = stored
+    if result.error:  # an engine's message may name the file too: its undecodable bytes as \\xNN, like the name
+        escaped = result.error.replace(real, stored).encode("utf-8", "surrogateescape")
+        result.error = escaped.decode("utf-8", "backslashreplace")
+    return result
+
+
+def _extract_file(path: str, engine: str, *, raise_fatal: bool, root: str | None) -> Result:
     start = time.perf_counter()
     problem, st = sanity.outside_root_stat(path, root) if root is not None else (None, None)
     size = None

@@ -11,7 +11,7 @@ import fnmatch
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,11 @@ class Registration:
     already_registered: int = 0
     excluded: int = 0
     symlinks_skipped: int = 0
+    #: Files and folders that could not be listed or examined (a folder that cannot be read, a path longer
+    #: than the system allows, a file gone mid-walk): how many, and the first :data:`SKIPPED_KEPT` of them
+    #: as ``(path, reason)``. A skipped folder's contents are not registered, nor counted.
+    skipped: int = 0
+    skipped_paths: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,20 +126,36 @@ def _matches(rel: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
 
 
+#: How many skipped paths a Registration keeps (the count is always exact).
+SKIPPED_KEPT = 1000
+
+
 @dataclass
 class _WalkStats:
     excluded: int = 0
     symlinks_skipped: int = 0
+    skipped: int = 0
+    skipped_paths: list[tuple[str, str]] = field(default_factory=list)
+
+    def skip(self, path: str, exc: OSError) -> None:
+        """Count a path the walk could not list or examine, keeping why (the first SKIPPED_KEPT)."""
+        self.skipped += 1
+        if len(self.skipped_paths) < SKIPPED_KEPT:
+            reason = exc.strerror or type(exc).__name__
+            self.skipped_paths.append((storable_name(path), reason))
 
 
 _NAME = attrgetter("name")
+_DESCEND = object()  # walk(): "this entry is a folder to enter"
 
 
 def walk(root: str | os.PathLike[str], include: Sequence[str] = (), exclude: Sequence[str] = (),
          stats: _WalkStats | None = None) -> Iterator[tuple[str, str, int, float]]:
     """Yield ``(relative name, absolute path, size, mtime)`` of every file under ``root``, sorted.
 
-    Symlinks are followed only while they stay inside ``root``; a directory is entered once.
+    Symlinks are followed only while they stay inside ``root``; a directory is entered once. A folder or
+    file that cannot be listed or examined is counted in ``stats.skipped`` with its reason, never dropped
+    without a word.
     """
     stats = stats if stats is not None else _WalkStats()
     top = os.path.realpath(root)
@@ -145,34 +166,48 @@ def walk(root: str | os.PathLike[str], include: Sequence[str] = (), exclude: Seq
         return real == top or real.startswith(top + os.sep)
 
     def visit(folder: str, prefix: str) -> Iterator[tuple[str, str, int, float]]:
-        st = os.stat(folder)
-        if (st.st_dev, st.st_ino) in seen:
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                return
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=_NAME)
+        except OSError as exc:  # unreadable, or longer than PATH_MAX: said, never silently dropped
+            stats.skip(folder, exc)
             return
-        seen.add((st.st_dev, st.st_ino))
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=_NAME)
         for entry in entries:
             rel = prefix + entry.name
-            link = entry.is_symlink()
-            if link and not inside(entry.path):
+            found = examine(entry, rel)
+            if found is None:
+                continue
+            if found is _DESCEND:
+                yield from visit(entry.path, rel + "/")
+            else:
+                yield found  # type: ignore[misc]
+
+    def examine(entry: os.DirEntry[str], rel: str) -> tuple[str, str, int, float] | object | None:
+        """The file's row, _DESCEND for a folder to enter, None for anything passed over (counted where
+        it should be). A plain function, not a generator: it runs once per file."""
+        try:
+            if entry.is_symlink() and not inside(entry.path):
                 stats.symlinks_skipped += 1
-                continue
-            try:
-                if entry.is_dir():
-                    if exclude and _matches(rel, exclude):
-                        stats.excluded += 1
-                        continue
-                    yield from visit(entry.path, rel + "/")
-                    continue
-                if not entry.is_file():
-                    continue
-                if (include and not _matches(rel, include)) or (exclude and _matches(rel, exclude)):
+                return None
+            if entry.is_dir():
+                if exclude and _matches(rel, exclude):
                     stats.excluded += 1
-                    continue
-                info = entry.stat()
-            except OSError:  # vanished or broken link
-                continue
-            yield rel, entry.path, info.st_size, info.st_mtime  # absolute and normal: under realpath(root)
+                    return None
+                return _DESCEND
+            if not entry.is_file():  # a device, a FIFO, a socket, a broken link: no image file
+                return None
+            if (include and not _matches(rel, include)) or (exclude and _matches(rel, exclude)):
+                stats.excluded += 1
+                return None
+            info = entry.stat()
+        except OSError as exc:  # gone mid-walk, or its path too long to examine
+            stats.skip(entry.path, exc)
+            return None
+        return rel, entry.path, info.st_size, info.st_mtime  # absolute and normal: under realpath(root)
 
     yield from visit(top, "")
 
@@ -191,17 +226,56 @@ def storable_name(name: str) -> str:
 
 
 # -- experiments ------------------------------------------------------------------------------------------
-def resolve(conn: Connection, experiment: int | str) -> Row[Any]:
-    """The experiment row for an id or a name (an all-digit reference is tried as an id first)."""
+#: Words an experiment may not be named: ``metaextract WORD ...`` must stay a command, and an experiment named
+#: like a step command would read as one. Kept in step with the CLI (a test checks every command is here).
+RESERVED_NAMES = frozenset({
+    "show", "compare", "experiment", "step", "help", "create", "add", "list", "delete",
+    "init", "run", "submit", "resubmit", "info", "log", "status", "summary", "export", "cleanup",
+})
+
+
+def parse_ref(experiment: int | str) -> tuple[str, int | str]:
+    """How a reference names an experiment: ``("id", 3)`` for the int ``3`` or the text ``"#3"``, else
+    ``("name", text)``. A name is never read as an id (an experiment may be called ``"3"``)."""
+    if isinstance(experiment, int) and not isinstance(experiment, bool):
+        return "id", experiment
     ref = str(experiment).strip()
-    row = None
-    if ref.isdigit():
-        row = conn.execute(select(experiments).where(experiments.c.id == int(ref))).one_or_none()
-    if row is None:
-        row = conn.execute(select(experiments).where(experiments.c.name == ref)).one_or_none()
-    if row is None:
-        raise NotFoundError(f"no experiment with id or name {ref!r}")
-    return row
+    if ref.startswith("#") and ref[1:].isdigit():
+        return "id", int(ref[1:])
+    return "name", ref
+
+
+def resolve(conn: Connection, experiment: int | str) -> Row[Any]:
+    """The experiment row for a reference: an ``int`` or ``"#3"`` is an id, any other text a name.
+
+    Raises
+    ------
+    NotFoundError
+        When there is none; for an all-digit name that matches nothing, the message says how to give an id.
+    """
+    kind, ref = parse_ref(experiment)
+    column = experiments.c.id if kind == "id" else experiments.c.name
+    row = conn.execute(select(experiments).where(column == ref)).one_or_none()
+    if row is not None:
+        return row
+    if kind == "id":
+        raise NotFoundError(f"no experiment with id {ref}")
+    hint = f" (an id is written #{ref})" if str(ref).isdigit() else ""
+    raise NotFoundError(f"no experiment named {ref!r}{hint}")
+
+
+def check_name(name: str) -> str:
+    """``name`` stripped, or ValueError when it could be read as something else: empty, all digits (an id
+    is ``#N``), starting with ``#``, or a command word (:data:`RESERVED_NAMES`)."""
+    name = name.strip()
+    if not name:
+        raise ValueError("an experiment needs a name")
+    if name.isdigit() or name.startswith("#"):
+        raise ValueError(f"experiment name {name!r} would read as an id: use a name that is not all digits "
+                         f"and does not start with '#'")
+    if name.lower() in RESERVED_NAMES:
+        raise ValueError(f"experiment name {name!r} is a command word of metaextract: choose another name")
+    return name
 
 
 def create_experiment(store: Store, name: str, description: str | None = None) -> int:
@@ -210,11 +284,9 @@ def create_experiment(store: Store, name: str, description: str | None = None) -
     Raises
     ------
     ValueError
-        When the name is empty or taken.
+        When the name is taken or refused by :func:`check_name` (empty, all digits, ``#…``, a command word).
     """
-    name = name.strip()
-    if not name:
-        raise ValueError("an experiment needs a name")
+    name = check_name(name)
     try:
         with store.begin() as conn:
             return int(conn.execute(experiments.insert().values(name=name, description=description,
@@ -361,7 +433,7 @@ def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[st
     ----------
     store : Store
     experiment : int or str
-        Id or name.
+        Its name, or an id as an ``int`` or ``"#3"``.
     folder : path-like
         The acquisition's root; names are stored relative to it.
     plate : str, optional
@@ -374,7 +446,8 @@ def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[st
     Returns
     -------
     Registration
-        Counts of what was added and skipped.
+        Counts of what was added and skipped; ``skipped`` and ``skipped_paths`` name what could not be read
+        (an unreadable folder, a path longer than PATH_MAX), which is then not registered.
 
     Raises
     ------
@@ -412,5 +485,6 @@ def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[st
     reg.metadata_files = after["metadata_files"] - before["metadata_files"]
     reg.already_registered = seen - reg.image_files - reg.metadata_files
     reg.excluded, reg.symlinks_skipped = stats.excluded, stats.symlinks_skipped
+    reg.skipped, reg.skipped_paths = stats.skipped, stats.skipped_paths
     reg.seconds = time.perf_counter() - t0
     return reg

@@ -286,7 +286,9 @@ def _child_main() -> None:
         from ._sandbox import restrict_reads
 
         restrict_reads(roots)
-    _worker_main(Connection(int(fd)), engine, warm, heap or None, marker)
+    # the pool's process gone (killed) makes a send fail: nobody is left to read a result or a traceback
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        _worker_main(Connection(int(fd)), engine, warm, heap or None, marker)
     _quit()
 
 

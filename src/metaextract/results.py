@@ -299,7 +299,7 @@ def open_experiment(name_or_id: int | str, db: str | Store | None = None) -> Exp
     Parameters
     ----------
     name_or_id : int or str
-        The experiment's id or name.
+        The experiment: its name, or an id as an ``int`` or ``"#3"``.
     db : str or Store, optional
         Database URL (default ``METAEXTRACT_DB``, else the user data directory), or an open Store.
 

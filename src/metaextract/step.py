@@ -52,7 +52,21 @@ _DURATION = re.compile(r"^(\d+-)?\d{1,3}:[0-5]\d:[0-5]\d$")
 _PAGE = 5000
 _JOB_CHUNK = 1000
 
+#: The largest batch size: it is a bound SQL integer (a 64-bit one overflows SQLite's driver; PostgreSQL
+#: would take a wider one as numeric and cut one job per file); 2**31 - 1 files is more than any experiment.
+MAX_BATCH_SIZE = 2**31 - 1
 _MAP = "metaextract_init_batches"  # a temporary table: file id -> job number, during init
+
+
+def _ranges(numbers: list[int]) -> str:
+    """Sorted numbers as ``"1-3, 7"``."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 @dataclass(frozen=True)
@@ -67,14 +81,16 @@ class MetaextractBatchArguments:
     Raises
     ------
     ValueError
-        When ``batch_size`` is not a positive integer.
+        When ``batch_size`` is not an integer from 1 to :data:`MAX_BATCH_SIZE`.
     """
 
     batch_size: int = 100
 
     def __post_init__(self) -> None:
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, not {self.batch_size!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
+                or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be a positive integer of at most {MAX_BATCH_SIZE}, "
+                             f"not {self.batch_size!r}")
 
 
 @dataclass(frozen=True)
@@ -170,7 +186,7 @@ class MetadataExtractor:
     Parameters
     ----------
     experiment : int or str
-        The experiment's id or name.
+        The experiment: an ``int`` or ``"#3"`` is an id, any other text its name (``"3"`` is a name).
     db : str or Store, optional
         Database URL (default ``METAEXTRACT_DB``, else the user data directory), or an open Store.
     workers : int, optional
@@ -184,6 +200,8 @@ class MetadataExtractor:
     ------
     NotFoundError
         For an unknown experiment.
+    ValueError
+        For ``workers`` that is not a positive integer.
     """
 
     has_collect_phase = False
@@ -192,6 +210,8 @@ class MetadataExtractor:
 
     def __init__(self, experiment: int | str, *, db: str | Store | None = None, workers: int | None = None,
                  engine: str = "auto", timeout: float = 120.0) -> None:
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"workers must be a positive integer, not {workers!r}")
         self._own_store = not isinstance(db, Store)
         self.store = db if isinstance(db, Store) else open_store(db)
         try:
@@ -366,9 +386,18 @@ class MetadataExtractor:
                                                        jobs.c.phase == phase, jobs.c.number == number)
                                ).scalar_one_or_none()
         if jid is None:
-            raise NotFoundError(f"{self.experiment_name!r} has no {phase} job {number}"
-                                + (" (run init first)" if phase == "run" else ""))
+            raise NotFoundError(f"{self.experiment_name!r} has no {phase} job {number}: {self._jobs_held(phase)}")
         return int(jid)
+
+    def _jobs_held(self, phase: str) -> str:
+        """Which ``phase`` jobs exist, as ranges (``"its run jobs are 1-2"``), or what to run first."""
+        with self.store.connect() as conn:
+            numbers = [int(n) for n in conn.execute(
+                select(jobs.c.number).where(jobs.c.experiment_id == self.experiment_id, jobs.c.phase == phase)
+                .order_by(jobs.c.number)).scalars()]
+        if not numbers:
+            return "it has none (run init first)" if phase == "run" else "it has none"
+        return f"its {phase} jobs are {_ranges(numbers)}"
 
     def run_job(self, batch: dict[str, Any] | int, assume_clean_state: bool = False, *, pool: Any = None,
                 on_result: Callable[[Result], None] | None = None) -> JobSummary:

@@ -13,8 +13,17 @@ import click
 from .. import __version__
 
 
+def suggest(word: str, choices: list[str]) -> str | None:
+    """The command ``word`` most likely meant (a typo such as ``sumbit``), or None."""
+    import difflib
+
+    close = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
 class _Main(click.Group):
-    """Routes ``metaextract [OPTIONS] EXP COMMAND ...`` to ``step EXP COMMAND ...``."""
+    """Routes ``metaextract [OPTIONS] EXP COMMAND ...`` to ``step EXP COMMAND ...``, and is the command line's
+    one error boundary: every library error of every command becomes one line (:mod:`.errors`)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         i = 0
@@ -28,9 +37,32 @@ class _Main(click.Group):
                 i += 1
                 continue
             if a not in self.commands:
+                self._refuse_typo(a, args[i + 1:])
                 args = [*args[:i], "step", *args[i:]]
             break
         return super().parse_args(ctx, args)
+
+    def _refuse_typo(self, word: str, rest: list[str]) -> None:
+        """A usage error when ``word``, about to be taken as EXP, looks like a mistyped command and what
+        follows it is no step command (``metaextract sumbit``, ``metaextract shwo x.tif``)."""
+        step_cmds = list(_step.command.commands)
+        if rest and rest[0] in step_cmds:
+            return  # `metaextract EXP init`: EXP is an experiment, whatever it looks like
+        guess = suggest(word, [*self.commands, *step_cmds])
+        if guess is not None:
+            raise click.UsageError(f"no command {word!r} (did you mean {guess}?); as `metaextract EXP COMMAND`, "
+                                   f"{word!r} would be taken as the experiment EXP")
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from .errors import as_click
+
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            mapped = as_click(exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from None
 
 
 def _version_text() -> str:

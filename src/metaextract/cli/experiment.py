@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
-from ..experiment import add_folder, create_experiment, delete_experiment, list_experiments, show_experiment
+from ..experiment import (
+    Registration,
+    add_folder,
+    create_experiment,
+    delete_experiment,
+    list_experiments,
+    show_experiment,
+)
 from ..store import Store, open_store
-from .step import _root_obj, cli_errors
+from .step import _root_obj, cli_errors, verbosity
 
 
 def _store(ctx: click.Context) -> Store:
@@ -19,7 +27,7 @@ def _store(ctx: click.Context) -> Store:
 
 @click.group(name="experiment", context_settings={"help_option_names": ["-h", "--help"]})
 def command() -> None:
-    """Create experiments and register their folders (EXP is an id or a name)."""
+    """Create experiments and register their folders (EXP is a name, or #ID for an id)."""
 
 
 @command.command()
@@ -47,7 +55,9 @@ def add(ctx: click.Context, experiment: str, folder: str, plate: str | None, acq
         include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
     """Register DIR recursively: image files, and metadata files (sidecars) that are not extracted.
 
-    Re-adding a folder adds only new files; symlinks leaving DIR are not followed.
+    Re-adding a folder adds only new files; symlinks leaving DIR are not followed. Folders or files that
+    cannot be read (permissions, paths longer than the system allows) are counted and named on stderr (the
+    first 5; -v: all), and the exit code stays 0.
     """
     reg = add_folder(_store(ctx), experiment, folder, plate=plate, acquisition=acquisition,
                      include=include, exclude=exclude)
@@ -55,6 +65,26 @@ def add(ctx: click.Context, experiment: str, folder: str, plate: str | None, acq
                f"{reg.metadata_files} metadata files added, {reg.already_registered} already registered, "
                f"{reg.excluded} excluded, {reg.symlinks_skipped} symlinks leaving the folder skipped "
                f"({reg.seconds:.1f} s)")
+    if reg.skipped:
+        _warn_skipped(reg, verbosity(ctx))
+
+
+#: Skipped paths listed without -v.
+SKIPPED_SHOWN = 5
+
+
+def _warn_skipped(reg: Registration, verbose: int) -> None:
+    """On stderr: how many paths could not be read (one line), then the first few with their reasons (all
+    that were kept with -v). The exit code stays 0: what could be read was registered, and the warning
+    says what was not; a caller that needs everything checks stderr or ``Registration.skipped``."""
+    click.echo(f"warning: {reg.skipped} path{'s' if reg.skipped != 1 else ''} could not be read and "
+               f"{'were' if reg.skipped != 1 else 'was'} not registered (a folder's files with it)", err=True)
+    shown = reg.skipped_paths if verbose else reg.skipped_paths[:SKIPPED_SHOWN]
+    for path, reason in shown:
+        click.echo(f"  {reason}: {path}", err=True)
+    if len(shown) < reg.skipped:
+        click.echo(f"  ... and {reg.skipped - len(shown)} more" + ("" if verbose else " (-v lists them)"),
+                   err=True)
 
 
 @command.command(name="list")
@@ -97,12 +127,22 @@ def show(ctx: click.Context, experiment: str, as_json: bool) -> None:
 
 @command.command()
 @click.argument("experiment", metavar="EXP")
-@click.option("--yes", is_flag=True, help="Really delete it, with all its files' results and jobs.")
+@click.option("--yes", is_flag=True, help="Delete without asking.")
 @click.pass_context
 @cli_errors
 def delete(ctx: click.Context, experiment: str, yes: bool) -> None:
-    """Delete an experiment and everything stored for it (needs --yes)."""
+    """Delete an experiment and everything stored for it (EXP: a name, or #ID).
+
+    Says what it deletes, then asks; without a terminal to ask on, only --yes deletes (exit 1 otherwise).
+    """
+    store = _store(ctx)
+    data = show_experiment(store, experiment)
+    what = (f"experiment {data['name']!r} (id {data['id']}): {data['image_files']} image files, "
+            f"{data['metadata_files']} metadata files, {len(data['plates'])} plates, with their results and jobs")
     if not yes:
-        raise click.UsageError("deleting an experiment needs --yes")
-    exp_id = delete_experiment(_store(ctx), experiment)
-    click.echo(f"deleted experiment {exp_id}")
+        if not sys.stdin.isatty():
+            raise click.ClickException(f"not deleting {what}: no terminal to confirm on; add --yes")
+        if not click.confirm(f"delete {what}?", default=False):
+            raise click.ClickException("not deleted")
+    delete_experiment(store, f"#{data['id']}")  # by id: the row just described
+    click.echo(f"deleted {what}")

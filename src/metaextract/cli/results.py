@@ -73,6 +73,17 @@ def export_cmd(ctx: click.Context, directory: Path, fmt: str, status: str, force
         click.echo(f"  skipped {line}", err=True)
     if report.skipped_count > 10:
         click.echo(f"  ... and {report.skipped_count - 10} more", err=True)
+    _hint_pending(results, ctx.obj["experiment"])
+
+
+def _hint_pending(results: ExperimentResults, exp: str) -> None:
+    """On stderr, when files are not extracted yet: how many, and what to run (an export of 0 files
+    otherwise looks like an empty experiment)."""
+    pending = results.counts().get("pending", 0)
+    if pending:
+        click.echo(f"note: {pending} image file{'s are' if pending != 1 else ' is'} still pending (not extracted,"
+                   f" so not exported): run `metaextract {exp} submit` (`init` first if it has no jobs), "
+                   f"then export again", err=True)
 
 
 #: Commands the top-level CLI adds under ``metaextract EXP``.

@@ -8,7 +8,6 @@ A thin layer over :class:`metaextract.step.MetadataExtractor`. Other command mod
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
@@ -16,37 +15,19 @@ from typing import Any, TypeVar
 
 import click
 
-from ..experiment import NotFoundError
 from ..result import Result
 from ..step import (
     NO_COLLECT,
-    JobBusyError,
     MetadataExtractor,
     MetaextractBatchArguments,
     MetaextractSubmissionArguments,
 )
+from .errors import cli_errors
+
+__all__ = ["cli_errors", "command", "open_extractor", "submission_options", "verbosity"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SUB = MetaextractSubmissionArguments()
-
-
-def cli_errors(fn: F) -> F:
-    """Turn library errors into one clean message (exit 1 or 2), never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import DBAPIError
-
-        try:
-            return fn(*args, **kwargs)
-        except (NotFoundError, JobBusyError) as exc:
-            raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-        except DBAPIError as exc:
-            raise click.ClickException(f"database error: {str(exc.orig).strip() or exc}") from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _root_obj(ctx: click.Context) -> dict[str, Any]:
@@ -96,11 +77,23 @@ def _job_number(job: int | None, phase: str) -> int:
     return job
 
 
-@click.group(name="step", context_settings={"help_option_names": ["-h", "--help"]})
+class _StepGroup(click.Group):
+    """``step EXP COMMAND``: with a lone word, says that it was taken as EXP and which commands may follow
+    (click's own "Missing command." leaves a mistyped command looking like an experiment)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        words = [a for a in args if not a.startswith("-")]
+        if len(words) == 1 and len(words) == len(args) and not ctx.resilient_parsing:
+            raise click.UsageError(f"{words[0]!r} was taken as the experiment EXP, and no command follows it: "
+                                   f"metaextract EXP {'|'.join(sorted(self.commands))}")
+        return super().parse_args(ctx, args)
+
+
+@click.group(name="step", cls=_StepGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("experiment", metavar="EXP")
 @click.pass_context
 def command(ctx: click.Context, experiment: str) -> None:
-    """The metaextract step of experiment EXP (an id or a name): init, run, info, log, cleanup, status.
+    """The metaextract step of experiment EXP (its name, or #ID): init, run, info, log, cleanup, status.
 
     `metaextract EXP COMMAND` is the same as `metaextract step EXP COMMAND`.
     """
@@ -124,7 +117,7 @@ def init(ctx: click.Context, batch_size: int) -> None:
 @command.command()
 @click.option("--job", type=int, required=True, metavar="N", help="The run job's number.")
 @click.option("--assume-clean-state", is_flag=True, help="Do not clear the job's earlier results first.")
-@click.option("--workers", type=int, default=None, help="Extraction processes (default: CPUs).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Extraction processes (default: CPUs).")
 @click.option("--timeout", type=float, default=_SUB.timeout, show_default=True,
               help="Seconds per file before its process is killed.")
 @click.option("--engine", default="auto", show_default=True, help="auto, bioformats or another engine.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .db import Store, default_url, open_store
+from .db import Store, StoreError, default_url, open_store
 from .models import (
     Acquisition,
     Base,
@@ -25,6 +25,7 @@ __all__ = [
     "MetadataFile",
     "Plate",
     "Store",
+    "StoreError",
     "Submission",
     "default_url",
     "open_store",

@@ -27,6 +27,56 @@ def default_url() -> str:
     return f"sqlite:///{folder / 'metaextract.db'}"
 
 
+class StoreError(Exception):
+    """The database cannot be used as given; the message is one line that says why and what to do."""
+
+
+#: Driver modules per SQLAlchemy dialect+driver we accept, and the package that provides each.
+_DRIVERS = {"sqlite": ("sqlite3", "a Python built with sqlite3"),
+            "sqlite+pysqlite": ("sqlite3", "a Python built with sqlite3"),
+            "postgresql+psycopg": ("psycopg", "pip install 'psycopg[binary]'"),
+            "postgresql+psycopg2": ("psycopg2", "pip install psycopg2-binary"),
+            "postgresql+pg8000": ("pg8000", "pip install pg8000"),
+            "postgresql+asyncpg": ("asyncpg", "pip install asyncpg")}
+_URL_FORMS = "sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB"
+
+
+def check_url(url: str) -> str:
+    """``url`` normalised (:func:`normalise_url`) once it is known to be usable, without creating anything.
+
+    Accepted: ``sqlite:///PATH`` whose folder exists, ``postgresql[+driver]://…`` with that driver
+    installed, and a bare file path that names an existing file or has a folder part that exists (``./x.db``;
+    a lone word such as ``not-a-url`` is refused, so a mistyped URL never becomes a new empty database).
+
+    Raises
+    ------
+    StoreError
+        One line naming the URL (password hidden) and the fix.
+    """
+    from sqlalchemy.exc import ArgumentError
+
+    if "://" not in url and os.sep not in url and not Path(url).expanduser().is_file():
+        raise StoreError(f"--db {url!r} is not a database URL (use {_URL_FORMS})")
+    url = normalise_url(url)
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"--db {url!r} is not a database URL (use {_URL_FORMS})") from None
+    shown = u.render_as_string(hide_password=True)
+    if u.drivername not in _DRIVERS:
+        raise StoreError(f"--db {shown}: unsupported database {u.drivername!r} (use {_URL_FORMS})")
+    module, install = _DRIVERS[u.drivername]
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise StoreError(f"--db {shown}: the driver {module!r} is not installed ({install})")
+    if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:":
+        folder = Path(u.database).expanduser().parent
+        if not folder.is_dir():
+            raise StoreError(f"--db {shown}: folder {folder} does not exist (create it first)")
+    return url
+
+
 def normalise_url(url: str) -> str:
     """Accept ``postgres://``/``postgresql://`` and a bare path; use psycopg 3 for PostgreSQL."""
     if "://" not in url:
@@ -78,9 +128,6 @@ class Store:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    u = make_url(url)
-    if u.database and u.database != ":memory:":
-        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
@@ -102,7 +149,8 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 def create_store_engine(url: str) -> Engine:
-    url = normalise_url(url)
+    """An engine for ``url`` once :func:`check_url` accepts it (nothing is created before that)."""
+    url = check_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     return create_engine(url, pool_pre_ping=True)
@@ -119,7 +167,29 @@ def upgrade(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(726354)")
         cfg.attributes["connection"] = conn
+        _refuse_newer(cfg, conn)
         command.upgrade(cfg, "head")
+
+
+def _refuse_newer(cfg: Any, conn: Connection) -> None:
+    """StoreError when the database's schema revision is one this version's migrations do not know (it
+    was written by a newer metaextract): Alembic would otherwise fail with a traceback."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(cfg)
+    known = {rev.revision for rev in script.walk_revisions()}
+    for rev in MigrationContext.configure(conn).get_current_heads():
+        if rev not in known:
+            raise StoreError(f"the database's schema is at revision {rev!r}, newer than this metaextract "
+                             f"{_version()} knows (its newest is {script.get_current_head()!r}): "
+                             f"upgrade metaextract")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return str(__version__)
 
 
 def open_store(url: str | None = None) -> Store:
@@ -139,9 +209,14 @@ def open_store(url: str | None = None) -> Store:
 
     Raises
     ------
+    StoreError
+        For a URL :func:`check_url` refuses (nothing is created then), and for a schema newer than this
+        version's migrations.
     sqlalchemy.exc.OperationalError
         When the database cannot be reached.
     """
+    if url is None and not os.environ.get(ENV_VAR):
+        Path(default_url().removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_store_engine(url or default_url())
     try:
         upgrade(engine)
