@@ -78,6 +78,20 @@ def _submit_slurm_jobs(cluster: Any, n: int) -> None:
                                    + one_line(said[0] if said else f"{type(exc).__name__}: {text}", 300)) from None
 
 
+def _close_refused(cluster: Any) -> None:
+    """Close a cluster whose worker jobs SLURM refused: those never started, so they are marked failed
+    (closing insists that every worker it created has ended; otherwise it stays "closing" and Dask's own
+    exit hook waits on it)."""
+    from distributed.core import Status
+
+    for job in list(cluster.workers.values()):
+        if job.status == Status.created:
+            job.status = Status.failed
+    cluster.worker_spec.clear()
+    with contextlib.suppress(Exception):
+        cluster.close()
+
+
 def _connect(address: str) -> Any:
     """A client of the scheduler at ``address``, or :class:`SchedulerUnavailable` within
     :data:`CONNECT_TIMEOUT` seconds."""
@@ -111,9 +125,7 @@ def dask_client(opts: SubmitOptions) -> Iterator[Any]:
         try:
             _submit_slurm_jobs(cluster, opts.max_jobs or 1)
         except SchedulerUnavailable:
-            with contextlib.suppress(Exception):  # its refused jobs cannot be closed cleanly: drop them
-                cluster.worker_spec.clear()
-                cluster.close()
+            _close_refused(cluster)
             raise
         client = Client(cluster)
     elif opts.cluster == "dask":
