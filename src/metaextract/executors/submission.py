@@ -24,7 +24,7 @@ from .._gc import bulk
 from ..experiment import resolve
 from ..result import one_line
 from ..store import Store
-from ..store.holders import Heartbeat, SubmissionLost
+from ..store.holders import Heartbeat, SubmissionLost, check_current
 from ..store.jobs import finish_job_run, finish_submission, open_submission
 from ..store.models import image_files, jobs, submissions, utcnow
 
@@ -90,14 +90,15 @@ class _Interrupted(Exception):
     pass
 
 
-def _lost_check(beat: Heartbeat, sub_id: int) -> Callable[[], None]:
-    """What the executors call between steps: raises :class:`SubmissionLost` once the heartbeat found the
-    submission ended by another process."""
+def _lost_check(store: Store, beat: Heartbeat, sub_id: int) -> Callable[[], None]:
+    """What the executors call between steps: raises :class:`SubmissionLost` (with the reason the database
+    gives) once the heartbeat found the submission ended by another process."""
 
     def check() -> None:
         if beat.lost.is_set():
-            raise SubmissionLost(f"submission {sub_id} was ended by another process (taken over, or found "
-                                 "dead); stopping")
+            with store.connect() as conn:
+                check_current(conn, sub_id, lock=False)
+            raise SubmissionLost("it was ended by another process; stopping")
 
     return check
 
@@ -148,7 +149,7 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
         return 0 if any_jobs else 1
     echo(f"submission {sub_id}: {len(selected)} job(s) of experiment {exp.name!r}")
     beat = Heartbeat(store, submissions, sub_id).start()
-    run = _Submission(store, exp.id, sub_id, selected, opts, echo, since, _lost_check(beat, sub_id))
+    run = _Submission(store, exp.id, sub_id, selected, opts, echo, since, _lost_check(store, beat, sub_id))
     try:
         return run.go(exp.name)
     finally:

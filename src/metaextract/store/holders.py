@@ -153,14 +153,14 @@ def check_current(conn: Connection, submission_id: int, *, lock: bool = True) ->
                               submissions.c.experiment_id).where(submissions.c.id == submission_id)
                        ).one_or_none()
     if row is None:
-        raise SubmissionLost(f"submission {submission_id} no longer exists (the experiment was deleted?)")
+        raise SubmissionLost("it no longer exists (the experiment was deleted?)")
     gen = lock_experiment(conn, row.experiment_id, shared=True) if lock else None
     if row.state != "running":
-        raise SubmissionLost(f"submission {submission_id} was ended by another process ({row.state}"
+        raise SubmissionLost(f"it was ended by another process ({row.state}"
                              + (f": {row.note}" if row.note else "") + "); stopping")
     if gen is not None and row.generation is not None and gen != row.generation:
-        raise SubmissionLost(f"the experiment's jobs were replaced (init or cleanup ran) after submission "
-                             f"{submission_id} started; stopping")
+        raise SubmissionLost("the experiment's jobs were replaced (init or cleanup ran) after it started; "
+                             "stopping")
 
 
 def take_over_submissions(conn: Connection, experiment_id: int, *, force: bool, hint: str,
