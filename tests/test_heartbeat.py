@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -176,3 +176,24 @@ def test_a_database_of_the_first_schema_is_upgraded(db_url: str) -> None:
         states = dict(conn.execute(select(submissions.c.id, submissions.c.state)).all())
     store.close()
     assert states[new] == "running" and sorted(states.values()) == ["failed", "running"], states
+
+
+def test_a_run_of_one_job_on_another_host_is_judged_by_its_heartbeat(db_url: str, tmp_path: Path) -> None:
+    """`run --job N` beats its job's row: held on another host, the job blocks `init` while its heartbeat is
+    fresh, and is released once it is older than the threshold."""
+    from metaextract.step import JobBusyError, MetadataExtractor, begin_job_run
+
+    name = make_experiment(db_url, tmp_path / "plate", 4, batch=2)
+    with MetadataExtractor(name, db=db_url) as ext:
+        job = ext.job_id(1)
+        begin_job_run(ext.store, job, host=OTHER_HOST, pid=4242)
+        with pytest.raises(JobBusyError, match="counts as dead if it stays silent until .*--force"):
+            ext.init()
+        with ext.store.begin() as conn:  # its holder stopped beating two minutes ago
+            conn.execute(update(jobs).where(jobs.c.id == job)
+                         .values(heartbeat=datetime.now(UTC) - timedelta(minutes=2),
+                                 updated=datetime.now(UTC) - timedelta(minutes=2)))
+        told: list[str] = []
+        assert ext.init(notify=told.append) == 1  # 4 files, batches of 100
+    assert any("released" in t and OTHER_HOST in t for t in told), told
+    _no_job_running(db_url)

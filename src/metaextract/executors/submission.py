@@ -148,9 +148,10 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
                                       f"no run jobs; run `metaextract {exp.name} init` first"))
         return 0 if any_jobs else 1
     echo(f"submission {sub_id}: {len(selected)} job(s) of experiment {exp.name!r}")
-    beat = Heartbeat(store, submissions, sub_id).start()
+    beat = Heartbeat(store, submissions, sub_id)
     run = _Submission(store, exp.id, sub_id, selected, opts, echo, since, _lost_check(store, beat, sub_id))
     try:
+        beat.start()
         return run.go(exp.name)
     finally:
         beat.stop()

@@ -76,7 +76,7 @@ def hold_experiment(conn: Connection, experiment_id: int, name: str, command: st
     submissions and release its dead jobs (any, with ``force``, saying so), and refuse while a live
     one remains (:class:`JobBusyError`, saying when it will count as dead and how to override)."""
     lock_experiment(conn, experiment_id)
-    hint = f"metaextract {name} {command}" if command != "delete" else f"metaextract experiment delete {name}"
+    hint = f"metaextract {name} {command if command != 'delete' else 'cleanup'}"  # delete has no --force
     by = f"`{command}` on {this_host()} (pid {os.getpid()})"
     what = {"init": "initialising", "cleanup": "cleaning up", "delete": "deleting"}.get(command, command)
     take_over_submissions(conn, experiment_id, force=force, hint=hint, notify=notify, by=by)
