@@ -18,7 +18,7 @@ def test_migrations_create_exactly_the_models(store: Store) -> None:
     with store.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
-        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+        assert MigrationContext.configure(conn).get_current_revision() == "0002"
     tables = set(inspect(store.engine).get_table_names())
     assert {"experiments", "plates", "acquisitions", "image_files", "metadata_files", "jobs", "job_runs",
             "submissions", "alembic_version"} <= tables

@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from . import _snapshot
 from ._gc import bulk
 from .store import Store
-from .store.jobs import JobBusyError, holder_alive
-from .store.models import acquisitions, experiments, image_files, jobs, metadata_files, plates, utcnow
+from .store.jobs import hold_experiment
+from .store.models import acquisitions, experiments, image_files, metadata_files, plates, utcnow
 
 INSERT_BATCH = 5000
 SNIFF_BYTES = 4096
@@ -346,10 +346,7 @@ def delete_experiment(store: Store, experiment: int | str) -> int:
     """
     with store.begin() as conn:
         exp = resolve(conn, experiment)
-        for job in conn.execute(select(jobs).where(jobs.c.experiment_id == exp.id, jobs.c.state == "running")):
-            if holder_alive(job.host, job.pid):
-                raise JobBusyError(f"{job.phase} job {job.number} of {exp.name!r} is running "
-                                   f"(host {job.host}, pid {job.pid}); not deleting")
+        hold_experiment(conn, exp.id, exp.name, "delete")  # refuses while a live submission or job holds it
         conn.execute(delete(experiments).where(experiments.c.id == exp.id))
         return int(exp.id)
 

@@ -25,6 +25,7 @@ from ._gc import bulk
 from .experiment import NotFoundError, resolve
 from .result import Result, one_line
 from .store import Store, open_store, reports
+from .store.holders import Heartbeat, bump_generation
 from .store.jobs import (
     RESULT_COLUMNS,
     JobBusyError,
@@ -33,9 +34,9 @@ from .store.jobs import (
     clear_results,
     finish_job_run,
     finish_submission,
+    hold_experiment,
     job_files,
     record_results,
-    release_stale,
     retrying,
     this_host,
 )
@@ -280,8 +281,14 @@ class MetadataExtractor:
         args = args or MetaextractBatchArguments()
         yield from self._iter_batches(None, args.batch_size)
 
+    def _hold(self, conn: Connection, command: str, force: bool, notify: Callable[[str], None] | None) -> None:
+        """Take the experiment for ``command`` (``init``, ``cleanup``) in this transaction: its lock, no live
+        submission or job left (dead ones are ended; live ones too with ``force``), a new generation (a
+        submission that started before stops at its next claim)."""
+        hold_experiment(conn, self.experiment_id, self.experiment_name, command, force=force, notify=notify)
+        bump_generation(conn, self.experiment_id)
+
     def _refuse_if_running(self, conn: Connection, what: str) -> None:
-        release_stale(conn, self.experiment_id)
         row = conn.execute(select(jobs).where(jobs.c.experiment_id == self.experiment_id,
                                               jobs.c.state == "running").limit(1)).one_or_none()
         if row is not None:
@@ -328,25 +335,36 @@ class MetadataExtractor:
             conn.execute(jobs.insert(), rows)
         return n_jobs, n_files
 
-    def init(self, args: MetaextractBatchArguments | None = None) -> int:
+    def init(self, args: MetaextractBatchArguments | None = None, *, force: bool = False,
+             notify: Callable[[str], None] | None = None) -> int:
         """Delete previous jobs and results, then store one run job per batch; returns how many.
+
+        Decided under the experiment's lock (see :mod:`metaextract.store.holders`): a submission that
+        started before either holds the experiment (refused) or stops at its next claim.
+
+        Parameters
+        ----------
+        force : bool
+            Take over a submission or job that looks alive (the operator knows it is dead).
+        notify : callable, optional
+            Told of each dead (or overridden) submission and job that is ended.
 
         Raises
         ------
         JobBusyError
-            When a job of the experiment is running.
+            When a live submission or job holds the experiment (and not ``force``).
         """
         args = args or MetaextractBatchArguments()
         t0 = time.perf_counter()
         with bulk(), self.store.begin() as conn:
-            self._refuse_if_running(conn, "initialising")
+            self._hold(conn, "init", force, notify)
             # The old jobs step aside (negative numbers) so the new ones can take 1..N; one UPDATE then
             # points every file at its new job and forgets its result, and the old jobs, no longer
             # referred to, are deleted. Each file row is written once, whatever the previous state.
             mine = jobs.c.experiment_id == self.experiment_id
             conn.execute(update(jobs).where(mine, jobs.c.state != "running", jobs.c.number > 0)
                          .values(number=-jobs.c.number))
-            self._refuse_if_running(conn, "initialising")  # a run that claimed a job meanwhile
+            self._refuse_if_running(conn, "initialising")  # none: claims wait for the lock (safety net)
             try:
                 n_jobs, n_files = self._store_jobs(conn, args.batch_size)
                 if conn.dialect.name == "postgresql":  # fresh statistics, so the planner joins by hash
@@ -432,8 +450,9 @@ class MetadataExtractor:
         t0 = time.perf_counter()
         lines = [f"run job {number} of {self.experiment_name!r} on {this_host()} (pid {os.getpid()})"]
         summary = JobSummary(job=number, state="running")
+        beat = Heartbeat(self.store, jobs, job_id, jobs.c.host == this_host(), jobs.c.pid == os.getpid())
         try:
-            with _sigterm_interrupts():
+            with _sigterm_interrupts(), beat:  # any host tells from the job's heartbeat whether this run lives
                 if not assume_clean_state:
                     def clear() -> None:
                         with self.store.begin() as conn:
@@ -488,18 +507,20 @@ class MetadataExtractor:
             if on_result is not None:
                 on_result(r)
 
-    def delete_previous_job_output(self) -> int:
+    def delete_previous_job_output(self, *, force: bool = False,
+                                   notify: Callable[[str], None] | None = None) -> int:
         """Clear every extracted result of the experiment in one transaction; returns how many files.
 
-        Run jobs go back to ``pending``; their run history stays.
+        Run jobs go back to ``pending``; their run history stays. ``force`` and ``notify`` as for
+        :meth:`init`.
 
         Raises
         ------
         JobBusyError
-            When a job of the experiment is running.
+            When a live submission or job holds the experiment (and not ``force``).
         """
         with self.store.begin() as conn:
-            self._refuse_if_running(conn, "cleaning up")
+            self._hold(conn, "cleanup", force, notify)
             n = clear_results(conn, image_files.c.experiment_id == self.experiment_id,
                               image_files.c.status != "pending")
             conn.execute(update(jobs).where(jobs.c.experiment_id == self.experiment_id, jobs.c.phase == "run")

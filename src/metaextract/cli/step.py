@@ -62,6 +62,16 @@ def submission_options(fn: F) -> F:
     return fn
 
 
+_force_option = click.option(
+    "--force", is_flag=True,
+    help="Take over a submission or job that looks alive (its heartbeat is recent): only when you know its "
+         "process is dead.")
+
+
+def _tell(message: str) -> None:
+    click.echo(f"metaextract: {message}", err=True)
+
+
 def _phase_option(default: str) -> Callable[[F], F]:
     return click.option("--phase", type=click.Choice(["init", "run", "collect"]), default=default,
                         show_default=True, help="The job's phase (this step has no collect phase).")
@@ -104,13 +114,14 @@ def command(ctx: click.Context, experiment: str) -> None:
 @command.command()
 @click.option("--batch-size", type=int, default=MetaextractBatchArguments.batch_size, show_default=True,
               help="Image files per run job (a batch never spans two acquisitions).")
+@_force_option
 @click.pass_context
 @cli_errors
-def init(ctx: click.Context, batch_size: int) -> None:
+def init(ctx: click.Context, batch_size: int, force: bool) -> None:
     """Delete previous output, cut the image files into batches and store one run job per batch."""
     args = MetaextractBatchArguments(batch_size=batch_size)
     ext = open_extractor(ctx)
-    n = ext.init(args)
+    n = ext.init(args, force=force, notify=_tell)
     click.echo(f"{ext.experiment_name}: {n} run job{'s' if n != 1 else ''}")
 
 
@@ -176,12 +187,13 @@ def log(ctx: click.Context, job: int | None, phase: str) -> None:
 
 
 @command.command()
+@_force_option
 @click.pass_context
 @cli_errors
-def cleanup(ctx: click.Context) -> None:
+def cleanup(ctx: click.Context, force: bool) -> None:
     """Clear all extracted results of the experiment (one transaction); jobs go back to pending."""
     ext = open_extractor(ctx)
-    n = ext.delete_previous_job_output()
+    n = ext.delete_previous_job_output(force=force, notify=_tell)
     click.echo(f"{ext.experiment_name}: cleared the results of {n} file{'s' if n != 1 else ''}")
 
 

@@ -38,7 +38,7 @@ def dask_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @cli_errors
 def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
-    from ..executors.submission import SubmitOptions, submit
+    from ..executors.submission import SubmissionFailed, SubmitOptions, submit
     from ..experiment import NotFoundError
     from ..store import open_store
     from ..store.jobs import JobBusyError
@@ -57,7 +57,7 @@ def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
     store = open_store(ctx.obj.get("db"))
     try:
         code = submit(store, ctx.obj["experiment"], opts, echo=lambda s: click.echo(s))
-    except (JobBusyError, NotFoundError) as exc:
+    except (JobBusyError, NotFoundError, SubmissionFailed) as exc:
         click.echo(f"metaextract: {exc}", err=True)
         sys.exit(1)
     sys.exit(code)
@@ -73,6 +73,9 @@ def submit_cmd(ctx: click.Context, /, **kw: Any) -> None:
 
 @click.command("resubmit")
 @click.option("--all", "all_jobs", is_flag=True, help="Rerun every job, as the seed did.")
+@click.option("--force", is_flag=True,
+              help="Take over a running submission (and its jobs) that looks alive: only when you know its "
+                   "process is dead; says what it overrides.")
 @dask_options
 @click.pass_context
 def resubmit_cmd(ctx: click.Context, /, all_jobs: bool, **kw: Any) -> None:

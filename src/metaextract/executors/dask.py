@@ -25,11 +25,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..result import Result
+from ..result import Result, one_line
 from ..store import Store
 from ..store.jobs import begin_job_runs, experiment_roots, jobs_files, store_completed
 from ..store.models import image_files
-from .submission import CLAIM_CHUNK, EXIT_INTERRUPTED, Flight, SubmitOptions, submit
+from .submission import CLAIM_CHUNK, EXIT_INTERRUPTED, Flight, SchedulerUnavailable, SubmitOptions, submit
 from .task import run_batch
 
 __all__ = ["EXIT_INTERRUPTED", "SubmitOptions", "dask_client", "run_on_dask", "slurm_cluster", "submit"]
@@ -37,6 +37,7 @@ __all__ = ["EXIT_INTERRUPTED", "SubmitOptions", "dask_client", "run_on_dask", "s
 STORE_CHUNK = 32  # finished tasks stored per transaction at most
 BUNDLE_FILES = 1000  # whole jobs are sent together in one Dask task up to this many files ...
 TASKS_PER_WORKER = 4  # ... as long as each worker still gets this many tasks
+CONNECT_TIMEOUT = 10  # seconds to reach a --scheduler before the submission gives up (nothing claimed yet)
 
 
 # -- cluster ---------------------------------------------------------------------------------------------
@@ -58,19 +59,74 @@ def slurm_cluster(opts: SubmitOptions) -> Any:
                         job_name="metaextract", **extra)
 
 
+def _submit_slurm_jobs(cluster: Any, n: int) -> None:
+    """Ask SLURM for ``n`` worker jobs now and wait for sbatch's answers.
+
+    ``cluster.scale`` would only schedule the sbatch calls on the cluster's event loop, where a refusal
+    is logged as a traceback and never reaches us (the submission would then wait for ever for workers).
+    Here the same worker specs are added and the cluster's correction is awaited, so a failing sbatch
+    raises :class:`SchedulerUnavailable` with sbatch's own error line, before any job is claimed.
+    """
+    for _ in range(n):
+        cluster.worker_spec.update(cluster.new_worker_spec())
+    try:
+        cluster.sync(cluster._correct_state)
+    except Exception as exc:  # noqa: BLE001 - whatever sbatch or dask-jobqueue raised is the reason
+        text = str(exc)
+        said = [ln.strip() for ln in text.partition("stderr:")[2].splitlines() if ln.strip()]
+        raise SchedulerUnavailable("SLURM refused the Dask worker jobs: "
+                                   + one_line(said[0] if said else f"{type(exc).__name__}: {text}", 300)) from None
+
+
+def _close_refused(cluster: Any) -> None:
+    """Close a cluster whose worker jobs SLURM refused: those never started, so they are marked failed
+    (closing insists that every worker it created has ended; otherwise it stays "closing" and Dask's own
+    exit hook waits on it)."""
+    from distributed.core import Status
+
+    for job in list(cluster.workers.values()):
+        if job.status == Status.created:
+            job.status = Status.failed
+    cluster.worker_spec.clear()
+    with contextlib.suppress(Exception):
+        cluster.close()
+
+
+def _connect(address: str) -> Any:
+    """A client of the scheduler at ``address``, or :class:`SchedulerUnavailable` within
+    :data:`CONNECT_TIMEOUT` seconds."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=f"{CONNECT_TIMEOUT}s")
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise SchedulerUnavailable(f"cannot reach the Dask scheduler {address}: "
+                                   f"{one_line(str(exc) or type(exc).__name__, 300)}") from None
+
+
 @contextlib.contextmanager
 def dask_client(opts: SubmitOptions) -> Iterator[Any]:
-    """A Dask client for the chosen place: an existing scheduler, SLURM, or a local cluster."""
+    """A Dask client for the chosen place: an existing scheduler, SLURM, or a local cluster.
+
+    Raises
+    ------
+    SchedulerUnavailable
+        When the scheduler cannot be reached or SLURM refuses the worker jobs.
+    """
     import logging
 
     from distributed import Client, LocalCluster
 
     cluster: Any = None
     if opts.scheduler:
-        client = Client(opts.scheduler, timeout="30s")
+        client = _connect(opts.scheduler)
     elif opts.cluster == "slurm":
         cluster = slurm_cluster(opts)
-        cluster.scale(jobs=opts.max_jobs or 1)
+        try:
+            _submit_slurm_jobs(cluster, opts.max_jobs or 1)
+        except SchedulerUnavailable:
+            _close_refused(cluster)
+            raise
         client = Client(cluster)
     elif opts.cluster == "dask":
         n = opts.max_jobs or os.cpu_count() or 1
@@ -95,17 +151,24 @@ _Part = tuple[Flight, list[tuple[int, str, str]]]  # a job and its files, in a D
 
 
 def run_on_dask(store: Store, experiment_id: int, selected: list[tuple[int, int]], sub_id: int,
-                opts: SubmitOptions, by_job: dict[int, Flight], echo: Callable[[str], None]) -> None:
+                opts: SubmitOptions, by_job: dict[int, Flight], echo: Callable[[str], None], *,
+                since: Any = None, check: Callable[[], None] = lambda: None) -> None:
     """Claim the ``selected`` jobs, send them as Dask tasks, store each task's results as it finishes and
-    report progress until every job is closed. Each claimed job goes into ``by_job`` (the caller cancels
-    the open ones when interrupted)."""
+    report progress (at once, every ``opts.interval`` seconds and at the end) until every job is closed.
+    Each claimed job goes into ``by_job`` (the caller cancels the open ones when interrupted). The cluster
+    or scheduler is reached before any job is claimed (:class:`SchedulerUnavailable` otherwise); ``check``
+    is called between steps and raises when the submission must stop."""
     from .monitor import Monitor
 
     tasks: dict[str, list[_Part]] = {}
     stop_pump = threading.Event()
     roots = experiment_roots(store, experiment_id)  # a worker's one pool for the experiment reads only these
+    shown = [job_id for job_id, _ in selected]
+    monitor = Monitor(store, experiment_id, shown, opts.depth, echo, submission_id=sub_id, since=since)
+    monitor.report()
     try:
         with dask_client(opts) as client:
+            check()
             if client.dashboard_link:
                 echo(f"Dask dashboard: {client.dashboard_link}")
             from distributed import as_completed
@@ -132,6 +195,7 @@ def run_on_dask(store: Store, experiment_id: int, selected: list[tuple[int, int]
                 for job_id, number in chunk:
                     if job_id in refused:
                         echo(f"skipping job {number}: {refused[job_id]}")
+                        shown.remove(job_id)
                         continue
                     fl = Flight(job_id, number, runs[job_id])
                     by_job[job_id] = fl
@@ -141,7 +205,6 @@ def run_on_dask(store: Store, experiment_id: int, selected: list[tuple[int, int]
                         bundle = []
             if bundle:
                 send(bundle)
-            monitor = Monitor(store, experiment_id, [fl.job_id for fl in by_job.values()], opts.depth, echo)
             done_q: queue.Queue[Any] = queue.Queue()
 
             def pump() -> None:
@@ -156,6 +219,7 @@ def run_on_dask(store: Store, experiment_id: int, selected: list[tuple[int, int]
             remaining = sum(1 for fl in by_job.values() if fl.open_tasks)
             next_report = time.monotonic() + opts.interval
             while remaining:
+                check()
                 try:
                     done = [done_q.get(timeout=max(0.05, next_report - time.monotonic()))]
                 except queue.Empty:
@@ -167,13 +231,14 @@ def run_on_dask(store: Store, experiment_id: int, selected: list[tuple[int, int]
                         break
                 done = [f for f in done if f is not None]
                 if done:
-                    remaining -= _handle(client, store, done, tasks, completed, opts, roots)
-                if time.monotonic() >= next_report or not remaining:
+                    remaining -= _handle(client, store, done, tasks, completed, opts, roots, sub_id)
+                if time.monotonic() >= next_report and remaining:
                     monitor.report()
                     next_report = time.monotonic() + opts.interval
-            monitor.close()
+            monitor.report()
     finally:
         stop_pump.set()
+        monitor.close()
 
 
 def _bundle_size(client: Any, store: Store, job_ids: list[int], opts: SubmitOptions) -> int:
@@ -197,7 +262,7 @@ def _bundle_size(client: Any, store: Store, job_ids: list[int], opts: SubmitOpti
 
 
 def _handle(client: Any, store: Store, done: list[Any], tasks: dict[str, list[_Part]], completed: Any,
-            opts: SubmitOptions, roots: tuple[str, ...]) -> int:
+            opts: SubmitOptions, roots: tuple[str, ...], sub_id: int | None = None) -> int:
     """Store finished tasks, and close the jobs they complete, in one transaction; returns how many jobs
     were completed."""
     from distributed import KilledWorker
@@ -270,7 +335,7 @@ def _handle(client: Any, store: Store, done: list[Any], tasks: dict[str, list[_P
             summary = f"job {fl.number}: {fl.ok} ok, {fl.failed} failed"
             finished.append((fl.run_id, "done", 0 if not fl.failed else 1, "\n".join([*fl.log, summary]), fl.host))
     if pairs or finished:
-        store_completed(store, pairs, finished)
+        store_completed(store, pairs, finished, submission_id=sub_id)
     return len(finished)
 
 

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
 from ..pool import ExtractionPool
 from ..result import Result
@@ -120,16 +121,19 @@ class _Run:
     def write(self) -> None:
         """Store the kept results and close the finished jobs, in one transaction."""
         if self.pairs or self.finished:
-            retrying("storing results", lambda: store_completed(self.store, self.pairs, self.finished), self.echo)
+            retrying("storing results", lambda: store_completed(self.store, self.pairs, self.finished,
+                                                                submission_id=self.sub_id), self.echo)
             self.pairs, self.finished = [], []
 
 
 def run_here(store: Store, experiment_id: int, selected: list[tuple[int, int]], sub_id: int,
-             opts: SubmitOptions, by_job: dict[int, Flight], echo: Callable[[str], None]) -> None:
+             opts: SubmitOptions, by_job: dict[int, Flight], echo: Callable[[str], None], *,
+             since: Any = None, check: Callable[[], None] = lambda: None) -> None:
     """Claim the ``selected`` jobs, read their files in ``opts.max_jobs`` extraction processes (default:
-    one per core), store every result and report progress until every job is closed. Each claimed job
-    goes into ``by_job`` (the caller cancels the open ones when interrupted, after this stored what it
-    had read)."""
+    one per core), store every result and report progress (at once, every ``opts.interval`` seconds and at
+    the end) until every job is closed. Each claimed job goes into ``by_job`` (the caller cancels the open
+    ones when interrupted, after this stored what it had read). ``check`` is called at every tick and
+    raises when the submission must stop (:class:`~metaextract.store.holders.SubmissionLost`)."""
     from .monitor import Monitor
 
     workers = opts.max_jobs or os.cpu_count() or 1
@@ -137,12 +141,14 @@ def run_here(store: Store, experiment_id: int, selected: list[tuple[int, int]], 
     roots = experiment_roots(store, experiment_id)  # the processes read nothing outside the experiment's folders
     run = _Run(store, sub_id, by_job, echo, opts.engine)
     shown = [job_id for job_id, _ in selected]
-    monitor = Monitor(store, experiment_id, shown, opts.depth, echo)
+    monitor = Monitor(store, experiment_id, shown, opts.depth, echo, submission_id=sub_id, since=since)
+    retrying("reporting progress", monitor.report, echo)
     try:
         with ExtractionPool(workers, engine=opts.engine, timeout=opts.timeout, heap_mb=heap,
                             roots=roots).start() as pool:
             next_report = time.monotonic() + opts.interval
             for item in pool.map_rows(run.files(selected, shown), ticks=True):
+                check()
                 if item is not None:
                     run.take(item if isinstance(item, Result) else Result.from_row(item))
                 now = time.monotonic()

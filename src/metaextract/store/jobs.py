@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -17,7 +16,22 @@ from sqlalchemy import Connection, func, select, update
 
 from ..result import Result, one_line
 from .db import Store
-from .models import acquisitions, experiments, image_files, job_runs, jobs, plates, submissions, utcnow
+from .holders import (
+    JobBusyError,
+    check_current,
+    dead_at,
+    describe,
+    end_submission,
+    job_alive,
+    job_beat,
+    lock_experiment,
+    running_jobs,
+    take_over_submissions,
+    this_host,
+)
+from .models import acquisitions, image_files, job_runs, jobs, plates, submissions, utcnow
+
+__all__ = ["JobBusyError", "this_host"]  # re-exported: where they used to be defined
 
 RESULT_COLUMNS = ("status", "omexml", "error", "engine", "engine_version", "seconds", "valid",
                   "validation_error", "extracted_at")
@@ -47,58 +61,52 @@ def retrying(what: str, fn: Callable[[], T], notify: Callable[[str], None] | Non
     raise AssertionError("unreachable")
 
 
-class JobBusyError(RuntimeError):
-    """A job (or the experiment) is held by another process; the message says which and where."""
-
-
-def this_host() -> str:
-    return socket.gethostname()
-
-
-def holder_alive(host: str | None, pid: int | None) -> bool:
-    """Whether the process that holds a lock may still live (unknown hosts are assumed alive)."""
-    if host is None or pid is None:
-        return False
-    if host != this_host():
-        return True
-    if pid == os.getpid():
-        return True
-    import psutil
-
-    return bool(psutil.pid_exists(pid))
-
-
-def release_stale(conn: Connection, experiment_id: int) -> int:
-    """Mark as failed every running job of the experiment whose process on this host is gone."""
+def release_stale(conn: Connection, experiment_id: int, *, force: bool = False) -> int:
+    """Mark as failed every running job of the experiment whose holder is dead (:mod:`.holders`), or every
+    running job with ``force``; returns how many."""
     released = 0
-    rows = conn.execute(select(jobs.c.id, jobs.c.host, jobs.c.pid)
-                        .where(jobs.c.experiment_id == experiment_id, jobs.c.state == "running")).all()
-    for row in rows:
-        if not holder_alive(row.host, row.pid):
+    for row in running_jobs(conn, jobs.c.experiment_id == experiment_id):
+        if force or not job_alive(row):
             released += _take_stale(conn, row.id, row.host, row.pid, "failed", host=None, pid=None)
     return released
+
+
+def hold_experiment(conn: Connection, experiment_id: int, name: str, command: str, *, force: bool = False,
+                    notify: Callable[[str], None] | None = None) -> None:
+    """For ``init``, ``cleanup`` and ``experiment delete``: take the experiment's lock, end its dead
+    submissions and release its dead jobs (any, with ``force``, saying so), and refuse while a live
+    one remains (:class:`JobBusyError`, saying when it will count as dead and how to override)."""
+    lock_experiment(conn, experiment_id)
+    hint = f"metaextract {name} {command if command != 'delete' else 'cleanup'}"  # delete has no --force
+    by = f"`{command}` on {this_host()} (pid {os.getpid()})"
+    what = {"init": "initialising", "cleanup": "cleaning up", "delete": "deleting"}.get(command, command)
+    take_over_submissions(conn, experiment_id, force=force, hint=hint, notify=notify, by=by)
+    for row in running_jobs(conn, jobs.c.experiment_id == experiment_id):
+        beat = job_beat(row)
+        if force or not job_alive(row):
+            if _take_stale(conn, row.id, row.host, row.pid, "failed", host=None, pid=None) and notify:
+                notify(f"{row.phase} job {row.number} ({describe(row.host, row.pid, beat)}): released by {by}")
+            continue
+        raise JobBusyError(f"{row.phase} job {row.number} of {name!r} is running ({describe(row.host, row.pid, beat)});"
+                           f" not {what} while it runs; it counts as dead if it stays silent until "
+                           f"{dead_at(beat)}; if you know it is dead: `{hint} --force`")
 
 
 def _take_stale(conn: Connection, job_id: int, old_host: str | None, old_pid: int | None, state: str,
                 **values: Any) -> int:
     """Compare-and-swap a running job held by a dead process to ``state``; close its open runs."""
     host, pid = old_host, old_pid
-    now = utcnow()
+    now = utcnow()  # the job's heartbeat is the new holder's business: it starts afresh
     res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "running",
                                           jobs.c.host.is_(None) if host is None else jobs.c.host == host,
                                           jobs.c.pid.is_(None) if pid is None else jobs.c.pid == pid)
-                       .values(state=state, updated=now, **values))
+                       .values(state=state, updated=now, heartbeat=None, **values))
     if res.rowcount:
         conn.execute(update(job_runs).where(job_runs.c.job_id == job_id, job_runs.c.state == "running")
                      .values(state="failed", ended=now,
                              log=func.coalesce(job_runs.c.log, "") +
-                             f"\nabandoned: its process ({host}, pid {pid}) is gone\n"))
+                             f"\nabandoned: its holder ({host}, pid {pid}) is dead or was taken over\n"))
     return int(res.rowcount or 0)
-
-
-def describe_holder(host: str | None, pid: int | None, since: Any) -> str:
-    when = since.isoformat(timespec="seconds") if since is not None else "?"
-    return f"host {host or '?'}, pid {pid or '?'}, since {when}"
 
 
 def begin_job_run(store: Store, job_id: int, *, host: str | None = None, pid: int | None = None,
@@ -129,6 +137,9 @@ def begin_job_run(store: Store, job_id: int, *, host: str | None = None, pid: in
         When the job does not exist (e.g. ``init`` replaced it).
     """
     with store.begin() as conn:
+        exp_id = conn.execute(select(jobs.c.experiment_id).where(jobs.c.id == job_id)).scalar_one_or_none()
+        if exp_id is not None:  # init and cleanup exclude claims (see .holders)
+            lock_experiment(conn, exp_id, shared=True)
         return _begin(conn, job_id, host or this_host(), pid if pid is not None else os.getpid(), submission_id)
 
 
@@ -143,13 +154,15 @@ def begin_job_runs(store: Store, job_ids: Iterable[int], *, submission_id: int |
     host, pid = this_host(), os.getpid()
     ids = list(dict.fromkeys(job_ids))
     with store.begin() as conn:
+        if submission_id is not None:  # raises SubmissionLost: its jobs were replaced, or it was taken over
+            check_current(conn, submission_id)
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
             now = utcnow()
             # the common case in three statements: every job that is not running is taken at once ...
             taken = {int(r[0]) for r in conn.execute(
                 update(jobs).where(jobs.c.id.in_(part), jobs.c.state != "running")
-                .values(state="running", host=host, pid=pid, updated=now).returning(jobs.c.id))}
+                .values(state="running", host=host, pid=pid, updated=now, heartbeat=now).returning(jobs.c.id))}
             attempts = dict(conn.execute(select(job_runs.c.job_id, func.max(job_runs.c.attempt))
                                          .where(job_runs.c.job_id.in_(sorted(taken))).group_by(job_runs.c.job_id)).all())
             rows = [{"job_id": j, "submission_id": submission_id, "attempt": int(attempts.get(j) or 0) + 1,
@@ -170,17 +183,18 @@ def begin_job_runs(store: Store, job_ids: Iterable[int], *, submission_id: int |
 
 def _begin(conn: Connection, job_id: int, host: str, pid: int, submission_id: int | None) -> int:
     now = utcnow()
-    claim = {"state": "running", "host": host, "pid": pid, "updated": now}
+    claim = {"state": "running", "host": host, "pid": pid, "updated": now, "heartbeat": now}
     res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state != "running").values(**claim))
     if not res.rowcount:
-        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
-        if row is None:
-            raise LookupError(f"job id {job_id} does not exist (was the step initialised again?)")
-        if holder_alive(row.host, row.pid) or not _take_stale(conn, job_id, row.host, row.pid,
-                                                              "running", host=host, pid=pid):
+        held = running_jobs(conn, jobs.c.id == job_id)
+        if not held:
+            if conn.execute(select(jobs.c.id).where(jobs.c.id == job_id)).first() is None:
+                raise LookupError(f"job id {job_id} does not exist (was the step initialised again?)")
+            raise JobBusyError(f"job id {job_id} changed while it was claimed; try again")
+        row = held[0]
+        if job_alive(row) or not _take_stale(conn, job_id, row.host, row.pid, "running", host=host, pid=pid):
             raise JobBusyError(f"{row.phase} job {row.number} is already running "
-                               f"({describe_holder(row.host, row.pid, row.updated)}); refusing to run "
-                               "it twice")
+                               f"({describe(row.host, row.pid, job_beat(row))}); refusing to run it twice")
     attempt = conn.execute(select(func.coalesce(func.max(job_runs.c.attempt), 0))
                            .where(job_runs.c.job_id == job_id)).scalar_one() + 1
     return int(conn.execute(job_runs.insert().values(
@@ -189,32 +203,47 @@ def _begin(conn: Connection, job_id: int, host: str, pid: int, submission_id: in
 
 
 def finish_job_run(store: Store, run_id: int, state: str, exit_code: int | None, log: str, *,
-                   host: str | None = None) -> None:
+                   host: str | None = None, job_state: str | None = None) -> None:
     """Close a job run and set its job's state (``done``, ``failed`` or ``cancelled``), releasing the job.
 
-    ``host``, if given, replaces the run's host (e.g. the Dask worker that did the work).
+    ``host``, if given, replaces the run's host (e.g. the Dask worker that did the work); ``job_state``,
+    if given, is the job's new state instead of ``state`` (``pending``: the run never started its work).
+    A run that another process ended already (its job taken over) is left as it is.
     """
     with store.begin() as conn:
-        _finish(conn, run_id, state, exit_code, log, host)
+        _finish(conn, run_id, state, exit_code, log, host, job_state)
 
 
-def _finish(conn: Connection, run_id: int, state: str, exit_code: int | None, log: str, host: str | None) -> None:
+def _finish(conn: Connection, run_id: int, state: str, exit_code: int | None, log: str, host: str | None,
+            job_state: str | None = None) -> None:
     values: dict[str, Any] = {"state": state, "exit_code": exit_code, "log": storable_text(log), "ended": utcnow()}
     if host is not None:
         values["host"] = host
-    job_id = conn.execute(update(job_runs).where(job_runs.c.id == run_id).values(**values)
-                          .returning(job_runs.c.job_id)).scalar_one_or_none()
+    # only a run still open closes its job: one ended by another process (its job taken over) leaves it be
+    job_id = conn.execute(update(job_runs).where(job_runs.c.id == run_id, job_runs.c.state == "running")
+                          .values(**values).returning(job_runs.c.job_id)).scalar_one_or_none()
     if job_id is None:
-        raise LookupError(f"job run {run_id} does not exist")
+        if conn.execute(select(job_runs.c.id).where(job_runs.c.id == run_id)).first() is None:
+            raise LookupError(f"job run {run_id} does not exist")
+        return
     conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "running")
-                 .values(state=state, host=None, pid=None, updated=utcnow()))
+                 .values(state=job_state or state, host=None, pid=None, updated=utcnow()))
 
 
 def store_completed(store: Store, pairs: Iterable[tuple[int, Result]],
-                    finished: Iterable[tuple[int, str, int | None, str, str | None]]) -> None:
+                    finished: Iterable[tuple[int, str, int | None, str, str | None]], *,
+                    submission_id: int | None = None) -> None:
     """In one transaction: write ``(image_file_id, Result)`` pairs, then close the job runs ``finished``
-    (``(run_id, state, exit_code, log, host)``, as for :func:`finish_job_run`)."""
+    (``(run_id, state, exit_code, log, host)``, as for :func:`finish_job_run`).
+
+    With ``submission_id``, nothing is written unless that submission still runs (its row is locked for
+    the transaction, so a takeover waits for this write): :class:`~.holders.SubmissionLost` otherwise.
+    """
     with store.begin() as conn:
+        if submission_id is not None:
+            conn.execute(select(submissions.c.id).where(submissions.c.id == submission_id)
+                         .with_for_update(read=True))
+            check_current(conn, submission_id, lock=False)
         _write_results(conn, list(pairs))
         _finish_many(conn, list(finished))
 
@@ -229,8 +258,9 @@ def _finish_many(conn: Connection, finished: list[tuple[int, str, int | None, st
     now = utcnow()
     for start in range(0, len(finished), 500):
         part = finished[start:start + 500]
-        owners = dict(conn.execute(select(job_runs.c.id, job_runs.c.job_id)
-                                   .where(job_runs.c.id.in_([f[0] for f in part]))).all())
+        owners = dict(conn.execute(select(job_runs.c.id, job_runs.c.job_id)  # runs still open, as in _finish
+                                   .where(job_runs.c.id.in_([f[0] for f in part]),
+                                          job_runs.c.state == "running")).all())
         part = [f for f in part if f[0] in owners]
         if not part:
             continue
@@ -463,33 +493,61 @@ def record_results(store: Store, pairs: Iterable[tuple[int, Result]], *, chunk: 
     return counts
 
 
-def begin_submission(store: Store, experiment_id: int, options: dict[str, Any], *,
-                     host: str | None = None, pid: int | None = None) -> int:
-    """Open a submission for an experiment; refuse when another live one is running.
+S = TypeVar("S")
+
+
+def open_submission(store: Store, experiment_id: int, options: dict[str, Any], select_jobs: Callable[[Connection], S],
+                    *, force: bool = False, notify: Callable[[str], None] | None = None,
+                    hint: str = "metaextract EXP resubmit", host: str | None = None, pid: int | None = None
+                    ) -> tuple[int | None, S]:
+    """Under the experiment's lock: end the dead running submissions of the experiment (every running one
+    with ``force``, saying what it overrides to ``notify``), select the jobs to run with ``select_jobs``
+    and, when it found any, open a submission that records the experiment's generation.
+
+    The jobs are selected in the same transaction as the submission is opened, so an ``init`` either
+    finished before (its jobs are selected) or waits and then refuses (the submission is alive).
+
+    Returns
+    -------
+    tuple
+        The submission's id (None when nothing was selected) and what ``select_jobs`` returned.
 
     Raises
     ------
     JobBusyError
-        When a submission of this experiment is running in a live process.
+        When a submission of this experiment is running and alive (and not ``force``).
     """
     host = host or this_host()
     pid = pid if pid is not None else os.getpid()
     with store.begin() as conn:
-        conn.execute(select(experiments.c.id).where(experiments.c.id == experiment_id).with_for_update())
-        for row in conn.execute(select(submissions).where(submissions.c.experiment_id == experiment_id,
-                                                          submissions.c.state == "running")).all():
-            if holder_alive(row.host, row.pid):
-                raise JobBusyError(f"submission {row.id} of this experiment is still running "
-                                   f"({describe_holder(row.host, row.pid, row.started)})")
-            conn.execute(update(submissions).where(submissions.c.id == row.id)
-                         .values(state="failed", finished=utcnow()))
+        generation = lock_experiment(conn, experiment_id)
+        take_over_submissions(conn, experiment_id, force=force, hint=hint, notify=notify,
+                              by=f"a submission on {host} (pid {pid})")
+        selected = select_jobs(conn)
+        if not selected:
+            return None, selected
+        now = utcnow()
         return int(conn.execute(submissions.insert().values(
-            experiment_id=experiment_id, options=options, host=host, pid=pid, state="running",
-            started=utcnow()).returning(submissions.c.id)).scalar_one())
+            experiment_id=experiment_id, options=options, host=host, pid=pid, state="running", started=now,
+            heartbeat=now, generation=generation).returning(submissions.c.id)).scalar_one()), selected
 
 
-def finish_submission(store: Store, submission_id: int, state: str) -> None:
-    """Close a submission with ``done``, ``failed`` or ``cancelled``."""
+def begin_submission(store: Store, experiment_id: int, options: dict[str, Any], *,
+                     host: str | None = None, pid: int | None = None, force: bool = False) -> int:
+    """Open a submission for an experiment (:func:`open_submission` without a job selection).
+
+    Raises
+    ------
+    JobBusyError
+        When a submission of this experiment is running and alive.
+    """
+    sub_id, _ = open_submission(store, experiment_id, options, lambda conn: True, force=force, host=host, pid=pid)
+    assert sub_id is not None
+    return sub_id
+
+
+def finish_submission(store: Store, submission_id: int, state: str, note: str | None = None) -> None:
+    """Close a submission with ``done``, ``failed`` or ``cancelled`` (unless another process ended it
+    already: then its verdict stays)."""
     with store.begin() as conn:
-        conn.execute(update(submissions).where(submissions.c.id == submission_id)
-                     .values(state=state, finished=utcnow()))
+        end_submission(conn, submission_id, state, note)

@@ -45,6 +45,9 @@ class Experiment(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Bumped by every ``init`` and ``cleanup``: a submission records it when it starts, and its claims
+    #: and writes are refused once it changed (the jobs it selected were replaced or reset meanwhile).
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Plate(Base):
@@ -117,6 +120,8 @@ class Job(Base):
     host: Mapped[str | None] = mapped_column(String(255))  # who holds it while running
     pid: Mapped[int | None] = mapped_column(Integer)
     updated: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Written every few seconds by a ``run`` that holds the job (a submission beats its own row instead).
+    heartbeat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Submission(Base):
@@ -131,6 +136,12 @@ class Submission(Base):
     options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     host: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[int | None] = mapped_column(Integer)
+    #: Written every few seconds while it runs: how any host tells a live submission from a dead one.
+    heartbeat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The experiment's generation when it started (see :attr:`Experiment.generation`).
+    generation: Mapped[int | None] = mapped_column(Integer)
+    #: Why it ended when another process ended it (taken over, found dead).
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class JobRun(Base):

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from .db import Store
-from .jobs import holder_alive
+from .holders import job_alive, running_jobs
 from .models import experiments, image_files, job_runs, jobs, metadata_files
 
 #: Statuses that count as failed in the summaries.
@@ -49,6 +49,7 @@ def status(store: Store, experiment_id: int) -> dict[str, Any]:
                 select(job_runs.c.job_id, func.count()).join(jobs)
                 .where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
                 .group_by(job_runs.c.job_id)).all()}
+        live = {int(r.id): job_alive(r) for r in running_jobs(conn, jobs.c.experiment_id == experiment_id)}
         job_rows = conn.execute(select(jobs).where(jobs.c.experiment_id == experiment_id,
                                                    jobs.c.phase == "run").order_by(jobs.c.number)).all()
     out_jobs = []
@@ -59,7 +60,7 @@ def status(store: Store, experiment_id: int) -> dict[str, Any]:
             "files_ok": counts.get("ok", 0), "files_failed": sum(counts.get(s, 0) for s in FAILED),
             "files_pending": counts.get("pending", 0), "attempts": int(attempts.get(j.id, 0)),
             "host": j.host, "pid": j.pid,
-            "stale": j.state == "running" and not holder_alive(j.host, j.pid),
+            "stale": j.state == "running" and not live.get(int(j.id), False),
         })
     return {
         "experiment": {"id": exp.id, "name": exp.name},
