@@ -138,15 +138,11 @@ def network_options() -> list[str]:
     ]
 
 
-def crash_dir() -> Path:
-    """Where JVM crash reports (``hs_err_pid*.log``) go: ``crash`` in metaextract's cache folder, made now.
-
-    HotSpot writes the report into the working directory when the ``-XX:ErrorFile`` folder cannot be
-    written, so the folder must exist before any JVM starts.
-    """
+def _cache_folder(name: str) -> Path:
+    """``name`` in metaextract's cache folder, made now (the temp folder when the cache cannot be written)."""
     from . import _cds
 
-    folder = _cds.cache_dir() / "crash"
+    folder = _cds.cache_dir() / name
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -156,6 +152,22 @@ def crash_dir() -> Path:
     return folder
 
 
+def temp_options() -> list[str]:
+    """The JVM's temp folder in the cache (``jvm-tmp``), which a sandboxed extraction process may read back:
+    Bio-Formats unpacks native libraries there (the JPEG codec) and ImageIO caches there; in ``/tmp`` the
+    sandbox (:mod:`metaextract._sandbox`) would let the JVM write them but not load them."""
+    return [f"-Djava.io.tmpdir={_cache_folder('jvm-tmp')}"]
+
+
+def crash_dir() -> Path:
+    """Where JVM crash reports (``hs_err_pid*.log``) go: ``crash`` in metaextract's cache folder, made now.
+
+    HotSpot writes the report into the working directory when the ``-XX:ErrorFile`` folder cannot be
+    written, so the folder must exist before any JVM starts.
+    """
+    return _cache_folder("crash")
+
+
 def crash_options() -> list[str]:
     """Crash reports into :func:`crash_dir`, never into the user's working directory; no core dumps."""
     return [f"-XX:ErrorFile={crash_dir()}/hs_err_pid%p.log", "-XX:-CreateCoredumpOnCrash"]
@@ -163,7 +175,7 @@ def crash_options() -> list[str]:
 
 def safe_options() -> list[str]:
     """Every option above: for any JVM metaextract starts (in-process, ``java`` subprocesses)."""
-    return [*crash_options(), *network_options(), *xml_options()]
+    return [*crash_options(), *temp_options(), *network_options(), *xml_options()]
 
 
 def start_jvm(heap: int | None = None, extra: list[str] | None = None) -> None:

@@ -27,10 +27,11 @@ ENV = "METAEXTRACT_SANDBOX"
 SYSTEM = ("/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/proc", "/sys")
 #: Device nodes: the JVM reads /dev/random and /dev/urandom (SecureRandom, UUIDs), anything may open /dev/null.
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
-#: Files of /etc: the loader's cache, the time zone (Python and the JVM), and the user database the JVM reads
-#: for ``user.home``/``user.name`` (through nsswitch). Host names, networks and secrets are not among them.
+#: Files of /etc: the loader's cache, the time zone (Python and the JVM), the user database the JVM reads
+#: for ``user.home``/``user.name`` (through nsswitch), OpenSSL's configuration (read when Python's hashlib
+#: loads). Host names, networks and secrets are not among them.
 ETC = ("/etc/ld.so.cache", "/etc/ld.so.preload", "/etc/localtime", "/etc/timezone", "/etc/nsswitch.conf",
-       "/etc/passwd", "/etc/group")
+       "/etc/passwd", "/etc/group", "/etc/ssl/openssl.cnf")
 
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446  # the same on every Linux architecture
 _CREATE_RULESET_VERSION = 1
