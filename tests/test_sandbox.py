@@ -78,7 +78,8 @@ def test_landlock_is_here() -> None:
     assert abi >= 1, "this kernel has no Landlock: extraction processes cannot be kept to their folders"
 
 
-def test_a_process_told_its_folders_cannot_read_beside_them(leak_engine: Path, places: tuple[Path, Path]) -> None:
+def test_a_process_told_its_folders_cannot_read_beside_them(leak_engine: Path, places: tuple[Path, Path],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     inside, outside = places
     watch = OpenWatch(outside)
     try:
@@ -88,7 +89,11 @@ def test_a_process_told_its_folders_cannot_read_beside_them(leak_engine: Path, p
         watch.close()
     assert kept.status == "failed", kept
     assert "Permission denied" in (kept.error or "") and SECRET not in (kept.omexml or ""), kept
-    # the control: a process not told its folders reads the canary, so the check above could fail
+    # by default a process is kept to its files' own folders: the same refusal
+    [default] = extract_many([str(inside / "a.leak")], workers=1)
+    assert default.status == "failed" and SECRET not in (default.omexml or ""), default
+    # the control: with the sandbox off the process reads the canary, so the checks above could fail
+    monkeypatch.setenv(_sandbox.ENV, "0")
     [free] = extract_many([(str(inside / "a.leak"), str(inside))], workers=1)
     assert free.status == "ok" and SECRET in (free.omexml or ""), free
 
@@ -125,8 +130,9 @@ def test_submit_and_run_keep_their_processes_to_the_experiment_folders(
 
 def test_what_a_process_needs_itself_stays_readable() -> None:
     needed = _sandbox.needed()
-    for path in ("/usr", "/etc", "/proc"):
+    for path in ("/usr", "/proc", "/dev/urandom", "/etc/ld.so.cache"):
         assert path in needed
+    assert "/etc" not in needed and "/dev" not in needed and "/dev/shm" not in needed
     from metaextract import _java
 
     assert str(_java.java_home()) in needed and str(_java.bioformats_jar().parent) in needed

@@ -48,7 +48,8 @@ def __getattr__(name: str) -> Any:
 
 
 def extract(path: str | os.PathLike[str], *, engine: str = "auto") -> Result:
-    """Extract the OME-XML of one file, in this process (its JVM starts on first use and stays).
+    """Extract the OME-XML of one file, in an extraction process kept to the file's own folder, with no
+    network (:func:`metaextract.pool.extract_fenced`; reused, with its JVM, while files come from that folder).
 
     Parameters
     ----------
@@ -69,11 +70,11 @@ def extract(path: str | os.PathLike[str], *, engine: str = "auto") -> Result:
         For an unknown engine name.
     """
     from . import engines
-    from ._extract import extract_file
+    from .pool import extract_fenced
 
     if engine != "auto" and engine not in engines.available():
         raise ValueError(f"unknown engine {engine!r}; available: {', '.join(engines.available())} or auto")
-    return extract_file(os.fspath(path), engine)
+    return extract_fenced(os.fspath(path), engine)
 
 
 def extract_many(
@@ -98,16 +99,19 @@ def extract_many(
         Seconds per file; a file past it has its process killed and replaced, and is ``"timeout"``.
     roots : sequence of str, optional
         The folders the files belong to: the processes then read nothing outside them (where the kernel
-        has Landlock; :mod:`metaextract._sandbox`).
+        has Landlock; :mod:`metaextract._sandbox`). By default the files' own folders (the paths are
+        then read into a list first, since a process is fenced before it reads its first file).
 
     Yields
     ------
     Result
         One per path, in completion order.
     """
-    from .pool import ExtractionPool
+    from .pool import ExtractionPool, own_folders
 
-    items = paths if workers is not None else list(paths)
+    items = paths if workers is not None and roots is not None else list(paths)
+    if roots is None:
+        roots = own_folders(items)
     n = workers if workers is not None else max(1, min(os.cpu_count() or 1, len(items)))  # type: ignore[arg-type]
     with ExtractionPool(n, engine=engine, timeout=timeout, roots=roots) as pool:
         yield from pool.map(items)

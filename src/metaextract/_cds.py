@@ -136,9 +136,19 @@ def _spawn_build(archive: Path) -> None:
         return
     _spawned = True
     with contextlib.suppress(OSError):
+        # started in the archive's folder: nothing it or its JVMs write lands in the user's working folder
         subprocess.Popen([sys.executable, "-m", "metaextract._cds"], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                         env={**os.environ, "METAEXTRACT_CDS_BUILDING": "1"})
+                         env={**os.environ, "METAEXTRACT_CDS_BUILDING": "1", **_importable()},
+                         cwd=archive.parent)
+
+
+def _importable() -> dict[str, str]:
+    """``PYTHONPATH`` for a child started in another folder: this ``metaextract`` first, whether it was found
+    through a relative path or the working folder or not."""
+    here = str(Path(__file__).resolve().parent.parent)
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {"PYTHONPATH": os.pathsep.join([here, *(os.path.abspath(p) for p in rest)])}
 
 
 def _list_classes(class_list: Path, folder: Path) -> list[str]:
@@ -157,9 +167,10 @@ def _list_classes(class_list: Path, folder: Path) -> list[str]:
         "    engine.extract(str(f))\n"
         "print('CLASSPATH=' + json.dumps(str(jpype.java.lang.System.getProperty('java.class.path'))))\n"
     )
-    env = {**os.environ, "METAEXTRACT_CDS_BUILDING": "1", ENV: "0"}
+    env = {**os.environ, "METAEXTRACT_CDS_BUILDING": "1", ENV: "0", **_importable()}
     out = subprocess.run([sys.executable, "-c", code, f"-XX:DumpLoadedClassList={class_list}", str(folder)],
-                         capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=env, check=True)
+                         capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=env, check=True,
+                         cwd=class_list.parent)
     for line in out.stdout.splitlines():
         if line.startswith("CLASSPATH="):
             return str(json.loads(line.removeprefix("CLASSPATH="))).split(os.pathsep)
@@ -168,7 +179,7 @@ def _list_classes(class_list: Path, folder: Path) -> list[str]:
 
 def build(archive: Path | None = None) -> Path:
     """Build the archive now (about 10 s); returns its path. Raises when the JRE cannot dump one."""
-    from ._java import java_executable
+    from ._java import crash_options, java_executable
 
     archive = archive or archive_path()
     archive.parent.mkdir(parents=True, exist_ok=True)
@@ -177,10 +188,11 @@ def build(archive: Path | None = None) -> Path:
         class_list = tmp / "classes.lst"
         classpath = _list_classes(class_list, tmp / "samples")
         partial = archive.with_name(f"{archive.name}.{os.getpid()}.tmp")
+        # (a crash report of this JVM goes to the cache, never into the working folder it was started from)
         subprocess.run([str(java_executable()), "-Xshare:dump", f"-XX:SharedClassListFile={class_list}",
                         f"-XX:SharedArchiveFile={partial}", "-Xlog:cds=off", "-Xlog:cds+map=off",
-                        "-cp", os.pathsep.join(classpath)],
-                       capture_output=True, timeout=BUILD_TIMEOUT, check=True)
+                        *crash_options(), "-cp", os.pathsep.join(classpath)],
+                       capture_output=True, timeout=BUILD_TIMEOUT, check=True, cwd=tmp)
         os.replace(partial, archive)
     return archive
 

@@ -3,10 +3,12 @@
 An extraction process that knows the folders it serves (``ExtractionPool(roots=...)``: a submission's
 acquisitions, a job's files) restricts itself, before reading any file, so that it can open for reading
 only files under those folders and under what the process itself needs: the system (``/usr``, ``/lib*``,
-``/bin``, ``/etc``, ``/proc``, ``/sys``, ``/dev``), this Python (its prefixes and import path), the bundled
-JRE, the Bio-Formats jar and metaextract's cache. The kernel then refuses every other read, whoever asks:
-a Bio-Formats reader following a name found inside a file, a companion in a parent folder, a link the
-other checks missed. ``/tmp``, home folders and other data stay out of reach.
+``/bin``, ``/proc``, ``/sys``), of ``/dev`` only :data:`DEVICES` and of ``/etc`` only :data:`ETC` (what the
+dynamic loader, Python and the JRE were seen to open, with strace, reading every kind of file: no
+``/etc/hostname``, no ``/dev/shm``), this Python (its prefixes and import path), the bundled JRE, the
+Bio-Formats jar and metaextract's cache. The kernel then refuses every other read, whoever asks: a
+Bio-Formats reader following a name found inside a file (an external entity), a companion in a parent
+folder, a link the other checks missed. ``/tmp``, home folders and other data stay out of reach.
 
 Writing is not restricted (the JVM writes its crash logs to the temp folder). Where the kernel has no
 Landlock (Linux < 5.13, or disabled) the process goes on without it; ``METAEXTRACT_SANDBOX=0`` turns it off.
@@ -22,7 +24,14 @@ import tempfile
 from collections.abc import Iterable, Sequence
 
 ENV = "METAEXTRACT_SANDBOX"
-SYSTEM = ("/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc", "/proc", "/sys", "/dev")
+SYSTEM = ("/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/proc", "/sys")
+#: Device nodes: the JVM reads /dev/random and /dev/urandom (SecureRandom, UUIDs), anything may open /dev/null.
+DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
+#: Files of /etc: the loader's cache, the time zone (Python and the JVM), the user database the JVM reads
+#: for ``user.home``/``user.name`` (through nsswitch), OpenSSL's configuration (read when Python's hashlib
+#: loads). Host names, networks and secrets are not among them.
+ETC = ("/etc/ld.so.cache", "/etc/ld.so.preload", "/etc/localtime", "/etc/timezone", "/etc/nsswitch.conf",
+       "/etc/passwd", "/etc/group", "/etc/ssl/openssl.cnf")
 
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446  # the same on every Linux architecture
 _CREATE_RULESET_VERSION = 1
@@ -35,7 +44,7 @@ def needed() -> list[str]:
     """What an extraction process itself reads: the system, this Python, the JRE, the jar, the cache."""
     from . import _cds, _java
 
-    paths = [*SYSTEM, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    paths = [*SYSTEM, *DEVICES, *ETC, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
     paths += [p for p in sys.path if p and os.path.isabs(p)]  # not "" (the working folder)
     for find in (_java.java_home, lambda: _java.bioformats_jar().parent):
         try:

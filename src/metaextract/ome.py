@@ -27,24 +27,27 @@ class UnsafeXMLError(ValueError):
     """The XML declares a DTD or entities, which we never expand."""
 
 
-def safe_parser() -> etree.XMLParser:
+def safe_parser(*, huge: bool = False) -> etree.XMLParser:
+    """A parser that never loads a DTD, resolves an entity or touches the network. ``huge`` lifts libxml2's
+    size limits (text nodes and attributes over 10 MB, depth over 256): for documents this tool wrote."""
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
-        huge_tree=False,
+        huge_tree=huge,
         remove_comments=False,
     )
 
 
-def parse(xml: str | bytes) -> etree._Element:
-    """Parse untrusted XML: a DOCTYPE (the carrier of every entity trick) is refused outright."""
+def parse(xml: str | bytes, *, huge: bool = False) -> etree._Element:
+    """Parse untrusted XML: a DOCTYPE (the carrier of every entity trick) is refused outright, whatever
+    ``huge`` says (see :func:`safe_parser`)."""
     data = xml.encode("utf-8") if isinstance(xml, str) else xml
     head = data[:4096]
     if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in data.upper():
         raise UnsafeXMLError("XML declares a DTD or entities; refused (no entity is ever expanded)")
-    return etree.fromstring(data, safe_parser())
+    return etree.fromstring(data, safe_parser(huge=huge))
 
 
 def xsd_path() -> Path:
@@ -257,7 +260,7 @@ def _with_unit(el: etree._Element, attr: str) -> Any:
 
 def key_fields(omexml: str | bytes) -> dict[str, Any]:
     """The fields a native engine must agree with Bio-Formats on (see the native-engines issue)."""
-    root = parse(omexml)
+    root = parse(omexml, huge=True)  # an OME-XML we produced: a 10 MB description is no reason to fail
     images = []
     for image in root.findall("o:Image", _NS):
         pixels = image.find("o:Pixels", _NS)

@@ -12,8 +12,10 @@ that file; results it had not sent yet are lost with the process, and those file
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
+import math
 import mmap
 import os
 import select
@@ -23,6 +25,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -587,6 +590,51 @@ class ExtractionPool:
 
     def _failure(self, path: str, why: str) -> Result:
         return Result(path=path, status="failed", engine=self.engine, error=f"{path}: {why}")
+
+
+def own_folders(paths: Iterable[str | os.PathLike[str] | tuple[str, str]]) -> list[str]:
+    """The folders a process reading ``paths`` (and nothing else) must be allowed: each file's registered
+    folder when given as ``(path, root)``, else its own folder and, for a symbolic link, its target's."""
+    folders: dict[str, None] = {}
+    for item in paths:
+        if isinstance(item, tuple):
+            folders[item[1]] = None
+            continue
+        path = os.path.abspath(os.fspath(item))
+        folders[os.path.dirname(path)] = None
+        folders[os.path.dirname(os.path.realpath(path))] = None
+    return list(folders)
+
+
+#: ``metaextract.extract`` keeps one extraction process for the folder it last read from (and its engine),
+#: fenced to that folder, so that repeated calls on one folder keep their JVM warm.
+_solo: tuple[tuple[str, tuple[str, ...]], ExtractionPool] | None = None
+_solo_lock = threading.Lock()
+
+
+def extract_fenced(path: str, engine: str = "auto") -> Result:
+    """Extract one file in an extraction process that can read only the file's own folder (and what it
+    needs itself) and has no network, as ``run`` and ``submit`` read files: no file can make this process
+    read, expand or fetch anything outside. The process is reused while files come from the same folder."""
+    global _solo
+    key = (engine, tuple(sorted(os.path.realpath(f) for f in own_folders([path]))))
+    with _solo_lock:
+        if _solo is not None and _solo[0] != key:
+            _solo[1].close()
+            _solo = None
+        if _solo is None:
+            _solo = (key, ExtractionPool(1, engine=engine, timeout=math.inf, roots=list(key[1])))
+        results = list(_solo[1].map([path]))
+    return results[0]
+
+
+@atexit.register
+def _close_solo() -> None:
+    global _solo
+    with _solo_lock:
+        if _solo is not None:
+            _solo[1].close()
+            _solo = None
 
 
 def _describe(code: int | None) -> str:

@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 import tifffile
 
-from ._java import bioformats_jar, java_executable
+from ._java import bioformats_jar, java_executable, safe_options
 
 __all__ = [
     "PLATE_WRITERS",
@@ -126,7 +126,7 @@ def bioformats_convert(
     spec = spec_name if explicit else fake_spec(spec_name, **fake_params)
     out = Path(out_path).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [str(java_executable()), *_JVM_FLAGS, "-cp", str(bioformats_jar()),
+    cmd = [str(java_executable()), *_JVM_FLAGS, *safe_options(), "-cp", str(bioformats_jar()),
            "loci.formats.tools.ImageConverter", "-no-upgrade", "-overwrite", "-nogroup", spec,
            str(out)]
     try:

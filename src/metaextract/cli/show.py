@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import click
 
 from ..ome import image_summaries
-from ..result import Result
+from ..result import Result, one_line
 
 
 def _fmt_size(v: object) -> str:
@@ -44,7 +44,14 @@ def show(files: tuple[str, ...], engine: str, summary: bool, timeout: float | No
                 click.echo(f"metaextract: {r.error or r.path + ': ' + r.status}", err=True)
                 continue
             if summary:
-                for row in image_summaries(r.omexml):
+                try:
+                    rows = image_summaries(r.omexml)
+                except Exception as exc:  # noqa: BLE001 - one file's summary must not cost the others
+                    failed += 1
+                    click.echo(f"metaextract: {r.path}: cannot summarise its OME-XML: "
+                               f"{type(exc).__name__}: {one_line(str(exc))}", err=True)
+                    continue
+                for row in rows:
                     phys = " x ".join(_fmt_size(row[k]) for k in ("physical_size_x", "physical_size_y",
                                                                   "physical_size_z"))
                     chans = ",".join(c or "-" for c in row["channels"])

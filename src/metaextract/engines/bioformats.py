@@ -9,11 +9,16 @@ Bio-Formats opens other files of a file's folder (companions, the rest of a file
 there that leads out of the folder is hidden from it (:meth:`BioFormatsEngine._fence`: mapped, through
 ``Location.mapId``, to a name that does not exist), so no file outside the folder is read because of where
 a link points; the file's own path is checked against its registered folder before any engine runs.
+Vendor metadata files of the folder that Bio-Formats would read as companions (``.mlf``, ``.mrf``, ``.xdce``,
+``Index.idx.xml``, ``.ome``, …) and that declare a DTD or entities are hidden the same way: the file itself
+was refused before any engine (:func:`metaextract.sanity.refuse`), its siblings are checked here, once per
+folder state; the JVM refuses external entities anyway (:func:`metaextract._java.xml_options`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 from typing import Any
 
@@ -25,6 +30,11 @@ from .base import ExtractionError, UnsupportedFormatError
 
 NAME = "bioformats"
 DIRECTORY_CACHE_MS = 60_000
+#: Endings of the metadata files Bio-Formats' readers open beside an image (CellVoyager ``.mlf``/``.mrf``,
+#: ``.wpi``, InCell ``.xdce``, Harmony/Operetta ``Index.idx.xml``, OME ``.companion.ome``, MetaXpress ``.htd``,
+#: MetaMorph ``.nd``, Leica ``.xlif``/``.xlef``/``.xlcf``, Olympus ``.oif``, Columbus ``.mea``, …).
+COMPANION_ENDINGS = (".xml", ".mlf", ".mrf", ".wpi", ".xdce", ".ome", ".htd", ".nd", ".xlif", ".xlef", ".xlcf",
+                     ".oif", ".mea", ".res", ".xlog", ".tdb", ".apl", ".mtd")
 
 
 class BioFormatsEngine:
@@ -102,10 +112,11 @@ class BioFormatsEngine:
         return self._read(path, False)
 
     def _fence(self, path: str) -> frozenset[str]:
-        """Hide from Bio-Formats every symbolic link in ``path``'s folder that leads out of it; returns them.
+        """Hide from Bio-Formats every symbolic link in ``path``'s folder that leads out of it, and every
+        companion metadata file there that declares a DTD or entities; returns them.
 
-        The folder is scanned again when its inode or mtime changed (replacing a link changes it); a link
-        that no longer leads out is shown again.
+        The folder is scanned again when its inode or mtime changed (replacing a link or a file changes it);
+        a link that no longer leads out is shown again.
         """
         folder = os.path.dirname(os.path.abspath(path))
         try:
@@ -119,14 +130,15 @@ class BioFormatsEngine:
         out: set[str] = set()
         with contextlib.suppress(OSError), os.scandir(folder) as entries:
             for entry in entries:
-                if entry.is_symlink() and not sanity.in_folder(entry.path, folder):
+                link_out = entry.is_symlink() and not sanity.in_folder(entry.path, folder)
+                if link_out or (entry.name.lower().endswith(COMPANION_ENDINGS) and _declares_dtd(entry.path)):
                     out.add(entry.path)
         location = self._j["Location"]
         before = known[1] if known is not None else frozenset()
         for link in before - out:
             location.mapId(link, None)
         for link in out - before:
-            location.mapId(link, f"{link} (a link leading out of the folder: not followed)")
+            location.mapId(link, f"{link} (a link leading out of the folder, or XML declaring a DTD: not read)")
         if len(self._fenced) >= 4096:
             self._fenced.clear()  # the mappings stay; a folder seen again is compared afresh
         self._fenced[folder] = (stamp, frozenset(out))
@@ -165,12 +177,24 @@ class BioFormatsEngine:
             error = _translate(exc, path, j)
             if fenced:
                 names = ", ".join(sorted(os.path.basename(f) for f in fenced)[:5])
-                error.args = (f"{error.args[0]} (links leading out of the folder were hidden from Bio-Formats: "
+                error.args = (f"{error.args[0]} (links leading out of the folder or files declaring a DTD were "
+                              "hidden from Bio-Formats: "
                               f"{names}{', ...' if len(fenced) > 5 else ''})",)
             raise error from None
         finally:
             with contextlib.suppress(Exception):  # closing a broken reader must not hide the real error
                 reader.close()
+
+
+def _declares_dtd(path: str) -> bool:
+    """Whether the regular file ``path`` holds DTD or entity markup (a sibling Bio-Formats may read)."""
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            return False
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return sanity.declares_dtd(data, min(len(data), sanity.MAX_SCAN))
+    except (OSError, ValueError):
+        return False  # unreadable: Bio-Formats cannot read it either
 
 
 def _translate(exc: Any, path: str, j: dict[str, Any]) -> ExtractionError:
