@@ -207,7 +207,7 @@ def validate(xml: str | bytes, *, remember: bool = True) -> tuple[bool, str | No
 
 def _validate(xml: str | bytes) -> tuple[bool, str | None]:
     try:
-        tree = parse(xml)
+        tree = parse(xml, huge=True)  # a document an engine produced: a 10 MB text is no reason to fail
     except (etree.XMLSyntaxError, UnsafeXMLError) as exc:
         return False, f"not well-formed: {exc}"
     with _lock:  # lxml schema objects are not safe to share between threads
