@@ -22,11 +22,11 @@ $(STAMP): pyproject.toml Makefile
 
 # The editable install leaves the sources uncompiled, and with PYTHONDONTWRITEBYTECODE set every process
 # (each extraction process of a pool) would compile them again: compile once, as a wheel install does.
-# Then build the JVM's class-data archive of Bio-Formats (once per machine; metaextract._cds), which the
+# Then build the JVM's class-data archive of Bio-Formats (once per machine; metaextract.engines.bioformats.cds), which the
 # first JVM start would otherwise build in the background.
 compile: install
 	@$(PY) -m compileall -q src
-	@$(PY) -m metaextract._cds || echo "no class-data archive built: JVM starts stay slower"
+	@$(PY) -m metaextract.engines.bioformats.cds || echo "no class-data archive built: JVM starts stay slower"
 
 demo: compile
 	$(PY) -m metaextract.demo

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import metaextract
 from common import Timing, corpus_files, corpus_root, md_table, seed_run
+from metaextract.extraction.pool import ExtractionPool
 from metaextract.ome import key_fields, normalise, ome_block
-from metaextract.pool import ExtractionPool
 
 WORKERS = 2
 REPEATS = 3

@@ -18,9 +18,9 @@ from pathlib import Path
 import plots
 from common import corpus_files, corpus_root, md_table
 from metaextract import engines, synth
-from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.rescue import rescuers
+from metaextract.extraction.pipeline import read_head
 from plots import Spread
 
 TITLE = "Engines: ms per file"

@@ -45,7 +45,7 @@ XML = """<?xml version="1.0" encoding="UTF-8"?>
 _CHILD = """
 import json, resource, sys, time
 from metaextract.export import export
-from metaextract.results import open_experiment
+from metaextract.store.results import open_experiment
 url, dest, fmt = sys.argv[1:4]
 t0 = time.perf_counter()
 with open_experiment("bench", db=url) as res:

@@ -68,7 +68,7 @@ def io_floor(files: list[Path], db: Path, chunk: int = 200) -> float:
 
 def per_engine(groups: dict[str, list[Path]], repeats: int) -> list[tuple[str, Timing, Timing]]:
     """Per format and engine: in-worker ms/file and pool wall ms/file, warm, on ENGINE_SAMPLE files each."""
-    from metaextract.pool import ExtractionPool
+    from metaextract.extraction.pool import ExtractionPool
 
     rows = []
     for engine in ("auto", "bioformats"):

@@ -96,7 +96,7 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 
 def measure(kind: str, files: Path, n: int) -> dict[str, Any]:
     from metaextract.experiment import add_folder, create_experiment
-    from metaextract.step import MetadataExtractor, MetaextractBatchArguments
+    from metaextract.jobs.step import MetadataExtractor, MetaextractBatchArguments
     from metaextract.store import open_store
 
     with database(kind, files.parent) as url, open_store(url) as store:

@@ -75,7 +75,7 @@ def make_links(source: Path, root: Path, n: int, per_folder: int = 1000) -> Path
 def representative_xml() -> str:
     """The OME-XML the tifffile engine writes for a synthetic MetaXpress file (about 1.1 KB)."""
     from metaextract import synth
-    from metaextract._extract import extract_file
+    from metaextract.extraction.pipeline import extract_file
 
     with tempfile.TemporaryDirectory() as tmp:
         path = synth.write_metaxpress_plate(tmp, wells=1, sites=1, channels=1)[0]
@@ -202,7 +202,7 @@ def step_main(argv: list[str]) -> None:
     name, url, experiment = argv[:3]
     kw: dict[str, Any] = json.loads(argv[3]) if len(argv) > 3 else {}
     from metaextract.experiment import add_folder, create_experiment
-    from metaextract.step import MetadataExtractor, MetaextractBatchArguments
+    from metaextract.jobs.step import MetadataExtractor, MetaextractBatchArguments
     from metaextract.store import open_store
 
     out: dict[str, Any] = {}
@@ -224,7 +224,7 @@ def step_main(argv: list[str]) -> None:
         elif name == "record":
             out["files"] = _record(store, experiment, Path(kw["xml"]).read_text())
         elif name == "submit":
-            from metaextract.executors.submission import SubmitOptions, submit
+            from metaextract.jobs.submission import SubmitOptions, submit
 
             cpu0 = _cpu()
             opts = SubmitOptions(max_jobs=kw.get("workers", 2), interval=3600.0, cluster=kw.get("cluster", "local"))
@@ -289,9 +289,9 @@ def measure_submit(kind: str, tmp: Path, folder: Path, n: int) -> dict[str, Any]
 
 def measure_worker(tiff: Path, repeats: int, warm_files: int = 200) -> list[dict[str, Any]]:
     """Per engine: time from spawning ExtractionPool(1) to its first result, RSS and per-file cost warm;
-    Bio-Formats with and without the JVM's class-data archive (``metaextract._cds``)."""
-    from metaextract import _cds
-    from metaextract.pool import ExtractionPool
+    Bio-Formats with and without the JVM's class-data archive (``metaextract.engines.bioformats.cds``)."""
+    from metaextract.engines.bioformats import cds as _cds
+    from metaextract.extraction.pool import ExtractionPool
 
     if not _cds.archive_path().is_file():
         _cds.build()
@@ -431,7 +431,8 @@ def run(quick: bool) -> str:
         "process to its first result, its RSS after 200 more reads, and the per-file cost once warm. "
         "`bioformats` starts the JVM at spawn; `auto` only when Bio-Formats first gets a file, so a worker "
         "that reads only native-engine files never pays it. The JVM maps Bio-Formats' classes from a "
-        "class-data sharing archive built once per machine (`metaextract._cds`; `make` builds it, else the "
+        "class-data sharing archive built once per machine (`metaextract.engines.bioformats.cds`; `make` builds it, "
+        "else the "
         "first JVM start does, in the background); the last row turns it off. "
         f"**JVM start cost: {jvm['first'].median - no_jvm['first'].median:.2f} s** (bioformats − "
         f"tifffile, medians; {jvm_plain['first'].median - no_jvm['first'].median:.2f} s without the archive); "

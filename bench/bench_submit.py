@@ -33,7 +33,7 @@ def _tiny_tiff(path: Path) -> None:
 
 def _experiment(root: Path, n: int, batch: int) -> tuple[str, str]:
     from metaextract.experiment import add_folder, create_experiment
-    from metaextract.step import MetadataExtractor, MetaextractBatchArguments
+    from metaextract.jobs.step import MetadataExtractor, MetaextractBatchArguments
     from metaextract.store import open_store
 
     folder = root / "plate"
@@ -52,8 +52,8 @@ def _experiment(root: Path, n: int, batch: int) -> tuple[str, str]:
 
 
 def _time_run(url: str, name: str, jobs: int) -> float:
-    from metaextract.pool import ExtractionPool
-    from metaextract.step import MetadataExtractor
+    from metaextract.extraction.pool import ExtractionPool
+    from metaextract.jobs.step import MetadataExtractor
 
     start = time.perf_counter()
     with MetadataExtractor(name, db=url) as ex, ExtractionPool(2, engine="bioformats") as pool:
@@ -63,7 +63,7 @@ def _time_run(url: str, name: str, jobs: int) -> float:
 
 
 def _time_submit(url: str, name: str, cluster: str) -> float:
-    from metaextract.executors.submission import SubmitOptions, submit
+    from metaextract.jobs.submission import SubmitOptions, submit
     from metaextract.store import open_store
 
     store = open_store(url)
@@ -77,7 +77,7 @@ def _time_submit(url: str, name: str, cluster: str) -> float:
 
 
 def run(quick: bool) -> str:
-    from metaextract.step import MetadataExtractor
+    from metaextract.jobs.step import MetadataExtractor
 
     n, batch = (2000, 100) if quick else (8000, 200)
     jobs = n // batch

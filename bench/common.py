@@ -59,7 +59,7 @@ def machine_info() -> dict[str, str]:
 
     java = "unknown"
     try:
-        from metaextract._java import java_executable
+        from metaextract.engines.bioformats.jvm import java_executable
 
         out = subprocess.run([str(java_executable()), "-version"], capture_output=True, text=True, timeout=30)
         java = (out.stderr or out.stdout).splitlines()[0].strip()
@@ -134,7 +134,7 @@ def corpus_files(root: Path | None = None) -> list[Path]:
 
 # -- the seed's way --------------------------------------------------------------------------------------
 def seed_command(path: Path) -> list[str]:
-    from metaextract._java import bioformats_jar, java_executable
+    from metaextract.engines.bioformats.jvm import bioformats_jar, java_executable
 
     return [str(java_executable()), "-cp", str(bioformats_jar()), "loci.formats.tools.ImageInfo",
             *SEED_FLAGS, path.name]

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, normalise, validate
 
 

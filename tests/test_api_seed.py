@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from metaextract.experiment import add_folder, create_experiment
-from metaextract.pool import ExtractionPool
-from metaextract.step import (
+from metaextract.extraction.pool import ExtractionPool
+from metaextract.jobs.step import (
     NO_COLLECT,
     MetadataExtractor,
     MetaextractBatchArguments,

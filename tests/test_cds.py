@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from metaextract import _cds
+from metaextract.engines.bioformats import cds as _cds
 
 PROBE = """
 import json, sys
-from metaextract import _java
+from metaextract.engines.bioformats import jvm as _java
 from metaextract.engines.bioformats import BioFormatsEngine
 _java.start_jvm()
 import jpype
@@ -41,7 +41,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache folder holding an archive built by the background builder's own entry point."""
     cache = tmp_path_factory.mktemp("cds-cache")
     env = {**os.environ, "METAEXTRACT_CACHE": str(cache)}
-    subprocess.run([sys.executable, "-m", "metaextract._cds"], env=env, timeout=600, check=True)
+    subprocess.run([sys.executable, "-m", "metaextract.engines.bioformats.cds"], env=env, timeout=600, check=True)
     return cache
 
 
@@ -85,12 +85,12 @@ def test_a_damaged_archive_is_ignored_silently(built: Path, tiff: Path, tmp_path
 
 def test_one_builder_at_a_time(tmp_path: Path) -> None:
     env = {**os.environ, "METAEXTRACT_CACHE": str(tmp_path)}
-    probe = "from metaextract import _cds; print(_cds.archive_path())"
+    probe = "from metaextract.engines.bioformats import cds; print(cds.archive_path())"
     archive = Path(subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
                                   check=True).stdout.strip())
     archive.parent.mkdir(parents=True)
     archive.with_suffix(".building").write_text("12345")  # another builder holds the lock
-    subprocess.run([sys.executable, "-m", "metaextract._cds"], env=env, timeout=60, check=True)
+    subprocess.run([sys.executable, "-m", "metaextract.engines.bioformats.cds"], env=env, timeout=60, check=True)
     assert not archive.exists()
     assert archive.with_suffix(".building").read_text() == "12345"
 

@@ -139,7 +139,7 @@ def test_extraction_processes_of_a_killed_pool_leave_no_traceback(tmp_path: Path
     nobody to answer and exit quietly."""
     for i in range(4):
         tifffile.imwrite(tmp_path / f"f{i}.tif", np.zeros((4, 4), np.uint8))
-    script = ("import glob, os, sys\nfrom metaextract.pool import ExtractionPool\n"
+    script = ("import glob, os, sys\nfrom metaextract.extraction.pool import ExtractionPool\n"
               "with ExtractionPool(2, engine='bioformats') as pool:\n"
               f"    for r in pool.map(sorted(glob.glob({str(tmp_path)!r} + '/*.tif'))):\n        pass\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

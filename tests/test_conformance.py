@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from metaextract import engines
-from metaextract._extract import extract_file, read_head
+from metaextract.extraction.pipeline import extract_file, read_head
 from metaextract.ome import key_fields, normalise
 
 from ._corpus import corpus_files, reference_rows

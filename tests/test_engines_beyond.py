@@ -9,11 +9,11 @@ import pydicom
 import pytest
 from click.testing import CliRunner
 
-from metaextract._extract import extract_file
 from metaextract.cli import main
 from metaextract.cli.compare import differences
 from metaextract.engines.dicom import DicomEngine
-from metaextract.engines.tiff import TiffEngine
+from metaextract.engines.tiff.plain import TiffEngine
+from metaextract.extraction.pipeline import extract_file
 from metaextract.ome import key_fields
 
 DICOM_IMAGES = ["boxes_0.dcm", "boxes_1.dcm", "sm_image.dcm", "sm_image_grayscale.dcm"]

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.camera import CLAIM, SIFEngine, SPEEngine
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, normalise, parse, validate
 
 from ._corpus import corpus_files

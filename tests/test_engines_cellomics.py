@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.cellomics import CLAIM, CellomicsEngine, read_c01
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, normalise, validate
 
 from ._corpus import corpus_files

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.czi import CLAIM, CziEngine, read_document, stage_positions
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, validate
 
 CLAIMED = ("100x100.czi", "Al2O3_SE_020_sp.czi", "CellDivision_T3_Z5_CH2_X240_Y170_comp1.czi", "DAPI_GFP.czi",

@@ -18,10 +18,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
-from metaextract._extract import extract_file, read_head
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.bioformats import BioFormatsEngine
 from metaextract.engines.dicom import CLAIM, DicomEngine
+from metaextract.extraction.pipeline import extract_file, read_head
 from metaextract.ome import key_fields, normalise, validate
 
 from ._corpus import corpus_files

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from metaextract._extract import read_head
-from metaextract.engines._omexml import jfloat
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.dv import CLAIM, DvEngine, read_dv
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, normalise
+from metaextract.ome.writer import jfloat
 
 from ._corpus import corpus_files
 from ._engines import damaged_copy_is_contained, reads_as_the_reference

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from metaextract import engines
-from metaextract._extract import extract_file, read_head
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.bioformats import BioFormatsEngine
 from metaextract.engines.ics import CLAIM, MAX_HEADER, IcsEngine
+from metaextract.extraction.pipeline import extract_file, read_head
 from metaextract.ome import key_fields, normalise, validate
 
 Line = list[str]

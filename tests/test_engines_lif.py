@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.lif import CLAIM, LifEngine, read_series
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, validate
 
 from ._corpus import corpus_files

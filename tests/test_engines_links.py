@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from metaextract import sanity
-from metaextract._extract import extract_file, read_head
 from metaextract.engines.base import ExtractionError
 from metaextract.engines.dicom import DicomEngine
 from metaextract.engines.ics import IcsEngine
-from metaextract.engines.micromanager import MicromanagerEngine
+from metaextract.engines.ometiff.micromanager import MicromanagerEngine
+from metaextract.extraction import sanity
+from metaextract.extraction.pipeline import extract_file, read_head
 
 from .test_hostile import OpenWatch
 

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 import tifffile
 
-from metaextract._extract import read_head
 from metaextract.engines import ExtractionError
 from metaextract.engines.bioformats import BioFormatsEngine
-from metaextract.engines.tiff_zeiss_mm import (
+from metaextract.engines.tiff.zeiss_mm import (
     CLAIM,
     LSM,
     STK,
@@ -31,6 +30,7 @@ from metaextract.engines.tiff_zeiss_mm import (
     parse_objective,
     physical_size,
 )
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, normalise, validate
 
 LSM_FILE = "zeiss-lsm/test.lsm"

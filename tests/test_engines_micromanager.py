@@ -19,10 +19,10 @@ import pytest
 import tifffile
 
 from metaextract import engines
-from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.bioformats import BioFormatsEngine
-from metaextract.engines.micromanager import CLAIM, NAME, MicromanagerEngine
+from metaextract.engines.ometiff.micromanager import CLAIM, NAME, MicromanagerEngine
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, normalise, validate
 
 MMSTACK = {  # corpus file -> the IDs Bio-Formats printed for what the engine renames

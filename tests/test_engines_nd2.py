@@ -22,9 +22,9 @@ from pathlib import Path
 import nd2
 import pytest
 
-from metaextract._extract import extract_file, read_head
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.nd2 import Declined, Nd2Engine, _text_value, inspect_nd2
+from metaextract.extraction.pipeline import extract_file, read_head
 from metaextract.ome import key_fields, validate
 
 from ._corpus import corpus_files, reference_rows

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError
-from metaextract.engines.oib import CLAIM, OibEngine, parse_ini, read_oib
+from metaextract.engines.ole.oib import CLAIM, OibEngine, parse_ini, read_oib
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, normalise, validate
 
 from ._corpus import corpus_files
@@ -55,7 +55,7 @@ def write_oib(corpus: Path, path: Path, c: int = 3, z: int = 1, t: int = 1, list
     """An OIB of C x Z x T plane files (C fastest, then Z, then T) from the corpus file's .oif and first .pty:
     Z steps of 500 nm, T steps of 1500 ms, 3.5 ms between channels; ``listed`` names the plane files with
     ``IniFileNameN`` keys instead of the ``PtyFileName`` pattern."""
-    from metaextract.engines._ole import OleFile
+    from metaextract.engines.ole.storage import OleFile
 
     with OleFile(corpus / REL) as ole:
         oif = ole.read(OIF)[2:].decode("utf-16-le")
@@ -113,7 +113,7 @@ def written(corpus: Path, tmp_path: Path) -> dict[str, Path]:
 
 def _nth(corpus: Path, table: str, text: str) -> int:
     """How many times ``text`` occurs in the .oif before the ``[table]`` header."""
-    from metaextract.engines._ole import OleFile
+    from metaextract.engines.ole.storage import OleFile
 
     with OleFile(corpus / REL) as ole:
         oif = ole.read(OIF)[2:].decode("utf-16-le")

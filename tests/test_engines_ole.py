@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from metaextract.engines._ole import (
+from metaextract.engines.ole.storage import (
     MAGIC,
     JavaNumberError,
     OleError,
@@ -25,7 +25,7 @@ from metaextract.engines._ole import (
     parse_int,
     strip_string,
 )
-from metaextract.engines._omexml import jfloat, jtrim
+from metaextract.ome.writer import jfloat, jtrim
 
 OIB = "olympus-oib/test.oib"
 ZVI = "zeiss-zvi/BlockSize4096.zvi"

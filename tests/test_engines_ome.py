@@ -21,9 +21,9 @@ import tifffile
 from lxml import etree
 
 from metaextract import engines
-from metaextract._extract import extract_file, read_head
 from metaextract.engines.base import ExtractionError
-from metaextract.engines.ome_files import OmeEngine, omexml_document
+from metaextract.engines.ometiff.files import OmeEngine, omexml_document
+from metaextract.extraction.pipeline import extract_file, read_head
 from metaextract.ome import key_fields, normalise, validate
 
 OME_TIFF = ("ome-tiff/FOV7_HV110_P0500510000.ome.tiff", "ome-tiff/grey.ome.tiff", "ome-tiff/ome.tiff",

@@ -17,11 +17,11 @@ import tifffile
 from lxml import etree
 
 from metaextract import engines
-from metaextract._extract import read_head
-from metaextract.engines import _ome_upgrade as up
 from metaextract.engines.base import ExtractionError
-from metaextract.engines.ome_files import OmeEngine
+from metaextract.engines.ometiff.files import OmeEngine
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, normalise, parse, validate
+from metaextract.ome import upgrade as up
 
 SPEC = (
     "ome-tiff-spec-samples/18x24y5z5t2c8b-text.ome.tiff",  # 2010-06, its FileName names another file

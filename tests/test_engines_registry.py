@@ -26,7 +26,7 @@ def test_a_plate_of_tiffs_loads_no_engine_it_cannot_need(tmp_path: Path) -> None
     tif = synth.write_cellvoyager_plate(tmp_path, wells=1, sites=1, channels=1, seed=3)[0]
     code = (
         "import json, sys\n"
-        "from metaextract._extract import extract_file\n"
+        "from metaextract.extraction.pipeline import extract_file\n"
         f"r = extract_file({str(tif)!r})\n"
         "assert r.ok and r.engine.startswith('tifffile'), r\n"
         "print(json.dumps([m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('metaextract.engines.')]))\n"

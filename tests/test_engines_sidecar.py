@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from metaextract._extract import extract_file, read_head
 from metaextract.engines.base import UnsupportedFormatError
 from metaextract.engines.sidecar import CLAIM, SidecarEngine, kind_of
+from metaextract.extraction.pipeline import extract_file, read_head
 
 from ._corpus import corpus_files, reference_rows
 

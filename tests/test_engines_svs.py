@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from metaextract._extract import read_head
 from metaextract.engines.base import ExtractionError
-from metaextract.engines.svs import CLAIM, SvsEngine, java_split, read_svs
+from metaextract.engines.tiff.svs import CLAIM, SvsEngine, java_split, read_svs
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, normalise, parse, validate
 
 from ._corpus import corpus_files

@@ -17,7 +17,7 @@ import tifffile
 
 from metaextract import synth
 from metaextract.engines.bioformats import BioFormatsEngine
-from metaextract.engines.tiff import CLAIM, TiffEngine
+from metaextract.engines.tiff.plain import CLAIM, TiffEngine
 from metaextract.ome import key_fields, normalise
 
 PLAIN: dict[str, dict[str, Any]] = {
@@ -250,8 +250,8 @@ def _write_every_variant(root: Path) -> list[Path]:
 def test_fast_header_reader_and_tifffile_classify_alike(tmp_path: Path, corpus: Path) -> None:
     """The tifffile engine reads clean TIFFs with its own small header reader; it must give exactly what
     tifffile gives (or stand aside), on every variant the engine was proven on and on the corpus TIFFs."""
-    from metaextract.engines import _tiffscan
-    from metaextract.engines.tiff import inspect_tiff
+    from metaextract.engines.tiff import scan as _tiffscan
+    from metaextract.engines.tiff.plain import inspect_tiff
 
     files = _write_every_variant(tmp_path / "variants")
     files += synth.write_metaxpress_plate(tmp_path / "mx", wells=2, sites=2, channels=2)
@@ -269,7 +269,7 @@ def test_fast_header_reader_and_tifffile_classify_alike(tmp_path: Path, corpus: 
 def test_fast_metaseries_reader_agrees_with_the_xml_parser() -> None:
     """The plate path reads MetaSeries properties without an XML parser; wherever it answers, it must
     answer exactly as lxml does, and it must stand aside for whatever it does not know."""
-    from metaextract.engines._metaseries import _read_fast, _read_xml
+    from metaextract.engines.tiff.metaseries import _read_fast, _read_xml
 
     base = _metaseries([("image-name", "string", "DAPI"), ("stage-position-x", "float", "-12.5")],
                        "Exposure: 20 ms&#13;&#10;Binning: 1 x 1")

@@ -17,9 +17,9 @@ import pytest
 import tifffile
 
 from metaextract import engines
-from metaextract._extract import extract_file, read_head
 from metaextract.engines.bioformats import BioFormatsEngine
-from metaextract.engines.tiff_kinds import CLAIM, IMAGEJ, ImageJEngine, java_resolution, parse_description
+from metaextract.engines.tiff.kinds import CLAIM, IMAGEJ, ImageJEngine, java_resolution, parse_description
+from metaextract.extraction.pipeline import extract_file, read_head
 from metaextract.ome import key_fields, normalise
 
 CORPUS_IMAGEJ = ("5channel.tif", "ADSAWorm2x384wp_A03_w22D06038D-D9FD-4DE3-95F6-3D9430FBA9A5.tif", "HeLa00.tif",

@@ -19,10 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from metaextract._extract import read_head
-from metaextract.engines._ole import OleFile
 from metaextract.engines.base import ExtractionError
-from metaextract.engines.zvi import CLAIM, ZviEngine, image_number, iso_ms, read_tags, read_zvi, timestamp_millis
+from metaextract.engines.ole.storage import OleFile
+from metaextract.engines.ole.zvi import (
+    CLAIM,
+    ZviEngine,
+    image_number,
+    iso_ms,
+    read_tags,
+    read_zvi,
+    timestamp_millis,
+)
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, normalise, validate
 
 from ._corpus import corpus_files

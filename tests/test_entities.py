@@ -4,7 +4,7 @@ Hostile copies of real files (CZI, LIF, ND2, OIB from the corpus; OME-TIFF, Meta
 CellVoyager ``.mlf`` written here) declare a DTD whose entities name a canary file outside the folder and a
 local TCP listener. Three layers are proven separately:
 
-1. :func:`metaextract.sanity.refuse` finds the DTD in the file's bytes (UTF-8, UTF-16, OLE2 streams) before
+1. :func:`metaextract.extraction.sanity.refuse` finds the DTD in the file's bytes (UTF-8, UTF-16, OLE2 streams) before
    any engine, for ``show``, ``extract()``, ``run`` and ``submit``;
 2. the JVM itself, given the CZI directly (``BioFormatsEngine.extract``, layer 1 bypassed), refuses the
    external entity; the control, the same JVM with the jar's Apache Xerces put back, leaks the canary;
@@ -27,7 +27,8 @@ import pytest
 from sqlalchemy import select
 
 import metaextract
-from metaextract import _sandbox, sanity
+from metaextract.extraction import sandbox as _sandbox
+from metaextract.extraction import sanity
 from metaextract.store import open_store
 from metaextract.store.models import image_files
 
@@ -83,7 +84,7 @@ def _nd2(corpus: Path, dest: Path, doctype: str) -> None:
 def _oib(corpus: Path, dest: Path, text: str) -> None:
     """The corpus OIB with ``text`` (UTF-16 LE) written over the start of an OIF stream, through the stream's
     sectors (the bytes need not lie together in the file)."""
-    from metaextract.engines._ole import OleFile
+    from metaextract.engines.ole.storage import OleFile
 
     data = bytearray((corpus / "olympus-oib/test.oib").read_bytes())
     stream = "Storage00001/Stream00008"
@@ -212,7 +213,7 @@ def test_extract_refuses_them_and_reads_in_a_fenced_process(setup: tuple[Path, d
         assert r.status == "failed" and REFUSED in (r.error or ""), r
     assert beside.status == "ok" and beside_bf.status == "ok", (beside, beside_bf)
     # extract() reads in a process of its own (nothing of the file is read in this one)
-    from metaextract import pool
+    from metaextract.extraction import pool
 
     assert pool._solo is not None and str(files["beside-mlf"].parent) in pool._solo[0][1]
 
@@ -249,7 +250,7 @@ def test_run_and_submit_store_refusals_and_nothing_of_the_canary(
 # -- layer 2 -----------------------------------------------------------------------------------------------
 _ENGINE_DIRECT = """
 import json, sys
-from metaextract import _java
+from metaextract.engines.bioformats import jvm as _java
 _java.start_jvm(extra=sys.argv[2:])
 import jpype
 from metaextract.engines.bioformats import BioFormatsEngine
@@ -352,7 +353,7 @@ def test_show_summary_of_a_ten_megabyte_attribute(tmp_path: Path) -> None:
 
 
 _CRASH = """
-from metaextract import _java
+from metaextract.engines.bioformats import jvm as _java
 _java.start_jvm()
 import jpype
 field = jpype.JClass("sun.misc.Unsafe").class_.getDeclaredField("theUnsafe")

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from metaextract import results as results_mod
 from metaextract.export import ExportError, export
 from metaextract.ome import validate
-from metaextract.results import ROW_COLUMNS, open_experiment
 from metaextract.store import open_store
+from metaextract.store import results as results_mod
 from metaextract.store.models import acquisitions, image_files, plates
+from metaextract.store.results import ROW_COLUMNS, open_experiment
 
 from .conftest import cli
 from .test_results import copy_results, extract_corpus

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from metaextract import ome, sanity
+from metaextract import ome
 from metaextract.engines.base import ExtractionError
+from metaextract.extraction import sanity
 
 from .hostile import ome_xml, tiff_bytes
 

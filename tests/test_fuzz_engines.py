@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from metaextract import engines
-from metaextract.pool import ExtractionPool
+from metaextract.extraction.pool import ExtractionPool
 
 #: corpus file -> (engine that claims it, files copied unchanged beside each damaged copy)
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {

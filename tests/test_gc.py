@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from metaextract._gc import bulk
+from metaextract.store.bulk import bulk
 
 
 def test_bulk_freezes_what_exists_and_gives_it_back() -> None:

@@ -181,7 +181,7 @@ def test_a_database_of_the_first_schema_is_upgraded(db_url: str) -> None:
 def test_a_run_of_one_job_on_another_host_is_judged_by_its_heartbeat(db_url: str, tmp_path: Path) -> None:
     """`run --job N` beats its job's row: held on another host, the job blocks `init` while its heartbeat is
     fresh, and is released once it is older than the threshold."""
-    from metaextract.step import JobBusyError, MetadataExtractor, begin_job_run
+    from metaextract.jobs.step import JobBusyError, MetadataExtractor, begin_job_run
 
     name = make_experiment(db_url, tmp_path / "plate", 4, batch=2)
     with MetadataExtractor(name, db=db_url) as ext:

@@ -199,7 +199,7 @@ def test_submit_records_every_hostile_file(sqlite_url: str,
 def test_a_folder_link_retargeted_outside_is_refused(tmp_path: Path) -> None:
     """The folder part of a path is resolved at most every DIR_TTL seconds; after that a folder symlink
     re-pointed outside the registered folder is caught, as a file symlink is at once."""
-    from metaextract import sanity
+    from metaextract.extraction import sanity
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "real").mkdir(parents=True)

@@ -17,7 +17,7 @@ import pytest
 
 import metaextract
 from metaextract import synth
-from metaextract._java import bioformats_jar, java_executable
+from metaextract.engines.bioformats.jvm import bioformats_jar, java_executable
 from metaextract.ome import key_fields, normalise, ome_block
 
 SHOWINF = ("loci.formats.tools.ImageInfo", "-omexml-only", "-nopix", "-novalid", "-nocore", "-no-upgrade",

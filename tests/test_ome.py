@@ -120,7 +120,7 @@ def test_remembered_validation_agrees_on_the_reference(reference: Path) -> None:
 def _written_doc(name: str, x: str, px: str, date: str | None, text: str | None) -> tuple[str, object]:
     """A document from the native engines' writer, and the key it told validation."""
     from metaextract import ome
-    from metaextract.engines import _omexml as ox
+    from metaextract.ome import writer as ox
 
     image = ox.El("Image", {"ID": "Image:0", "Name": name})
     if date is not None:

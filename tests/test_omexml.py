@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from metaextract import ome
-from metaextract.engines import _omexml as ox
+from metaextract.ome import writer as ox
 
 
 def _build(v: ox.Values) -> ox.El:

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 import metaextract
-from metaextract.pool import ExtractionPool
+from metaextract.extraction.pool import ExtractionPool
 
 from ._files import big_omexml, tiny_tiff
 
@@ -68,7 +68,7 @@ def test_timeout_blames_the_file_being_read_not_the_first_unanswered(files: dict
 
 
 def test_marker_round_trip() -> None:
-    from metaextract.pool import _Marker
+    from metaextract.extraction.pool import _Marker
 
     marker, fd = _Marker.create()
     try:
@@ -103,7 +103,7 @@ def _kill_busy_worker_when_busy(sig: int, delay: float) -> threading.Thread:
     def killer() -> None:
         time.sleep(delay)
         for child in me.children(recursive=True):
-            if "metaextract._cds" in " ".join(child.cmdline()):  # a class-data archive builder, not a worker
+            if "metaextract.engines.bioformats.cds" in " ".join(child.cmdline()):  # a class-data archive builder
                 continue
             if child.cpu_percent(interval=0.3) > 20:  # the one busy on the big file
                 os.kill(child.pid, sig)
@@ -145,7 +145,7 @@ def test_extraction_processes_have_no_network() -> None:
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     port = server.getsockname()[1]
-    probe = ("import socket, sys; from metaextract.pool import isolate_network; ok = isolate_network(); "
+    probe = ("import socket, sys; from metaextract.extraction.pool import isolate_network; ok = isolate_network(); "
              f"s = socket.socket(); s.settimeout(2)\n"
              f"try:\n    s.connect(('127.0.0.1', {port})); print(ok, 'connected')\n"
              f"except OSError as e:\n    print(ok, 'refused', e)")

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from metaextract import results as results_mod
 from metaextract.experiment import NotFoundError, add_folder, create_experiment
+from metaextract.jobs.step import MetadataExtractor, MetaextractBatchArguments
 from metaextract.ome import UnsafeXMLError, image_summaries, key_fields, ome_block
-from metaextract.results import ROW_COLUMNS, FileResult, open_experiment
-from metaextract.step import MetadataExtractor, MetaextractBatchArguments
 from metaextract.store import open_store
+from metaextract.store import results as results_mod
 from metaextract.store.models import acquisitions, image_files, plates
+from metaextract.store.results import ROW_COLUMNS, FileResult, open_experiment
 
 from ._corpus import reference_rows
 

@@ -3,7 +3,7 @@
 A plug-in engine (registered for these tests only through the ``metaextract.engines`` entry-point group
 on a ``PYTHONPATH`` directory) behaves as a hostile or careless reader would: it opens whatever path the
 file names and puts what it read into the OME-XML. In a process restricted to its folders (Landlock,
-:mod:`metaextract._sandbox`) the kernel refuses that read; a process that was not told its folders (the
+:mod:`metaextract.extraction.sandbox`) the kernel refuses that read; a process that was not told its folders (the
 control) reads it, which shows the test would see a leak.
 """
 
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from metaextract import _sandbox, extract_many
+from metaextract import extract_many
+from metaextract.extraction import sandbox as _sandbox
 from metaextract.store import open_store
 from metaextract.store.models import image_files
 
@@ -133,7 +134,7 @@ def test_what_a_process_needs_itself_stays_readable() -> None:
     for path in ("/usr", "/proc", "/dev/urandom", "/etc/ld.so.cache"):
         assert path in needed
     assert "/etc" not in needed and "/dev" not in needed and "/dev/shm" not in needed
-    from metaextract import _java
+    from metaextract.engines.bioformats import jvm
 
-    assert str(_java.java_home()) in needed and str(_java.bioformats_jar().parent) in needed
+    assert str(jvm.java_home()) in needed and str(jvm.bioformats_jar().parent) in needed
     assert "" not in needed and "/tmp" not in needed and os.path.expanduser("~") not in needed

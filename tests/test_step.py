@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from metaextract.step import JobBusyError, MetadataExtractor, begin_job_run, finish_job_run
+from metaextract.jobs.step import JobBusyError, MetadataExtractor, begin_job_run, finish_job_run
 from metaextract.store import open_store
 from metaextract.store.models import image_files, jobs
 
@@ -110,8 +110,8 @@ def test_second_run_and_init_while_running_are_refused(db_url: str, tmp_path: Pa
 # A run whose 8th file never finishes: the real pool, wrapped to stall there (as a file that hangs would).
 _STALLING_RUN = """
 import sys, time
-from metaextract.pool import ExtractionPool
-from metaextract.step import MetadataExtractor
+from metaextract.extraction.pool import ExtractionPool
+from metaextract.jobs.step import MetadataExtractor
 
 class Stalling:
     def __init__(self, pool, after):

@@ -17,8 +17,8 @@ from lxml import etree
 from sqlalchemy import select, text
 
 from metaextract import ome
-from metaextract._extract import extract_file
 from metaextract.experiment import add_folder, create_experiment
+from metaextract.extraction.pipeline import extract_file
 from metaextract.result import Result
 from metaextract.store import open_store
 from metaextract.store.jobs import record_results, store_completed

@@ -120,7 +120,7 @@ def test_jobs_are_claimed_and_closed_in_batches_as_one_by_one(store: Store, tmp_
     from sqlalchemy import update
 
     from metaextract.experiment import add_folder, create_experiment
-    from metaextract.step import MetadataExtractor, MetaextractBatchArguments
+    from metaextract.jobs.step import MetadataExtractor, MetaextractBatchArguments
     from metaextract.store.jobs import begin_job_runs, store_completed, this_host
     from metaextract.store.models import job_runs, jobs
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from metaextract.experiment import add_folder, create_experiment
-from metaextract.step import MetadataExtractor, MetaextractBatchArguments
+from metaextract.jobs.step import MetadataExtractor, MetaextractBatchArguments
 from metaextract.store import open_store
 from metaextract.store.models import image_files, job_runs, jobs, submissions
 

@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from .engines.base import ExtractionError, UnsupportedFormatError, package_version
-from .result import STATUSES, Result, Status
+from metaextract.engines.base import ExtractionError, UnsupportedFormatError, package_version
+from metaextract.result import STATUSES, Result, Status
 
 __all__ = [
     "STATUSES",
@@ -41,7 +41,7 @@ def __getattr__(name: str) -> Any:
         found = package_version("metaextract")
         return "0+unknown" if found == "unknown" else found
     if name in _STEP_NAMES:
-        from . import step
+        from metaextract.jobs import step
 
         return getattr(step, name)
     raise AttributeError(f"module 'metaextract' has no attribute {name!r}")
@@ -49,7 +49,8 @@ def __getattr__(name: str) -> Any:
 
 def extract(path: str | os.PathLike[str], *, engine: str = "auto") -> Result:
     """Extract the OME-XML of one file, in an extraction process kept to the file's own folder, with no
-    network (:func:`metaextract.pool.extract_fenced`; reused, with its JVM, while files come from that folder).
+    network (:func:`metaextract.extraction.pool.extract_fenced`; reused, with its JVM, while files come from
+    that folder).
 
     Parameters
     ----------
@@ -69,8 +70,8 @@ def extract(path: str | os.PathLike[str], *, engine: str = "auto") -> Result:
     ValueError
         For an unknown engine name.
     """
-    from . import engines
-    from .pool import extract_fenced
+    from metaextract import engines
+    from metaextract.extraction.pool import extract_fenced
 
     if engine != "auto" and engine not in engines.available():
         raise ValueError(f"unknown engine {engine!r}; available: {', '.join(engines.available())} or auto")
@@ -99,7 +100,7 @@ def extract_many(
         Seconds per file; a file past it has its process killed and replaced, and is ``"timeout"``.
     roots : sequence of str, optional
         The folders the files belong to: the processes then read nothing outside them (where the kernel
-        has Landlock; :mod:`metaextract._sandbox`). By default the files' own folders (the paths are
+        has Landlock; :mod:`metaextract.extraction.sandbox`). By default the files' own folders (the paths are
         then read into a list first, since a process is fenced before it reads its first file).
 
     Yields
@@ -107,7 +108,7 @@ def extract_many(
     Result
         One per path, in completion order.
     """
-    from .pool import ExtractionPool, own_folders
+    from metaextract.extraction.pool import ExtractionPool, own_folders
 
     items = paths if workers is not None and roots is not None else list(paths)
     if roots is None:
@@ -118,8 +119,8 @@ def extract_many(
 
 
 def open_experiment(name_or_id: int | str, db: str | None = None) -> Any:
-    """The files and results of an experiment (see :func:`metaextract.results.open_experiment`)."""
-    from .results import open_experiment as _open
+    """The files and results of an experiment (see :func:`metaextract.store.results.open_experiment`)."""
+    from metaextract.store.results import open_experiment as _open
 
     return _open(name_or_id, db=db)
 
@@ -128,7 +129,7 @@ def bioformats_version() -> str:
     """The Bio-Formats version in use, read from the jar without starting a JVM."""
     import zipfile
 
-    from ._java import bioformats_jar
+    from metaextract.engines.bioformats.jvm import bioformats_jar
 
     with zipfile.ZipFile(bioformats_jar()) as jar:
         for name in ("META-INF/MANIFEST.MF",):

@@ -28,7 +28,7 @@ import click
 
 def write_plate(root: Path, *, wells: int, sites: int, channels: int) -> dict[str, Path]:
     """One plate as MetaXpress TIFFs and as OME-TIFFs; returns ``{acquisition: folder}``."""
-    from .synth import write_metaxpress_plate, write_ometiff_plate
+    from metaextract.synth import write_metaxpress_plate, write_ometiff_plate
 
     folders = {"tiff": root / "tiff", "ome-tiff": root / "ome-tiff"}
     write_metaxpress_plate(folders["tiff"], plate="demo", wells=wells, sites=sites, channels=channels)
@@ -38,7 +38,7 @@ def write_plate(root: Path, *, wells: int, sites: int, channels: int) -> dict[st
 
 def _metaextract(db: str, *args: str) -> int:
     """Run one ``metaextract`` command in this process, echoing it first; returns its exit code."""
-    from .cli import main
+    from metaextract.cli import main
 
     click.echo(f"\n$ metaextract {shlex.join(args)}")
     try:
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _metaextract(db, *step):
             return 1
 
-    from .step import MetadataExtractor
+    from metaextract.jobs.step import MetadataExtractor
 
     with MetadataExtractor("demo", db=db) as ext:
         numbers = [j["id"] for j in ext.status()["jobs"]]

@@ -19,11 +19,11 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import _snapshot
-from ._gc import bulk
-from .store import Store
-from .store.jobs import hold_experiment
-from .store.models import acquisitions, experiments, image_files, metadata_files, plates, utcnow
+from metaextract.extraction import snapshot
+from metaextract.store import Store
+from metaextract.store.bulk import bulk
+from metaextract.store.jobs import hold_experiment
+from metaextract.store.models import acquisitions, experiments, image_files, metadata_files, plates, utcnow
 
 INSERT_BATCH = 5000
 SNIFF_BYTES = 4096
@@ -82,7 +82,7 @@ def _sniff(path: str | os.PathLike[str], size: int | None = None) -> bytes:
     """The first :data:`SNIFF_BYTES` of a file (b"" when it cannot be read), with plain system calls: a
     Python file object costs more than the read itself, and ``add`` reads the head of every file."""
     try:
-        return _snapshot.read_prefix(path, SNIFF_BYTES, size)
+        return snapshot.read_prefix(path, SNIFF_BYTES, size)
     except OSError:
         return b""
 
@@ -216,7 +216,7 @@ def storable_name(name: str) -> str:
     """A file name any database takes: bytes that are not UTF-8 are kept as ``\\xNN`` escapes.
 
     Such a file is registered (so it is counted and reported), and its extraction records that the
-    name must be fixed; see :func:`metaextract._extract.undecodable_name`.
+    name must be fixed; see :func:`metaextract.extraction.pipeline.undecodable_name`.
     """
     try:
         name.encode("utf-8")

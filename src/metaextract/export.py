@@ -1,6 +1,6 @@
 """Results out to files and streams: a text table, JSON, CSV, Parquet, and OME-XML companion files.
 
-Every writer streams from :class:`~metaextract.results.ExperimentResults` (one database page at a
+Every writer streams from :class:`~metaextract.store.results.ExperimentResults` (one database page at a
 time): JSON is written as an array one object at a time, CSV row by row, Parquet in row groups of
 :data:`ROW_GROUP` rows, so a million results export in bounded memory.
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from .results import ROW_COLUMNS, ExperimentResults, FileResult, check_status
+from metaextract.store.results import ROW_COLUMNS, ExperimentResults, FileResult, check_status
 
 __all__ = ["FORMATS", "ROW_GROUP", "TABLE_FILES", "ExportError", "ExportReport", "export", "write_csv",
            "write_json", "write_table"]
@@ -76,7 +76,7 @@ def _csv_cell(value: Any) -> Any:
 
 
 def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
-    """One line per row (:data:`~metaextract.results.ROW_COLUMNS`); channel names joined with ``|``."""
+    """One line per row (:data:`~metaextract.store.results.ROW_COLUMNS`); channel names joined with ``|``."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(ROW_COLUMNS)
     n = 0

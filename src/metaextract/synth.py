@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 import tifffile
 
-from ._java import bioformats_jar, java_executable, safe_options
+from metaextract.engines.bioformats.jvm import bioformats_jar, java_executable, safe_options
 
 __all__ = [
     "PLATE_WRITERS",
@@ -374,7 +374,7 @@ PLATE_WRITERS: dict[str, PlateWriter] = {
 
 def write_cds_samples(root: str | os.PathLike[str]) -> list[Path]:
     """One small file of each common kind (MetaSeries TIFF, plain TIFF, OME-TIFF): what a JVM reads while
-    its class list for the class-data sharing archive is written (:mod:`metaextract._cds`)."""
+    its class list for the class-data sharing archive is written (:mod:`metaextract.engines.bioformats.cds`)."""
     root = Path(root)
     return [
         *write_metaxpress_plate(root / "mx", wells=1, sites=1, channels=1),

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .. import __version__
+from metaextract import __version__
 
 
 def suggest(word: str, choices: list[str]) -> str | None:
@@ -54,7 +54,7 @@ class _Main(click.Group):
                                    f"{word!r} would be taken as the experiment EXP")
 
     def invoke(self, ctx: click.Context) -> Any:
-        from .errors import as_click
+        from metaextract.cli.errors import as_click
 
         try:
             return super().invoke(ctx)
@@ -66,7 +66,7 @@ class _Main(click.Group):
 
 
 def _version_text() -> str:
-    from .. import bioformats_version
+    from metaextract import bioformats_version
 
     try:
         bf = bioformats_version()
@@ -102,13 +102,13 @@ def main(ctx: click.Context, db: str | None, verbose: int) -> None:
     ctx.obj["verbose"] = verbose
 
 
-from . import show as _show  # noqa: E402
+from metaextract.cli import show as _show  # noqa: E402
 
 main.add_command(_show.show)
 
-from . import experiment as _experiment  # noqa: E402
-from . import step as _step  # noqa: E402
-from .submit import resubmit_cmd, submit_cmd  # noqa: E402
+from metaextract.cli import experiment as _experiment  # noqa: E402
+from metaextract.cli import step as _step  # noqa: E402
+from metaextract.cli.submit import resubmit_cmd, submit_cmd  # noqa: E402
 
 main.add_command(_experiment.command)
 main.add_command(_step.command)

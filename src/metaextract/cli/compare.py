@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..engines.base import ExtractionError
+from metaextract.engines.base import ExtractionError
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -28,7 +28,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def differences(native_xml: str, reference_xml: str) -> list[tuple[str, Any, Any]]:
     """The key fields whose values differ: ``(field, native, bioformats)``, in field order."""
-    from ..ome import key_fields
+    from metaextract.ome import key_fields
 
     ours, theirs = flatten(key_fields(native_xml)), flatten(key_fields(reference_xml))
     return [(k, ours.get(k), theirs.get(k)) for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
@@ -36,8 +36,8 @@ def differences(native_xml: str, reference_xml: str) -> list[tuple[str, Any, Any
 
 def compare_file(path: str, engine: str = "auto") -> tuple[str, list[tuple[str, Any, Any]] | str]:
     """``(native engine name, differences)``, or ``(name, message)`` when there is nothing to compare."""
-    from .. import engines
-    from .._extract import read_head
+    from metaextract import engines
+    from metaextract.extraction.pipeline import read_head
 
     native = engines.choose(path, read_head(path), engine)
     if native.name == "bioformats":

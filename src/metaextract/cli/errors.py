@@ -26,9 +26,9 @@ def as_click(exc: BaseException) -> click.ClickException | None:
     """The one-line ClickException for a library error, or None when ``exc`` is not one we word."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from ..experiment import NotFoundError
-    from ..store import StoreError
-    from ..store.jobs import JobBusyError
+    from metaextract.experiment import NotFoundError
+    from metaextract.store import StoreError
+    from metaextract.store.jobs import JobBusyError
 
     if isinstance(exc, click.ClickException):
         return exc

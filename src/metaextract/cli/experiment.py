@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from ..experiment import (
+from metaextract.cli.step import _root_obj, cli_errors, verbosity
+from metaextract.experiment import (
     Registration,
     add_folder,
     create_experiment,
@@ -15,8 +16,7 @@ from ..experiment import (
     list_experiments,
     show_experiment,
 )
-from ..store import Store, open_store
-from .step import _root_obj, cli_errors, verbosity
+from metaextract.store import Store, open_store
 
 
 def _store(ctx: click.Context) -> Store:

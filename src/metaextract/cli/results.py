@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from ..export import FORMATS, ExportError, export, write_csv, write_json, write_table
-from ..results import STATUS_FILTERS, ExperimentResults, open_experiment
-from .step import cli_errors
+from metaextract.cli.step import cli_errors
+from metaextract.export import FORMATS, ExportError, export, write_csv, write_json, write_table
+from metaextract.store.results import STATUS_FILTERS, ExperimentResults, open_experiment
 
 _STATUS = click.option("--status", type=click.Choice(list(STATUS_FILTERS)), default="all", show_default=True,
                        help="ok; failed (also timeout, unsupported); all (pending files too).")

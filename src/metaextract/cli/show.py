@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import click
 
-from ..ome import image_summaries
-from ..result import Result, one_line
+from metaextract.ome import image_summaries
+from metaextract.result import Result, one_line
 
 
 def _fmt_size(v: object) -> str:
@@ -29,7 +29,7 @@ def show(files: tuple[str, ...], engine: str, summary: bool, timeout: float | No
     A file that cannot be read gets a one-line error on stderr naming the file and the reason;
     the other files are still printed; the exit code is then 1.
     """
-    from .. import extract, extract_many
+    from metaextract import extract, extract_many
 
     results: Iterator[Result]
     try:

@@ -1,6 +1,6 @@
 """``metaextract [step] EXP init|run|info|log|cleanup|status``: the seed's step commands.
 
-A thin layer over :class:`metaextract.step.MetadataExtractor`. Other command modules extend the group::
+A thin layer over :class:`metaextract.jobs.step.MetadataExtractor`. Other command modules extend the group::
 
     from .step import command as step_group, cli_errors, open_extractor, submission_options
     step_group.add_command(submit)
@@ -15,14 +15,14 @@ from typing import Any, TypeVar
 
 import click
 
-from ..result import Result
-from ..step import (
+from metaextract.cli.errors import cli_errors
+from metaextract.jobs.step import (
     NO_COLLECT,
     MetadataExtractor,
     MetaextractBatchArguments,
     MetaextractSubmissionArguments,
 )
-from .errors import cli_errors
+from metaextract.result import Result
 
 __all__ = ["cli_errors", "command", "open_extractor", "submission_options", "verbosity"]
 

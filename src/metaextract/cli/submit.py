@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .step import cli_errors, submission_options
+from metaextract.cli.step import cli_errors, submission_options
 
 
 def dask_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,14 +38,14 @@ def dask_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @cli_errors
 def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
-    from ..executors.submission import SubmissionFailed, SubmitOptions, submit
-    from ..experiment import NotFoundError
-    from ..store import open_store
-    from ..store.jobs import JobBusyError
+    from metaextract.experiment import NotFoundError
+    from metaextract.jobs.submission import SubmissionFailed, SubmitOptions, submit
+    from metaextract.store import open_store
+    from metaextract.store.jobs import JobBusyError
 
     if kw.get("scheduler") and ctx.get_parameter_source("cluster") == click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("give either --scheduler or --cluster, not both")
-    from ..step import MetaextractSubmissionArguments
+    from metaextract.jobs.step import MetaextractSubmissionArguments
 
     explicit = {k for k in ("cores", "memory")
                 if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}

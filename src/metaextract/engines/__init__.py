@@ -14,7 +14,7 @@ from functools import partial
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from .base import Engine, ExtractionError, UnsupportedFormatError
+from metaextract.engines.base import Engine, ExtractionError, UnsupportedFormatError
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -44,20 +44,20 @@ _BUILTIN: dict[str, tuple[str, str, tuple[str, ...] | None, bytes | None]] = {
     "dv": ("dv", "DvEngine", (".dv",), None),
     "ics": ("ics", "IcsEngine", (".ics", ".ids"), None),
     "lif": ("lif", "LifEngine", None, b"p\x00\x00\x00"),
-    "micromanager": ("micromanager", "MicromanagerEngine", None, None),
+    "micromanager": ("ometiff.micromanager", "MicromanagerEngine", None, None),
     "nd2": ("nd2", "Nd2Engine", None, b"\xda\xce\xbe\n"),
-    "oib": ("oib", "OibEngine", (".oib",), b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
-    "ome-xml": ("ome_files", "OmeEngine", None, None),
+    "oib": ("ole.oib", "OibEngine", (".oib",), b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
+    "ome-xml": ("ometiff.files", "OmeEngine", None, None),
     "pydicom": ("dicom", "DicomEngine", None, None),
     "sidecar": ("sidecar", "SidecarEngine", ("ndtiff.index", "display_settings.txt", ".mlf", ".mrf"), None),
     "sif": ("camera", "SIFEngine", (".sif",), b"Andor Technology Multi-Channel File\n"),
     "spe": ("camera", "SPEEngine", (".spe",), None),
-    "svs": ("svs", "SvsEngine", (".svs",), None),
-    "tifffile": ("tiff", "TiffEngine", None, None),
-    "tifffile-imagej": ("tiff_kinds", "ImageJEngine", None, None),
-    "tifffile-lsm": ("tiff_zeiss_mm", "LsmEngine", None, None),
-    "tifffile-stk": ("tiff_zeiss_mm", "StkEngine", None, None),
-    "zvi": ("zvi", "ZviEngine", (".zvi",), b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
+    "svs": ("tiff.svs", "SvsEngine", (".svs",), None),
+    "tifffile": ("tiff.plain", "TiffEngine", None, None),
+    "tifffile-imagej": ("tiff.kinds", "ImageJEngine", None, None),
+    "tifffile-lsm": ("tiff.zeiss_mm", "LsmEngine", None, None),
+    "tifffile-stk": ("tiff.zeiss_mm", "StkEngine", None, None),
+    "zvi": ("ole.zvi", "ZviEngine", (".zvi",), b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
 }
 
 

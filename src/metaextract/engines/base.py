@@ -8,7 +8,7 @@ import threading
 from functools import cache
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-from .. import _snapshot
+from metaextract.extraction import snapshot
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ class ClaimMemo(Generic[T]):
     """What an engine's ``claim`` found out about the last file, for its ``extract`` to use once.
 
     It answers only for the same path, unchanged since: within one extraction (the file's bytes held by
-    :mod:`metaextract._snapshot`) by that read's token, otherwise by the file's modification time.
+    :mod:`metaextract.extraction.snapshot`) by that read's token, otherwise by the file's modification time.
     """
 
     def __init__(self) -> None:
@@ -75,7 +75,7 @@ class ClaimMemo(Generic[T]):
 
     @staticmethod
     def _stamp(path: str) -> tuple[int, float]:
-        snap = _snapshot.current(path)
+        snap = snapshot.current(path)
         if snap is not None:
             return (snap.token, 0.0)
         try:

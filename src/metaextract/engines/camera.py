@@ -38,8 +38,8 @@ import re
 import struct
 from dataclasses import dataclass
 
-from . import _omexml as ox
-from .base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.ome import writer as ox
 
 CLAIM = 50  # magic bytes / header structure plus the suffix Bio-Formats goes by: beats its catch-all 1
 

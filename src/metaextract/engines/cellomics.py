@@ -39,8 +39,8 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from . import _omexml as ox
-from .base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.ome import writer as ox
 
 NAME = "cellomics"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1

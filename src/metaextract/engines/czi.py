@@ -65,9 +65,9 @@ from typing import Any
 
 from lxml import etree
 
-from .. import ome
-from . import _omexml as ox
-from .base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from metaextract import ome
+from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from metaextract.ome import writer as ox
 
 NAME = "czi"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1

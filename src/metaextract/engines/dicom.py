@@ -57,10 +57,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import sanity
-from . import _omexml as ox
-from ._notimage import why_not_an_image
-from .base import ClaimMemo, ExtractionError, UnsupportedFormatError
+from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError
+from metaextract.engines.notimage import why_not_an_image
+from metaextract.extraction import sanity
+from metaextract.ome import writer as ox
 
 NAME = "pydicom"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1

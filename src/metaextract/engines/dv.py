@@ -35,8 +35,8 @@ import os
 import struct
 from dataclasses import dataclass
 
-from . import _omexml as ox
-from .base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.ome import writer as ox
 
 NAME = "dv"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1

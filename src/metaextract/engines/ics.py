@@ -54,9 +54,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from .. import sanity
-from . import _omexml as ox
-from .base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.extraction import sanity
+from metaextract.ome import writer as ox
 
 NAME = "ics"
 CLAIM = 50

@@ -49,9 +49,9 @@ from typing import Any
 
 from lxml import etree
 
-from .. import ome
-from . import _omexml as ox
-from .base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract import ome
+from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.ome import writer as ox
 
 NAME = "lif"
 CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1

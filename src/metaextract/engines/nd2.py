@@ -40,9 +40,9 @@ from typing import Any
 
 from lxml import etree
 
-from .. import ome
-from . import _omexml as ox
-from .base import ClaimMemo, ExtractionError, UnsupportedFormatError
+from metaextract import ome
+from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError
+from metaextract.ome import writer as ox
 
 NAME = "nd2"
 RESCUE = 50

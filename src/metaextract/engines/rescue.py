@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from .base import Engine
+from metaextract.engines.base import Engine
 
 
 @runtime_checkable

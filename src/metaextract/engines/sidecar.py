@@ -26,7 +26,7 @@ import os
 import re
 import struct
 
-from .base import UnsupportedFormatError, package_version
+from metaextract.engines.base import UnsupportedFormatError, package_version
 
 NAME = "sidecar"
 CLAIM = 50

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from .. import ome
+from metaextract import ome
 
 
 class VendorFileError(ValueError):

@@ -34,9 +34,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..engines import _omexml as ox
-from ._hcs import VendorFileError, by_folder, instant, java_timestamp, local, vendor_xml, well_name
-from .model import FilesetRead, FilesetSpec, Place
+from metaextract.filesets._hcs import (
+    VendorFileError,
+    by_folder,
+    instant,
+    java_timestamp,
+    local,
+    vendor_xml,
+    well_name,
+)
+from metaextract.filesets.model import FilesetRead, FilesetSpec, Place
+from metaextract.ome import writer as ox
 
 KIND = "cellvoyager"
 MLF = "MeasurementData.mlf"

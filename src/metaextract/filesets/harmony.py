@@ -30,9 +30,17 @@ from typing import NamedTuple
 
 from lxml import etree
 
-from ..engines import _omexml as ox
-from ._hcs import VendorFileError, by_folder, java_timestamp, local, row_letters, vendor_xml, well_name
-from .model import FilesetRead, FilesetSpec, Place
+from metaextract.filesets._hcs import (
+    VendorFileError,
+    by_folder,
+    java_timestamp,
+    local,
+    row_letters,
+    vendor_xml,
+    well_name,
+)
+from metaextract.filesets.model import FilesetRead, FilesetSpec, Place
+from metaextract.ome import writer as ox
 
 KIND = "harmony"
 #: index names in the order a folder's master is chosen

@@ -12,10 +12,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from .metaxpress_doc import Layout, Plane, document
-from .metaxpress_head import Head, Settings, read_head, settings
-from .metaxpress_names import Htd, Name, htd_from_names, parse_htd, parse_name, plate_root, split
-from .model import FilesetRead, FilesetSpec, Place
+from metaextract.filesets.metaxpress_doc import Layout, Plane, document
+from metaextract.filesets.metaxpress_head import Head, Settings, read_head, settings
+from metaextract.filesets.metaxpress_names import (
+    Htd,
+    Name,
+    htd_from_names,
+    parse_htd,
+    parse_name,
+    plate_root,
+    split,
+)
+from metaextract.filesets.model import FilesetRead, FilesetSpec, Place
 
 HTD_KIND = "metaxpress-htd"
 NAMES_KIND = "metaxpress-names"

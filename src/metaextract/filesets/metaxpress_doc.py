@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engines import _omexml as ox
-from .metaxpress_head import Head, Settings
-from .metaxpress_names import Htd, row_letters
+from metaextract.filesets.metaxpress_head import Head, Settings
+from metaextract.filesets.metaxpress_names import Htd, row_letters
+from metaextract.ome import writer as ox
 
 REFERENCE_FRAME = "reference frame"
 

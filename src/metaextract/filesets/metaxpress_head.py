@@ -2,8 +2,9 @@
 
 MetaXpress writes the pixels first and the IFD and description after them, so a header read is the
 8-byte TIFF header, one IFD and the description it points to (a few KB), through a memory map: the cost
-per file is flat whatever the image size. The TIFF walk is the sanity check's (:class:`~metaextract.sanity._Tiff`),
-the property reader the MetaSeries engine's (:func:`~metaextract.engines._metaseries.read_props`).
+per file is flat whatever the image size. The TIFF walk is the sanity check's
+(:class:`~metaextract.extraction.sanity._Tiff`),
+the property reader the MetaSeries engine's (:func:`~metaextract.engines.tiff.metaseries.read_props`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..engines import _metaseries
-from ..engines.tiff import _iso_date
-from ..sanity import _Damage, _Tiff
+from metaextract.engines.tiff import metaseries
+from metaextract.engines.tiff.plain import _iso_date
+from metaextract.extraction.sanity import _Damage, _Tiff
 
 _PIXEL_TYPES = {(1, 8): "uint8", (1, 16): "uint16", (1, 32): "uint32", (2, 8): "int8", (2, 16): "int16",
                 (2, 32): "int32", (3, 32): "float", (3, 64): "double"}
@@ -139,7 +140,7 @@ def _float(raw: str | None) -> float | None:
 def settings(head: Head) -> Settings:
     """The full read of one file's description (the plate's first file, and one per wavelength)."""
     out = Settings()
-    props = _metaseries.read_props(head.description)
+    props = metaseries.read_props(head.description)
     if not props:
         return out
     top, plane, _ = props

@@ -27,9 +27,9 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from ..engines import _omexml as ox
-from ._hcs import by_folder, well_name
-from .model import FilesetRead, FilesetSpec, Place
+from metaextract.filesets._hcs import by_folder, well_name
+from metaextract.filesets.model import FilesetRead, FilesetSpec, Place
+from metaextract.ome import writer as ox
 
 KIND_NAMES = "scanr-names"
 KIND = "scanr"

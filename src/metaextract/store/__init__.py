@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .db import Store, StoreError, default_url, open_store
-from .models import (
+from metaextract.store.db import Store, StoreError, default_url, open_store
+from metaextract.store.models import (
     Acquisition,
     Base,
     Experiment,

@@ -187,7 +187,7 @@ def _refuse_newer(cfg: Any, conn: Connection) -> None:
 
 
 def _version() -> str:
-    from .. import __version__
+    from metaextract import __version__
 
     return str(__version__)
 

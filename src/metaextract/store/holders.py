@@ -32,8 +32,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, Table, and_, select, update
 
-from .db import Store
-from .models import experiments, job_runs, jobs, submissions, utcnow
+from metaextract.store.db import Store
+from metaextract.store.models import experiments, job_runs, jobs, submissions, utcnow
 
 STALE_ENV = "METAEXTRACT_HEARTBEAT_STALE"
 DEFAULT_STALE = 60.0  # seconds without a heartbeat after which a holder is dead

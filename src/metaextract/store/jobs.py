@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, select, update
 
-from ..result import Result, one_line
-from .db import Store
-from .holders import (
+from metaextract.result import Result, one_line
+from metaextract.store.db import Store
+from metaextract.store.holders import (
     JobBusyError,
     check_current,
     dead_at,
@@ -29,7 +29,7 @@ from .holders import (
     take_over_submissions,
     this_host,
 )
-from .models import acquisitions, image_files, job_runs, jobs, plates, submissions, utcnow
+from metaextract.store.models import acquisitions, image_files, job_runs, jobs, plates, submissions, utcnow
 
 __all__ = ["JobBusyError", "this_host"]  # re-exported: where they used to be defined
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from .db import Store
-from .holders import job_alive, running_jobs
-from .models import experiments, image_files, job_runs, jobs, metadata_files
+from metaextract.store.db import Store
+from metaextract.store.holders import job_alive, running_jobs
+from metaextract.store.models import experiments, image_files, job_runs, jobs, metadata_files
 
 #: Statuses that count as failed in the summaries.
 FAILED = ("failed", "timeout", "unsupported")

@@ -1,0 +1,1 @@
+"""One file to one Result: the per-file pipeline, its checks, and the contained extraction processes."""

@@ -1,0 +1,73 @@
+"""The bytes of the file being extracted, read once.
+
+:func:`metaextract.extraction.pipeline.extract_file` reads the first :data:`WHOLE` bytes of a file (the whole of a
+small one, such as a plate's single-plane TIFF) and holds them while the file is checked and read, so the
+sanity checks and the TIFF header reader take them from memory instead of opening the file again. Each
+snapshot carries a fresh token: what is cached about a file is keyed by it, never by a stale identity.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+WHOLE = 64 << 10
+_tokens = itertools.count(1)
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The first bytes of ``path`` as read at one moment; ``complete`` when they are the whole file."""
+
+    path: str
+    data: bytes
+    complete: bool
+    token: int
+
+
+def read_prefix(path: str | os.PathLike[str], size: int, known: int | None = None) -> bytes:
+    """Up to ``size`` bytes from the start of ``path``, with plain system calls (raises OSError like ``open``);
+    a short read is read on (e.g. on network file systems). ``known``, the file's size as just seen by
+    ``stat``, spares the read that would only find the end of a smaller file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        chunks = []
+        got = 0
+        want = size if known is None or known <= 0 else min(size, known)
+        while got < want:
+            chunk = os.read(fd, size - got)  # (asks for all of size: a file grown since stat is read on)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def take(path: str, known: int | None = None) -> Snapshot:
+    """Read ``path``'s first :data:`WHOLE` bytes (raises OSError like ``open``); ``known``: its size, if just seen."""
+    data = read_prefix(path, WHOLE + 1, known)  # one byte more tells whether that was the whole file
+    return Snapshot(path, data[:WHOLE], len(data) <= WHOLE, next(_tokens))
+
+
+@contextmanager
+def holding(snapshot: Snapshot) -> Iterator[None]:
+    """Make ``snapshot`` what :func:`current` answers in this thread for its path."""
+    previous = getattr(_local, "snapshot", None)
+    _local.snapshot = snapshot
+    try:
+        yield
+    finally:
+        _local.snapshot = previous
+
+
+def current(path: str) -> Snapshot | None:
+    """The snapshot held for ``path`` in this thread, if any."""
+    snap: Snapshot | None = getattr(_local, "snapshot", None)
+    return snap if snap is not None and snap.path == path else None

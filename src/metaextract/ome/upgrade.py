@@ -1,0 +1,284 @@
+"""Older OME-XML schemas brought to OME 2016-06 as Bio-Formats 7.3.1 brings them, for the kinds proven.
+
+Bio-Formats reads any OME-XML (an OME-TIFF's description, a standalone ``.ome`` file) through
+``OMEXMLServiceImpl.transformToLatestVersion``: a chain of XSLT stylesheets, one per schema step
+(2008-02 -> 2008-09 -> 2009-09 -> 2010-04 -> 2010-06 -> 2011-06 -> 2012-06 -> 2013-06 -> 2015-01 ->
+2016-06), after which the document is parsed into the 2016-06 model like any other. This module
+reproduces that chain, in its own code, for the elements whose rendering has been checked against the
+reference output and live Bio-Formats; the result then goes through the same model round trip as a
+2016-06 document (``ome_files``: schema order, Java number spelling, unit defaults, core metadata).
+
+Rules reproduced, 2010-06 and later (2010-06, 2011-06, 2012-06, 2013-06, 2015-01):
+
+* every element of the OME, SA (structured annotations) and BinaryFile namespaces moves to the one
+  2016-06 namespace, attributes and text as they are;
+* the root keeps only ``UUID`` (from 2011-06 on also ``Creator``); other root attributes are dropped
+  by the stylesheets;
+* 2010-06: a ``Pixels`` ``PhysicalSizeX/Y/Z`` survives only when it reads as an XPath number greater
+  than 0 (``0.0``, text, exponents are dropped);
+* up to 2011-06: ``AcquiredDate`` becomes ``AcquisitionDate``;
+* up to 2015-01: ``LightSource`` with one ``Laser``/``Arc``/``Filament``/``LightEmittingDiode``/
+  ``GenericExcitationSource`` child becomes that element, carrying the attributes of both and the
+  child's own children (a ``Pump``).
+
+2008-02 (the first OME-TIFF schema) only in its plainest form: an ``Image`` (``ID``, ``Name``,
+``DefaultPixels``) with an optional ``CreationDate`` (which becomes ``AcquisitionDate``) and one
+``Pixels`` (``ID``, ``DimensionOrder``, ``PixelType`` - ``Uint8``/``Uint16``/``Uint32`` lowered -,
+``BigEndian``, which the chain drops, ``SizeX..SizeT``) holding only ``TiffData`` (``IFD``,
+``FirstZ/C/T``, ``NumPlanes``, which becomes ``PlaneCount``); the root without a ``UUID``.
+
+Declined (:class:`Unproven`; the file is left to Bio-Formats): the 2003-FC, 2006-LO, 2007-06, 2008-09,
+2009-09 and 2010-04 schemas; in every version screens, plates, wells, ROIs, datasets, projects,
+experimenters, groups, experiments, OTFs, ``BinData``, annotations the steps move (on ``Pixels``), and
+any element or namespace not listed here; in 2008-02 anything beyond the form above (logical
+channels, pixel sizes on the image, several pixels, UUIDs). Nothing is ever fetched and the input tree
+is not changed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lxml import etree
+
+from metaextract import ome
+
+NEW_NS = ome.OME_NS
+_SCHEMAS = "http://www.openmicroscopy.org/Schemas/"
+#: the schema versions read here, oldest first (the order Bio-Formats' stylesheets run in)
+MODERN = ("2010-06", "2011-06", "2012-06", "2013-06", "2015-01")
+SUPPORTED = ("2008-02", *MODERN)
+#: the versions Bio-Formats upgrades that this module refuses
+KNOWN_OLD = ("2003-FC", "2006-LO", "2007-06", "2008-09", "2009-09", "2010-04")
+_LIGHT_SOURCES = ("Laser", "Arc", "Filament", "LightEmittingDiode", "GenericExcitationSource")
+#: elements of the OME namespace carried over as they are (with the renames above)
+_OME_ELEMENTS = frozenset({
+    "Image", "AcquiredDate", "AcquisitionDate", "Description", "InstrumentRef", "ObjectiveSettings",
+    "Pixels", "Channel", "LightSourceSettings", "DetectorSettings", "LightPath", "ExcitationFilterRef",
+    "EmissionFilterRef", "DichroicRef", "FilterSetRef", "TiffData", "UUID", "Plane", "Instrument",
+    "Microscope", "LightSource", *_LIGHT_SOURCES, "Pump", "Detector", "Objective", "FilterSet", "Filter",
+    "TransmittanceRange", "Dichroic", "StructuredAnnotations", "AnnotationRef",
+    # annotation types (2016-06 puts them in the OME namespace; before they were in SA)
+    "ListAnnotation", "CommentAnnotation", "TagAnnotation", "LongAnnotation", "DoubleAnnotation",
+    "BooleanAnnotation", "TermAnnotation", "Value",
+})
+_XSI_LOCATION = "{http://www.w3.org/2001/XMLSchema-instance}schemaLocation"
+_MAX_ELEMENTS = 1 << 20
+_XPATH_NUMBER = re.compile(r"\s*-?(?:\d+(?:\.\d*)?|\.\d+)\s*")
+
+
+class Unproven(Exception):
+    """The document holds something whose upgrade this module has not proven against Bio-Formats."""
+
+
+def version_of(root: Any) -> str | None:
+    """The OME schema version of ``root`` (``"2010-06"`` …) when it is an ``<OME>`` of some OME namespace."""
+    if not isinstance(root.tag, str) or not root.tag.startswith("{" + _SCHEMAS + "OME/"):
+        return None
+    uri, local = root.tag[1:].split("}", 1)
+    if local != "OME":
+        return None
+    return uri.rsplit("/", 1)[-1]
+
+
+def is_older(root: Any) -> bool:
+    """Whether ``root`` is an ``<OME>`` of an older schema than 2016-06 (supported or not)."""
+    version = version_of(root)
+    return version is not None and version != "2016-06"
+
+
+def _kind(tag: str, version: str) -> tuple[str, str]:
+    """(namespace kind, local name) of an element of ``version``; other namespaces are refused."""
+    if not tag.startswith("{" + _SCHEMAS):
+        raise Unproven(f"an element outside the OME schemas: {tag}")
+    uri, local = tag[1:].split("}", 1)
+    kind, _, ns_version = uri[len(_SCHEMAS):].partition("/")
+    if ns_version != version:
+        raise Unproven(f"an element of another schema version: {tag}")
+    return kind, local
+
+
+def _xpath_positive(value: str) -> bool:
+    """``value > 0`` as XPath 1.0 compares a string with a number (no exponents, NaN is never > 0)."""
+    return _XPATH_NUMBER.fullmatch(value) is not None and float(value) > 0
+
+
+def _new(local: str) -> Any:
+    return etree.Element("{" + NEW_NS + "}" + local, nsmap={None: NEW_NS})
+
+
+def _plain_attrs(el: Any) -> dict[str, str]:
+    out = {}
+    for name, value in el.attrib.items():
+        if name.startswith("{"):
+            raise Unproven(f"a namespaced attribute {name}")
+        out[name] = value
+    return out
+
+
+def _copy_text(src: Any, dst: Any) -> None:
+    if len(src) == 0 and src.text is not None:
+        dst.text = src.text
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.left = _MAX_ELEMENTS
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise Unproven("too many elements")
+
+
+def _modern(el: Any, version: str, budget: _Budget, parent_local: str) -> Any:
+    """One element of a 2010-06 … 2015-01 document, as the stylesheets leave it in 2016-06."""
+    budget.spend()
+    kind, local = _kind(el.tag, version)
+    if kind not in ("OME", "SA"):
+        raise Unproven(f"{kind}:{local} (that namespace is not read here)")
+    if local not in _OME_ELEMENTS:
+        raise Unproven(f"element {local}")
+    if local == "AnnotationRef" and parent_local == "Pixels":
+        raise Unproven("an AnnotationRef in Pixels (moved to the Image from 2015-01 on)")
+    attrs = _plain_attrs(el)
+    children = [c for c in el if isinstance(c.tag, str)]
+    if local == "AcquiredDate":
+        if version not in ("2010-06", "2011-06"):
+            raise Unproven(f"AcquiredDate in {version}")
+        local = "AcquisitionDate"
+    elif local == "AcquisitionDate" and version in ("2010-06", "2011-06"):
+        raise Unproven(f"AcquisitionDate in {version}")
+    if local in _LIGHT_SOURCES and parent_local != "LightSource":
+        raise Unproven(f"{local} outside a LightSource")
+    if local == "LightSource":
+        kinds = [c for c in children if _kind(c.tag, version)[1] in _LIGHT_SOURCES]
+        if len(kinds) != 1 or len(children) != 1:
+            raise Unproven("a LightSource without exactly one light source child")
+        inner = kinds[0]
+        budget.spend()
+        local = _kind(inner.tag, version)[1]
+        extra = _plain_attrs(inner)
+        if set(extra) & set(attrs):
+            raise Unproven("a light source attribute on both LightSource and its child")
+        attrs.update(extra)
+        children = [c for c in inner if isinstance(c.tag, str)]
+        if inner.text and inner.text.strip():
+            raise Unproven("text in a light source")
+    if local == "Pixels" and version == "2010-06":
+        for axis in "XYZ":
+            value = attrs.get(f"PhysicalSize{axis}")
+            if value is not None and not _xpath_positive(value):
+                del attrs[f"PhysicalSize{axis}"]
+    out = _new(local)
+    for name, value in attrs.items():
+        out.set(name, value)
+    if not children:
+        _copy_text(el, out)
+    elif el.text and el.text.strip():
+        raise Unproven(f"mixed content in {local}")
+    for child in children:
+        if child.tail and child.tail.strip():
+            raise Unproven(f"mixed content in {local}")
+        out.append(_modern(child, version, budget, local))
+    return out
+
+
+_PIXEL_TYPES_2008 = {"Uint8": "uint8", "Uint16": "uint16", "Uint32": "uint32"}
+_PIXELS_2008 = frozenset({"ID", "DimensionOrder", "PixelType", "BigEndian", "SizeX", "SizeY", "SizeZ", "SizeC",
+                          "SizeT"})
+_TIFFDATA_2008 = {"IFD": "IFD", "FirstZ": "FirstZ", "FirstC": "FirstC", "FirstT": "FirstT",
+                  "NumPlanes": "PlaneCount"}
+
+
+def _only(el: Any, allowed: frozenset[str] | set[str], what: str) -> dict[str, str]:
+    attrs = _plain_attrs(el)
+    extra = set(attrs) - set(allowed)
+    if extra:
+        raise Unproven(f"{what} attributes {sorted(extra)} in 2008-02")
+    return attrs
+
+
+def _children(el: Any, version: str) -> list[tuple[str, Any]]:
+    out = []
+    for child in el:
+        if not isinstance(child.tag, str):
+            continue
+        kind, local = _kind(child.tag, version)
+        if kind != "OME":
+            raise Unproven(f"{kind}:{local} in 2008-02")
+        if child.tail and child.tail.strip():
+            raise Unproven("mixed content")
+        out.append((local, child))
+    if el.text and el.text.strip() and out:
+        raise Unproven("mixed content")
+    return out
+
+
+def _upgrade_2008_02(root: Any) -> Any:
+    if set(root.attrib) - {_XSI_LOCATION}:
+        raise Unproven("attributes on a 2008-02 OME root")
+    out = _new("OME")
+    for local, image in _children(root, "2008-02"):
+        if local != "Image":
+            raise Unproven(f"{local} in a 2008-02 document")
+        attrs = _only(image, {"ID", "Name", "DefaultPixels"}, "Image")
+        default = attrs.pop("DefaultPixels", None)
+        new_image = etree.SubElement(out, "{" + NEW_NS + "}Image")
+        for name, value in attrs.items():
+            new_image.set(name, value)
+        parts = _children(image, "2008-02")
+        names = [name for name, _el in parts]
+        if names not in (["Pixels"], ["CreationDate", "Pixels"]):
+            raise Unproven(f"a 2008-02 Image holding {names}")
+        for name, part in parts:
+            if name == "CreationDate":
+                _only(part, set(), "CreationDate")
+                date = etree.SubElement(new_image, "{" + NEW_NS + "}AcquisitionDate")
+                date.text = part.text
+                continue
+            pix = _only(part, _PIXELS_2008, "Pixels")
+            if default is not None and pix.get("ID") != default:
+                raise Unproven("DefaultPixels names another Pixels")
+            new_pixels = etree.SubElement(new_image, "{" + NEW_NS + "}Pixels")
+            for key, value in pix.items():
+                if key == "BigEndian":
+                    continue  # the 2009-09 step drops it (byte order is the TIFF's)
+                if key == "PixelType":
+                    new_pixels.set("Type", _PIXEL_TYPES_2008.get(value, value))
+                else:
+                    new_pixels.set(key, value)
+            for td_name, td in _children(part, "2008-02"):
+                if td_name != "TiffData" or len(td) or (td.text and td.text.strip()):
+                    raise Unproven(f"{td_name} in 2008-02 Pixels")
+                new_td = etree.SubElement(new_pixels, "{" + NEW_NS + "}TiffData")
+                for key, value in _only(td, set(_TIFFDATA_2008), "TiffData").items():
+                    new_td.set(_TIFFDATA_2008[key], value)
+    return out
+
+
+def upgrade(root: Any) -> Any:
+    """A new 2016-06 ``<OME>`` tree for ``root`` (an ``<OME>`` of a supported older schema), as Bio-Formats'
+    stylesheet chain leaves it; raises :class:`Unproven` for what has not been checked."""
+    version = version_of(root)
+    if version not in SUPPORTED:
+        raise Unproven(f"OME schema {version}")
+    if version == "2008-02":
+        return _upgrade_2008_02(root)
+    keep = ("UUID",) if version == "2010-06" else ("UUID", "Creator")
+    out = _new("OME")
+    for name in keep:
+        value = root.get(name)
+        if value is not None:
+            out.set(name, value)
+    budget = _Budget()
+    if root.text and root.text.strip():
+        raise Unproven("text in OME")
+    for child in root:
+        if not isinstance(child.tag, str):
+            continue
+        if child.tail and child.tail.strip():
+            raise Unproven("text in OME")
+        out.append(_modern(child, str(version), budget, "OME"))
+    return out
