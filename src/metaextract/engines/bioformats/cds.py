@@ -148,7 +148,9 @@ def _spawn_build(archive: Path) -> None:
 def _importable() -> dict[str, str]:
     """``PYTHONPATH`` for a child started in another folder: this ``metaextract`` first, whether it was found
     through a relative path or the working folder or not."""
-    here = str(Path(__file__).resolve().parent.parent)
+    import metaextract
+
+    here = str(Path(metaextract.__file__).resolve().parent.parent)  # the folder that holds the package
     rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return {"PYTHONPATH": os.pathsep.join([here, *(os.path.abspath(p) for p in rest)])}
 
