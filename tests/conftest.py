@@ -43,6 +43,27 @@ def reference(corpus: Path) -> Path:
     return _need(corpus.parent / "reference" / "bioformats-7.3.1", "Bio-Formats reference")
 
 
+def corpus_hcs_root() -> Path:
+    """The shared plate datasets (``../shared/corpus-hcs`` or ``$METAEXTRACT_CORPUS_HCS``)."""
+    return _need(Path(os.environ.get("METAEXTRACT_CORPUS_HCS", ROOT.parent / "shared" / "corpus-hcs")).resolve(),
+                 "corpus-hcs")
+
+
+def reference_hcs_root() -> Path:
+    """What Bio-Formats 7.3.1's showinf printed for each file of the plate datasets, run in its folder."""
+    return _need(corpus_hcs_root().parent / "reference" / "bioformats-7.3.1-hcs", "Bio-Formats plate reference")
+
+
+@pytest.fixture(scope="session")
+def corpus_hcs() -> Path:
+    return corpus_hcs_root()
+
+
+@pytest.fixture(scope="session")
+def reference_hcs() -> Path:
+    return reference_hcs_root()
+
+
 # -- PostgreSQL ---------------------------------------------------------------------------------------------
 def _pg_connect(user: str, dbname: str = "postgres") -> object:
     import psycopg

@@ -18,20 +18,12 @@ from metaextract.filesets import cellvoyager
 from metaextract.filesets._hcs import VendorFileError
 from metaextract.filesets.model import FilesetRead
 
-from .conftest import IN_CI, ROOT
+from .conftest import corpus_hcs_root as _hcs
 
 SETS = ["CV7000-example", "CV7000_z_processed"]
 BTS = "{http://www.yokogawa.co.jp/BTS/BTSSchema/1.0}"
 OME = {"o": ome.OME_NS}
 
-
-def _hcs() -> Path:
-    path = Path(os.environ.get("METAEXTRACT_CORPUS_HCS", ROOT.parent / "shared" / "corpus-hcs")).resolve()
-    if not path.is_dir():
-        if IN_CI:
-            pytest.fail(f"corpus-hcs not found at {path}")
-        pytest.skip(f"corpus-hcs not found at {path}")
-    return path
 
 
 def _mlf_records(mlf: Path) -> list[dict[str, str]]:

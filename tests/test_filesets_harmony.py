@@ -18,20 +18,13 @@ from metaextract.filesets import harmony
 from metaextract.filesets._hcs import VendorFileError
 from metaextract.filesets.model import FilesetRead
 
-from .conftest import IN_CI, ROOT
+from .conftest import corpus_hcs_root as _hcs
+from .conftest import reference_hcs_root
 
 PHENIX = Path("opera-phenix") / "pe2loaddata_Version1" / "images"
 NAME = re.compile(r"r(\d+)c(\d+)f(\d+)p(\d+)-ch(\d+)sk(\d+)fk1fl1\.tiff")
 HARMONY_NS = "{http://www.perkinelmer.com/PEHH/HarmonyV5}"
 
-
-def _hcs() -> Path:
-    path = Path(os.environ.get("METAEXTRACT_CORPUS_HCS", ROOT.parent / "shared" / "corpus-hcs")).resolve()
-    if not path.is_dir():
-        if IN_CI:
-            pytest.fail(f"corpus-hcs not found at {path}")
-        pytest.skip(f"corpus-hcs not found at {path}")
-    return path
 
 
 def _listing(folder: Path) -> list[str]:
@@ -55,7 +48,7 @@ def test_detect_takes_the_index_as_master_with_the_tiffs_it_names(phenix: Filese
 def test_key_fields_equal_the_reference_for_the_index_and_every_tiff(phenix: FilesetRead) -> None:
     """Bio-Formats reads the index and each TIFF as the whole plate: one reference per file, all equal ours."""
     ours = ome.key_fields(phenix.omexml)
-    reference = ROOT.parent / "shared" / "reference" / "bioformats-7.3.1-hcs" / PHENIX
+    reference = reference_hcs_root() / PHENIX
     files = sorted(reference.glob("*.xml"))
     assert len(files) == 7
     for ref in files:

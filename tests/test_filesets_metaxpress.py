@@ -4,7 +4,6 @@ stored reference and the live engine), every file's place against the vendor's o
 from __future__ import annotations
 
 import csv
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,8 @@ from metaextract.filesets.model import FilesetRead
 from metaextract.ome import key_fields, parse
 
 from ._plates import build_plate
+from .conftest import corpus_hcs_root, reference_hcs_root
 
-ROOT = Path(__file__).resolve().parents[1]
 HTD = "metaxpress-htd"
 P3433 = f"{HTD}/faim-ipa_9987_Plate_3433/9987_Plate_3433"
 P3435 = f"{HTD}/faim-ipa_9987_Plate_3435/9987_Plate_3435"
@@ -29,10 +28,7 @@ NS = {"o": "http://www.openmicroscopy.org/Schemas/OME/2016-06"}
 
 @pytest.fixture(scope="module")
 def hcs() -> Path:
-    path = Path(os.environ.get("METAEXTRACT_CORPUS_HCS", ROOT.parent / "shared" / "corpus-hcs")).resolve()
-    if not path.is_dir():
-        pytest.skip(f"corpus-hcs not found at {path}")
-    return path
+    return corpus_hcs_root()
 
 
 def _files(folder: Path) -> list[str]:
@@ -74,7 +70,7 @@ def _check_places(read: FilesetRead, wells: list[str], sites: int) -> int:
 
 def test_3433_equals_bioformats_read_of_the_master(hcs: Path) -> None:
     read = _one(_files(hcs / P3433), "metaxpress-htd")
-    ref = ROOT.parent / "shared" / "reference" / "bioformats-7.3.1-hcs" / P3433
+    ref = reference_hcs_root() / P3433
     ours = key_fields(read.omexml)
     assert ours == key_fields((ref / "9987.HTD.xml").read_text())
     assert ours["image_count"] == 4 and ours["images"][0]["pixels"]["size_z"] == 3
@@ -96,7 +92,7 @@ def test_3433_every_file_placed_as_named(hcs: Path) -> None:
 
 
 def test_3435_read_natively_with_its_notes(hcs: Path) -> None:
-    with open(ROOT.parent / "shared" / "reference" / "bioformats-7.3.1-hcs" / "summary.tsv", newline="") as fh:
+    with open(reference_hcs_root() / "summary.tsv", newline="") as fh:
         rows = [r for r in csv.reader(fh, delimiter="\t") if "Plate_3435" in r[0]]
     assert len(rows) == 103 and all(r[1] != "0" for r in rows)  # Bio-Formats fails on every file
     read = _one(_files(hcs / P3435), "metaxpress-htd")

@@ -14,19 +14,12 @@ from metaextract import ome
 from metaextract.filesets import scanr
 from metaextract.filesets.model import FilesetRead
 
-from .conftest import IN_CI, ROOT
+from .conftest import corpus_hcs_root as _hcs
+from .conftest import reference_hcs_root
 
 SCANR = Path("scanr") / "plateviewer_SCANR-C2-S1-T1"
 NAME = re.compile(r"([A-Z])(\d+)--W(\d+)--P(\d+)--Z(\d+)--T(\d+)--(\w+)\.tif")
 
-
-def _hcs() -> Path:
-    path = Path(os.environ.get("METAEXTRACT_CORPUS_HCS", ROOT.parent / "shared" / "corpus-hcs")).resolve()
-    if not path.is_dir():
-        if IN_CI:
-            pytest.fail(f"corpus-hcs not found at {path}")
-        pytest.skip(f"corpus-hcs not found at {path}")
-    return path
 
 
 def _listing(folder: Path) -> list[str]:
@@ -71,7 +64,7 @@ def test_pixels_agree_with_bioformats_reading_each_file_alone(plate: FilesetRead
     """Bio-Formats' reference reads each of these TIFFs alone, one image and no plate (hence the note): its
     X/Y size, pixel type and bits are those of the file's image in the fileset."""
     ours = ome.key_fields(plate.omexml)
-    reference = ROOT.parent / "shared" / "reference" / "bioformats-7.3.1-hcs" / SCANR
+    reference = reference_hcs_root() / SCANR
     for path, [place] in plate.places.items():
         theirs = ome.key_fields((reference / (os.path.basename(path) + ".xml")).read_text())
         assert theirs["image_count"] == 1 and theirs["plates"] == []

@@ -24,6 +24,22 @@ def test_migrations_create_exactly_the_models(store: Store) -> None:
             "submissions", "alembic_version"} <= tables
 
 
+def test_the_head_known_without_alembic_is_alembics_head(store: Store) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from metaextract.store.db import MIGRATIONS, at_head
+    from metaextract.store.migrations import HEAD
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD
+    assert at_head(store.engine)
+    with store.begin() as conn:  # a database one revision behind is not at the head: Alembic runs
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+    assert not at_head(store.engine)
+
+
 def test_open_store_twice_keeps_data(db_url: str) -> None:
     with open_store(db_url) as s, s.begin() as conn:
         conn.execute(experiments.insert().values(name="kept", created=__import__("datetime").datetime.now()))

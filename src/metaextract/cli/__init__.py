@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from metaextract import __version__
+from metaextract.cli.lazy import LazyGroup
 
 
 def suggest(word: str, choices: list[str]) -> str | None:
@@ -21,9 +21,20 @@ def suggest(word: str, choices: list[str]) -> str | None:
     return close[0] if close else None
 
 
-class _Main(click.Group):
+class _Main(LazyGroup):
     """Routes ``metaextract [OPTIONS] EXP COMMAND ...`` to ``step EXP COMMAND ...``, and is the command line's
     one error boundary: every library error of every command becomes one line (:mod:`.errors`)."""
+
+    lazy = {
+        "show": ("metaextract.cli.show", "show",
+                 "Print the OME-XML of each FILE (default), or one summary line per image."),
+        "compare": ("metaextract.cli.compare", "compare",
+                    "Run a native engine and Bio-Formats on each FILE and print the key fields that differ."),
+        "experiment": ("metaextract.cli.experiment", "command",
+                       "Create experiments and register their folders (EXP is a name, or #ID for an id)."),
+        "step": ("metaextract.cli.step", "command",
+                 "The metaextract step of experiment EXP (its name, or #ID): init, run, info, log, cleanup, status."),
+    }
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         i = 0
@@ -36,19 +47,20 @@ class _Main(click.Group):
             if a.startswith("-"):
                 i += 1
                 continue
-            if a not in self.commands:
-                self._refuse_typo(a, args[i + 1:])
+            if a not in self.list_commands(ctx):
+                self._refuse_typo(ctx, a, args[i + 1:])
                 args = [*args[:i], "step", *args[i:]]
             break
         return super().parse_args(ctx, args)
 
-    def _refuse_typo(self, word: str, rest: list[str]) -> None:
+    def _refuse_typo(self, ctx: click.Context, word: str, rest: list[str]) -> None:
         """A usage error when ``word``, about to be taken as EXP, looks like a mistyped command and what
         follows it is no step command (``metaextract sumbit``, ``metaextract shwo x.tif``)."""
-        step_cmds = list(_step.command.commands)
+        step = self.get_command(ctx, "step")
+        step_cmds = step.list_commands(ctx) if isinstance(step, click.Group) else []
         if rest and rest[0] in step_cmds:
             return  # `metaextract EXP init`: EXP is an experiment, whatever it looks like
-        guess = suggest(word, [*self.commands, *step_cmds])
+        guess = suggest(word, [*self.list_commands(ctx), *step_cmds])
         if guess is not None:
             raise click.UsageError(f"no command {word!r} (did you mean {guess}?); as `metaextract EXP COMMAND`, "
                                    f"{word!r} would be taken as the experiment EXP")
@@ -66,7 +78,7 @@ class _Main(click.Group):
 
 
 def _version_text() -> str:
-    from metaextract import bioformats_version
+    from metaextract import __version__, bioformats_version
 
     try:
         bf = bioformats_version()
@@ -100,41 +112,6 @@ def main(ctx: click.Context, db: str | None, verbose: int) -> None:
     ctx.ensure_object(dict)
     ctx.obj["db"] = db
     ctx.obj["verbose"] = verbose
-
-
-from metaextract.cli import show as _show  # noqa: E402
-
-main.add_command(_show.show)
-
-from metaextract.cli import experiment as _experiment  # noqa: E402
-from metaextract.cli import step as _step  # noqa: E402
-from metaextract.cli.submit import resubmit_cmd, submit_cmd  # noqa: E402
-
-main.add_command(_experiment.command)
-main.add_command(_step.command)
-_step.command.add_command(submit_cmd)
-_step.command.add_command(resubmit_cmd)
-
-
-def _optional(module: str) -> Any:
-    """Command modules that may not exist yet in a given checkout."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"{__name__}.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{module}":
-            raise
-        return None
-
-
-# cli/compare.py: `main_commands` (top level); cli/results.py: `step_commands` (under EXP).
-for _name in ("compare", "results"):
-    _mod = _optional(_name)
-    for _cmd in getattr(_mod, "main_commands", []):
-        main.add_command(_cmd)
-    for _cmd in getattr(_mod, "step_commands", []):
-        _step.command.add_command(_cmd)
 
 
 def run() -> None:

@@ -83,5 +83,3 @@ def compare(files: tuple[str, ...], engine: str) -> None:
     if differ:
         raise SystemExit(1)
 
-
-main_commands = [compare]

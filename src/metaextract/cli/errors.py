@@ -24,14 +24,16 @@ def _first_line(exc: BaseException) -> str:
 
 def as_click(exc: BaseException) -> click.ClickException | None:
     """The one-line ClickException for a library error, or None when ``exc`` is not one we word."""
+    if isinstance(exc, click.ClickException):
+        return exc
+    if isinstance(exc, (click.exceptions.Exit, click.exceptions.Abort)):
+        return None  # click's own way out (--help, --version, Ctrl-C): nothing to word, nothing to import
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from metaextract.experiment import NotFoundError
     from metaextract.store import StoreError
     from metaextract.store.jobs import JobBusyError
 
-    if isinstance(exc, click.ClickException):
-        return exc
     if isinstance(exc, (NotFoundError, JobBusyError, StoreError)):
         return click.ClickException(_first_line(exc))
     if isinstance(exc, ValueError):

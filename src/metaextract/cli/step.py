@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from metaextract.cli.errors import cli_errors
-from metaextract.jobs.step import (
-    NO_COLLECT,
-    MetadataExtractor,
-    MetaextractBatchArguments,
-    MetaextractSubmissionArguments,
-)
-from metaextract.result import Result
+from metaextract.cli.lazy import LazyGroup
+from metaextract.jobs.arguments import NO_COLLECT, MetaextractBatchArguments, MetaextractSubmissionArguments
+
+if TYPE_CHECKING:
+    from metaextract.jobs.step import MetadataExtractor
+    from metaextract.result import Result
 
 __all__ = ["cli_errors", "command", "open_extractor", "submission_options", "verbosity"]
 
@@ -41,6 +40,8 @@ def verbosity(ctx: click.Context) -> int:
 
 def open_extractor(ctx: click.Context, **kwargs: Any) -> MetadataExtractor:
     """The MetadataExtractor of the group's EXP on the ``--db`` database; closed with the context."""
+    from metaextract.jobs.step import MetadataExtractor
+
     ext = MetadataExtractor(ctx.obj["experiment"], db=_root_obj(ctx).get("db"), **kwargs)
     ctx.call_on_close(ext.close)
     return ext
@@ -87,15 +88,28 @@ def _job_number(job: int | None, phase: str) -> int:
     return job
 
 
-class _StepGroup(click.Group):
+class _StepGroup(LazyGroup):
     """``step EXP COMMAND``: with a lone word, says that it was taken as EXP and which commands may follow
-    (click's own "Missing command." leaves a mistyped command looking like an experiment)."""
+    (click's own "Missing command." leaves a mistyped command looking like an experiment). ``submit``,
+    ``resubmit``, ``summary`` and ``export`` are imported when used."""
+
+    lazy = {
+        "submit": ("metaextract.cli.submit", "submit_cmd",
+                   "Run every job that is not done and monitor it (here, in one process per core, by default)."),
+        "resubmit": ("metaextract.cli.submit", "resubmit_cmd",
+                     "Rerun the jobs that are not done or have failed files (every job with --all)."),
+        "summary": ("metaextract.cli.results", "summary",
+                    "One row per image of every file: sizes, pixel type, physical sizes, channels, plate and well, "
+                    "engine, status and error (streamed; fine for millions of files)."),
+        "export": ("metaextract.cli.results", "export_cmd",
+                   "Write the experiment's OME-XML (one companion file per image file) or a table under DIR."),
+    }
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         words = [a for a in args if not a.startswith("-")]
         if len(words) == 1 and len(words) == len(args) and not ctx.resilient_parsing:
             raise click.UsageError(f"{words[0]!r} was taken as the experiment EXP, and no command follows it: "
-                                   f"metaextract EXP {'|'.join(sorted(self.commands))}")
+                                   f"metaextract EXP {'|'.join(self.list_commands(ctx))}")
         return super().parse_args(ctx, args)
 
 

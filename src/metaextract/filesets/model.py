@@ -42,6 +42,10 @@ class FilesetSpec:
     images: tuple[str, ...]
     metadata: tuple[str, ...] = ()
 
+    def members(self) -> tuple[str, ...]:
+        """Every file of the fileset, each once: the master, the images, the vendor files."""
+        return tuple(dict.fromkeys((self.master, *self.images, *self.metadata)))
+
 
 @dataclass(slots=True)
 class FilesetRead:

@@ -9,19 +9,19 @@ and is re-exported here.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, column, delete, or_, select, table, text, update
 
 from metaextract.experiment import NotFoundError, resolve
+from metaextract.jobs.arguments import NO_COLLECT, MetaextractBatchArguments, MetaextractSubmissionArguments
 from metaextract.result import Result, one_line
 from metaextract.store import Store, open_store, reports
 from metaextract.store.bulk import bulk
@@ -48,14 +48,9 @@ __all__ = [
     "finish_job_run", "finish_submission", "job_files", "record_results",
 ]
 
-NO_COLLECT = "the metaextract step has no collect phase: every run job stores its own results"
-_DURATION = re.compile(r"^(\d+-)?\d{1,3}:[0-5]\d:[0-5]\d$")
 _PAGE = 5000
 _JOB_CHUNK = 1000
 
-#: The largest batch size: it is a bound SQL integer (a 64-bit one overflows SQLite's driver; PostgreSQL
-#: would take a wider one as numeric and cut one job per file); 2**31 - 1 files is more than any experiment.
-MAX_BATCH_SIZE = 2**31 - 1
 _MAP = "metaextract_init_batches"  # a temporary table: file id -> job number, during init
 
 
@@ -68,79 +63,6 @@ def _ranges(numbers: list[int]) -> str:
         else:
             spans.append([n, n])
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
-
-
-@dataclass(frozen=True)
-class MetaextractBatchArguments:
-    """How ``init`` cuts an experiment into run jobs.
-
-    Parameters
-    ----------
-    batch_size : int
-        Image files per run job (default 100); a batch never spans two acquisitions.
-
-    Raises
-    ------
-    ValueError
-        When ``batch_size`` is not an integer from 1 to :data:`MAX_BATCH_SIZE`.
-    """
-
-    batch_size: int = 100
-
-    def __post_init__(self) -> None:
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
-                or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be a positive integer of at most {MAX_BATCH_SIZE}, "
-                             f"not {self.batch_size!r}")
-
-
-@dataclass(frozen=True)
-class MetaextractSubmissionArguments:
-    """Resources each submitted job asks for.
-
-    Parameters
-    ----------
-    cores : int
-        CPU cores per job, hence extraction processes (default 1).
-    memory : int
-        Memory per job in MB (default 4096; each extraction process holds a JVM of ~0.5-1 GB).
-    duration : str
-        Wall time per job, ``[D-]HH:MM:SS`` (default ``"06:00:00"``).
-    queue : str, optional
-        Queue or partition for cluster schedulers.
-    timeout : float
-        Seconds one file may take before its process is killed (default 120).
-
-    Raises
-    ------
-    ValueError
-        For fewer than one core, a memory that is not positive, a malformed duration or timeout.
-    """
-
-    cores: int = 1
-    memory: int = 4096
-    duration: str = "06:00:00"
-    queue: str | None = None
-    timeout: float = 120.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.cores, bool) or not isinstance(self.cores, int) or self.cores < 1:
-            raise ValueError(f"cores must be a positive integer, not {self.cores!r}")
-        if isinstance(self.memory, bool) or not isinstance(self.memory, int) or self.memory <= 0:
-            raise ValueError(f"memory must be a positive number of MB, not {self.memory!r}")
-        if not isinstance(self.duration, str) or not _DURATION.match(self.duration):
-            raise ValueError(f"duration must look like HH:MM:SS or D-HH:MM:SS, not {self.duration!r}")
-        if not self.timeout > 0:
-            raise ValueError(f"timeout must be positive, not {self.timeout!r}")
-
-    @property
-    def duration_seconds(self) -> int:
-        days, _, hms = self.duration.rpartition("-")
-        h, m, s = (int(x) for x in hms.split(":"))
-        return (int(days) if days else 0) * 86400 + h * 3600 + m * 60 + s
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

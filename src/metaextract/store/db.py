@@ -156,8 +156,26 @@ def create_store_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def at_head(engine: Engine) -> bool:
+    """Whether the database's schema is already at this version's newest revision (one small read; a
+    database without the version table, new or not ours, is not)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from metaextract.store.migrations import HEAD
+
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except DBAPIError:
+        return False
+    return [r[0] for r in rows] == [HEAD]
+
+
 def upgrade(engine: Engine) -> None:
-    """Run the Alembic migrations up to ``head`` (serialised between processes on both databases)."""
+    """Run the Alembic migrations up to ``head`` (serialised between processes on both databases); a
+    database already at the head is left as it is without starting Alembic."""
+    if at_head(engine):
+        return
     from alembic import command
     from alembic.config import Config
 
