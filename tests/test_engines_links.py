@@ -15,7 +15,7 @@ from metaextract.engines.base import ExtractionError
 from metaextract.engines.dicom import DicomEngine
 from metaextract.engines.ics import IcsEngine
 from metaextract.engines.ometiff.micromanager import MicromanagerEngine
-from metaextract.extraction import sanity
+from metaextract.extraction import fence
 from metaextract.extraction.pipeline import extract_file, read_head
 
 from .test_hostile import OpenWatch
@@ -39,10 +39,10 @@ def test_in_folder(places: tuple[Path, Path]) -> None:
     (outside / "b").write_text("b")
     os.symlink(inside / "a", inside / "to_a")
     os.symlink(outside / "b", inside / "to_b")
-    assert sanity.in_folder(str(inside / "a"), str(inside))
-    assert sanity.in_folder(str(inside / "to_a"), str(inside))
-    assert not sanity.in_folder(str(inside / "to_b"), str(inside))
-    assert not sanity.in_folder(str(inside / ".." / "elsewhere" / "b"), str(inside))
+    assert fence.in_folder(str(inside / "a"), str(inside))
+    assert fence.in_folder(str(inside / "to_a"), str(inside))
+    assert not fence.in_folder(str(inside / "to_b"), str(inside))
+    assert not fence.in_folder(str(inside / ".." / "elsewhere" / "b"), str(inside))
 
 
 def test_ics_header_linked_from_outside_is_not_read(corpus: Path, places: tuple[Path, Path]) -> None:

@@ -199,7 +199,7 @@ def test_submit_records_every_hostile_file(sqlite_url: str,
 def test_a_folder_link_retargeted_outside_is_refused(tmp_path: Path) -> None:
     """The folder part of a path is resolved at most every DIR_TTL seconds; after that a folder symlink
     re-pointed outside the registered folder is caught, as a file symlink is at once."""
-    from metaextract.extraction import sanity
+    from metaextract.extraction import fence
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "real").mkdir(parents=True)
@@ -208,10 +208,10 @@ def test_a_folder_link_retargeted_outside_is_refused(tmp_path: Path) -> None:
         (folder / "a.tif").write_bytes(b"II*\x00")
     (root / "sub").symlink_to(root / "real")
     path = str(root / "sub" / "a.tif")
-    assert sanity.outside_root(path, str(root)) is None
+    assert fence.outside_root(path, str(root)) is None
     (root / "sub").unlink()
     (root / "sub").symlink_to(outside)
-    time.sleep(sanity.DIR_TTL * 1.5)
-    assert "outside the registered folder" in (sanity.outside_root(path, str(root)) or "")
+    time.sleep(fence.DIR_TTL * 1.5)
+    assert "outside the registered folder" in (fence.outside_root(path, str(root)) or "")
     (root / "real" / "b.tif").symlink_to(outside / "a.tif")  # a file link is resolved every time
-    assert "outside the registered folder" in (sanity.outside_root(str(root / "real" / "b.tif"), str(root)) or "")
+    assert "outside the registered folder" in (fence.outside_root(str(root / "real" / "b.tif"), str(root)) or "")

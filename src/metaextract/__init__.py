@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError, package_version
+from metaextract.extraction.limits import DEFAULT_TIMEOUT
 from metaextract.result import STATUSES, Result, Status
 
 __all__ = [
@@ -83,7 +84,7 @@ def extract_many(
     *,
     engine: str = "auto",
     workers: int | None = None,
-    timeout: float = 120.0,
+    timeout: float = DEFAULT_TIMEOUT,
     roots: Sequence[str] | None = None,
 ) -> Iterator[Result]:
     """Extract many files with ``workers`` processes, each keeping one JVM; yields Results as they finish.

@@ -7,8 +7,6 @@ from typing import Any
 
 import click
 
-from metaextract.engines.base import ExtractionError
-
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """``{"images[0].pixels.size_x": 512, ...}`` from nested key fields."""
@@ -35,22 +33,23 @@ def differences(native_xml: str, reference_xml: str) -> list[tuple[str, Any, Any
 
 
 def compare_file(path: str, engine: str = "auto") -> tuple[str, list[tuple[str, Any, Any]] | str]:
-    """``(native engine name, differences)``, or ``(name, message)`` when there is nothing to compare."""
-    from metaextract import engines
-    from metaextract.extraction.pipeline import read_head
+    """``(native engine name, differences)``, or ``(name, message)`` when there is nothing to compare.
 
-    native = engines.choose(path, read_head(path), engine)
-    if native.name == "bioformats":
+    Both reads go through :func:`~metaextract.extraction.pipeline.extract_file`, so a file is checked
+    (refused, fenced, validated) exactly as a run would check it before its key fields are compared.
+    """
+    from metaextract.extraction.pipeline import extract_file
+
+    ours = extract_file(path, engine)
+    name = (ours.engine or engine).split(" ", 1)[0]  # "name version"; engine names hold no space
+    if name == "bioformats":
         return "bioformats", "no native engine claims this file"
-    try:
-        ours = native.extract(path)
-    except ExtractionError as exc:
-        return native.name, f"{native.name} failed: {exc}"
-    try:
-        theirs = engines.get("bioformats").extract(path)
-    except ExtractionError as exc:
-        return native.name, f"bioformats failed: {exc}"
-    return native.name, differences(ours, theirs)
+    if ours.status != "ok" or ours.omexml is None:
+        return name, f"{name} failed: {ours.error}"
+    theirs = extract_file(path, "bioformats")
+    if theirs.status != "ok" or theirs.omexml is None:
+        return name, f"bioformats failed: {theirs.error}"
+    return name, differences(ours.omexml, theirs.omexml)
 
 
 def _show(value: Any) -> str:

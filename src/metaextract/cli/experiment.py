@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from metaextract.cli.step import _root_obj, cli_errors, verbosity
+from metaextract.cli.step import cli_errors, root_obj, verbosity
 from metaextract.experiment import (
     Registration,
     add_folder,
@@ -20,7 +20,7 @@ from metaextract.store import Store, open_store
 
 
 def _store(ctx: click.Context) -> Store:
-    store = open_store(_root_obj(ctx).get("db"))
+    store = open_store(root_obj(ctx).get("db"))
     ctx.call_on_close(store.close)
     return store
 

@@ -29,20 +29,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 _SUB = MetaextractSubmissionArguments()
 
 
-def _root_obj(ctx: click.Context) -> dict[str, Any]:
+def root_obj(ctx: click.Context) -> dict[str, Any]:
     obj = ctx.find_root().obj
     return obj if isinstance(obj, dict) else {}
 
 
 def verbosity(ctx: click.Context) -> int:
-    return int(_root_obj(ctx).get("verbose") or 0)
+    return int(root_obj(ctx).get("verbose") or 0)
 
 
 def open_extractor(ctx: click.Context, **kwargs: Any) -> MetadataExtractor:
     """The MetadataExtractor of the group's EXP on the ``--db`` database; closed with the context."""
     from metaextract.jobs.step import MetadataExtractor
 
-    ext = MetadataExtractor(ctx.obj["experiment"], db=_root_obj(ctx).get("db"), **kwargs)
+    ext = MetadataExtractor(ctx.obj["experiment"], db=root_obj(ctx).get("db"), **kwargs)
     ctx.call_on_close(ext.close)
     return ext
 

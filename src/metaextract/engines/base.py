@@ -12,6 +12,10 @@ from metaextract.extraction import snapshot
 
 T = TypeVar("T")
 
+#: What a native engine claims a file with: its magic bytes plus a structural check (beats Bio-Formats' catch-all 1;
+#: an engine with stronger evidence, such as a document of its own kind inside a TIFF, claims more).
+CLAIM = 50
+
 
 @cache
 def package_version(name: str) -> str:
@@ -109,7 +113,7 @@ class ReaderEngine(Generic[T]):
     """
 
     name: str
-    score: int = 50  #: magic bytes plus a structural check: beats Bio-Formats' catch-all 1
+    score: int = CLAIM  #: what ``claim`` answers for a file this engine reads
     #: the name endings (lower case) and the first bytes :meth:`wants` requires, when it does: ``auto`` then
     #: asks this engine only about files that have them (see :func:`metaextract.engines.choose`)
     suffixes: tuple[str, ...] | None = None

@@ -38,10 +38,8 @@ import re
 import struct
 from dataclasses import dataclass
 
-from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
 from metaextract.ome import writer as ox
-
-CLAIM = 50  # magic bytes / header structure plus the suffix Bio-Formats goes by: beats its catch-all 1
 
 # -- SPE ------------------------------------------------------------------------------------------------
 SPE_HEADER = 4100

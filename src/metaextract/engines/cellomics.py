@@ -39,11 +39,10 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
 from metaextract.ome import writer as ox
 
 NAME = "cellomics"
-CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
 MAGIC = b"\x00\x00\x00\x10"
 HEADER = 52
 INT_MAX = (1 << 31) - 1

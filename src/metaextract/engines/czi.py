@@ -66,11 +66,10 @@ from typing import Any
 from lxml import etree
 
 from metaextract import ome
-from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from metaextract.engines.base import CLAIM, ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
 from metaextract.ome import writer as ox
 
 NAME = "czi"
-CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
 MAGIC = b"ZISRAWFILE"
 ALIGN = 32
 MAX_SEGMENTS = 200_000

@@ -57,13 +57,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, ClaimMemo, ExtractionError, UnsupportedFormatError
 from metaextract.engines.notimage import why_not_an_image
-from metaextract.extraction import sanity
+from metaextract.extraction import fence
 from metaextract.ome import writer as ox
 
 NAME = "pydicom"
-CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
 RESCUE = 50
 PREAMBLE = 128
 MAX_SIBLINGS = 64
@@ -438,7 +437,7 @@ def _dicoms_in(folder: str) -> tuple[list[str], list[str]]:
         for entry in entries:
             if entry.name.startswith(".") or not entry.is_file():
                 continue
-            if entry.is_symlink() and not sanity.in_folder(entry.path, folder):
+            if entry.is_symlink() and not fence.in_folder(entry.path, folder):
                 outside.append(entry.name)
                 continue
             if _maybe_dicom(entry.path, entry.name):

@@ -35,11 +35,10 @@ import os
 import struct
 from dataclasses import dataclass
 
-from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
 from metaextract.ome import writer as ox
 
 NAME = "dv"
-CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
 HEADER = 1024
 LITTLE_MAGIC = 0xC0A0  # the short at 96 read little-endian
 BIG_MAGIC = 0xA0C0

@@ -54,12 +54,11 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
-from metaextract.extraction import sanity
+from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.extraction import fence
 from metaextract.ome import writer as ox
 
 NAME = "ics"
-CLAIM = 50
 RESCUE = 50  # the header's own first line is the evidence
 MAX_HEADER = 1 << 20
 MAX_PLANES = 100_000
@@ -91,7 +90,7 @@ def looks_like_ics(head: bytes) -> bool:
 
 def _inside(ics: str, path: str) -> None:
     """Refuse the .ics header of an .ids when it is a link that resolves outside the folder."""
-    if ics != path and not sanity.in_folder(ics, os.path.dirname(os.path.abspath(path))):
+    if ics != path and not fence.in_folder(ics, os.path.dirname(os.path.abspath(path))):
         raise ExtractionError(f"its header {os.path.basename(ics)} resolves outside the file's folder; refused, "
                               "not read")
 
@@ -391,7 +390,7 @@ class IcsEngine(ReaderEngine[Found]):
             return False
         if path == pair[0]:
             return looks_like_ics(head)
-        if not sanity.in_folder(pair[0], os.path.dirname(os.path.abspath(path))):
+        if not fence.in_folder(pair[0], os.path.dirname(os.path.abspath(path))):
             return False  # its header links outside the folder: not read
         try:
             with open(pair[0], "rb") as fh:

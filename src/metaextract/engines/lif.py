@@ -50,11 +50,10 @@ from typing import Any
 from lxml import etree
 
 from metaextract import ome
-from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
 from metaextract.ome import writer as ox
 
 NAME = "lif"
-CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
 MAGIC = 0x70
 MEMORY = 0x2A
 MAX_XML_CHARS = 64 << 20

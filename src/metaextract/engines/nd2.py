@@ -41,12 +41,11 @@ from typing import Any
 from lxml import etree
 
 from metaextract import ome
-from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, ClaimMemo, ExtractionError, UnsupportedFormatError
 from metaextract.ome import writer as ox
 
 NAME = "nd2"
 RESCUE = 50
-CLAIM = 50  # magic bytes plus the structural checks of ``inspect_nd2``: beats Bio-Formats' catch-all 1
 #: ND2 files start with the chunk magic 0x0ABECEDA (little-endian), legacy ones with a JPEG 2000 box.
 CHUNK_MAGIC = b"\xda\xce\xbe\x0a"
 MAGIC = (CHUNK_MAGIC, b"\x00\x00\x00\x0cjP  ")

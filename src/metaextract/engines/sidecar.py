@@ -26,10 +26,9 @@ import os
 import re
 import struct
 
-from metaextract.engines.base import UnsupportedFormatError, package_version
+from metaextract.engines.base import CLAIM, UnsupportedFormatError, package_version
 
 NAME = "sidecar"
-CLAIM = 50
 MAX_JSON = 1 << 20  # display settings and index axes are small; a bigger file is not ours to judge
 BTS = b"http://www.yokogawa.co.jp/BTS/BTSSchema/1.0"
 #: the root element after the XML declaration (and comments), with its namespace prefix

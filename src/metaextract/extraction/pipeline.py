@@ -11,7 +11,7 @@ from metaextract import engines
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.notimage import why_not_an_image
 from metaextract.engines.rescue import rescuers
-from metaextract.extraction import sanity, snapshot
+from metaextract.extraction import fence, sanity, snapshot
 from metaextract.ome import by_writer, validate
 from metaextract.result import Result, one_line
 
@@ -174,7 +174,7 @@ def _as_stored(result: Result, stored: str, real: str) -> Result:
 
 def _extract_file(path: str, engine: str, *, raise_fatal: bool, root: str | None) -> Result:
     start = time.perf_counter()
-    problem, st = sanity.outside_root_stat(path, root) if root is not None else (None, None)
+    problem, st = fence.outside_root_stat(path, root) if root is not None else (None, None)
     size = None
     if problem is None:
         problem, size = _precheck(path, st)

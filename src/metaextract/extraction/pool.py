@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from metaextract.extraction.limits import DEFAULT_TIMEOUT
 from metaextract.result import ROW_RSS, ROW_SECONDS, Result, Row
 
-DEFAULT_TIMEOUT = 120.0
 # A process sends the results it has every FLUSH_SECONDS (and whenever it runs out of files), so fast files
 # cost one message per batch, not one each. Each process is kept about two batches' worth of files ahead
 # (at most MAX_QUEUE); slow files (longer than a batch) go one at a time, so they spread over the processes.

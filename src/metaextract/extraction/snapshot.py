@@ -13,7 +13,8 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 WHOLE = 64 << 10
 _tokens = itertools.count(1)
@@ -28,6 +29,9 @@ class Snapshot:
     data: bytes
     complete: bool
     token: int
+    #: what was worked out from these bytes for this one extraction (e.g. the TIFF walk the checks before
+    #: and after the engine share), by what it is: it lives and dies with the snapshot, never across files
+    derived: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def read_prefix(path: str | os.PathLike[str], size: int, known: int | None = None) -> bytes:

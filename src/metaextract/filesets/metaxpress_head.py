@@ -3,7 +3,7 @@
 MetaXpress writes the pixels first and the IFD and description after them, so a header read is the
 8-byte TIFF header, one IFD and the description it points to (a few KB), through a memory map: the cost
 per file is flat whatever the image size. The TIFF walk is the sanity check's
-(:class:`~metaextract.extraction.sanity._Tiff`),
+(:class:`~metaextract.engines.tiff.ifd.Tiff`),
 the property reader the MetaSeries engine's (:func:`~metaextract.engines.tiff.metaseries.read_props`).
 """
 
@@ -16,9 +16,8 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime
 
-from metaextract.engines.tiff import metaseries
-from metaextract.engines.tiff.plain import _iso_date
-from metaextract.extraction.sanity import _Damage, _Tiff
+from metaextract.engines.tiff import common, metaseries
+from metaextract.engines.tiff.ifd import Damage, Tiff
 
 _PIXEL_TYPES = {(1, 8): "uint8", (1, 16): "uint16", (1, 32): "uint32", (2, 8): "int8", (2, 16): "int16",
                 (2, 32): "int32", (3, 32): "float", (3, 64): "double"}
@@ -77,7 +76,7 @@ def _text(raw: bytes | None) -> str:
         return raw.decode("cp1252", errors="replace")
 
 
-def _read(t: _Tiff) -> Head | None:
+def _read(t: Tiff) -> Head | None:
     tags, following = t.ifd(t.first_ifd(), 0)
 
     def one(code: int, default: int | None) -> int | None:
@@ -93,7 +92,7 @@ def _read(t: _Tiff) -> Head | None:
     entry = tags.get(270)
     description = _text(None if entry is None else t.bytes_of(entry, MAX_DESCRIPTION, "ImageDescription"))
     date_entry = tags.get(306)
-    date = _iso_date(_text(t.bytes_of(date_entry, 64, "DateTime")).strip()) if date_entry else None
+    date = common.iso_date(_text(t.bytes_of(date_entry, 64, "DateTime")).strip()) if date_entry else None
     props = dict(_WANTED.findall(description))
     return Head(size_x=width, size_y=length, pixel_type=pixel_type, bits=bits, big_endian=t.order == ">",
                 pages=1 if following == 0 else 2, date=date if isinstance(date, str) else None,
@@ -111,8 +110,8 @@ def read_head(path: str) -> Head | None:
                 order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
                 if order is None:
                     return None
-                return _read(_Tiff(data, order, False))
-    except (_Damage, OSError, ValueError, struct.error, OverflowError):
+                return _read(Tiff(data, order, False))
+    except (Damage, OSError, ValueError, struct.error, OverflowError):
         return None
 
 

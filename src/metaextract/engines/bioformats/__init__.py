@@ -24,7 +24,7 @@ from typing import Any
 
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.bioformats.jvm import start_jvm
-from metaextract.extraction import sanity
+from metaextract.extraction import fence, sanity
 from metaextract.extraction.clock import starting_up
 from metaextract.result import one_line
 
@@ -130,7 +130,7 @@ class BioFormatsEngine:
         out: set[str] = set()
         with contextlib.suppress(OSError), os.scandir(folder) as entries:
             for entry in entries:
-                link_out = entry.is_symlink() and not sanity.in_folder(entry.path, folder)
+                link_out = entry.is_symlink() and not fence.in_folder(entry.path, folder)
                 if link_out or (entry.name.lower().endswith(COMPANION_ENDINGS) and _declares_dtd(entry.path)):
                     out.add(entry.path)
         location = self._j["Location"]

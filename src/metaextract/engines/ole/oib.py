@@ -50,7 +50,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
 from metaextract.engines.ole.storage import MAGIC as OLE_MAGIC
 from metaextract.engines.ole.storage import (
     JavaNumberError,
@@ -64,7 +64,6 @@ from metaextract.engines.ole.storage import (
 from metaextract.ome import writer as ox
 
 NAME = "oib"
-CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
 EPSILON = 1e-6  # loci.common.Constants.EPSILON (FormatTools' positive-quantity check)
 MAX_TEXT = 16 * 1024 * 1024  # an INI stream larger than this is not a header
 NUM_DIMENSIONS = 9

@@ -48,7 +48,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
 from metaextract.engines.ole.storage import MAGIC as OLE_MAGIC
 from metaextract.engines.ole.storage import (
     JavaNumberError,
@@ -62,7 +62,6 @@ from metaextract.engines.ole.storage import (
 from metaextract.ome import writer as ox
 
 NAME = "zvi"
-CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
 EPSILON = 1e-6  # loci.common.Constants.EPSILON (FormatTools' positive-quantity check)
 MAX_TAGS = 4 * 1024 * 1024  # a tag stream larger than this is not a header
 SKIPPED_TAG = 1047  # ZeissZVIReader.parseTags drops it

@@ -69,8 +69,8 @@ from lxml import etree
 
 from metaextract import ome
 from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
-from metaextract.engines.tiff import plain
-from metaextract.extraction import sanity
+from metaextract.engines.tiff import common, plain
+from metaextract.extraction import fence
 from metaextract.ome import upgrade
 from metaextract.ome import writer as ox
 from metaextract.ome.writer import jdouble
@@ -89,13 +89,13 @@ _BOOLEANS = frozenset({"boolean"})
 _DATES = frozenset({"dateTime"})
 #: TIFF tags that make Bio-Formats pick another reader than the OME-TIFF one (Micro-Manager, ImageJ …)
 _FOREIGN_TAGS = frozenset({50838, 50839, 51123, 33628, 33629, 33630, 34412, 34361, 65000})
-_BITS = {"int8": 8, "uint8": 8, "int16": 16, "uint16": 16, "int32": 32, "uint32": 32, "float": 32,
+BITS = {"int8": 8, "uint8": 8, "int16": 16, "uint16": 16, "int32": 32, "uint32": 32, "float": 32,
          "double": 64}
-_DTYPES = {"int8": "int8", "uint8": "uint8", "int16": "int16", "uint16": "uint16", "int32": "int32",
+DTYPES = {"int8": "int8", "uint8": "uint8", "int16": "int16", "uint16": "uint16", "int32": "int32",
            "uint32": "uint32", "float": "float32", "double": "float64"}
 
 
-class _Decline(Exception):
+class Decline(Exception):
     """The document holds something whose Bio-Formats rendering this engine has not proven."""
 
 
@@ -113,7 +113,7 @@ def _local(name: str) -> str:
 
 
 @cache
-def _schema() -> _Schema:
+def schema() -> _Schema:
     doc = etree.parse(str(ome.xsd_path()), ome.safe_parser()).getroot()
     simple: dict[str, str] = {}
     for st in doc.iter(XSD + "simpleType"):
@@ -196,7 +196,7 @@ def _java_double(text: str) -> str:
     try:
         value = float(text)
     except ValueError:
-        raise _Decline(f"not a number: {text!r}") from None
+        raise Decline(f"not a number: {text!r}") from None
     return jdouble(value)
 
 
@@ -207,15 +207,15 @@ def _java_timestamp(text: str) -> str:
     """A timestamp as the Java model writes it back: in UTC, to the second, without a zone."""
     m = _STAMP.fullmatch(text.strip())
     if m is None:
-        raise _Decline(f"timestamp {text!r}")
+        raise Decline(f"timestamp {text!r}")
     year, month, day, hour, minute, second, fraction, zone = m.groups()
     if fraction and fraction.strip("0"):
-        raise _Decline(f"timestamp with fractions of a second: {text!r}")
+        raise Decline(f"timestamp with fractions of a second: {text!r}")
     plain = f"{year}-{month}-{day}T{hour}:{minute}:{second}"
     if zone in (None, "Z", "+00:00", "-00:00"):
         return plain
     if not 1 < int(year) < 9999:
-        raise _Decline(f"timestamp with a zone far from now: {text!r}")
+        raise Decline(f"timestamp with a zone far from now: {text!r}")
     stamp = datetime.fromisoformat(plain + zone).astimezone(UTC)
     return (f"{stamp.year:04d}-{stamp.month:02d}-{stamp.day:02d}T{stamp.hour:02d}:{stamp.minute:02d}:"
             f"{stamp.second:02d}")
@@ -224,18 +224,18 @@ def _java_timestamp(text: str) -> str:
 def _fix_attributes(el: Any, name: str, schema: _Schema) -> None:
     known = schema.attrs.get(name)
     if known is None:
-        raise _Decline(f"element {name} is not in the schema")
+        raise Decline(f"element {name} is not in the schema")
     for attr in list(el.attrib):
         if attr.startswith("{"):
             continue
         if attr not in known:
-            raise _Decline(f"attribute {name}/@{attr} is not in the schema")
+            raise Decline(f"attribute {name}/@{attr} is not in the schema")
         typ = known[attr][0]
         value = el.get(attr)
         if typ in _FLOATS:
             el.set(attr, _java_double(value))
         elif typ in _BOOLEANS and value not in ("true", "false"):
-            raise _Decline(f"boolean {name}/@{attr}={value!r}")
+            raise Decline(f"boolean {name}/@{attr}={value!r}")
         elif typ in _DATES:
             el.set(attr, _java_timestamp(value))
     for attr, (_typ, default) in known.items():
@@ -244,7 +244,7 @@ def _fix_attributes(el: Any, name: str, schema: _Schema) -> None:
             el.set(attr, default)
 
 
-def _round_trip(el: Any, schema: _Schema) -> None:
+def round_trip(el: Any, schema: _Schema) -> None:
     """Comments gone, attributes as the Java model writes them, children in schema order (in place)."""
     for child in list(el):
         if not isinstance(child.tag, str):
@@ -268,10 +268,10 @@ def _round_trip(el: Any, schema: _Schema) -> None:
     order = schema.order.get(name, {})
     for child in children:
         if not child.tag.startswith(_Q):
-            raise _Decline(f"foreign element in {name}")
+            raise Decline(f"foreign element in {name}")
         if etree.QName(child).localname not in order:
-            raise _Decline(f"{etree.QName(child).localname} in {name} is not in the schema")
-        _round_trip(child, schema)
+            raise Decline(f"{etree.QName(child).localname} in {name} is not in the schema")
+        round_trip(child, schema)
     ranked = sorted(children, key=lambda c: order[etree.QName(c).localname])
     if ranked != children:
         for child in children:
@@ -283,7 +283,7 @@ def _round_trip(el: Any, schema: _Schema) -> None:
 
 # -- the Bio-Formats core step --------------------------------------------------------------------------
 @dataclass
-class _Core:
+class Core:
     """What a Bio-Formats reader's core metadata says about one image."""
 
     big_endian: bool
@@ -302,21 +302,21 @@ def _sub(parent: Any, name: str, before: tuple[str, ...] = ()) -> Any:
     return el
 
 
-def _populate(root: Any, cores: list[_Core]) -> None:
+def populate(root: Any, cores: list[Core]) -> None:
     """``MetadataTools.populatePixels``: IDs, byte order, bits, channels (in place)."""
     images = root.findall(_Q + "Image")
     if len(images) != len(cores):
-        raise _Decline("image count")
+        raise Decline("image count")
     refs = {r.get("ID") for r in root.iter(_Q + "ImageRef")}
     for index, (image, core) in enumerate(zip(images, cores, strict=True)):
         new_id = f"Image:{index}"
         if image.get("ID") != new_id:
             if image.get("ID") in refs:
-                raise _Decline("an image whose ID Bio-Formats rewrites is referred to")
+                raise Decline("an image whose ID Bio-Formats rewrites is referred to")
             image.set("ID", new_id)
         pixels = image.find(_Q + "Pixels")
         if pixels is None:
-            raise _Decline("image without pixels")
+            raise Decline("image without pixels")
         pixels.set("ID", f"Pixels:{index}")
         pixels.set("BigEndian", "true" if core.big_endian else "false")
         pixels.set("Interleaved", "false")
@@ -326,11 +326,11 @@ def _populate(root: Any, cores: list[_Core]) -> None:
             bins[0].set("BigEndian", "true" if core.big_endian else "false")
         size_c = int(pixels.get("SizeC", "0"))
         if core.samples < 1 or size_c % core.samples:
-            raise _Decline("channels do not divide by samples")
+            raise Decline("channels do not divide by samples")
         channels = pixels.findall(_Q + "Channel")
         wanted = size_c // core.samples
         if len(channels) > wanted:
-            raise _Decline("more Channel elements than channels")
+            raise Decline("more Channel elements than channels")
         for c in range(wanted):
             if c < len(channels):
                 channel = channels[c]
@@ -444,7 +444,7 @@ def _parse_any(xml: bytes) -> tuple[Any, bool]:
     except ome.UnsafeXMLError as exc:
         raise ExtractionError(f"embedded OME-XML refused: {exc}") from None
     except etree.XMLSyntaxError as exc:
-        raise _Decline(f"not well-formed: {exc}") from None
+        raise Decline(f"not well-formed: {exc}") from None
     return _current(root), root.tag != _Q + "OME"
 
 
@@ -457,10 +457,10 @@ def _current(root: Any) -> Any:
         try:
             new = upgrade.upgrade(root)
         except upgrade.Unproven as exc:
-            raise _Decline(f"an older OME schema ({upgrade.version_of(root)}): {exc}") from None
-        _schema_order(new, _schema())
+            raise Decline(f"an older OME schema ({upgrade.version_of(root)}): {exc}") from None
+        _schema_order(new, schema())
         return new
-    raise _Decline("not an OME document")
+    raise Decline("not an OME document")
 
 
 def _schema_order(el: Any, schema: _Schema) -> None:
@@ -479,21 +479,21 @@ def _schema_order(el: Any, schema: _Schema) -> None:
         stack.extend(children)
 
 
-def _check_text(root: Any) -> None:
+def check_text(root: Any) -> None:
     """Bio-Formats' OME-XML reader copies text content unescaped; text with markup characters would
     be re-read differently, so such documents are declined."""
     for el in root.iter():
         if isinstance(el.tag, str) and el.text and ("<" in el.text or "&" in el.text):
-            raise _Decline("text with markup characters")
+            raise Decline("text with markup characters")
 
 
-def _valid(root: Any) -> None:
+def valid(root: Any) -> None:
     ok, why = ome.validate(etree.tostring(root))
     if not ok:
-        raise _Decline(f"not valid OME 2016-06: {why}")
+        raise Decline(f"not valid OME 2016-06: {why}")
 
 
-def omexml_cores(root: Any, *, tiff_data: bool = False) -> list[_Core]:
+def omexml_cores(root: Any, *, tiff_data: bool = False) -> list[Core]:
     """The core metadata Bio-Formats' ``OMEXMLReader`` derives for each image of a standalone document
     (``tiff_data``: an upgraded document may map its planes to TIFFs, which the reader keeps as written)."""
     images = root.findall(_Q + "Image")
@@ -502,12 +502,12 @@ def omexml_cores(root: Any, *, tiff_data: bool = False) -> list[_Core]:
     for image in images:
         pixels = image.find(_Q + "Pixels")
         if pixels is None:
-            raise _Decline("image without pixels")
+            raise Decline("image without pixels")
         if pixels.find(_Q + "TiffData") is not None and not tiff_data:
-            raise _Decline("TiffData in a standalone OME-XML document")
+            raise Decline("TiffData in a standalone OME-XML document")
         typ = pixels.get("Type", "")
-        if typ not in _BITS:
-            raise _Decline(f"pixel type {typ}")
+        if typ not in BITS:
+            raise Decline(f"pixel type {typ}")
         big = True
         if any_bin:
             big = False
@@ -516,8 +516,8 @@ def omexml_cores(root: Any, *, tiff_data: bool = False) -> list[_Core]:
                 big = pixels.get("BigEndian") == "true"
             elif bins:
                 big = bins[0].get("BigEndian") == "true"
-        bits = int(pixels.get("SignificantBits") or _BITS[typ])
-        cores.append(_Core(big_endian=big, bits=bits))
+        bits = int(pixels.get("SignificantBits") or BITS[typ])
+        cores.append(Core(big_endian=big, bits=bits))
     for pixels in root.iterfind(f"{_Q}Image/{_Q}Pixels"):
         for bin_el in pixels.findall(_Q + "BinData"):
             bin_el.set("Length", "0")
@@ -526,13 +526,13 @@ def omexml_cores(root: Any, *, tiff_data: bool = False) -> list[_Core]:
 
 
 def omexml_document(xml: bytes) -> str:
-    """A standalone OME-XML document as Bio-Formats 7.3.1 prints it (raises ``_Decline``)."""
+    """A standalone OME-XML document as Bio-Formats 7.3.1 prints it (raises ``Decline``)."""
     root, upgraded = _parse_any(xml)
-    _check_text(root)
-    _valid(root)
+    check_text(root)
+    valid(root)
     cores = omexml_cores(root, tiff_data=upgraded)
-    _round_trip(root, _schema())
-    _populate(root, cores)
+    round_trip(root, schema())
+    populate(root, cores)
     return serialise(root)
 
 
@@ -568,7 +568,7 @@ def _read_tiff(path: str) -> _Tiff:
         codes = {tag.code for tag in first.tags}
         foreign = bool(tf.is_micromanager or tf.is_imagej or codes & _FOREIGN_TAGS)
         if first.tags.get(330) is not None:
-            raise _Decline("a pyramid (SubIFDs)")
+            raise Decline("a pyramid (SubIFDs)")
         description = first.tags.get(270)
         data = None
         if description is not None:
@@ -577,7 +577,7 @@ def _read_tiff(path: str) -> _Tiff:
         shapes = []
         for page in pages:
             if not isinstance(page, tifffile.TiffPage) or page.tags.get(330) is not None:
-                raise _Decline("IFD tifffile cannot read as a page")
+                raise Decline("IFD tifffile cannot read as a page")
             shapes.append((page.imagewidth, page.imagelength, page.samplesperpixel, page.bitspersample,
                            str(page.dtype) if page.dtype is not None else None))
         found = _Tiff(data=data, big_endian=tf.byteorder == ">", planar=int(first.planarconfig),
@@ -607,7 +607,7 @@ def _sibling(folder: str, name: str | None) -> str | None:
     path = os.path.join(folder, name)
     if not os.path.isfile(path):
         return None
-    if not sanity.in_folder(path, folder):
+    if not fence.in_folder(path, folder):
         raise ExtractionError(f"OME-XML references {name!r}, which resolves outside the file's folder; refused")
     return path
 
@@ -617,10 +617,10 @@ def _metadata_file(path: str) -> bytes:
     if path.lower().endswith(_OME_SUFFIXES):
         data = _read_tiff(path).data
         if data is None:
-            raise _Decline("metadata OME-TIFF without a description")
+            raise Decline("metadata OME-TIFF without a description")
         return data
     if os.path.getsize(path) > MAX_XML:
-        raise _Decline("metadata file too large")
+        raise Decline("metadata file too large")
     with open(path, "rb") as fh:
         return fh.read()
 
@@ -650,7 +650,7 @@ class _Set:
         uuid = td.find(_Q + "UUID")
         if uuid is None:
             if self.current is None:
-                raise _Decline("a companion's TiffData without a UUID")
+                raise Decline("a companion's TiffData without a UUID")
             self.used.add(self.current)
             return self.current
         value = (uuid.text or "").strip()
@@ -659,7 +659,7 @@ class _Set:
             # Bio-Formats takes a UUID without a file name to be the opened file only when it is the
             # document's own UUID; anything else it would have to search for
             if self.current is None or value != (self.root_uuid or value):
-                raise _Decline("a UUID without a FileName that is not this file's")
+                raise Decline("a UUID without a FileName that is not this file's")
             target = self.current
         else:
             found = _sibling(self.folder, name)
@@ -667,114 +667,114 @@ class _Set:
                 # Bio-Formats maps a FileName that is not in the folder to the opened file when the UUID
                 # is the document's own (the spec samples name the file they were renamed from)
                 if self.current is None or value != (self.root_uuid or value):
-                    raise _Decline(f"file {name!r} of the set is missing")
+                    raise Decline(f"file {name!r} of the set is missing")
                 self.renamed = True
                 found = self.current
             target = found
         if self.files.setdefault(value, target) != target:
-            raise _Decline("one UUID names two files")  # Bio-Formats: "Inconsistent UUID filenames"
+            raise Decline("one UUID names two files")  # Bio-Formats: "Inconsistent UUID filenames"
         self.used.add(target)
         return target
 
 
-def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[_Core]:
+def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
     """The core metadata Bio-Formats' ``OMETiffReader`` derives, after checking that every plane of every
     image is one IFD of a present file, each IFD once, all of the Pixels' shape."""
     cores = []
     for index, image in enumerate(root.findall(_Q + "Image")):
         pixels = image.find(_Q + "Pixels")
         if pixels is None or pixels.find(_Q + "BinData") is not None or pixels.find(_Q + "MetadataOnly") is not None:
-            raise _Decline("an OME-TIFF image without TiffData")
+            raise Decline("an OME-TIFF image without TiffData")
         tds = pixels.findall(_Q + "TiffData")
         if not tds:
-            raise _Decline("an OME-TIFF image without TiffData")
+            raise Decline("an OME-TIFF image without TiffData")
         typ = pixels.get("Type", "")
-        if typ not in _BITS:
-            raise _Decline(f"pixel type {typ}")
+        if typ not in BITS:
+            raise Decline(f"pixel type {typ}")
         size = {d: int(pixels.get(f"Size{d}", "0")) for d in "XYZCT"}
         order = pixels.get("DimensionOrder", "")
         samples = first.shapes[0][2]
         if size["C"] % samples:
-            raise _Decline("channels do not divide by samples")
+            raise Decline("channels do not divide by samples")
         channels = pixels.findall(_Q + "Channel")
         for channel in channels:
             if channel.get("SamplesPerPixel") not in (None, str(samples)):
-                raise _Decline("Channel SamplesPerPixel differs from the TIFF")
+                raise Decline("Channel SamplesPerPixel differs from the TIFF")
             if samples > 1 and len(channels) > 1 and channel.get("SamplesPerPixel") is None:
-                raise _Decline("RGB channels without SamplesPerPixel")  # Bio-Formats then reads C unsplit
+                raise Decline("RGB channels without SamplesPerPixel")  # Bio-Formats then reads C unsplit
         sizes = {"Z": size["Z"], "C": size["C"] // samples, "T": size["T"]}
         num = sizes["Z"] * sizes["C"] * sizes["T"]
         if num < 1 or sorted(order[2:]) != ["C", "T", "Z"]:
-            raise _Decline("dimensions")
+            raise Decline("dimensions")
         planes: dict[int, tuple[str, int]] = {}
         for td in tds:
             at = {d: int(td.get(f"First{d}", "0")) for d in "ZCT"}
             if any(at[d] >= sizes[d] for d in "ZCT"):
-                raise _Decline("TiffData beyond the dimensions")  # Bio-Formats guesses 1-based indexes
+                raise Decline("TiffData beyond the dimensions")  # Bio-Formats guesses 1-based indexes
             target = where.resolve(td)
             start = _plane_index(order, sizes, at)
             ifd = int(td.get("IFD", "0"))
             if td.get("PlaneCount") is not None:
                 count = int(td.get("PlaneCount", "0"))
                 if count < 1:
-                    raise _Decline("PlaneCount 0")  # Bio-Formats drops the image
+                    raise Decline("PlaneCount 0")  # Bio-Formats drops the image
             elif len(tds) == 1:
                 count = num - start  # Bio-Formats fills down to the last plane
             else:
-                raise _Decline("TiffData without PlaneCount among others")
+                raise Decline("TiffData without PlaneCount among others")
             shapes = first.shapes if target == where.current else _read_tiff(target).shapes
             if ifd < 0 or ifd + count > len(shapes) or start + count > num:
-                raise _Decline("TiffData beyond the IFDs or the planes")
+                raise Decline("TiffData beyond the IFDs or the planes")
             for q in range(count):
                 if start + q in planes:
-                    raise _Decline("a plane mapped twice")
+                    raise Decline("a plane mapped twice")
                 planes[start + q] = (target, ifd + q)
                 width, height, spp, bits, dtype = shapes[ifd + q]
-                if (width, height) != (size["X"], size["Y"]) or dtype != _DTYPES[typ]:
-                    raise _Decline("IFD and Pixels disagree")
-                if spp != samples or bits != _BITS[typ]:
-                    raise _Decline("samples or bits per sample differ")
+                if (width, height) != (size["X"], size["Y"]) or dtype != DTYPES[typ]:
+                    raise Decline("IFD and Pixels disagree")
+                if spp != samples or bits != BITS[typ]:
+                    raise Decline("samples or bits per sample differ")
         if len(planes) != num:
-            raise _Decline("planes mapped do not cover the image exactly")
-        if index == 0 and (first.shapes[0][4] != _DTYPES[typ] or first.shapes[0][:2] != (size["X"], size["Y"])):
-            raise _Decline("the first IFD and the first image disagree")
+            raise Decline("planes mapped do not cover the image exactly")
+        if index == 0 and (first.shapes[0][4] != DTYPES[typ] or first.shapes[0][:2] != (size["X"], size["Y"])):
+            raise Decline("the first IFD and the first image disagree")
         sig = pixels.get("SignificantBits")
-        if sig is not None and int(sig) != _BITS[typ]:
-            raise _Decline("SignificantBits differs from the TIFF")
+        if sig is not None and int(sig) != BITS[typ]:
+            raise Decline("SignificantBits differs from the TIFF")
         if samples > 1 and first.planar != 1:
-            raise _Decline("planar RGB")
-        cores.append(_Core(big_endian=first.big_endian, bits=_BITS[typ], samples=samples))
+            raise Decline("planar RGB")
+        cores.append(Core(big_endian=first.big_endian, bits=BITS[typ], samples=samples))
     if not cores:
-        raise _Decline("no image")
+        raise Decline("no image")
     if where.renamed and len(where.used) > 1:
-        raise _Decline("a FileName not in the folder in a set of several files")
+        raise Decline("a FileName not in the folder in a set of several files")
     for used in where.used:
         if used != where.current and _read_tiff(used).big_endian != first.big_endian:
-            raise _Decline("files of the set differ in byte order")
+            raise Decline("files of the set differ in byte order")
     return cores
 
 
 def _set_document(root: Any, where: _Set, first: _Tiff) -> str:
-    _check_text(root)
-    _valid(root)
+    check_text(root)
+    valid(root)
     cores = _tiff_cores(root, where, first)
     if where.current is not None and where.current not in where.used:
-        raise _Decline("the opened TIFF holds none of the planes")
-    _round_trip(root, _schema())
-    _populate(root, cores)
+        raise Decline("the opened TIFF holds none of the planes")
+    round_trip(root, schema())
+    populate(root, cores)
     return serialise(root)
 
 
 def ome_tiff_document(path: str) -> str:
     """An OME-TIFF (one file, a file of a set, or a ``BinaryOnly`` file whose metadata file is in the
-    folder) as Bio-Formats 7.3.1 prints it (raises ``_Decline``, or ``_PlainTiff`` when Bio-Formats' TIFF
+    folder) as Bio-Formats 7.3.1 prints it (raises ``Decline``, or ``_PlainTiff`` when Bio-Formats' TIFF
     reader answers instead)."""
     folder = os.path.dirname(path) or "."
     tiff = _read_tiff(path)
     if tiff.foreign:
-        raise _Decline("a TIFF another reader takes")
+        raise Decline("a TIFF another reader takes")
     if tiff.data is None:
-        raise _Decline("no ImageDescription")
+        raise Decline("no ImageDescription")
     text = tiff.data.rstrip(b"\x00")
     try:
         root = ome.parse(text)
@@ -785,46 +785,46 @@ def ome_tiff_document(path: str) -> str:
         if stripped.startswith(b"<") and stripped.endswith(b">") and b"<OME" in stripped \
                 and _OME_NS_PREFIX in stripped:
             raise _PlainTiff("OME-XML that is not well-formed") from None
-        raise _Decline("not well-formed") from None
+        raise Decline("not well-formed") from None
     root = _current(root)
     binary_only = root.find(_Q + "BinaryOnly")
     if binary_only is None:
         return _set_document(root, _Set(folder, path, root.get("UUID")), tiff)
     if [el for el in root if isinstance(el.tag, str)] != [binary_only]:
-        raise _Decline("BinaryOnly beside other elements")
+        raise Decline("BinaryOnly beside other elements")
     meta_path = _sibling(folder, binary_only.get("MetadataFile"))
     if meta_path is None:
         raise _PlainTiff("BinaryOnly, its metadata file is not in the folder")
     if os.path.samefile(meta_path, path):
-        raise _Decline("BinaryOnly naming itself")
+        raise Decline("BinaryOnly naming itself")
     meta = _parse(_metadata_file(meta_path))
     if meta.find(_Q + "BinaryOnly") is not None:
-        raise _Decline("the metadata file is BinaryOnly itself")
+        raise Decline("the metadata file is BinaryOnly itself")
     return _set_document(meta, _Set(folder, path, meta.get("UUID")), tiff)
 
 
 def companion_document(path: str) -> str:
-    """A ``.companion.ome`` file as Bio-Formats 7.3.1's OME-TIFF reader prints it (raises ``_Decline``)."""
+    """A ``.companion.ome`` file as Bio-Formats 7.3.1's OME-TIFF reader prints it (raises ``Decline``)."""
     folder = os.path.dirname(path) or "."
     if os.path.getsize(path) > MAX_XML:
-        raise _Decline("too large")
+        raise Decline("too large")
     with open(path, "rb") as fh:
         root = _parse(fh.read())
     if root.find(_Q + "BinaryOnly") is not None:
-        raise _Decline("a BinaryOnly companion")
+        raise Decline("a BinaryOnly companion")
     # Bio-Formats reads core metadata from the first IFD of the file the first image's first TiffData names
     tds = root.findall(f"{_Q}Image/{_Q}Pixels")[:1]
     td = tds[0].find(_Q + "TiffData") if tds else None
     uuid = td.find(_Q + "UUID") if td is not None else None
     first_path = _sibling(folder, uuid.get("FileName") if uuid is not None else None)
     if first_path is None:
-        raise _Decline("the first TIFF of the set is missing")
+        raise Decline("the first TIFF of the set is missing")
     return _set_document(root, _Set(folder, None, root.get("UUID")), _read_tiff(first_path))
 
 
 def plain_tiff_document(path: str) -> str:
     """The plain-TIFF document Bio-Formats' TiffReader gives for an OME-TIFF its OME-TIFF reader refuses
-    (raises ``_Decline`` for anything beyond a plain TIFF's tags and one plane shape)."""
+    (raises ``Decline`` for anything beyond a plain TIFF's tags and one plane shape)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tf:
@@ -832,7 +832,7 @@ def plain_tiff_document(path: str) -> str:
         first = pages.first
         codes = {tag.code for tag in first.tags}
         if not codes <= plain.PLAIN_TAGS | _PLAIN_EXTRA or 34665 in codes or first.tags.get(330) is not None:
-            raise _Decline("tags beyond a plain TIFF's")
+            raise Decline("tags beyond a plain TIFF's")
         shape = (first.imagewidth, first.imagelength, first.samplesperpixel, first.bitspersample,
                  int(first.sampleformat), int(first.photometric))
         for page in pages:
@@ -840,20 +840,20 @@ def plain_tiff_document(path: str) -> str:
                     or int(page.subfiletype) != 0 \
                     or (page.imagewidth, page.imagelength, page.samplesperpixel, page.bitspersample,
                         int(page.sampleformat), int(page.photometric)) != shape:
-                raise _Decline("pages of different shapes")
+                raise Decline("pages of different shapes")
         samples, bits, photometric = shape[2], shape[3], shape[5]
-        pixel_type = plain._PIXEL.get((shape[4], bits))
+        pixel_type = common.PIXEL_TYPES.get((shape[4], bits))
         if pixel_type is None or photometric not in (0, 1, 2) or samples not in (1, 3) \
                 or (samples == 3) != (photometric == 2):
-            raise _Decline("a pixel layout not proven")
-        date = plain._date(first)
+            raise Decline("a pixel layout not proven")
+        date = common.date(first)
         if date is False:
-            raise _Decline("a date not proven")
+            raise Decline("a date not proven")
         info = plain.TiffInfo(
             kind="plain", name=os.path.basename(path), big_endian=tf.byteorder == ">",
             size_x=first.imagewidth, size_y=first.imagelength, planes=len(pages), samples=samples, bits=bits,
-            pixel_type=pixel_type, description=plain._text(first, 270), date=date if isinstance(date, str) else None,
-            physical=(plain._resolution(first, 282), plain._resolution(first, 283)), exif=None, metaseries=None,
+            pixel_type=pixel_type, description=common.text(first, 270), date=date if isinstance(date, str) else None,
+            physical=(common.resolution(first, 282), common.resolution(first, 283)), exif=None, metaseries=None,
         )
     return ox.document(plain.plain_image(info))
 
@@ -894,7 +894,7 @@ class OmeEngine:
         if kind == "companion":
             return companion_document(path)
         if os.path.getsize(path) > MAX_XML:
-            raise _Decline("too large")
+            raise Decline("too large")
         with open(path, "rb") as fh:
             return omexml_document(fh.read())
 
@@ -920,7 +920,7 @@ class OmeEngine:
             raise UnsupportedFormatError("neither an OME-XML document nor an OME-TIFF")
         try:
             return self._build(path, kind)
-        except _Decline as exc:
+        except Decline as exc:
             raise ExtractionError(f"an OME file of a kind this engine does not read ({exc}); use Bio-Formats") \
                 from None
         except OSError as exc:

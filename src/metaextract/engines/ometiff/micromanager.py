@@ -80,29 +80,20 @@ from lxml import etree
 from metaextract import ome
 from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
 from metaextract.engines.ometiff.files import (
-    _BITS,
-    _DTYPES,
-    _check_text,
-    _Core,
-    _Decline,
-    _populate,
-    _round_trip,
-    _schema,
-    _valid,
+    BITS,
+    DTYPES,
+    Core,
+    Decline,
+    check_text,
+    populate,
+    round_trip,
+    schema,
     serialise,
+    valid,
 )
-from metaextract.engines.tiff.plain import (
-    _PIXEL,
-    COMPANION_SUFFIXES,
-    PARENT_COMPANIONS,
-    PLAIN_TAGS,
-    TIFF_MAGIC,
-    TiffInfo,
-    _date,
-    _resolution,
-    plain_image,
-)
-from metaextract.extraction import sanity
+from metaextract.engines.tiff import common
+from metaextract.engines.tiff.plain import PLAIN_TAGS, TiffInfo, plain_image
+from metaextract.extraction import fence
 from metaextract.ome import writer as ox
 
 NAME = "micromanager"
@@ -163,7 +154,7 @@ def _schema_ids(root: Any) -> dict[str, str]:
             if old is None or re.fullmatch(_ID.format(re.escape(local)), old):
                 continue
             if new in taken or defined.count(old) != 1:
-                raise _Decline(f"cannot rename the {local} ID {old!r}")
+                raise Decline(f"cannot rename the {local} ID {old!r}")
             taken.add(new)
             renamed[old] = new
     if renamed:
@@ -181,7 +172,7 @@ def _upgrade(old: Any) -> Any:
             root.set(attr, old.get(attr))
     for attr in old.attrib:
         if attr not in ("UUID", "Creator", XSI_SCHEMA_LOCATION) and not attr.startswith("xmlns"):
-            raise _Decline(f"root attribute {attr}")
+            raise Decline(f"root attribute {attr}")
     root.text = old.text
 
     def copy(src: Any, dst: Any) -> None:
@@ -190,13 +181,13 @@ def _upgrade(old: Any) -> Any:
                 continue  # comments and processing instructions: the round trip drops them anyway
             qn = etree.QName(child)
             if qn.namespace not in OLD_NAMESPACES:
-                raise _Decline(f"element {qn.localname} in namespace {qn.namespace}")
+                raise Decline(f"element {qn.localname} in namespace {qn.namespace}")
             if qn.localname in RESTRUCTURED:
-                raise _Decline(f"{qn.localname}: the XSLT restructures it")
+                raise Decline(f"{qn.localname}: the XSLT restructures it")
             el = etree.SubElement(dst, _Q + qn.localname)
             for key, value in child.attrib.items():
                 if key.startswith("{"):
-                    raise _Decline(f"namespaced attribute {key}")
+                    raise Decline(f"namespaced attribute {key}")
                 el.set(key, value)
             el.text, el.tail = child.text, child.tail
             copy(child, el)
@@ -209,16 +200,16 @@ def _ome_description(tf: Any) -> bytes:
     """The OME-XML of the first ImageDescription (any further description must be ImageJ's)."""
     descriptions = tf.pages.first.tags.getall(270) or []
     if not descriptions:
-        raise _Decline("no ImageDescription")
+        raise Decline("no ImageDescription")
     values = []
     for tag in descriptions:
         raw = tag.value
         values.append(raw.encode("utf-8") if isinstance(raw, str) else bytes(raw))
     first = values[0].rstrip(b"\x00").lstrip()
     if not first.startswith(b"<?xml") or b"<OME" not in first[:512] or len(first) > MAX_XML:
-        raise _Decline("the first ImageDescription is not an OME document")
+        raise Decline("the first ImageDescription is not an OME document")
     if any(not value.startswith(b"ImageJ=") for value in values[1:]):
-        raise _Decline("a second ImageDescription that is not ImageJ's")
+        raise Decline("a second ImageDescription that is not ImageJ's")
     return first
 
 
@@ -228,24 +219,24 @@ def _shapes(tf: Any) -> list[tuple[int, int, int, int, str | None]]:
     shapes = []
     for page in tf.pages:
         if not isinstance(page, tifffile.TiffPage) or page.tags.get(330) is not None:
-            raise _Decline("an IFD tifffile cannot read as a page (or SubIFDs)")
+            raise Decline("an IFD tifffile cannot read as a page (or SubIFDs)")
         shapes.append((page.imagewidth, page.imagelength, page.samplesperpixel, page.bitspersample,
                        str(page.dtype) if page.dtype is not None else None))
     return shapes
 
 
 def _cores(root: Any, shapes: list[tuple[int, int, int, int, str | None]], own: str, big_endian: bool,
-           planar: int) -> list[_Core]:
+           planar: int) -> list[Core]:
     """What ``OMETiffReader``'s core metadata says per image; declines planes outside this file."""
     cores = []
     for image in root.findall(_Q + "Image"):
         pixels = image.find(_Q + "Pixels")
         if pixels is None or pixels.find(_Q + "BinData") is not None or pixels.find(_Q + "MetadataOnly") is not None:
-            raise _Decline("an image without TiffData")
+            raise Decline("an image without TiffData")
         tds = pixels.findall(_Q + "TiffData")
         typ = pixels.get("Type", "")
-        if not tds or typ not in _BITS:
-            raise _Decline("an image without TiffData, or of an unknown type")
+        if not tds or typ not in BITS:
+            raise Decline("an image without TiffData, or of an unknown type")
         size = {d: int(pixels.get(f"Size{d}", "0")) for d in "XYZCT"}
         samples: int | None = None
         mapped = 0
@@ -254,42 +245,42 @@ def _cores(root: Any, shapes: list[tuple[int, int, int, int, str | None]], own: 
             # Micro-Manager's root has no UUID: its TiffData name the file itself by FileName
             if uuid is not None and uuid.get("FileName") != own and (
                     uuid.get("FileName") is not None or (uuid.text or "").strip() != root.get("UUID", "")):
-                raise _Decline("planes in another file of a set")
+                raise Decline("planes in another file of a set")
             first_ifd = int(td.get("IFD", "0"))
             count = int(td.get("PlaneCount", "1" if len(tds) > 1 or td.get("IFD") else "0"))
             if count == 0:
                 count = len(shapes) - first_ifd
             if first_ifd < 0 or count < 0 or first_ifd + count > len(shapes):
-                raise _Decline("TiffData beyond the IFDs")
+                raise Decline("TiffData beyond the IFDs")
             for width, height, spp, bits, dtype in shapes[first_ifd:first_ifd + count]:
-                if (width, height) != (size["X"], size["Y"]) or dtype != _DTYPES[typ] or bits != _BITS[typ]:
-                    raise _Decline("IFD and Pixels disagree")
+                if (width, height) != (size["X"], size["Y"]) or dtype != DTYPES[typ] or bits != BITS[typ]:
+                    raise Decline("IFD and Pixels disagree")
                 if samples is not None and samples != spp:
-                    raise _Decline("mixed samples per pixel")
+                    raise Decline("mixed samples per pixel")
                 samples = spp
             mapped += count
         if samples is None or size["C"] % samples or mapped != size["Z"] * size["T"] * (size["C"] // samples):
-            raise _Decline("the planes mapped do not cover the image exactly")
-        if pixels.get("SignificantBits") is not None and int(pixels.get("SignificantBits", "0")) != _BITS[typ]:
-            raise _Decline("SignificantBits differs from the TIFF")
+            raise Decline("the planes mapped do not cover the image exactly")
+        if pixels.get("SignificantBits") is not None and int(pixels.get("SignificantBits", "0")) != BITS[typ]:
+            raise Decline("SignificantBits differs from the TIFF")
         if samples > 1 and planar != 1:
-            raise _Decline("planar RGB")
-        cores.append(_Core(big_endian=big_endian, bits=_BITS[typ], samples=samples))
+            raise Decline("planar RGB")
+        cores.append(Core(big_endian=big_endian, bits=BITS[typ], samples=samples))
     if not cores:
-        raise _Decline("no image")
+        raise Decline("no image")
     return cores
 
 
 def mmstack_document(path: str) -> str:
-    """An MMStack OME-TIFF as Bio-Formats 7.3.1's ``OMETiffReader`` prints it (raises ``_Decline``)."""
+    """An MMStack OME-TIFF as Bio-Formats 7.3.1's ``OMETiffReader`` prints it (raises ``Decline``)."""
     import tifffile
 
     if not os.path.basename(path).lower().endswith(_OME_TIFF):
-        raise _Decline("not an .ome.tif name")
+        raise Decline("not an .ome.tif name")
     with tifffile.TiffFile(path) as tf:
         first = tf.pages.first
         if first.tags.get(MM_TAG) is None:
-            raise _Decline("no Micro-Manager tag")
+            raise Decline("no Micro-Manager tag")
         xml = _ome_description(tf)
         shapes = _shapes(tf)
         big_endian, planar = tf.byteorder == ">", int(first.planarconfig)
@@ -298,21 +289,21 @@ def mmstack_document(path: str) -> str:
     except ome.UnsafeXMLError as exc:
         raise ExtractionError(f"embedded OME-XML refused: {exc}") from None
     except etree.XMLSyntaxError as exc:
-        raise _Decline(f"not well-formed: {exc}") from None
+        raise Decline(f"not well-formed: {exc}") from None
     if parsed.tag == OLD_ROOT:
         root = _upgrade(parsed)
     elif parsed.tag == _Q + "OME":
         root = parsed
     else:
-        raise _Decline(f"an OME document of another schema ({parsed.tag})")
+        raise Decline(f"an OME document of another schema ({parsed.tag})")
     if root.find(_Q + "BinaryOnly") is not None:
-        raise _Decline("BinaryOnly")
-    _check_text(root)
+        raise Decline("BinaryOnly")
+    check_text(root)
     _schema_ids(root)
-    _valid(root)
+    valid(root)
     cores = _cores(root, shapes, os.path.basename(path), big_endian, planar)
-    _round_trip(root, _schema())
-    _populate(root, cores)
+    round_trip(root, schema())
+    populate(root, cores)
     return serialise(root)
 
 
@@ -329,9 +320,9 @@ def _siblings_ok(path: str) -> bool:
     for name in names:
         if name in NDTIFF_SIBLINGS:
             continue
-        if name.endswith(_MM_COMPANIONS) or name.endswith(COMPANION_SUFFIXES):
+        if name.endswith(_MM_COMPANIONS) or name.endswith(common.COMPANION_SUFFIXES):
             return False
-    return not any(name.endswith(PARENT_COMPANIONS) for name in parent)
+    return not any(name.endswith(common.PARENT_COMPANIONS) for name in parent)
 
 
 def ndtiff_info(path: str) -> TiffInfo:
@@ -340,35 +331,35 @@ def ndtiff_info(path: str) -> TiffInfo:
 
     name = os.path.basename(path)
     if not _NDTIFF.fullmatch(name):
-        raise _Decline("not an _NDTiffStack.tif name")
+        raise Decline("not an _NDTiffStack.tif name")
     with tifffile.TiffFile(path) as tf:
         first = tf.pages.first
         if first.tags.get(MM_TAG) is None or not tf.is_ndtiff:
-            raise _Decline("not an NDTiff stack (tag 51123 and NDTiff.index)")
+            raise Decline("not an NDTiff stack (tag 51123 and NDTiff.index)")
         shape = (first.imagewidth, first.imagelength, first.samplesperpixel, first.bitspersample,
                  first.sampleformat, first.photometric, first.planarconfig)
         for page in tf.pages:
             if not isinstance(page, tifffile.TiffPage) or int(page.subfiletype) != 0:
-                raise _Decline("an IFD that is not a full-resolution page")
+                raise Decline("an IFD that is not a full-resolution page")
             if not {tag.code for tag in page.tags} <= PLAIN_TAGS | {MM_TAG} or page.tags.get(270) is not None:
-                raise _Decline("tags beyond baseline and 51123, or a description")
+                raise Decline("tags beyond baseline and 51123, or a description")
             if (page.imagewidth, page.imagelength, page.samplesperpixel, page.bitspersample, page.sampleformat,
                     page.photometric, page.planarconfig) != shape:
-                raise _Decline("pages of different shapes")
-        pixel_type = _PIXEL.get((int(first.sampleformat), first.bitspersample))
+                raise Decline("pages of different shapes")
+        pixel_type = common.PIXEL_TYPES.get((int(first.sampleformat), first.bitspersample))
         if pixel_type is None or first.samplesperpixel != 1 or int(first.photometric) not in (0, 1):
-            raise _Decline("not single-sample grey pixels")
-        date = _date(first)
+            raise Decline("not single-sample grey pixels")
+        date = common.date(first)
         if date is False:
-            raise _Decline("a DateTime Bio-Formats may read otherwise")
+            raise Decline("a DateTime Bio-Formats may read otherwise")
         info = TiffInfo(
             kind="plain", name=name, big_endian=tf.byteorder == ">", size_x=first.imagewidth,
             size_y=first.imagelength, planes=len(tf.pages), samples=1, bits=first.bitspersample,
             pixel_type=pixel_type, description=None, date=date if isinstance(date, str) else None,
-            physical=(_resolution(first, 282), _resolution(first, 283)), exif=None,
+            physical=(common.resolution(first, 282), common.resolution(first, 283)), exif=None,
         )
     if not _siblings_ok(path):
-        raise _Decline("a sibling another reader could group the stack with")
+        raise Decline("a sibling another reader could group the stack with")
     return info
 
 
@@ -396,20 +387,20 @@ def _acquisition_date(time: str | None) -> str | None:
         return None
     match = _TIME.fullmatch(time)
     if match is None:
-        raise _Decline(f"a summary Time Bio-Formats may read otherwise: {time!r}")
+        raise Decline(f"a summary Time Bio-Formats may read otherwise: {time!r}")
     day, month, dd, hh, mi, ss, zone, year = match.groups()
     if zone not in JODA_ZONES:
         return None  # Joda-Time knows no other zone name: Bio-Formats writes no date (checked live)
     if zone not in ("UT", "UTC", "GMT") or month not in _MONTHS or day not in _DAYS:
-        raise _Decline(f"a summary Time in a zone whose offset this engine does not reproduce: {time!r}")
+        raise Decline(f"a summary Time in a zone whose offset this engine does not reproduce: {time!r}")
     import datetime
 
     try:
         when = datetime.datetime(int(year), _MONTHS.index(month) + 1, int(dd), int(hh), int(mi), int(ss))
     except ValueError:
-        raise _Decline(f"a summary Time that is no calendar date: {time!r}") from None
+        raise Decline(f"a summary Time that is no calendar date: {time!r}") from None
     if _DAYS[when.weekday()] != day:
-        raise _Decline(f"a summary Time whose weekday is not its date's (Joda moves the date): {time!r}")
+        raise Decline(f"a summary Time whose weekday is not its date's (Joda moves the date): {time!r}")
     return when.strftime("%Y-%m-%dT%H:%M:%S")
 
 
@@ -426,13 +417,13 @@ def _summary_value(line: str) -> str | None:
 
 def _java_int(value: str, what: str) -> int:
     if not _INT.fullmatch(value):
-        raise _Decline(f"{what} is not an integer: {value!r}")
+        raise Decline(f"{what} is not an integer: {value!r}")
     return int(value)
 
 
 def _java_double(value: str, what: str) -> float:
     if not _DECIMAL.fullmatch(value):
-        raise _Decline(f"{what} is not a plain number: {value!r}")
+        raise Decline(f"{what} is not a plain number: {value!r}")
     return float(value)
 
 
@@ -470,16 +461,16 @@ class _Position:
         elif key == self.camera + "-Gain":
             gain = _java_double(value, "camera gain")
             if not math.isfinite(gain) or abs(gain) >= 1 << 31:
-                raise _Decline(f"camera gain {value!r}")
+                raise Decline(f"camera gain {value!r}")
             self.gain = int(gain)
         elif key == self.camera + "-Name":
             self.manufacturer = value
         elif key == self.camera + "-Temperature":
             self.temperature = _java_double(value, "camera temperature")
         elif key == self.camera + "-CCDMode":
-            raise _Decline("a camera CCDMode (the detector type rule is not reproduced)")
+            raise Decline("a camera CCDMode (the detector type rule is not reproduced)")
         elif key.startswith("DAC-") and key.endswith("-Volts"):
-            raise _Decline("DAC voltages (detector settings not reproduced)")
+            raise Decline("DAC voltages (detector settings not reproduced)")
         elif key == "PositionName":
             if value != "null":
                 self.name = value
@@ -493,25 +484,25 @@ def _parse_metadata(text: str) -> _Position:
     if lines and lines[-1] == "":
         lines.pop()  # the final newline
     if len(lines) < 4 or lines[0] != "{" or lines[1] != '"Summary": {' or lines[-1] != "}":
-        raise _Decline("not a Summary block followed by FrameKey blocks")
+        raise Decline("not a Summary block followed by FrameKey blocks")
     pos = _Position()
     index = 2
     while lines[index] not in ("}", "},"):
         line = lines[index]
         match = _SUMMARY_LINE.fullmatch(line)
         if match is None:
-            raise _Decline(f"a summary line of a form not reproduced: {line[:80]!r}")
+            raise Decline(f"a summary line of a form not reproduced: {line[:80]!r}")
         value = _summary_value(line)
         if value is not None:
             pos.summary[match.group(1)] = value
         index += 1
         if index >= len(lines) - 1:
-            raise _Decline("the Summary block does not end")
+            raise Decline("the Summary block does not end")
     index += 1
     while index < len(lines) - 1:
         match = _FRAME.fullmatch(lines[index])
         if match is None:
-            raise _Decline(f"a block other than FrameKey: {lines[index][:80]!r}")
+            raise Decline(f"a block other than FrameKey: {lines[index][:80]!r}")
         t, c, z = (int(g) for g in match.groups())
         pos.frames.append(((z, c, t), None))
         index += 1
@@ -519,13 +510,13 @@ def _parse_metadata(text: str) -> _Position:
             line = lines[index]
             colon = line.find(":")
             if not line.startswith('"') or line.endswith(("{", "[")) or not 0 < colon < len(line) - 1:
-                raise _Decline(f"a frame line of a form not reproduced: {line[:80]!r}")
+                raise Decline(f"a frame line of a form not reproduced: {line[:80]!r}")
             key = ox.jtrim(line[1:colon]).replace('"', "")
             value = ox.jtrim(line[colon + 1:len(line) - 1]).replace('"', "")  # the last character goes, comma or not
             pos.frame_entry(key, value)
             index += 1
         if index >= len(lines) - 1:
-            raise _Decline("a FrameKey block does not end")
+            raise Decline("a FrameKey block does not end")
         index += 1
     return pos
 
@@ -551,7 +542,7 @@ def _tiff_core(path: str) -> tuple[int, int, str, bool]:
         first = tf.pages.first
         bits, samples = first.bitspersample, first.samplesperpixel
         if int(first.sampleformat) != 1 or samples != 1 or bits not in _MM_TYPES:
-            raise _Decline("a TIFF that is not single-sample unsigned 8 or 16 bit")
+            raise Decline("a TIFF that is not single-sample unsigned 8 or 16 bit")
         ij = first.tags.get(50839)
         texts = [str(ij.value)] if ij is not None else []
         for page in tf.pages:
@@ -559,7 +550,7 @@ def _tiff_core(path: str) -> tuple[int, int, str, bool]:
             if tag is not None:
                 texts.append(str(tag.value))
         if any("PositionUm" in text for text in texts):
-            raise _Decline("stage positions in the TIFF's Micro-Manager metadata (not reproduced)")
+            raise Decline("stage positions in the TIFF's Micro-Manager metadata (not reproduced)")
         return first.imagewidth, first.imagelength, _MM_TYPES[bits], tf.byteorder == "<"
 
 
@@ -573,10 +564,10 @@ def _metadata_name(path: str) -> bool:
 def metadata_document(path: str) -> str:
     """A Micro-Manager ``metadata.txt`` as Bio-Formats 7.3.1's ``MicromanagerReader`` prints it."""
     if not _metadata_name(path):
-        raise _Decline("not a metadata.txt name")
+        raise Decline("not a metadata.txt name")
     size = os.path.getsize(path)
     if size > MAX_METADATA:
-        raise _Decline("a metadata.txt above 64 MiB")
+        raise Decline("a metadata.txt above 64 MiB")
     with open(path, "rb") as fh:
         raw = fh.read(MAX_METADATA)
     low = raw[:1 << 20].lower()
@@ -584,29 +575,29 @@ def metadata_document(path: str) -> str:
         raise UnsupportedFormatError("not a Micro-Manager metadata.txt (no 'Micro-Manager' in it)")
     folder = os.path.dirname(os.path.abspath(path))
     if "Pos_" in os.path.basename(folder):
-        raise _Decline("a Pos_ folder (a multi-position dataset)")
+        raise Decline("a Pos_ folder (a multi-position dataset)")
     if os.path.exists(os.path.join(folder, "Acqusition.xml")):
-        raise _Decline("an Acqusition.xml beside it")
+        raise Decline("an Acqusition.xml beside it")
     if os.path.basename(path) != METADATA and os.path.exists(os.path.join(folder, METADATA)):
-        raise _Decline("a metadata.txt beside it (Bio-Formats reads that one)")
+        raise Decline("a metadata.txt beside it (Bio-Formats reads that one)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise _Decline("not UTF-8") from None
+        raise Decline("not UTF-8") from None
     pos = _parse_metadata(text)
     summary = pos.summary
     for key in ("FileName", "SPIMmode"):
         if key in summary:
-            raise _Decline(f"a summary {key} (not reproduced)")
+            raise Decline(f"a summary {key} (not reproduced)")
     if summary.get("IJType", "0") not in ("0", "1"):
-        raise _Decline(f"IJType {summary['IJType']!r} (Bio-Formats fails)")
+        raise Decline(f"IJType {summary['IJType']!r} (Bio-Formats fails)")
     if "Channels" not in summary or "ChNames" not in summary:
-        raise _Decline("no Channels or ChNames in the summary")
+        raise Decline("no Channels or ChNames in the summary")
     sizes = {"Z": _java_int(summary.get("Slices", "0"), "Slices"),
              "C": _java_int(summary["Channels"], "Channels"), "T": _java_int(summary.get("Frames", "0"), "Frames")}
     sizes["Z"], sizes["T"] = sizes["Z"] or 1, sizes["T"] or 1
     if min(sizes.values()) < 1 or sizes["Z"] * sizes["C"] * sizes["T"] > MAX_PLANES:
-        raise _Decline(f"sizes {sizes}")
+        raise Decline(f"sizes {sizes}")
     order = "XYZCT"
     if "SlicesFirst" in summary:
         order = "XYCZT" if summary["SlicesFirst"] == "false" else "XYZCT"
@@ -614,29 +605,29 @@ def metadata_document(path: str) -> str:
     colors = [_java_int(ox.jtrim(c), "ChColors") for c in summary["ChColors"].split(",")] if "ChColors" in summary \
         else []
     if len(names) > sizes["C"] or len(colors) > sizes["C"]:
-        raise _Decline("more channel names or colours than channels")
+        raise Decline("more channel names or colours than channels")
     comment = summary.get("Comment")
     if comment is not None and not comment:
-        raise _Decline("an empty Comment")
+        raise Decline("an empty Comment")
     physical = {}
     for key, dim in (("PixelSize_um", "X"), ("z-step_um", "Z")):
         if key in summary:
             value = _java_double(summary[key], key)
             if 0 < value < 1e-3 or not math.isfinite(value):
-                raise _Decline(f"{key} {value} (Bio-Formats may change its unit)")
+                raise Decline(f"{key} {value} (Bio-Formats may change its unit)")
             if value > 0:
                 physical[dim] = value
     if "X" in physical:
         physical["Y"] = physical["X"]
     if pos.binning is None or pos.binning not in BINNINGS:
-        raise _Decline(f"camera binning {pos.binning!r}")
+        raise Decline(f"camera binning {pos.binning!r}")
     files = {name for _, name in pos.frames if name is not None}
     if len(files) != 1 or any(name is None for _, name in pos.frames):
-        raise _Decline("frames in several TIFF files, or without a FileName")
+        raise Decline("frames in several TIFF files, or without a FileName")
     tiff = os.path.join(folder, files.pop())
     if os.sep in os.path.relpath(tiff, folder) or not os.path.isfile(tiff):
-        raise _Decline("the TIFF the frames name is not in the folder")
-    if not sanity.in_folder(tiff, folder):
+        raise Decline("the TIFF the frames name is not in the folder")
+    if not fence.in_folder(tiff, folder):
         raise ExtractionError(f"the TIFF the frames name ({os.path.basename(tiff)}) resolves outside the file's "
                               "folder; refused, not read")
     width, height, pixel_type, little = _tiff_core(tiff)
@@ -653,7 +644,7 @@ def metadata_document(path: str) -> str:
         else:
             delta.append(None)
     if not any(_zct(order, sizes, q) in with_file for q in range(count)):
-        raise _Decline("no plane of the image has a frame (the TIFF would not be read)")
+        raise Decline("no plane of the image has a frame (the TIFF would not be read)")
 
     detector = {"ID": "Detector:0:0", "Type": "Other"}
     for attr, given in (("Manufacturer", pos.manufacturer), ("Model", pos.model), ("SerialNumber", pos.serial)):
@@ -671,7 +662,7 @@ def metadata_document(path: str) -> str:
     image.add(ox.El("ImagingEnvironment", {"Temperature": ox.jdouble(pos.temperature), "TemperatureUnit": "°C"}))
     pixels = image.add(ox.pixels(
         dimension_order=order, pixel_type=pixel_type, size=(width, height, sizes["Z"], sizes["C"], sizes["T"]),
-        big_endian=not little, significant_bits=_BITS[pixel_type],
+        big_endian=not little, significant_bits=BITS[pixel_type],
         physical=(physical.get("X"), physical.get("Y"), physical.get("Z"))))
     for c in range(sizes["C"]):
         attrs = {"ID": f"Channel:0:{c}", "SamplesPerPixel": "1"}
@@ -702,7 +693,7 @@ def _kind(path: str, head: bytes) -> str | None:
     """Which kind ``path`` may be, from its name and first bytes only (None: not this engine's)."""
     if _metadata_name(path):
         return "metadata"
-    if not head.startswith(TIFF_MAGIC):
+    if not head.startswith(common.TIFF_MAGIC):
         return None
     name = os.path.basename(path)
     if name.lower().endswith(_OME_TIFF):
@@ -755,13 +746,13 @@ class MicromanagerEngine:
         except OSError as exc:
             raise ExtractionError(f"cannot read: {exc}") from None
         kind = _kind(path, head)
-        if kind is None and not head.startswith(TIFF_MAGIC):
+        if kind is None and not head.startswith(common.TIFF_MAGIC):
             raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head[:4]!r})")
         if kind is None:
             raise ExtractionError("neither an MMStack .ome.tif nor an _NDTiffStack.tif name (use Bio-Formats)")
         try:
             return _build(path, kind)
-        except _Decline as exc:
+        except Decline as exc:
             why = " ".join(str(exc).split())[:200]
             raise ExtractionError(f"a Micro-Manager file of a kind this engine does not read ({why}); "
                                   "use Bio-Formats") from None

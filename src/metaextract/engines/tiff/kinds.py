@@ -23,16 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from metaextract.engines.tiff.plain import (
-    _PIXEL,
-    PLAIN_TAGS,
-    TIFF_MAGIC,
-    TiffKindEngine,
-    _companion,
-    _date,
-    _Listings,
-    _text,
-)
+from metaextract.engines.tiff import common
+from metaextract.engines.tiff.plain import PLAIN_TAGS, TiffKindEngine
 from metaextract.ome import writer as ox
 
 IMAGEJ = "tifffile-imagej"
@@ -175,14 +167,14 @@ def _xy_unit(text: str) -> str | None:
     return XY_UNITS.get(found.group(2))
 
 
-def inspect_imagej(path: str, listings: _Listings | None = None) -> ImageJInfo | None:
+def inspect_imagej(path: str, listings: common.Listings | None = None) -> ImageJInfo | None:
     """Classify ``path``; an :class:`ImageJInfo` when this engine gives Bio-Formats' answer, else None.
 
     Parameters
     ----------
     path : str
         The file.
-    listings : _Listings, optional
+    listings : common.Listings, optional
         Cached folder listings; with them a file whose siblings could make Bio-Formats read it as part
         of a set is declined.
 
@@ -203,7 +195,7 @@ def inspect_imagej(path: str, listings: _Listings | None = None) -> ImageJInfo |
     with tf:
         pages = tf.pages
         first = pages.first
-        description = _text(first, 270)
+        description = common.text(first, 270)
         if description is None or tf.is_bigtiff:
             return None
         desc = parse_description(description)
@@ -212,7 +204,7 @@ def inspect_imagej(path: str, listings: _Listings | None = None) -> ImageJInfo |
         codes = {tag.code for tag in first.tags}
         if not codes <= IMAGEJ_ALLOWED:
             return None
-        software = _text(first, 305)
+        software = common.text(first, 305)
         if software is not None and software not in ("tifffile.py", "ImageJ") and not software.startswith(
                 ("ImageJ", "Fiji")):
             return None
@@ -230,7 +222,7 @@ def inspect_imagej(path: str, listings: _Listings | None = None) -> ImageJInfo |
                     page.photometric, page.planarconfig) != shape:
                 return None
         samples, bits, photometric = first.samplesperpixel, first.bitspersample, int(first.photometric)
-        pixel_type = _PIXEL.get((int(first.sampleformat), bits))
+        pixel_type = common.PIXEL_TYPES.get((int(first.sampleformat), bits))
         if pixel_type is None:
             return None
         rgb = samples == 3 and photometric == 2 and int(first.planarconfig) == 1
@@ -244,7 +236,7 @@ def inspect_imagej(path: str, listings: _Listings | None = None) -> ImageJInfo |
                 t = count  # TiffReader: an RGB file without sizes is a time series of its IFDs
         if z * c * t != count:
             return None  # TiffReader then reports a plain series of IFDs: unproven here
-        date = _date(first)
+        date = common.date(first)
         if date is False:
             return None
         unit = _xy_unit(description)
@@ -268,7 +260,7 @@ def inspect_imagej(path: str, listings: _Listings | None = None) -> ImageJInfo |
             xy_unit=ox.MICRON if resolution_unit == 3 else unit,
             physical_z=abs(desc.spacing) if desc.spacing is not None else None, time_increment=desc.finterval,
         )
-    if listings is not None and _companion(path, listings) is not None:
+    if listings is not None and common.companion(path, listings) is not None:
         return None
     return info
 
@@ -317,9 +309,9 @@ class ImageJEngine(TiffKindEngine[ImageJInfo]):
     def wants(self, path: str, head: bytes) -> bool:
         # the description must lie in ``head`` (ImageJ writes it right after the first IFD); a file whose
         # description lies further on is left to Bio-Formats without opening it
-        return head.startswith(TIFF_MAGIC) and b"ImageJ=" in head
+        return head.startswith(common.TIFF_MAGIC) and b"ImageJ=" in head
 
-    def inspect(self, path: str, listings: _Listings | None) -> ImageJInfo | None:
+    def inspect(self, path: str, listings: common.Listings | None) -> ImageJInfo | None:
         return inspect_imagej(path, listings)
 
     def render(self, info: ImageJInfo) -> str:

@@ -287,8 +287,3 @@ def metaseries_tree(v: ox.Values) -> ox.El:
             plane[f"Position{axis}Unit"] = "reference frame"
     pixels.add(ox.El("Plane", plane))
     return image
-
-
-def metaseries_image(meta: MetaSeries, info: TiffInfo) -> ox.El:
-    """The Image Bio-Formats' MetamorphReader reports for a single-plane MetaSeries TIFF."""
-    return metaseries_tree(metaseries_values(meta, info))

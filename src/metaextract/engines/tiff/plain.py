@@ -12,21 +12,16 @@ other TIFF (OME-TIFF, ImageJ, STK, LSM, Micro-Manager, pyramids, …) is left to
 from __future__ import annotations
 
 import os
-import re
-import threading
-import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from metaextract.engines.base import CLAIM, ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from metaextract.engines.tiff import common
 from metaextract.engines.tiff import scan as _tiffscan
 from metaextract.engines.tiff.metaseries import MetaSeries, metaseries_tree, metaseries_values, parse_metaseries
 from metaextract.ome import writer as ox
 
 NAME = "tifffile"
-CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 T = TypeVar("T")
 
 #: Tags that change nothing in what Bio-Formats' TiffReader reports beyond what this engine writes.
@@ -35,24 +30,9 @@ PLAIN_TAGS = frozenset({
     284, 296, 305, 306, 316, 317, 318, 319, 320, 322, 323, 324, 325, 338, 339, 347, 529, 530, 531, 532,
     700, 32781, 33432, 34377, 34665, 34675, 34853, 36867, 37398,
 })
-#: Siblings (in the folder, or for ``PARENT_COMPANIONS`` in the parent) that can make a Bio-Formats
-#: reader take the TIFF as part of a set.
-COMPANION_SUFFIXES = (
-    ".nd", ".htd", ".xdce", ".xml", ".txt", ".exp", ".apl", ".tnb", ".mtb", ".wpi", ".pattern", ".lei",
-    ".oif", ".vsi", ".ome", ".idx", ".mea", ".flex", ".pnl", ".ets", ".csv", ".cfg", ".db", ".zpo", ".ini",
-)
-PARENT_COMPANIONS = (".htd", ".xml", ".idx", ".mea", ".exp", ".db", ".pnl")
-LISTING_TTL = 60.0
-# The DateTime spellings Bio-Formats 7.3.1 was seen to read (live, for plain and MetaSeries TIFFs):
-# yyyy:MM:dd or yyyyMMdd (MetaMorph's), a time, and optionally milliseconds; exactly three digits of them,
-# since Java reads ".7" as 7 ms
-_DATE = re.compile(r"(?:(\d{4}):(\d{2}):(\d{2})|(\d{4})(\d{2})(\d{2})) (\d{2}):(\d{2}):(\d{2})(\.\d{3})?")
 _VENDOR_HINTS = ("imagej=", "<", "aperio", "improvision", "hamamatsu", "metamorph", "metaseries", "nikon",
                  "leica", "zeiss", "olympus", "perkinelmer", "ionpath", "trestle", "imaris", "ventana",
                  "slidebook", "fluoview", "visitron", "andor", "photon", "pco", "hamamatsu")
-_PIXEL = {(1, 8): "uint8", (2, 8): "int8", (1, 16): "uint16", (2, 16): "int16", (1, 32): "uint32",
-          (2, 32): "int32", (3, 32): "float", (3, 64): "double"}
-
 
 @dataclass
 class TiffInfo:
@@ -74,127 +54,6 @@ class TiffInfo:
     metaseries: MetaSeries | None = None
     notes: list[str] = field(default_factory=list)
 
-
-class _Listings:
-    """Folder listings, cached like Bio-Formats caches them, so a plate folder is listed once a minute.
-
-    A listing is kept as one lower-case text of the names, each followed by a newline, with the set of
-    the names' endings from their last dot: whether any name has one of some endings is then a few set
-    lookups, not a loop over 10,000 names (a name that holds a newline itself can only make a search say
-    yes: the engine then declines the file).
-    """
-
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, str, frozenset[str]]] = {}
-        self._found: dict[tuple[str, tuple[str, ...]], tuple[float, str | None]] = {}
-        self._lock = threading.Lock()
-
-    def _listing(self, folder: str) -> tuple[str, frozenset[str]]:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(folder)
-            if hit and now - hit[0] < LISTING_TTL:
-                return hit[1], hit[2]
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            names = []
-        text = "\n" + "\n".join(names).lower() + "\n" if names else ""
-        endings = frozenset(_ENDING.findall(text))
-        with self._lock:
-            self._cache[folder] = (now, text, endings)
-        return text, endings
-
-    def first_ending(self, folder: str, suffixes: tuple[str, ...]) -> str | None:
-        """A name in ``folder`` ending with one of ``suffixes`` (lower case), or None; cached with the
-        listing, so a plate folder of 20,000 files is searched once, not once per file."""
-        key = (folder, suffixes)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._found.get(key)
-            if hit and now - hit[0] < LISTING_TTL:
-                return hit[1]
-        text, endings = self._listing(folder)
-        found = None
-        for suffix in suffixes:
-            if suffix.count(".") == 1 and suffix.startswith(".") and suffix not in endings:
-                continue  # no name ends so: nothing to search
-            end = text.find(suffix + "\n")
-            if end >= 0:
-                found = text[text.rfind("\n", 0, end) + 1:end + len(suffix)]
-                break
-        with self._lock:
-            self._found[key] = (now, found)
-        return found
-
-
-_ENDING = re.compile(r"(\.[^.\n]*)\n")
-
-
-def _companion(path: str, listings: _Listings) -> str | None:
-    if path.startswith("/") and "/." not in path and "//" not in path:
-        folder = path[:path.rfind("/")] or "/"  # an absolute, normal path (what extraction is given)
-    else:
-        folder = os.path.dirname(os.path.abspath(path))
-    return (listings.first_ending(folder, COMPANION_SUFFIXES)
-            or listings.first_ending(os.path.dirname(folder), PARENT_COMPANIONS))
-
-
-def _java_resolution(value: tuple[int, int] | None, unit: int | None) -> float | None:
-    """``1 / resolution`` in µm, as Bio-Formats' ``IFD.getXResolution`` computes it (None when unset)."""
-    if value is None:
-        return None
-    num, den = value
-    if num == 0 or den == 0:
-        return None
-    unit = 2 if unit is None else unit
-    factor = 25400 if unit == 2 else 10000 if unit == 3 else 1
-    size = 1 / (num / den) * factor  # Java's two roundings (not den / num), so the same last digit
-    return size if 1e-7 < size < float("inf") else None
-
-
-def _resolution(page: Any, code: int) -> float | None:
-    tag = page.tags.get(code)
-    unit_tag = page.tags.get(296)
-    return _java_resolution(tuple(tag.value) if tag is not None else None,
-                            int(unit_tag.value) if unit_tag is not None else None)
-
-
-def _as_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    return str(value).rstrip("\x00")
-
-
-def _text(page: Any, code: int) -> str | None:
-    tag = page.tags.get(code)
-    return None if tag is None else _as_text(tag.value)
-
-
-def _date(page: Any) -> str | None | bool:
-    """A tifffile page's DateTime tag as :func:`_iso_date` gives it."""
-    return _iso_date(_text(page, 306))
-
-
-def _iso_date(raw: str | None) -> str | None | bool:
-    """The DateTime tag as ISO 8601; None without the tag; False when Bio-Formats might read it otherwise."""
-    if raw is None:
-        return None
-    m = _DATE.fullmatch(raw.strip())
-    if m is None:
-        return False
-    g = m.groups()
-    year, month, day = (g[0], g[1], g[2]) if g[0] is not None else (g[3], g[4], g[5])
-    if not 1900 <= int(year) <= 2999:
-        return False  # not checked against Bio-Formats
-    try:
-        datetime(int(year), int(month), int(day), int(g[6]), int(g[7]), int(g[8]))
-    except ValueError:
-        return False  # no such day or time: Bio-Formats leaves the date out; not checked further
-    millis = g[9] if g[9] and g[9] != ".000" else ""  # Bio-Formats writes .010 as it is and leaves .000 out
-    return f"{year}-{month}-{day}T{g[6]}:{g[7]}:{g[8]}{millis}"
 
 
 def _plain_description_ok(text: str | None, software: str | None) -> bool:
@@ -219,7 +78,7 @@ def _classify_fast(path: str, h: _tiffscan.Header) -> TiffInfo | None | bool:
     first = h.pages[0]
     if first.has_subifds:
         return None
-    description, software = _as_text(h.text.get(270)), _as_text(h.text.get(305))
+    description, software = common.as_text(h.text.get(270)), common.as_text(h.text.get(305))
     meta = parse_metaseries(description) if description and "<MetaData>" in description else None
     if meta is not None:
         if len(h.pages) != 1 or not meta.supported or not h.codes <= PLAIN_TAGS:
@@ -232,25 +91,25 @@ def _classify_fast(path: str, h: _tiffscan.Header) -> TiffInfo | None | bool:
     if len(h.pages) > 1 and any(p.has_subifds or p.subfiletype != 0 or p.shape != first.shape for p in h.pages):
         return None
     samples, bits, photometric = first.samples, first.bits, first.photometric
-    pixel_type = _PIXEL.get((first.sampleformat, bits))
+    pixel_type = common.PIXEL_TYPES.get((first.sampleformat, bits))
     if pixel_type is None or photometric not in (0, 1, 2, 3) or samples not in (1, 3):
         return None
     if (samples == 3) != (photometric == 2) or (kind == "metaseries" and samples != 1):
         return None
-    date = _iso_date(_as_text(h.text.get(306)))
+    date = common.iso_date(common.as_text(h.text.get(306)))
     if date is False:
         return None
     return TiffInfo(
         kind=kind, name=os.path.basename(path), big_endian=h.big_endian, size_x=first.width,
         size_y=first.length, planes=len(h.pages), samples=samples, bits=bits, pixel_type=pixel_type,
         description=description, date=date if isinstance(date, str) else None,
-        physical=(_java_resolution(h.rationals.get(282), h.resolution_unit),
-                  _java_resolution(h.rationals.get(283), h.resolution_unit)),
+        physical=(common.java_resolution(h.rationals.get(282), h.resolution_unit),
+                  common.java_resolution(h.rationals.get(283), h.resolution_unit)),
         exif=None, metaseries=meta,
     )
 
 
-def inspect_tiff(path: str, listings: _Listings | None = None, *, fast: bool = True) -> TiffInfo | None:
+def inspect_tiff(path: str, listings: common.Listings | None = None, *, fast: bool = True) -> TiffInfo | None:
     """Classify ``path``; None when this engine should leave the file to Bio-Formats.
 
     A clean classic TIFF is read by :mod:`._tiffscan`; anything it stands aside for (and every file with
@@ -259,7 +118,7 @@ def inspect_tiff(path: str, listings: _Listings | None = None, *, fast: bool = T
     header = _tiffscan.scan(path) if fast else None
     verdict = _classify_fast(path, header) if header is not None else True
     info = _inspect_tifffile(path) if verdict is True else verdict if isinstance(verdict, TiffInfo) else None
-    if info is not None and listings is not None and _companion(path, listings) is not None:
+    if info is not None and listings is not None and common.companion(path, listings) is not None:
         return None
     return info
 
@@ -276,8 +135,8 @@ def _inspect_tifffile(path: str) -> TiffInfo | None:
         first = pages.first
         if first.tags.get(330) is not None:  # SubIFDs: pyramids
             return None
-        description = _text(first, 270)
-        software = _text(first, 305)
+        description = common.text(first, 270)
+        software = common.text(first, 305)
         meta = parse_metaseries(description) if description and "<MetaData>" in description else None
         codes = {tag.code for tag in first.tags}
         if meta is not None:
@@ -301,12 +160,12 @@ def _inspect_tifffile(path: str) -> TiffInfo | None:
                         page.sampleformat, page.photometric) != shape:
                     return None
         samples, bits, photometric = first.samplesperpixel, first.bitspersample, int(first.photometric)
-        pixel_type = _PIXEL.get((int(first.sampleformat), bits))
+        pixel_type = common.PIXEL_TYPES.get((int(first.sampleformat), bits))
         if pixel_type is None or photometric not in (0, 1, 2, 3) or samples not in (1, 3):
             return None
         if (samples == 3) != (photometric == 2) or (kind == "metaseries" and samples != 1):
             return None
-        date = _date(first)
+        date = common.date(first)
         if date is False:
             return None
         exif = first.tags.get(34665)
@@ -317,7 +176,7 @@ def _inspect_tifffile(path: str) -> TiffInfo | None:
             kind=kind, name=os.path.basename(path), big_endian=tf.byteorder == ">",
             size_x=first.imagewidth, size_y=first.imagelength, planes=count, samples=samples, bits=bits,
             pixel_type=pixel_type, description=description, date=date if isinstance(date, str) else None,
-            physical=(_resolution(first, 282), _resolution(first, 283)), exif=exif_value, metaseries=meta,
+            physical=(common.resolution(first, 282), common.resolution(first, 283)), exif=exif_value, metaseries=meta,
         )
     return info
 
@@ -380,7 +239,7 @@ class TiffKindEngine(Generic[T]):
     what: str = "a TIFF"  #: the kind, for messages ("not {what} of a kind this engine reads")
 
     def __init__(self) -> None:
-        self._listings = _Listings()
+        self._listings = common.Listings()
         self._memo: ClaimMemo[T] = ClaimMemo()
 
     def version(self) -> str:
@@ -388,9 +247,9 @@ class TiffKindEngine(Generic[T]):
         return package_version("tifffile")
 
     def wants(self, path: str, head: bytes) -> bool:
-        return head.startswith(TIFF_MAGIC)
+        return head.startswith(common.TIFF_MAGIC)
 
-    def inspect(self, path: str, listings: _Listings | None) -> T | None:
+    def inspect(self, path: str, listings: common.Listings | None) -> T | None:
         raise NotImplementedError
 
     def render(self, info: T) -> str:
@@ -418,7 +277,7 @@ class TiffKindEngine(Generic[T]):
                     head = fh.read(4)
             except OSError as exc:
                 raise ExtractionError(f"cannot read the file: {exc}") from None
-            if not head.startswith(TIFF_MAGIC):
+            if not head.startswith(common.TIFF_MAGIC):
                 raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head!r})")
             try:
                 info = self.inspect(path, None)
@@ -435,7 +294,7 @@ class TiffEngine(TiffKindEngine[TiffInfo]):
     name = NAME
     what = "a plain or MetaSeries TIFF"
 
-    def inspect(self, path: str, listings: _Listings | None) -> TiffInfo | None:
+    def inspect(self, path: str, listings: common.Listings | None) -> TiffInfo | None:
         return inspect_tiff(path, listings)
 
     def render(self, info: TiffInfo) -> str:

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from metaextract.engines.tiff.ifd import Damage, Tags, Tiff
 from metaextract.extraction import snapshot
-from metaextract.extraction.sanity import Tags, _Damage, _Tiff, survey
+from metaextract.extraction.sanity import survey_of
 
 MAX_PAGES = 4096
 SMALL_FILE = 4 << 20  # read whole up to this size; map larger files
@@ -71,7 +72,7 @@ def _ascii(raw: bytes) -> str | bytes:
             return raw
 
 
-def _one(t: _Tiff, tags: dict[int, tuple[int, int, bytes]], code: int, default: int | None) -> int | None:
+def _one(t: Tiff, tags: dict[int, tuple[int, int, bytes]], code: int, default: int | None) -> int | None:
     """A tag with one integer value, or one repeated for every sample (None when mixed or unreadable)."""
     entry = tags.get(code)
     if entry is None:
@@ -85,7 +86,7 @@ def _one(t: _Tiff, tags: dict[int, tuple[int, int, bytes]], code: int, default: 
     return values[0]
 
 
-def _page(t: _Tiff, tags: dict[int, tuple[int, int, bytes]]) -> Page | None:
+def _page(t: Tiff, tags: dict[int, tuple[int, int, bytes]]) -> Page | None:
     if 256 not in tags or 257 not in tags or 262 not in tags:
         return None
     compression = _one(t, tags, 259, 1)
@@ -107,7 +108,7 @@ def _read(data: Any, size: int) -> Header | None:
     kind = _kind(data)
     if kind is None:
         return None
-    t = _Tiff(data, kind, False)
+    t = Tiff(data, kind, False)
     offset, index, seen = t.first_ifd(), 0, set()
     ifds: list[Tags] = []
     while offset:
@@ -120,7 +121,7 @@ def _read(data: Any, size: int) -> Header | None:
     return _header(t, ifds, size)
 
 
-def _header(t: _Tiff, ifds: Sequence[Tags], size: int) -> Header | None:
+def _header(t: Tiff, ifds: Sequence[Tags], size: int) -> Header | None:
     if not ifds or len(ifds) > MAX_PAGES:
         return None
     pages: list[Page] = []
@@ -157,15 +158,15 @@ def scan(path: str) -> Header | None:
             kind = _kind(snap.data)
             if kind is None:
                 return None
-            walked = survey(path, (kind, False))  # the sanity check's walk of these same bytes
+            walked = survey_of(path, (kind, False))  # the sanity check's walk of these same bytes
             if walked.damage is not None or walked.tags is None:
                 return None
-            return _header(_Tiff(snap.data, kind, False), walked.tags, len(snap.data))
+            return _header(Tiff(snap.data, kind, False), walked.tags, len(snap.data))
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size <= SMALL_FILE:
                 return _read(fh.read(), size)
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 return _read(data, size)
-    except (_Damage, OSError, struct.error, ValueError, OverflowError, KeyError):
+    except (Damage, OSError, struct.error, ValueError, OverflowError, KeyError):
         return None

@@ -46,13 +46,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from metaextract.engines.base import Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.tiff.ifd import Damage, Tiff, walk
 from metaextract.extraction import snapshot
-from metaextract.extraction.sanity import _Damage, _Tiff, _walk
 from metaextract.ome import writer as ox
 
 NAME = "svs"
-CLAIM = 50  # magic bytes plus a structural check: beats Bio-Formats' catch-all 1
 PREFIX = "Aperio Image"
 MAX_IFDS = 4096
 MAX_DESCRIPTION = 1 << 20
@@ -134,7 +133,7 @@ def _bytes_of(path: str) -> Iterator[Any]:
             yield data
 
 
-def _one(t: _Tiff, tags: dict[int, tuple[int, int, bytes]], code: int, default: int | None, what: str) -> int:
+def _one(t: Tiff, tags: dict[int, tuple[int, int, bytes]], code: int, default: int | None, what: str) -> int:
     entry = tags.get(code)
     if entry is None:
         if default is None:
@@ -146,7 +145,7 @@ def _one(t: _Tiff, tags: dict[int, tuple[int, int, bytes]], code: int, default: 
     return int(values[0])
 
 
-def _description(t: _Tiff, entry: tuple[int, int, bytes] | None, what: str) -> str | None:
+def _description(t: Tiff, entry: tuple[int, int, bytes] | None, what: str) -> str | None:
     if entry is None:
         return None
     if entry[0] != _ASCII:
@@ -172,8 +171,8 @@ def _ifds(data: Any) -> tuple[bool, list[Ifd], frozenset[int]]:
     if head not in kinds:
         raise UnsupportedFormatError("not a TIFF")
     order, big = kinds[head]
-    t = _Tiff(data, order, big)
-    _walk(t)  # every IFD, tag value, strip and tile inside the file (a cut file is damage, not an SVS)
+    t = Tiff(data, order, big)
+    walk(t)  # every IFD, tag value, strip and tile inside the file (a cut file is damage, not an SVS)
     offset = t.first_ifd()
     seen: set[int] = set()
     out: list[Ifd] = []
@@ -285,7 +284,7 @@ def read_svs(path: str) -> SvsImage:
     try:
         with _bytes_of(path) as data:
             big_endian, ifds, first_codes = _ifds(data)
-    except _Damage as exc:
+    except Damage as exc:
         raise ExtractionError(f"damaged SVS: {exc}") from None
     if not ifds or ifds[0].description is None or not ifds[0].description.startswith(PREFIX):
         raise UnsupportedFormatError("not an Aperio SVS (IFD 0's description does not start 'Aperio Image')")
@@ -401,7 +400,7 @@ class SvsEngine(ReaderEngine[SvsImage]):
     score = CLAIM
     suffixes = (".svs",)
     kind, label = "an Aperio SVS", "SVS"
-    unreadable = (OSError, ValueError, struct.error, MemoryError, OverflowError, _Damage)
+    unreadable = (OSError, ValueError, struct.error, MemoryError, OverflowError, Damage)
 
     def wants(self, path: str, head: bytes) -> bool:
         return path.lower().endswith(".svs") and head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")

@@ -45,7 +45,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from metaextract.engines.tiff.plain import TiffKindEngine, _companion, _date, _Listings, _text
+from metaextract.engines.tiff import common
+from metaextract.engines.tiff.plain import TiffKindEngine
 from metaextract.extraction import snapshot
 from metaextract.ome import writer as ox
 
@@ -290,14 +291,14 @@ def _lsm_position(r: _Reader, cz: _Reader, origin: tuple[float, float, float]) -
     return x, y, z
 
 
-def inspect_lsm(path: str, listings: _Listings | None = None) -> LsmInfo | None:
+def inspect_lsm(path: str, listings: common.Listings | None = None) -> LsmInfo | None:
     """Classify ``path``; an :class:`LsmInfo` when this engine gives Bio-Formats' answer, else None.
 
     Parameters
     ----------
     path : str
         The file.
-    listings : _Listings, optional
+    listings : common.Listings, optional
         Cached folder listings; with them a file next to an ``.mdb`` is declined.
     """
     try:
@@ -306,7 +307,7 @@ def inspect_lsm(path: str, listings: _Listings | None = None) -> LsmInfo | None:
         return None
 
 
-def _inspect_lsm(path: str, listings: _Listings | None) -> LsmInfo | None:
+def _inspect_lsm(path: str, listings: common.Listings | None) -> LsmInfo | None:
     base = os.path.basename(path)
     if not base.lower().endswith(".lsm") or len(base) <= 4:
         return None
@@ -314,7 +315,7 @@ def _inspect_lsm(path: str, listings: _Listings | None) -> LsmInfo | None:
         return _inspect_lsm_mapped(path, base, data, listings)
 
 
-def _inspect_lsm_mapped(path: str, base: str, data: Any, listings: _Listings | None) -> LsmInfo | None:
+def _inspect_lsm_mapped(path: str, base: str, data: Any, listings: common.Listings | None) -> LsmInfo | None:
     import tifffile
 
     if data[:4] != b"II*\x00":
@@ -461,7 +462,7 @@ class LsmEngine(TiffKindEngine[LsmInfo]):
     def wants(self, path: str, head: bytes) -> bool:
         return head.startswith(b"II*\x00") and path.lower().endswith(".lsm")
 
-    def inspect(self, path: str, listings: _Listings | None) -> LsmInfo | None:
+    def inspect(self, path: str, listings: common.Listings | None) -> LsmInfo | None:
         return inspect_lsm(path, listings)
 
     def render(self, info: LsmInfo) -> str:
@@ -535,14 +536,14 @@ def description_exposure(description: str) -> float | None:
     return exposure
 
 
-def inspect_stk(path: str, listings: _Listings | None = None) -> StkInfo | None:
+def inspect_stk(path: str, listings: common.Listings | None = None) -> StkInfo | None:
     """Classify ``path``; a :class:`StkInfo` when this engine gives Bio-Formats' answer, else None.
 
     Parameters
     ----------
     path : str
         The file.
-    listings : _Listings, optional
+    listings : common.Listings, optional
         Cached folder listings; with them a file with a companion in its folder is declined.
     """
     try:
@@ -551,7 +552,7 @@ def inspect_stk(path: str, listings: _Listings | None = None) -> StkInfo | None:
         return None
 
 
-def _inspect_stk(path: str, listings: _Listings | None) -> StkInfo | None:
+def _inspect_stk(path: str, listings: common.Listings | None) -> StkInfo | None:
     import tifffile
 
     base = os.path.basename(path)
@@ -568,10 +569,10 @@ def _inspect_stk(path: str, listings: _Listings | None) -> StkInfo | None:
         codes = {tag.code for tag in first.tags}
         if UIC1 not in codes or not codes <= STK_ALLOWED:
             return None  # UIC2/3/4 (a plane table), or tags whose effect is not modelled
-        software = _text(first, 305)
+        software = common.text(first, 305)
         if software is None or not ox.jtrim(software).lower().startswith("metamorph"):
             return None
-        description = _text(first, 270)
+        description = common.text(first, 270)
         if description is not None:
             stripped = ox.jtrim(description)
             if stripped.startswith("<") or "ImageJ=" in description or "\x00" in description:
@@ -582,7 +583,7 @@ def _inspect_stk(path: str, listings: _Listings | None) -> StkInfo | None:
         samples, bits, photometric = first.samplesperpixel, first.bitspersample, int(first.photometric)
         if samples != 1 or photometric not in (0, 1) or int(first.sampleformat) != 1 or bits not in (8, 16):
             return None
-        date = _date(first)
+        date = common.date(first)
         if date is False:
             return None
         if tf.byteorder != "<":
@@ -598,7 +599,7 @@ def _inspect_stk(path: str, listings: _Listings | None) -> StkInfo | None:
         info.exposure = exposure
     if listings is not None:
         folder = os.path.dirname(os.path.abspath(path))
-        if listings.first_ending(folder, STK_COMPANIONS) is not None or _companion(path, listings) is not None:
+        if listings.first_ending(folder, STK_COMPANIONS) is not None or common.companion(path, listings) is not None:
             return None
     return info
 
@@ -729,7 +730,7 @@ class StkEngine(TiffKindEngine[StkInfo]):
         except Exception:  # noqa: BLE001 - an unreadable IFD is simply not claimed
             return False
 
-    def inspect(self, path: str, listings: _Listings | None) -> StkInfo | None:
+    def inspect(self, path: str, listings: common.Listings | None) -> StkInfo | None:
         return inspect_stk(path, listings)
 
     def render(self, info: StkInfo) -> str:
