@@ -230,7 +230,7 @@ def storable_name(name: str) -> str:
 #: like a step command would read as one. Kept in step with the CLI (a test checks every command is here).
 RESERVED_NAMES = frozenset({
     "show", "compare", "experiment", "step", "help", "create", "add", "list", "delete",
-    "init", "run", "submit", "resubmit", "info", "log", "status", "summary", "export", "cleanup",
+    "init", "run", "submit", "resubmit", "info", "log", "status", "summary", "export", "cleanup", "plate", "serve",
 })
 
 
