@@ -97,20 +97,20 @@ def end_to_end(tmp: Path, folders: list[Path], n: int, repeats: int) -> dict[str
     sub: dict[str, Any] = {}
     for i in range(repeats):
         with database("sqlite", tmp) as url:
-            run_step("create", url, "plate")
-            adds.append(run_step("add", url, "plate", folders=[str(f) for f in folders]))
+            run_step("create", url, "bench-plate")
+            adds.append(run_step("add", url, "bench-plate", folders=[str(f) for f in folders]))
             if adds[-1]["files"] != n:
                 raise RuntimeError(f"add registered {adds[-1]['files']} of {n} files")
-            inits.append(run_step("init", url, "plate"))
-            statuses.append(run_step("status", url, "plate"))
+            inits.append(run_step("init", url, "bench-plate"))
+            statuses.append(run_step("status", url, "bench-plate"))
             if i == repeats - 1:
-                sub = run_step("submit", url, "plate")
+                sub = run_step("submit", url, "bench-plate")
                 size = os.path.getsize(url.removeprefix("sqlite:///"))
     with database("sqlite", tmp) as url:  # the same plate through a Dask LocalCluster, for comparison
-        run_step("create", url, "plate")
-        run_step("add", url, "plate", folders=[str(f) for f in folders])
-        run_step("init", url, "plate")
-        dask = run_step("submit", url, "plate", cluster="dask")
+        run_step("create", url, "bench-plate")
+        run_step("add", url, "bench-plate", folders=[str(f) for f in folders])
+        run_step("init", url, "bench-plate")
+        dask = run_step("submit", url, "bench-plate", cluster="dask")
     for how, s in (("submit", sub), ("submit --cluster dask", dask)):
         if s["exit"] != 0 or s["files"]["ok"] != n:
             raise RuntimeError(f"{how}: exit {s['exit']}, {s['files']}")

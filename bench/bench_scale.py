@@ -278,10 +278,10 @@ def measure_size(kind: str, tmp: Path, folder: Path, n: int, xml_file: Path, rep
 
 def measure_submit(kind: str, tmp: Path, folder: Path, n: int) -> dict[str, Any]:
     with database(kind, tmp) as url:
-        run_step("create", url, "submit")
-        run_step("add", url, "submit", folders=[str(folder)])
-        run_step("init", url, "submit", batch=100)
-        sub = run_step("submit", url, "submit")
+        run_step("create", url, "submit-bench")
+        run_step("add", url, "submit-bench", folders=[str(folder)])
+        run_step("init", url, "submit-bench", batch=100)
+        sub = run_step("submit", url, "submit-bench")
     if sub["exit"] != 0 or sub["files"]["ok"] != n:
         raise RuntimeError(f"submit of {n} files: exit {sub['exit']}, {sub['files']}")
     return sub
