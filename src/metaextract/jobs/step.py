@@ -425,6 +425,7 @@ class MetadataExtractor:
                 lines.append(f"ok {r.path} ({r.seconds:.2f} s)")
             else:
                 lines.append(f"{r.status.upper()} {r.path}: {r.error or r.status}")
+            lines += r.note_lines()
             yield ids.popleft(), r
             if on_result is not None:
                 on_result(r)

@@ -87,6 +87,8 @@ class ImageFile(Base):
     seconds: Mapped[float | None] = mapped_column(Float)
     valid: Mapped[bool | None] = mapped_column(Boolean)
     validation_error: Mapped[str | None] = mapped_column(Text)
+    #: :attr:`metaextract.result.Result.notes`, one a line (None: no notes)
+    notes: Mapped[str | None] = mapped_column(Text)
     extracted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
 

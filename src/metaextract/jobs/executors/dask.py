@@ -305,6 +305,7 @@ def _handle(client: Any, store: Store, done: list[Any], tasks: dict[str, list[_P
                 fl.log.append(f"{len(got)} file(s) on {payload['host']} ({payload['worker']}) in {took:.2f} s"
                               f"{shared}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
                 fl.log += [r.error for _, r in got if r.error]
+                fl.log += [line for _, r in got for line in r.note_lines()]
             continue
         exc = fut.exception()
         if isinstance(exc, KilledWorker) and n_files > 1:
@@ -330,6 +331,7 @@ def _handle(client: Any, store: Store, done: list[Any], tasks: dict[str, list[_P
                               f"alone on the submitter: {result.status}")
                 if result.error:
                     fl.log.append(result.error)
+                fl.log += result.note_lines()
             else:
                 why = f"{type(exc).__name__}: {exc}"
                 failed = [(fid, Result(path=path, status="failed", engine=opts.engine,
