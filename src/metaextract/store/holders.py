@@ -256,3 +256,20 @@ class Heartbeat:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def job_heartbeat(store: Store, job_id: int) -> Heartbeat:
+    """The heartbeat of a run job held by this process (``run --job N``): it stops beating, and says the job
+    is lost, once another host or process holds the row."""
+    return Heartbeat(store, jobs, job_id, jobs.c.host == this_host(), jobs.c.pid == os.getpid())
+
+
+def submission_heartbeat(store: Store, submission_id: int) -> Heartbeat:
+    """The heartbeat of a running submission."""
+    return Heartbeat(store, submissions, submission_id)
+
+
+def check_submission(store: Store, submission_id: int) -> None:
+    """:func:`check_current` in a connection of its own (without locking the row)."""
+    with store.connect() as conn:
+        check_current(conn, submission_id, lock=False)

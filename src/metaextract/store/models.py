@@ -7,7 +7,7 @@ these models describe them for queries (a test checks that both agree).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -164,11 +165,13 @@ class JobRun(Base):
     log: Mapped[str | None] = mapped_column(Text)
 
 
-experiments = Experiment.__table__
-plates = Plate.__table__
-acquisitions = Acquisition.__table__
-image_files = ImageFile.__table__
-metadata_files = MetadataFile.__table__
-jobs = Job.__table__
-job_runs = JobRun.__table__
-submissions = Submission.__table__
+#: The tables, for SQLAlchemy Core queries (a declarative class's ``__table__`` is typed as a ``FromClause``;
+#: it is a Table).
+experiments = cast(Table, Experiment.__table__)
+plates = cast(Table, Plate.__table__)
+acquisitions = cast(Table, Acquisition.__table__)
+image_files = cast(Table, ImageFile.__table__)
+metadata_files = cast(Table, MetadataFile.__table__)
+jobs = cast(Table, Job.__table__)
+job_runs = cast(Table, JobRun.__table__)
+submissions = cast(Table, Submission.__table__)

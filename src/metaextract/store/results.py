@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 from sqlalchemy import Connection, func, select
 
-from metaextract.experiment import resolve
 from metaextract.ome import OME_NS, UnsafeXMLError, image_summaries, parse
 from metaextract.store import Store, open_store
+from metaextract.store.experiments import find_experiment
 from metaextract.store.jobs import split_notes
 from metaextract.store.models import acquisitions, image_files, plates
 
@@ -320,10 +320,9 @@ def open_experiment(name_or_id: int | str, db: str | Store | None = None) -> Exp
     own = not isinstance(db, Store)
     store = db if isinstance(db, Store) else open_store(db)
     try:
-        with store.connect() as conn:
-            row = resolve(conn, name_or_id)
+        exp_id, name = find_experiment(store, name_or_id)
     except Exception:
         if own:
             store.close()
         raise
-    return ExperimentResults(store, int(row.id), str(row.name), own_store=own)
+    return ExperimentResults(store, exp_id, name, own_store=own)
