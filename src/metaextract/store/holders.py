@@ -28,7 +28,7 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, and_, select, update
 
@@ -194,9 +194,9 @@ def running_jobs(conn: Connection, *where: Any) -> list[Row[Any]]:
                                                     open_run.c.submission_id.is_not(None)))
                       .outerjoin(submissions, submissions.c.id == open_run.c.submission_id))
          .where(jobs.c.state == "running", *where).order_by(jobs.c.id))
-    seen: dict[int, Row[Any]] = {}
+    seen: dict[int, Row[Any]] = {}  # typed for the callers (a query's rows are typed by their columns)
     for row in conn.execute(q).all():
-        seen.setdefault(int(row.id), row)
+        seen.setdefault(int(row.id), cast("Row[Any]", row))
     return list(seen.values())
 
 
