@@ -37,7 +37,7 @@ def test_readable_files_give_the_reference_xml(outcomes: dict, reference: Path) 
         if normalise(result.omexml or "") != normalise(expected):
             mismatched.append(rel)
         compared += 1
-        assert result.engine == "bioformats 7.3.1"
+        assert (result.engine, result.engine_version) == ("bioformats", "7.3.1")
         assert result.valid is not None
     assert not mismatched
     assert compared == 100

@@ -114,7 +114,7 @@ def test_auto_routes_corpus_imagej_natively_and_sanity_passes(rel: str, corpus: 
     assert engines.choose(path, read_head(path), "auto").name == IMAGEJ
     result = extract_file(path, "auto")
     assert result.status == "ok", result.error
-    assert result.engine.startswith(IMAGEJ + " ") and result.valid, result.validation_error
+    assert result.engine == IMAGEJ and result.valid, result.validation_error
 
 
 @pytest.mark.parametrize("rel", DECLINED_CORPUS)

@@ -168,7 +168,7 @@ def test_a_database_of_the_first_schema_is_upgraded(db_url: str) -> None:
     engine.dispose()
     store = open_store(db_url)
     with store.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
         assert conn.execute(text("SELECT generation FROM experiments")).scalar_one() == 0
         assert conn.execute(text("SELECT heartbeat FROM submissions")).scalar_one() is None
     new = begin_submission(store, 1, {})  # the old one, started 2 h ago on another host, is found dead

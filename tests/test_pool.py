@@ -160,7 +160,7 @@ def test_a_result_travels_as_a_row_and_back_whole() -> None:
 
     from metaextract.result import ROW_PATH, ROW_RSS, ROW_SECONDS, Result
 
-    r = Result(path="/p/a.tif", status="ok", omexml="<OME/>", engine="tifffile 1", error=None, seconds=0.25,
+    r = Result(path="/p/a.tif", status="ok", omexml="<OME/>", engine="tifffile", engine_version="1", seconds=0.25,
                valid=False, validation_error="line 1: x", notes=["n"], rss_mb=12.5)
     row = r.to_row()
     assert len(row) == len(dataclasses.fields(Result))

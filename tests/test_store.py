@@ -18,7 +18,7 @@ def test_migrations_create_exactly_the_models(store: Store) -> None:
     with store.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
-        assert MigrationContext.configure(conn).get_current_revision() == "0002"
+        assert MigrationContext.configure(conn).get_current_revision() == "0003"
     tables = set(inspect(store.engine).get_table_names())
     assert {"experiments", "plates", "acquisitions", "image_files", "metadata_files", "jobs", "job_runs",
             "submissions", "alembic_version"} <= tables
@@ -94,12 +94,13 @@ def test_results_written_by_the_driver_read_back_as_the_orm_writes_them(store: S
     folder = tmp_path / "plate"
     folder.mkdir()
     results = [
-        Result(path="a", status="ok", omexml="<OME>é ü \u2603 'quote' \\ back</OME>", engine="tifffile 2026.3.3",
-               valid=True, seconds=0.00025),
-        Result(path="b", status="ok", omexml="<OME/>", engine="ome-xml 0.1.0", valid=False,
+        Result(path="a", status="ok", omexml="<OME>é ü \u2603 'quote' \\ back</OME>", engine="tifffile",
+               engine_version="2026.3.3", valid=True, seconds=0.00025),
+        Result(path="b", status="ok", omexml="<OME/>", engine="ome-xml", engine_version="0.1.0", valid=False,
                validation_error="cvc-complex-type: 'x'", seconds=1.5),
         Result(path="c", status="failed", error="c: damaged or truncated TIFF", engine="bioformats", seconds=0.0),
-        Result(path="d", status="unsupported", error="d: not an image", engine="sidecar 0.1.0-sidecar"),
+        Result(path="d", status="unsupported", error="d: not an image", engine="sidecar",
+               engine_version="0.1.0-sidecar"),
     ]
     for i in range(2 * len(results)):
         (folder / f"f{i}.tif").write_bytes(b"II*\x00" + bytes(64))
@@ -123,6 +124,8 @@ def test_results_written_by_the_driver_read_back_as_the_orm_writes_them(store: S
         assert mine == theirs, result.path
         assert mine[RESULT_COLUMNS.index("status")] == result.status
         assert mine[RESULT_COLUMNS.index("valid")] is result.valid
+        assert mine[RESULT_COLUMNS.index("engine")] == result.engine
+        assert mine[RESULT_COLUMNS.index("engine_version")] == (result.engine_version or None)
 
 
 def test_jobs_are_claimed_and_closed_in_batches_as_one_by_one(store: Store, tmp_path: Path) -> None:

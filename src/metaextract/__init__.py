@@ -80,7 +80,7 @@ def extract(path: str | os.PathLike[str], *, engine: str = "auto") -> Result:
 
 
 def extract_many(
-    paths: Iterable[str | os.PathLike[str]],
+    paths: Iterable[str | os.PathLike[str] | tuple[str, str]],
     *,
     engine: str = "auto",
     workers: int | None = None,
@@ -91,8 +91,9 @@ def extract_many(
 
     Parameters
     ----------
-    paths : iterable of path-like
-        Files to read; consumed lazily.
+    paths : iterable of path-like or of (path, root)
+        Files to read; consumed lazily. A ``(path, root)`` pair refuses a path that resolves outside the
+        folder ``root`` it was registered in (the step's jobs give their files so).
     engine : str
         ``"auto"``, ``"bioformats"`` or another registered engine.
     workers : int, optional

@@ -12,18 +12,30 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import Connection, Row, delete, func, select
-from sqlalchemy.exc import IntegrityError
 
 from metaextract.extraction import snapshot
 from metaextract.store import Store
 from metaextract.store.bulk import bulk
-from metaextract.store.jobs import hold_experiment
-from metaextract.store.models import acquisitions, experiments, image_files, metadata_files, plates, utcnow
+from metaextract.store.experiments import (
+    NotFoundError,
+    acquisition_counts,
+    acquisition_of,
+    delete_experiment,
+    find_experiment,
+    insert_experiment,
+    insert_new,
+    list_experiments,
+    parse_ref,
+    resolve,
+    show_experiment,
+)
+
+# re-exported: where they used to be defined
+__all__ = ["NotFoundError", "delete_experiment", "find_experiment", "list_experiments", "parse_ref", "resolve",
+           "show_experiment"]
 
 INSERT_BATCH = 5000
 SNIFF_BYTES = 4096
@@ -49,10 +61,6 @@ _METADATA_SUFFIXES = {".mlf": "yokogawa-mlf", ".mrf": "yokogawa-mrf", ".mes": "y
                       ".nd": "metamorph-nd", ".htd": "metaxpress-htd", ".index": "index", ".json": "json",
                       ".csv": "csv", ".tsv": "tsv", ".md": "text", ".log": "log", ".txt": "text",
                       ".ini": "text", ".cfg": "text", ".yaml": "yaml", ".yml": "yaml", ".pdf": "pdf"}
-
-
-class NotFoundError(LookupError):
-    """No experiment (or other object) of that id or name."""
 
 
 @dataclass
@@ -234,36 +242,6 @@ RESERVED_NAMES = frozenset({
 })
 
 
-def parse_ref(experiment: int | str) -> tuple[str, int | str]:
-    """How a reference names an experiment: ``("id", 3)`` for the int ``3`` or the text ``"#3"``, else
-    ``("name", text)``. A name is never read as an id (an experiment may be called ``"3"``)."""
-    if isinstance(experiment, int) and not isinstance(experiment, bool):
-        return "id", experiment
-    ref = str(experiment).strip()
-    if ref.startswith("#") and ref[1:].isdigit():
-        return "id", int(ref[1:])
-    return "name", ref
-
-
-def resolve(conn: Connection, experiment: int | str) -> Row[Any]:
-    """The experiment row for a reference: an ``int`` or ``"#3"`` is an id, any other text a name.
-
-    Raises
-    ------
-    NotFoundError
-        When there is none; for an all-digit name that matches nothing, the message says how to give an id.
-    """
-    kind, ref = parse_ref(experiment)
-    column = experiments.c.id if kind == "id" else experiments.c.name
-    row = conn.execute(select(experiments).where(column == ref)).one_or_none()
-    if row is not None:
-        return row
-    if kind == "id":
-        raise NotFoundError(f"no experiment with id {ref}")
-    hint = f" (an id is written #{ref})" if str(ref).isdigit() else ""
-    raise NotFoundError(f"no experiment named {ref!r}{hint}")
-
-
 def check_name(name: str) -> str:
     """``name`` stripped, or ValueError when it could be read as something else: empty, all digits (an id
     is ``#N``), starting with ``#``, or a command word (:data:`RESERVED_NAMES`)."""
@@ -286,115 +264,10 @@ def create_experiment(store: Store, name: str, description: str | None = None) -
     ValueError
         When the name is taken or refused by :func:`check_name` (empty, all digits, ``#…``, a command word).
     """
-    name = check_name(name)
-    try:
-        with store.begin() as conn:
-            return int(conn.execute(experiments.insert().values(name=name, description=description,
-                                                                created=utcnow())
-                                    .returning(experiments.c.id)).scalar_one())
-    except IntegrityError:
-        raise ValueError(f"an experiment named {name!r} exists already") from None
-
-
-def _counts(conn: Connection, table: Any, experiment_id: int) -> int:
-    return int(conn.execute(select(func.count()).select_from(table)
-                            .where(table.c.experiment_id == experiment_id)).scalar_one())
-
-
-def list_experiments(store: Store) -> list[dict[str, Any]]:
-    """Every experiment with its number of plates, image files and metadata files."""
-    with store.connect() as conn:
-        out = []
-        for row in conn.execute(select(experiments).order_by(experiments.c.id)).all():
-            out.append({"id": row.id, "name": row.name, "description": row.description,
-                        "created": row.created.isoformat(timespec="seconds"),
-                        "plates": _counts(conn, plates, row.id),
-                        "image_files": _counts(conn, image_files, row.id),
-                        "metadata_files": _counts(conn, metadata_files, row.id)})
-        return out
-
-
-def show_experiment(store: Store, experiment: int | str) -> dict[str, Any]:
-    """An experiment with its plates, acquisitions and file counts."""
-    with store.connect() as conn:
-        exp = resolve(conn, experiment)
-        out: dict[str, Any] = {"id": exp.id, "name": exp.name, "description": exp.description,
-                               "created": exp.created.isoformat(timespec="seconds"), "plates": []}
-        for p in conn.execute(select(plates).where(plates.c.experiment_id == exp.id).order_by(plates.c.id)):
-            acqs = []
-            for a in conn.execute(select(acquisitions).where(acquisitions.c.plate_id == p.id)
-                                  .order_by(acquisitions.c.id)):
-                n_img = conn.execute(select(func.count()).select_from(image_files)
-                                     .where(image_files.c.acquisition_id == a.id)).scalar_one()
-                n_meta = conn.execute(select(func.count()).select_from(metadata_files)
-                                      .where(metadata_files.c.acquisition_id == a.id)).scalar_one()
-                acqs.append({"id": a.id, "name": a.name, "root": a.root, "image_files": n_img,
-                             "metadata_files": n_meta})
-            out["plates"].append({"id": p.id, "name": p.name, "acquisitions": acqs})
-        out["image_files"] = _counts(conn, image_files, exp.id)
-        out["metadata_files"] = _counts(conn, metadata_files, exp.id)
-        return out
-
-
-def delete_experiment(store: Store, experiment: int | str) -> int:
-    """Delete an experiment and everything registered or extracted for it; returns its id.
-
-    Raises
-    ------
-    JobBusyError
-        When one of its jobs is running.
-    """
-    with store.begin() as conn:
-        exp = resolve(conn, experiment)
-        hold_experiment(conn, exp.id, exp.name, "delete")  # refuses while a live submission or job holds it
-        conn.execute(delete(experiments).where(experiments.c.id == exp.id))
-        return int(exp.id)
+    return insert_experiment(store, check_name(name), description)
 
 
 # -- registration ---------------------------------------------------------------------------------------
-def _get_or_create(conn: Connection, table: Any, where: dict[str, Any], values: dict[str, Any]) -> Row[Any]:
-    cond = [table.c[k] == v for k, v in where.items()]
-    row = conn.execute(select(table).where(*cond)).one_or_none()
-    if row is None:
-        conn.execute(table.insert().values(**where, **values))
-        row = conn.execute(select(table).where(*cond)).one()
-    return row
-
-
-_INSERTS: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
-
-
-def _insert_sql(conn: Any, table: Any, columns: tuple[str, ...]) -> tuple[str, tuple[str, ...] | None]:
-    """The dialect's ``INSERT … ON CONFLICT (acquisition_id, name) DO NOTHING`` for ``columns`` as driver SQL,
-    and the order of its positional parameters (None when the driver takes them by name)."""
-    key = (conn.dialect.name, table.name, columns)
-    if key not in _INSERTS:
-        from sqlalchemy import bindparam
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = (dialect.insert(table).values({c: bindparam(c) for c in columns})
-                .on_conflict_do_nothing(index_elements=["acquisition_id", "name"]))
-        compiled = stmt.compile(dialect=conn.dialect)
-        order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-        _INSERTS[key] = (str(compiled), order)
-    return _INSERTS[key]
-
-
-def _insert_new(store: Store, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows no file of the acquisition has yet, through the driver's ``executemany`` (the
-    columns are plain text and numbers: no conversion is skipped)."""
-    if not rows:
-        return
-    with store.begin() as conn:
-        sql, order = _insert_sql(conn, table, tuple(rows[0]))
-        if order:
-            pick = itemgetter(*order)
-            conn.exec_driver_sql(sql, [pick(row) for row in rows] if len(order) > 1 else [(pick(row),) for row in rows])
-        else:
-            conn.exec_driver_sql(sql, rows)
-
-
 def _register(store: Store, experiment_id: int, acquisition_id: int, root: Path, include: Sequence[str],
               exclude: Sequence[str], stats: _WalkStats) -> int:
     """Insert a row for every file under ``root`` that the acquisition does not hold yet; returns how many
@@ -413,11 +286,11 @@ def _register(store: Store, experiment_id: int, acquisition_id: int, root: Path,
             row["kind"] = kind
         batch[what].append(row)
         if len(batch[what]) >= INSERT_BATCH:
-            _insert_new(store, image_files if what == "image" else metadata_files, batch[what])
+            insert_new(store, what, batch[what])
             batch[what] = []
-    for what, table in (("image", image_files), ("metadata", metadata_files)):
-        if batch[what]:
-            _insert_new(store, table, batch[what])
+    for what, rows in batch.items():
+        if rows:
+            insert_new(store, what, rows)
     return seen
 
 
@@ -459,25 +332,16 @@ def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[st
         raise ValueError(f"{folder}: not a directory")
     plate = plate or root.name
     acquisition = acquisition or DEFAULT_ACQUISITION
-    with store.begin() as conn:
-        exp = resolve(conn, experiment)
-        p = _get_or_create(conn, plates, {"experiment_id": exp.id, "name": plate}, {})
-        a = _get_or_create(conn, acquisitions, {"plate_id": p.id, "name": acquisition}, {"root": str(root)})
-        if a.root and a.root != str(root):
-            raise ValueError(f"acquisition {acquisition!r} of plate {plate!r} holds files from {a.root}; "
-                             f"add {root} as another acquisition (--acquisition NAME)")
-    reg = Registration(experiment_id=exp.id, plate=plate, acquisition=acquisition)
-    with store.connect() as conn:
-        before = {t.name: conn.execute(select(func.count()).select_from(t)
-                                       .where(t.c.acquisition_id == a.id)).scalar_one()
-                  for t in (image_files, metadata_files)}
+    exp_id, acq_id, acq_root = acquisition_of(store, experiment, plate, acquisition, str(root))
+    if acq_root and acq_root != str(root):
+        raise ValueError(f"acquisition {acquisition!r} of plate {plate!r} holds files from {acq_root}; "
+                         f"add {root} as another acquisition (--acquisition NAME)")
+    reg = Registration(experiment_id=exp_id, plate=plate, acquisition=acquisition)
+    before = acquisition_counts(store, acq_id)
     stats = _WalkStats()
     with bulk():
-        seen = _register(store, exp.id, a.id, root, include, exclude, stats)
-    with store.connect() as conn:
-        after = {t.name: conn.execute(select(func.count()).select_from(t)
-                                      .where(t.c.acquisition_id == a.id)).scalar_one()
-                 for t in (image_files, metadata_files)}
+        seen = _register(store, exp_id, acq_id, root, include, exclude, stats)
+    after = acquisition_counts(store, acq_id)
     reg.image_files = after["image_files"] - before["image_files"]
     reg.metadata_files = after["metadata_files"] - before["metadata_files"]
     reg.already_registered = seen - reg.image_files - reg.metadata_files

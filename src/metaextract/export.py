@@ -76,7 +76,8 @@ def _csv_cell(value: Any) -> Any:
 
 
 def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
-    """One line per row (:data:`~metaextract.store.results.ROW_COLUMNS`); channel names joined with ``|``."""
+    """One line per row (:data:`~metaextract.store.results.ROW_COLUMNS`); channel names, and notes, joined
+    with ``|``."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(ROW_COLUMNS)
     n = 0
@@ -109,7 +110,7 @@ def _size_cell(row: dict[str, Any]) -> str:
 
 _TABLE = (("file", 64), ("#", 3), ("image", 20), ("plate", 16), ("well", 5), ("X", 6), ("Y", 6),
           ("Z", 4), ("C", 3), ("T", 4), ("type", 7), ("pixel size", 16), ("channels", 28),
-          ("engine", 18), ("status", 11), ("error", 70))
+          ("engine", 18), ("status", 11), ("error", 70), ("notes", 70))
 
 
 def _table_cells(row: dict[str, Any]) -> list[str]:
@@ -119,7 +120,7 @@ def _table_cells(row: dict[str, Any]) -> list[str]:
     return [s(row["file"]), s(row["image"]), s(row["image_name"]), s(row["plate"]), s(row["well"]),
             *(s(row[f"size_{d}"]) for d in "xyzct"), s(row["pixel_type"]), _size_cell(row),
             ", ".join(s(c) for c in row["channels"] or []), s(row["engine"]), s(row["status"]),
-            s(row["error"])]
+            s(row["error"]), "; ".join(row["notes"] or [])]
 
 
 def write_table(rows: Iterable[dict[str, Any]], out: IO[str], *, sample: int = 1000) -> int:
@@ -155,7 +156,7 @@ def _arrow_schema() -> Any:
     types: dict[str, Any] = {c: pa.string() for c in ROW_COLUMNS}
     types.update({c: pa.int64() for c in ("image", "size_x", "size_y", "size_z", "size_c", "size_t")})
     types.update({f"physical_size_{a}": pa.float64() for a in "xyz"})
-    types.update({"channels": pa.list_(pa.string()), "valid": pa.bool_()})
+    types.update({"channels": pa.list_(pa.string()), "notes": pa.list_(pa.string()), "valid": pa.bool_()})
     return pa.schema([(c, types[c]) for c in ROW_COLUMNS])
 
 

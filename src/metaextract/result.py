@@ -22,7 +22,9 @@ class Result:
     omexml : str or None
         The OME-XML (``<OME ...>...</OME>``, as showinf ``-omexml-only`` prints it) when ``status == "ok"``.
     engine : str
-        Engine name and version, e.g. ``"bioformats 7.3.1"``.
+        The engine's name, e.g. ``"bioformats"`` (engine names hold no space).
+    engine_version : str
+        That engine's version, e.g. ``"7.3.1"`` (empty when no engine ran: a file refused before, a timeout).
     error : str or None
         One line saying what went wrong with which file, or None.
     seconds : float
@@ -41,6 +43,7 @@ class Result:
     status: Status
     omexml: str | None = None
     engine: str = ""
+    engine_version: str = ""
     error: str | None = None
     seconds: float = 0.0
     valid: bool | None = None
@@ -52,10 +55,20 @@ class Result:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def engine_label(self) -> str:
+        """``"name version"`` for people to read (never parsed back: the two fields are kept apart)."""
+        return " ".join(x for x in (self.engine, self.engine_version) if x)
+
+    def note_lines(self) -> list[str]:
+        """The file's notes as lines of its job's log, ``note PATH: NOTE`` (every runner logs them so)."""
+        return [f"note {self.path}: {n}" for n in self.notes]
+
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "status": self.status, "omexml": self.omexml, "engine": self.engine,
-                "error": self.error, "seconds": self.seconds, "valid": self.valid,
-                "validation_error": self.validation_error, "notes": list(self.notes), "rss_mb": self.rss_mb}
+                "engine_version": self.engine_version, "error": self.error, "seconds": self.seconds,
+                "valid": self.valid, "validation_error": self.validation_error, "notes": list(self.notes),
+                "rss_mb": self.rss_mb}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
@@ -63,8 +76,8 @@ class Result:
 
     def to_row(self) -> Row:
         """The fields as a tuple, in their order: what extraction processes send (smaller than a dict)."""
-        return (self.path, self.status, self.omexml, self.engine, self.error, self.seconds, self.valid,
-                self.validation_error, list(self.notes), self.rss_mb)
+        return (self.path, self.status, self.omexml, self.engine, self.engine_version, self.error, self.seconds,
+                self.valid, self.validation_error, list(self.notes), self.rss_mb)
 
     @classmethod
     def from_row(cls, row: Row) -> Result:
@@ -73,10 +86,10 @@ class Result:
 
 #: :meth:`Result.to_row`'s form, and where its path, seconds and resident memory are in it
 Row = tuple[Any, ...]
-ROW_PATH, ROW_SECONDS, ROW_RSS = 0, 5, 9
+_ORDER = [f.name for f in dataclasses.fields(Result)]
+ROW_PATH, ROW_SECONDS, ROW_RSS = _ORDER.index("path"), _ORDER.index("seconds"), _ORDER.index("rss_mb")
 
-
-_FIELDS = frozenset(f.name for f in dataclasses.fields(Result))
+_FIELDS = frozenset(_ORDER)
 
 
 def one_line(text: str, limit: int = 500) -> str:

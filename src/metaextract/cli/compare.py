@@ -41,7 +41,7 @@ def compare_file(path: str, engine: str = "auto") -> tuple[str, list[tuple[str, 
     from metaextract.extraction.pipeline import extract_file
 
     ours = extract_file(path, engine)
-    name = (ours.engine or engine).split(" ", 1)[0]  # "name version"; engine names hold no space
+    name = ours.engine or engine
     if name == "bioformats":
         return "bioformats", "no native engine claims this file"
     if ours.status != "ok" or ours.omexml is None:

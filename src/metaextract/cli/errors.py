@@ -28,20 +28,18 @@ def as_click(exc: BaseException) -> click.ClickException | None:
         return exc
     if isinstance(exc, (click.exceptions.Exit, click.exceptions.Abort)):
         return None  # click's own way out (--help, --version, Ctrl-C): nothing to word, nothing to import
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
     from metaextract.experiment import NotFoundError
     from metaextract.store import StoreError
+    from metaextract.store.db import database_error
     from metaextract.store.jobs import JobBusyError
 
     if isinstance(exc, (NotFoundError, JobBusyError, StoreError)):
         return click.ClickException(_first_line(exc))
     if isinstance(exc, ValueError):
         return click.UsageError(_first_line(exc))
-    if isinstance(exc, DBAPIError):
-        return click.ClickException(f"database error: {_first_line(exc.orig) if exc.orig else _first_line(exc)}")
-    if isinstance(exc, SQLAlchemyError):
-        return click.ClickException(f"database error: {_first_line(exc)}")
+    said = database_error(exc)
+    if said is not None:
+        return click.ClickException(said)
     if isinstance(exc, OverflowError):
         return click.UsageError(f"number too large: {_first_line(exc)}")
     if isinstance(exc, OSError) and exc.strerror:

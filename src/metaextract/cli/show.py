@@ -27,7 +27,8 @@ def show(files: tuple[str, ...], engine: str, summary: bool, timeout: float | No
     """Print the OME-XML of each FILE (default), or one summary line per image.
 
     A file that cannot be read gets a one-line error on stderr naming the file and the reason;
-    the other files are still printed; the exit code is then 1.
+    the other files are still printed; the exit code is then 1. Notes (e.g. that a rescue engine read a
+    file Bio-Formats cannot) are on stderr too, one line each.
     """
     from metaextract import extract, extract_many
 
@@ -39,6 +40,8 @@ def show(files: tuple[str, ...], engine: str, summary: bool, timeout: float | No
             results = extract_many(files, engine=engine, workers=1, timeout=timeout)
         failed = 0
         for r in results:
+            for line in r.note_lines():  # on stderr: stdout stays the OME-XML alone, as showinf prints it
+                click.echo(f"metaextract: {line}", err=True)
             if r.status != "ok" or r.omexml is None:
                 failed += 1
                 click.echo(f"metaextract: {r.error or r.path + ': ' + r.status}", err=True)

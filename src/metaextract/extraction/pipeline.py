@@ -71,11 +71,11 @@ def read_head(path: str | os.PathLike[str], size: int = engines.HEAD_BYTES) -> b
 
 
 def _beyond(eng: engines.Engine, path: str, head: bytes, failure: ExtractionError,
-            notes: list[str]) -> tuple[str, str | None]:
+            notes: list[str]) -> tuple[str, tuple[str, str] | None]:
     """In ``auto``, where Bio-Formats fails: read the file alone (grouping off), say it is no image, or let
     a rescue engine (:mod:`metaextract.engines.rescue`) read what Bio-Formats cannot.
 
-    Returns the XML and, when a rescuer read it, that engine's label. Raises the original failure when
+    Returns the XML and, when a rescuer read it, that engine's name and version. Raises the original failure when
     nothing helps, :class:`UnsupportedFormatError` for a non-image.
     """
     bf_said = one_line(str(failure), 200)
@@ -103,8 +103,8 @@ def _beyond(eng: engines.Engine, path: str, head: bytes, failure: ExtractionErro
             xml, own_notes = rescuer.rescue(path)
         except ExtractionError:
             continue
-        label = f"{rescuer.name} {rescuer.version()}"
-        notes.append(f"read by {label} because Bio-Formats cannot read it ({bf_said})")
+        label = (rescuer.name, rescuer.version())
+        notes.append(f"read by {' '.join(label)} because Bio-Formats cannot read it ({bf_said})")
         notes.extend(own_notes)
         return xml, label
     raise failure
@@ -204,14 +204,14 @@ def _finish(path: str, engine: str, problem: str | None, head: bytes, start: flo
             eng = engines.choose(path, head, engine)
         except Exception as exc:  # noqa: BLE001 - a claim that crashes must not cost the process
             problem = f"choosing an engine failed: {type(exc).__name__}: {one_line(str(exc))}"
-    label = eng.name
+    label = (eng.name, "")  # the engine's name and version, kept apart (the version once it is asked)
     if problem is not None:
-        return Result(path=path, status="failed", engine=label, error=f"{path}: {problem}",
-                      seconds=time.perf_counter() - start)
+        return Result(path=path, status="failed", engine=label[0], engine_version=label[1],
+                      error=f"{path}: {problem}", seconds=time.perf_counter() - start)
     fatal = False
     notes: list[str] = []
     try:
-        label = f"{eng.name} {eng.version()}"
+        label = (eng.name, eng.version())
         try:
             xml = _storable(_run(eng, path, notes), notes)
         except ExtractionError as exc:
@@ -220,17 +220,20 @@ def _finish(path: str, engine: str, problem: str | None, head: bytes, start: flo
             rescued, rescuer = _beyond(eng, path, head, exc, notes)
             xml, label = _storable(rescued, notes), rescuer or label
     except UnsupportedFormatError as exc:
-        result = Result(path=path, status="unsupported", engine=label, error=f"{path}: {one_line(str(exc))}")
+        result = Result(path=path, status="unsupported", engine=label[0], engine_version=label[1],
+                        error=f"{path}: {one_line(str(exc))}")
     except ExtractionError as exc:
         fatal = exc.fatal
-        result = Result(path=path, status="failed", engine=label, error=f"{path}: {one_line(str(exc))}")
+        result = Result(path=path, status="failed", engine=label[0], engine_version=label[1],
+                        error=f"{path}: {one_line(str(exc))}")
     except Exception as exc:  # noqa: BLE001 - an engine bug must become a recorded failure
-        result = Result(path=path, status="failed", engine=label,
+        result = Result(path=path, status="failed", engine=label[0], engine_version=label[1],
                         error=f"{path}: {type(exc).__name__}: {one_line(str(exc))}")
     else:
         damage = sanity.check(path, head, xml)
         if damage is not None:
-            result = Result(path=path, status="failed", engine=label, error=f"{path}: {one_line(damage)}")
+            result = Result(path=path, status="failed", engine=label[0], engine_version=label[1],
+                            error=f"{path}: {one_line(damage)}")
         else:
             result = _checked(path, xml, label, notes)
     result.seconds = time.perf_counter() - start
@@ -239,12 +242,12 @@ def _finish(path: str, engine: str, problem: str | None, head: bytes, start: flo
     return result
 
 
-def _checked(path: str, xml: str, label: str, notes: list[str]) -> Result:
+def _checked(path: str, xml: str, label: tuple[str, str], notes: list[str]) -> Result:
     """An ``ok`` Result for ``xml``, validated; a document that does not even parse is never stored as
     ``ok`` (no reader could use it) but fails the file, saying why."""
     valid, why = validate(xml)
     if not valid and (why or "").startswith("not well-formed"):
-        return Result(path=path, status="failed", engine=label,
+        return Result(path=path, status="failed", engine=label[0], engine_version=label[1],
                       error=f"{path}: the engine's OME-XML does not parse ({one_line(why or '', 200)})", notes=notes)
-    return Result(path=path, status="ok", omexml=xml, engine=label, valid=valid,
+    return Result(path=path, status="ok", omexml=xml, engine=label[0], engine_version=label[1], valid=valid,
                   validation_error=None if valid else one_line(why or ""), notes=notes)

@@ -12,10 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
-
 from metaextract.store import Store
-from metaextract.store.models import image_files, job_runs, jobs
+from metaextract.store.progress import job_progress
 
 
 class Monitor:
@@ -35,30 +33,9 @@ class Monitor:
             self.live = Live(auto_refresh=False)
             self.live.start()
 
-    def _new(self, cond: Any) -> Any:
-        """``cond`` for a file whose result was written by this submission (since it started)."""
-        return cond if self.since is None else and_(cond, image_files.c.extracted_at >= self.since)
-
     def snapshot(self) -> dict[str, Any]:
-        with self.store.connect() as conn:
-            per_job = conn.execute(
-                select(jobs.c.id, jobs.c.number, jobs.c.state,
-                       func.count(image_files.c.id).label("total"),
-                       func.sum(case((self._new(image_files.c.status == "ok"), 1), else_=0)).label("ok"),
-                       func.sum(case((self._new(image_files.c.status.in_(("failed", "timeout", "unsupported"))),
-                                      1), else_=0)).label("failed"))
-                .select_from(jobs.outerjoin(image_files, image_files.c.job_id == jobs.c.id))
-                .where(jobs.c.id.in_(self.job_ids)).group_by(jobs.c.id, jobs.c.number, jobs.c.state)
-                .order_by(jobs.c.number)).all()
-            hosts = dict(conn.execute(
-                select(job_runs.c.job_id, job_runs.c.host).where(job_runs.c.job_id.in_(self.job_ids))
-                .order_by(job_runs.c.id)).all()) if self.depth >= 2 else {}
-            closed = None if self.submission_id is None else set(conn.execute(
-                select(job_runs.c.job_id).where(job_runs.c.submission_id == self.submission_id,
-                                                job_runs.c.state != "running")).scalars())
-        rows = [{"job": r.number, "state": r.state if closed is None or r.id in closed or r.state == "running"
-                 else "queued", "total": int(r.total or 0), "ok": int(r.ok or 0),
-                 "failed": int(r.failed or 0), "host": hosts.get(r.id)} for r in per_job]
+        rows = job_progress(self.store, self.job_ids, since=self.since, submission_id=self.submission_id,
+                            hosts=self.depth >= 2)
         files = sum(r["total"] for r in rows)
         ok = sum(r["ok"] for r in rows)
         failed = sum(r["failed"] for r in rows)

@@ -18,40 +18,31 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, column, delete, or_, select, table, text, update
-
-from metaextract.experiment import NotFoundError, resolve
+from metaextract.experiment import NotFoundError
 from metaextract.jobs.arguments import NO_COLLECT, MetaextractBatchArguments, MetaextractSubmissionArguments
 from metaextract.result import Result, one_line
-from metaextract.store import Store, open_store, reports
+from metaextract.store import Store, batches, open_store, reports
 from metaextract.store.bulk import bulk
-from metaextract.store.holders import Heartbeat, bump_generation
+from metaextract.store.experiments import find_experiment
+from metaextract.store.holders import job_heartbeat
 from metaextract.store.jobs import (
-    RESULT_COLUMNS,
     JobBusyError,
     begin_job_run,
     begin_submission,
-    clear_results,
     finish_job_run,
     finish_submission,
-    hold_experiment,
     job_files,
     record_results,
     retrying,
     this_host,
 )
-from metaextract.store.models import image_files, job_runs, jobs, utcnow
+from metaextract.store.models import utcnow
 
 __all__ = [
     "JobBusyError", "JobSummary", "MetadataExtractor", "MetaextractBatchArguments",
     "MetaextractSubmissionArguments", "NotFoundError", "begin_job_run", "begin_submission",
     "finish_job_run", "finish_submission", "job_files", "record_results",
 ]
-
-_PAGE = 5000
-_JOB_CHUNK = 1000
-
-_MAP = "metaextract_init_batches"  # a temporary table: file id -> job number, during init
 
 
 def _ranges(numbers: list[int]) -> str:
@@ -138,13 +129,10 @@ class MetadataExtractor:
         self._own_store = not isinstance(db, Store)
         self.store = db if isinstance(db, Store) else open_store(db)
         try:
-            with self.store.connect() as conn:
-                row = resolve(conn, experiment)
+            self.experiment_id, self.experiment_name = find_experiment(self.store, experiment)
         except Exception:
             self.close()
             raise
-        self.experiment_id: int = int(row.id)
-        self.experiment_name: str = str(row.name)
         self.workers, self.engine, self.timeout = workers, engine, timeout
 
     def close(self) -> None:
@@ -158,35 +146,6 @@ class MetadataExtractor:
         self.close()
 
     # -- batches -------------------------------------------------------------------------------------------
-    def _iter_batches(self, conn: Connection | None, batch_size: int) -> Iterator[dict[str, Any]]:
-        """Batches in job order, read a page at a time (on ``conn``, or each page on a new connection)."""
-
-        def query(stmt: Any) -> list[Any]:
-            if conn is not None:
-                return list(conn.execute(stmt).scalars().all())
-            with self.store.connect() as c:
-                return list(c.execute(stmt).scalars().all())
-
-        number = 0
-        acq_ids = query(select(image_files.c.acquisition_id).distinct()
-                        .where(image_files.c.experiment_id == self.experiment_id)
-                        .order_by(image_files.c.acquisition_id))
-        for acq in acq_ids:
-            last, current = 0, []
-            while ids := query(select(image_files.c.id)
-                               .where(image_files.c.acquisition_id == acq, image_files.c.id > last)
-                               .order_by(image_files.c.id).limit(_PAGE)):
-                last = ids[-1]
-                for i in ids:
-                    current.append(int(i))
-                    if len(current) == batch_size:
-                        number += 1
-                        yield {"id": number, "acquisition_id": int(acq), "image_file_ids": current}
-                        current = []
-            if current:
-                number += 1
-                yield {"id": number, "acquisition_id": int(acq), "image_file_ids": current}
-
     def create_run_batches(self, args: MetaextractBatchArguments | None = None) -> Iterator[dict[str, Any]]:
         """Yield the run jobs' descriptions, exactly as :meth:`init` stores them.
 
@@ -201,61 +160,7 @@ class MetadataExtractor:
             ``{"id": job number (1..N), "acquisition_id": ..., "image_file_ids": [...]}``.
         """
         args = args or MetaextractBatchArguments()
-        yield from self._iter_batches(None, args.batch_size)
-
-    def _hold(self, conn: Connection, command: str, force: bool, notify: Callable[[str], None] | None) -> None:
-        """Take the experiment for ``command`` (``init``, ``cleanup``) in this transaction: its lock, no live
-        submission or job left (dead ones are ended; live ones too with ``force``), a new generation (a
-        submission that started before stops at its next claim)."""
-        hold_experiment(conn, self.experiment_id, self.experiment_name, command, force=force, notify=notify)
-        bump_generation(conn, self.experiment_id)
-
-    def _refuse_if_running(self, conn: Connection, what: str) -> None:
-        row = conn.execute(select(jobs).where(jobs.c.experiment_id == self.experiment_id,
-                                              jobs.c.state == "running").limit(1)).one_or_none()
-        if row is not None:
-            raise JobBusyError(f"{row.phase} job {row.number} of {self.experiment_name!r} is running "
-                               f"(host {row.host}, pid {row.pid}); not {what} while it runs")
-
-    def _store_jobs(self, conn: Connection, batch_size: int) -> tuple[int, int]:
-        """Number every file's batch in the database (table ``_MAP``) and insert one run job per batch.
-
-        The numbering is :meth:`create_run_batches`': acquisitions in id order, each cut into runs of
-        ``batch_size`` files in id order, jobs numbered 1..N across them.
-        """
-        conn.execute(text(
-            f"CREATE TEMPORARY TABLE {_MAP} AS SELECT id, acquisition_id, "
-            "dense_rank() OVER (ORDER BY acquisition_id, (rn - 1) / :size) AS number FROM ("
-            "SELECT id, acquisition_id, row_number() OVER (PARTITION BY acquisition_id ORDER BY id) AS rn "
-            "FROM image_files WHERE experiment_id = :exp) AS numbered"),
-            {"size": batch_size, "exp": self.experiment_id})
-        now = utcnow()
-        n_jobs = n_files = 0
-        rows: list[dict[str, Any]] = []
-        current: dict[str, Any] | None = None
-
-        def add(batch: dict[str, Any]) -> None:
-            rows.append({"experiment_id": self.experiment_id, "phase": "run", "number": batch["id"],
-                         "batch": batch, "state": "pending", "updated": now})
-            if len(rows) == _JOB_CHUNK:
-                conn.execute(jobs.insert(), rows)
-                rows.clear()
-
-        stream = conn.execute(text(f"SELECT number, acquisition_id, id FROM {_MAP} ORDER BY number, id"),
-                              execution_options={"stream_results": True, "yield_per": _PAGE})
-        for number, acq, file_id in stream:
-            if current is None or current["id"] != number:
-                if current is not None:
-                    add(current)
-                current = {"id": int(number), "acquisition_id": int(acq), "image_file_ids": []}
-                n_jobs += 1
-            current["image_file_ids"].append(int(file_id))
-            n_files += 1
-        if current is not None:
-            add(current)
-        if rows:
-            conn.execute(jobs.insert(), rows)
-        return n_jobs, n_files
+        yield from batches.run_batches(self.store, self.experiment_id, args.batch_size)
 
     def init(self, args: MetaextractBatchArguments | None = None, *, force: bool = False,
              notify: Callable[[str], None] | None = None) -> int:
@@ -279,41 +184,14 @@ class MetadataExtractor:
         args = args or MetaextractBatchArguments()
         t0 = time.perf_counter()
         with bulk(), self.store.begin() as conn:
-            self._hold(conn, "init", force, notify)
-            # The old jobs step aside (negative numbers) so the new ones can take 1..N; one UPDATE then
-            # points every file at its new job and forgets its result, and the old jobs, no longer
-            # referred to, are deleted. Each file row is written once, whatever the previous state.
-            mine = jobs.c.experiment_id == self.experiment_id
-            conn.execute(update(jobs).where(mine, jobs.c.state != "running", jobs.c.number > 0)
-                         .values(number=-jobs.c.number))
-            self._refuse_if_running(conn, "initialising")  # none: claims wait for the lock (safety net)
-            try:
-                n_jobs, n_files = self._store_jobs(conn, args.batch_size)
-                if conn.dialect.name == "postgresql":  # fresh statistics, so the planner joins by hash
-                    conn.exec_driver_sql(f"ANALYZE {_MAP}, {jobs.name}")
-                cleared: dict[str, Any] = {c: None for c in RESULT_COLUMNS}
-                cleared["status"] = "pending"
-                batch_of = table(_MAP, column("id"), column("number"))
-                conn.execute(update(image_files).values(job_id=jobs.c.id, **cleared).where(
-                    image_files.c.id == batch_of.c.id, mine, jobs.c.phase == "run",
-                    jobs.c.number == batch_of.c.number))
-            finally:
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_MAP}")
-            # files of no batch (none, unless the registration changed meanwhile) keep no stale result
-            clear_results(conn, image_files.c.experiment_id == self.experiment_id,
-                          or_(image_files.c.job_id.is_(None), image_files.c.job_id.in_(
-                              select(jobs.c.id).where(mine, jobs.c.number < 0))), job_id=None)
-            conn.execute(delete(jobs).where(mine, jobs.c.number < 0))
-            now = utcnow()
+            batches.take_experiment(conn, self.experiment_id, self.experiment_name, "init", force, notify)
+            n_jobs, n_files = batches.replace_run_jobs(conn, self.experiment_id, self.experiment_name,
+                                                       args.batch_size)
             log = (f"init: {n_jobs} run jobs of at most {args.batch_size} files for {n_files} image files "
                    f"({time.perf_counter() - t0:.2f} s)\n")
-            init_id = conn.execute(jobs.insert().values(
-                experiment_id=self.experiment_id, phase="init", number=1, state="done", updated=now,
-                batch={"id": 1, "batch_size": args.batch_size, "run_jobs": n_jobs, "image_files": n_files})
-                .returning(jobs.c.id)).scalar_one()
-            conn.execute(job_runs.insert().values(job_id=init_id, attempt=1, host=this_host(), pid=os.getpid(),
-                                                  started=now, ended=utcnow(), state="done", exit_code=0,
-                                                  log=log))
+            batches.record_init(conn, self.experiment_id, {"id": 1, "batch_size": args.batch_size,
+                                                           "run_jobs": n_jobs, "image_files": n_files},
+                                this_host(), os.getpid(), utcnow(), log)
         return n_jobs
 
     # -- running -------------------------------------------------------------------------------------------
@@ -321,20 +199,14 @@ class MetadataExtractor:
         """The database id of job ``number`` of ``phase``."""
         if phase == "collect":
             raise ValueError(NO_COLLECT)
-        with self.store.connect() as conn:
-            jid = conn.execute(select(jobs.c.id).where(jobs.c.experiment_id == self.experiment_id,
-                                                       jobs.c.phase == phase, jobs.c.number == number)
-                               ).scalar_one_or_none()
+        jid = batches.job_id(self.store, self.experiment_id, phase, number)
         if jid is None:
             raise NotFoundError(f"{self.experiment_name!r} has no {phase} job {number}: {self._jobs_held(phase)}")
-        return int(jid)
+        return jid
 
     def _jobs_held(self, phase: str) -> str:
         """Which ``phase`` jobs exist, as ranges (``"its run jobs are 1-2"``), or what to run first."""
-        with self.store.connect() as conn:
-            numbers = [int(n) for n in conn.execute(
-                select(jobs.c.number).where(jobs.c.experiment_id == self.experiment_id, jobs.c.phase == phase)
-                .order_by(jobs.c.number)).scalars()]
+        numbers = batches.job_numbers(self.store, self.experiment_id, phase)
         if not numbers:
             return "it has none (run init first)" if phase == "run" else "it has none"
         return f"its {phase} jobs are {_ranges(numbers)}"
@@ -372,15 +244,12 @@ class MetadataExtractor:
         t0 = time.perf_counter()
         lines = [f"run job {number} of {self.experiment_name!r} on {this_host()} (pid {os.getpid()})"]
         summary = JobSummary(job=number, state="running")
-        beat = Heartbeat(self.store, jobs, job_id, jobs.c.host == this_host(), jobs.c.pid == os.getpid())
+        beat = job_heartbeat(self.store, job_id)
         try:
             with _sigterm_interrupts(), beat:  # any host tells from the job's heartbeat whether this run lives
                 if not assume_clean_state:
-                    def clear() -> None:
-                        with self.store.begin() as conn:
-                            clear_results(conn, image_files.c.job_id == job_id)
-
-                    retrying("clearing the job's earlier results", clear, lines.append)
+                    retrying("clearing the job's earlier results",
+                             lambda: batches.clear_job_results(self.store, job_id), lines.append)
                 files = retrying("listing the job's files", lambda: job_files(self.store, job_id), lines.append)
                 summary.files = len(files)
                 lines.append(f"{len(files)} files")
@@ -425,6 +294,7 @@ class MetadataExtractor:
                 lines.append(f"ok {r.path} ({r.seconds:.2f} s)")
             else:
                 lines.append(f"{r.status.upper()} {r.path}: {r.error or r.status}")
+            lines += r.note_lines()
             yield ids.popleft(), r
             if on_result is not None:
                 on_result(r)
@@ -442,12 +312,8 @@ class MetadataExtractor:
             When a live submission or job holds the experiment (and not ``force``).
         """
         with self.store.begin() as conn:
-            self._hold(conn, "cleanup", force, notify)
-            n = clear_results(conn, image_files.c.experiment_id == self.experiment_id,
-                              image_files.c.status != "pending")
-            conn.execute(update(jobs).where(jobs.c.experiment_id == self.experiment_id, jobs.c.phase == "run")
-                         .values(state="pending", updated=utcnow()))
-        return n
+            batches.take_experiment(conn, self.experiment_id, self.experiment_name, "cleanup", force, notify)
+            return batches.reset_results(conn, self.experiment_id)
 
     def collect_job_output(self, *args: Any, **kwargs: Any) -> None:
         """Not available: :data:`NO_COLLECT`.

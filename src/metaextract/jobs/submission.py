@@ -18,15 +18,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, or_, select
-
-from metaextract.experiment import resolve
 from metaextract.result import one_line
 from metaextract.store import Store
+from metaextract.store.batches import has_run_jobs
 from metaextract.store.bulk import bulk
-from metaextract.store.holders import Heartbeat, SubmissionLost, check_current
+from metaextract.store.experiments import find_experiment
+from metaextract.store.holders import Heartbeat, SubmissionLost, check_submission, submission_heartbeat
 from metaextract.store.jobs import finish_job_run, finish_submission, open_submission
-from metaextract.store.models import image_files, jobs, submissions, utcnow
+from metaextract.store.models import utcnow
+from metaextract.store.progress import select_jobs
 
 EXIT_INTERRUPTED = 130
 CLAIM_CHUNK = 100  # jobs claimed (and their files listed) per transaction before they are sent
@@ -76,16 +76,6 @@ class SchedulerUnavailable(RuntimeError):
     """The Dask scheduler cannot be reached, or the batch system refused the worker jobs."""
 
 
-def _select_jobs(conn: Connection, experiment_id: int, mode: str) -> list[tuple[int, int]]:
-    q = select(jobs.c.id, jobs.c.number).where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
-    if mode == "submit":
-        q = q.where(jobs.c.state != "done")
-    elif mode == "resubmit":
-        bad = exists().where(and_(image_files.c.job_id == jobs.c.id, image_files.c.status != "ok"))
-        q = q.where(or_(jobs.c.state != "done", bad))
-    return [(int(r.id), int(r.number)) for r in conn.execute(q.order_by(jobs.c.number)).all()]
-
-
 class _Interrupted(Exception):
     pass
 
@@ -96,8 +86,7 @@ def _lost_check(store: Store, beat: Heartbeat, sub_id: int) -> Callable[[], None
 
     def check() -> None:
         if beat.lost.is_set():
-            with store.connect() as conn:
-                check_current(conn, sub_id, lock=False)
+            check_submission(store, sub_id)
             raise SubmissionLost("it was ended by another process; stopping")
 
     return check
@@ -134,25 +123,22 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
     """
     if opts.cluster not in CLUSTERS and not opts.scheduler:
         raise ValueError(f"unknown cluster {opts.cluster!r}: use {', '.join(CLUSTERS)}, or --scheduler ADDRESS")
-    with store.connect() as conn:
-        exp = resolve(conn, experiment)
+    exp_id, exp_name = find_experiment(store, experiment)
     since = utcnow()  # the monitor counts the results written from now on: this submission's work
-    sub_id, selected = open_submission(store, exp.id, asdict(opts),
-                                       lambda conn: _select_jobs(conn, exp.id, opts.mode), force=opts.force,
-                                       notify=echo, hint=f"metaextract {exp.name} resubmit")
+    sub_id, selected = open_submission(store, exp_id, asdict(opts),
+                                       lambda conn: select_jobs(conn, exp_id, opts.mode), force=opts.force,
+                                       notify=echo, hint=f"metaextract {exp_name} resubmit")
     if sub_id is None:
-        with store.connect() as conn:
-            any_jobs = conn.execute(select(jobs.c.id).where(jobs.c.experiment_id == exp.id,
-                                                             jobs.c.phase == "run").limit(1)).first()
+        any_jobs = has_run_jobs(store, exp_id)
         echo("nothing to submit: " + ("every job is done" if any_jobs else
-                                      f"no run jobs; run `metaextract {exp.name} init` first"))
+                                      f"no run jobs; run `metaextract {exp_name} init` first"))
         return 0 if any_jobs else 1
-    echo(f"submission {sub_id}: {len(selected)} job(s) of experiment {exp.name!r}")
-    beat = Heartbeat(store, submissions, sub_id)
-    run = _Submission(store, exp.id, sub_id, selected, opts, echo, since, _lost_check(store, beat, sub_id))
+    echo(f"submission {sub_id}: {len(selected)} job(s) of experiment {exp_name!r}")
+    beat = submission_heartbeat(store, sub_id)
+    run = _Submission(store, exp_id, sub_id, selected, opts, echo, since, _lost_check(store, beat, sub_id))
     try:
         beat.start()
-        return run.go(exp.name)
+        return run.go(exp_name)
     finally:
         beat.stop()
         finish_submission(store, sub_id, run.state, run.note)

@@ -242,3 +242,21 @@ def open_store(url: str | None = None) -> Store:
         engine.dispose()
         raise
     return Store(engine)
+
+
+def database_error(exc: BaseException) -> str | None:
+    """What went wrong, in one line, when ``exc`` is the database's (or its driver's) error; None otherwise.
+
+    For the command line, which words every library error so (without importing SQLAlchemy itself).
+    """
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    def first_line(e: BaseException) -> str:
+        text = str(e.args[0] if len(e.args) == 1 else e).strip()
+        return text.splitlines()[0] if text else type(e).__name__
+
+    if isinstance(exc, DBAPIError):
+        return f"database error: {first_line(exc.orig) if exc.orig else first_line(exc)}"
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error: {first_line(exc)}"
+    return None

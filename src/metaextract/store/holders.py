@@ -28,7 +28,7 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, and_, select, update
 
@@ -194,9 +194,9 @@ def running_jobs(conn: Connection, *where: Any) -> list[Row[Any]]:
                                                     open_run.c.submission_id.is_not(None)))
                       .outerjoin(submissions, submissions.c.id == open_run.c.submission_id))
          .where(jobs.c.state == "running", *where).order_by(jobs.c.id))
-    seen: dict[int, Row[Any]] = {}
+    seen: dict[int, Row[Any]] = {}  # typed for the callers (a query's rows are typed by their columns)
     for row in conn.execute(q).all():
-        seen.setdefault(int(row.id), row)
+        seen.setdefault(int(row.id), cast("Row[Any]", row))
     return list(seen.values())
 
 
@@ -256,3 +256,20 @@ class Heartbeat:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def job_heartbeat(store: Store, job_id: int) -> Heartbeat:
+    """The heartbeat of a run job held by this process (``run --job N``): it stops beating, and says the job
+    is lost, once another host or process holds the row."""
+    return Heartbeat(store, jobs, job_id, jobs.c.host == this_host(), jobs.c.pid == os.getpid())
+
+
+def submission_heartbeat(store: Store, submission_id: int) -> Heartbeat:
+    """The heartbeat of a running submission."""
+    return Heartbeat(store, submissions, submission_id)
+
+
+def check_submission(store: Store, submission_id: int) -> None:
+    """:func:`check_current` in a connection of its own (without locking the row)."""
+    with store.connect() as conn:
+        check_current(conn, submission_id, lock=False)

@@ -33,8 +33,11 @@ from metaextract.store.models import acquisitions, image_files, job_runs, jobs, 
 
 __all__ = ["JobBusyError", "this_host"]  # re-exported: where they used to be defined
 
+#: The image_files columns a Result fills (:func:`_result_row` builds their values, in this order; the
+#: time it was stored comes last). A new Result field is stored by adding its column here, to the model and
+#: a migration, and its value to :func:`_result_row`.
 RESULT_COLUMNS = ("status", "omexml", "error", "engine", "engine_version", "seconds", "valid",
-                  "validation_error", "extracted_at")
+                  "validation_error", "notes", "extracted_at")
 
 
 DB_RETRIES = 3  # a transaction whose connection was lost (a database restart, a killed backend) is retried
@@ -351,21 +354,30 @@ def _optional(text: str | None, limit: int | None = None) -> str | None:
 def _result_row(result: Result, at: Any) -> list[Any]:
     """The values of :data:`RESULT_COLUMNS` for one Result, in that order, each one the database stores
     (:func:`storable_text`), whatever the Result holds."""
-    name, _, version = (result.engine or "").rpartition(" ")
-    if not name:  # "bioformats" without a version
-        name, version = version, ""
     ok = result.status == "ok"
     return [storable_text(result.status, _STATUS), _optional(result.omexml) if ok else None,
-            _optional(result.error), storable_text(name, _ENGINE) or None,
-            storable_text(version, _VERSION) or None, float(result.seconds), result.valid,
-            _optional(result.validation_error), at]
+            _optional(result.error), storable_text(result.engine or "", _ENGINE) or None,
+            storable_text(result.engine_version or "", _VERSION) or None, float(result.seconds), result.valid,
+            _optional(result.validation_error), joined_notes(result.notes), at]
 
 
 def _refused_row(result: Result, why: str, at: Any) -> list[Any]:
     """The row that stands for a Result the database (or the conversion to its row) refused: failed, with
     the reason in one line naming the file."""
     error = f"{result.path}: its result could not be stored ({one_line(why, 300)})"
-    return ["failed", None, storable_text(error), None, None, None, None, None, at]
+    return ["failed", None, storable_text(error), None, None, None, None, None, None, at]
+
+
+def joined_notes(notes: Iterable[str]) -> str | None:
+    """Notes as the ``notes`` column stores them: one a line (a note's own line breaks become spaces),
+    None when there are none; :func:`split_notes` reads them back."""
+    lines = [" ".join(str(n).split()) for n in notes]
+    return storable_text("\n".join(n for n in lines if n)) or None
+
+
+def split_notes(stored: str | None) -> list[str]:
+    """The notes of a ``notes`` column value (:func:`joined_notes`)."""
+    return stored.split("\n") if stored else []
 
 
 def result_values(result: Result, at: Any = None) -> dict[str, Any]:

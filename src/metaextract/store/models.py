@@ -7,7 +7,7 @@ these models describe them for queries (a test checks that both agree).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -87,6 +88,8 @@ class ImageFile(Base):
     seconds: Mapped[float | None] = mapped_column(Float)
     valid: Mapped[bool | None] = mapped_column(Boolean)
     validation_error: Mapped[str | None] = mapped_column(Text)
+    #: :attr:`metaextract.result.Result.notes`, one a line (None: no notes)
+    notes: Mapped[str | None] = mapped_column(Text)
     extracted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
 
@@ -162,11 +165,13 @@ class JobRun(Base):
     log: Mapped[str | None] = mapped_column(Text)
 
 
-experiments = Experiment.__table__
-plates = Plate.__table__
-acquisitions = Acquisition.__table__
-image_files = ImageFile.__table__
-metadata_files = MetadataFile.__table__
-jobs = Job.__table__
-job_runs = JobRun.__table__
-submissions = Submission.__table__
+#: The tables, for SQLAlchemy Core queries (a declarative class's ``__table__`` is typed as a ``FromClause``;
+#: it is a Table).
+experiments = cast(Table, Experiment.__table__)
+plates = cast(Table, Plate.__table__)
+acquisitions = cast(Table, Acquisition.__table__)
+image_files = cast(Table, ImageFile.__table__)
+metadata_files = cast(Table, MetadataFile.__table__)
+jobs = cast(Table, Job.__table__)
+job_runs = cast(Table, JobRun.__table__)
+submissions = cast(Table, Submission.__table__)

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 from sqlalchemy import Connection, func, select
 
-from metaextract.experiment import resolve
 from metaextract.ome import OME_NS, UnsafeXMLError, image_summaries, parse
 from metaextract.store import Store, open_store
+from metaextract.store.experiments import find_experiment
+from metaextract.store.jobs import split_notes
 from metaextract.store.models import acquisitions, image_files, plates
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ ROW_COLUMNS: tuple[str, ...] = (
     "plate", "acquisition", "file", "path", "image", "image_name", "well",
     "size_x", "size_y", "size_z", "size_c", "size_t", "pixel_type",
     "physical_size_x", "physical_size_x_unit", "physical_size_y", "physical_size_y_unit",
-    "physical_size_z", "physical_size_z_unit", "channels", "engine", "status", "valid", "error",
+    "physical_size_z", "physical_size_z_unit", "channels", "engine", "status", "valid", "error", "notes",
 )
 _NS = {"o": OME_NS}
 _WELL_IN_NAME = re.compile(r"(?:^|[_\-. ])([A-Pa-p])(\d{2})(?=[_\-. ])")
@@ -105,6 +106,9 @@ class FileResult:
     seconds: float | None = None
     extracted_at: datetime | None = None
     omexml: str | None = field(default=None, repr=False)
+    #: What the extraction found worth knowing that is no error (:attr:`metaextract.result.Result.notes`),
+    #: e.g. that a rescue engine read the file because Bio-Formats cannot
+    notes: list[str] = field(default_factory=list)
 
     @cached_property
     def ome(self) -> OME | None:
@@ -154,14 +158,14 @@ class FileResult:
             "engine_version": self.engine_version, "error": self.error, "valid": self.valid,
             "validation_error": self.validation_error, "seconds": self.seconds,
             "extracted_at": self.extracted_at.isoformat() if self.extracted_at else None,
-            "images": self.images,
+            "notes": list(self.notes), "images": self.images,
         }
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """One flat row (:data:`ROW_COLUMNS`) per image; one row with empty image fields when none."""
         base = {"plate": self.plate, "acquisition": self.acquisition, "file": self.name, "path": self.path}
         tail = {"engine": self.engine_label or None, "status": self.status, "valid": self.valid,
-                "error": self.error}
+                "error": self.error, "notes": list(self.notes)}
         if not self.images:
             yield {**dict.fromkeys(ROW_COLUMNS), **base, **tail}
             return
@@ -185,7 +189,7 @@ _COLUMNS = (image_files.c.id, plates.c.name.label("plate"), acquisitions.c.name.
             image_files.c.name, image_files.c.location, image_files.c.status, image_files.c.engine,
             image_files.c.engine_version, image_files.c.error, image_files.c.valid,
             image_files.c.validation_error, image_files.c.seconds, image_files.c.extracted_at,
-            image_files.c.omexml)
+            image_files.c.omexml, image_files.c.notes)
 
 
 def check_status(status: str) -> None:
@@ -248,7 +252,7 @@ class ExperimentResults:
                                  path=r.location, status=r.status, engine=r.engine,
                                  engine_version=r.engine_version, error=r.error, valid=r.valid,
                                  validation_error=r.validation_error, seconds=r.seconds,
-                                 extracted_at=r.extracted_at, omexml=r.omexml)
+                                 extracted_at=r.extracted_at, omexml=r.omexml, notes=split_notes(r.notes))
 
     def __iter__(self) -> Iterator[FileResult]:
         return self.files()
@@ -316,10 +320,9 @@ def open_experiment(name_or_id: int | str, db: str | Store | None = None) -> Exp
     own = not isinstance(db, Store)
     store = db if isinstance(db, Store) else open_store(db)
     try:
-        with store.connect() as conn:
-            row = resolve(conn, name_or_id)
+        exp_id, name = find_experiment(store, name_or_id)
     except Exception:
         if own:
             store.close()
         raise
-    return ExperimentResults(store, int(row.id), str(row.name), own_store=own)
+    return ExperimentResults(store, exp_id, name, own_store=own)

@@ -23,8 +23,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import select
-
 from metaextract.jobs.executors.task import run_batch
 from metaextract.jobs.submission import (
     CLAIM_CHUNK,
@@ -37,7 +35,7 @@ from metaextract.jobs.submission import (
 from metaextract.result import Result, one_line
 from metaextract.store import Store
 from metaextract.store.jobs import begin_job_runs, experiment_roots, jobs_files, store_completed
-from metaextract.store.models import image_files
+from metaextract.store.progress import files_of_jobs
 
 __all__ = ["EXIT_INTERRUPTED", "SubmitOptions", "dask_client", "run_on_dask", "slurm_cluster", "submit"]
 
@@ -252,13 +250,7 @@ def _bundle_size(client: Any, store: Store, job_ids: list[int], opts: SubmitOpti
     """Files per Dask task: whole jobs are put together up to :data:`BUNDLE_FILES` files (a task costs
     the scheduler, the client and a worker about 10 ms of CPU, as much as 20 small files), but into at
     least :data:`TASKS_PER_WORKER` tasks per worker, so the work still spreads and the last ones are short."""
-    from sqlalchemy import func
-
-    with store.connect() as conn:
-        total = 0
-        for start in range(0, len(job_ids), 1000):
-            total += int(conn.execute(select(func.count()).select_from(image_files)
-                                      .where(image_files.c.job_id.in_(job_ids[start:start + 1000]))).scalar_one())
+    total = files_of_jobs(store, job_ids)
     try:
         workers = len(client.scheduler_info().get("workers", {}))
     except Exception:  # noqa: BLE001 - a scheduler that cannot say: assume one
@@ -305,6 +297,7 @@ def _handle(client: Any, store: Store, done: list[Any], tasks: dict[str, list[_P
                 fl.log.append(f"{len(got)} file(s) on {payload['host']} ({payload['worker']}) in {took:.2f} s"
                               f"{shared}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
                 fl.log += [r.error for _, r in got if r.error]
+                fl.log += [line for _, r in got for line in r.note_lines()]
             continue
         exc = fut.exception()
         if isinstance(exc, KilledWorker) and n_files > 1:
@@ -330,6 +323,7 @@ def _handle(client: Any, store: Store, done: list[Any], tasks: dict[str, list[_P
                               f"alone on the submitter: {result.status}")
                 if result.error:
                     fl.log.append(result.error)
+                fl.log += result.note_lines()
             else:
                 why = f"{type(exc).__name__}: {exc}"
                 failed = [(fid, Result(path=path, status="failed", engine=opts.engine,

@@ -98,6 +98,7 @@ class _Run:
             fl.failed += 1
             if result.error:
                 fl.log.append(result.error)
+        fl.log += result.note_lines()
         fl.open_tasks -= 1
         if not fl.open_tasks:
             self._close(fl)

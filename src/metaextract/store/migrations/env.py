@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from metaextract.store.models import Base
 
 config = context.config
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
-        render_as_batch=getattr(getattr(connection, "dialect", None), "name", "") == "sqlite",
+        render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
         context.run_migrations()
 
 
 connection = config.attributes.get("connection")
-if connection is not None:
+if isinstance(connection, Connection):
     _run(connection)
 else:  # the alembic command line, with sqlalchemy.url set in a config
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
