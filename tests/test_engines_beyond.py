@@ -60,7 +60,10 @@ def test_compare_prints_the_differing_fields_and_exits_1(corpus: Path, monkeypat
                         lambda self, path: original(self, path).replace('SizeT="61"', 'SizeT="60"'))
     res = CliRunner().invoke(main, ["compare", str(corpus / "tiff" / "psf.tif")])
     assert res.exit_code == 1
-    assert res.stdout.strip().split("\t")[1:] == ["images[0].pixels.size_t", "tifffile=60", "bioformats=61"]
+    first, field = res.stdout.strip().splitlines()
+    assert first.split("\t")[1:] == ["first difference (tifffile != bioformats)",
+                                     "/OME/Image[0]/Pixels[0]@SizeT: '60' != '61'"]
+    assert field.split("\t")[1:] == ["images[0].pixels.size_t", "tifffile=60", "bioformats=61"]
 
 
 def test_differences_compares_every_key_field(reference: Path) -> None:

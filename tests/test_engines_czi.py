@@ -15,8 +15,8 @@ Variants of them with edited dimension entries were checked once against live Bi
 results are pinned below; other edits are declined with the reason.
 
 The engine writes the key fields, not Bio-Formats' whole document (no Experimenter, detectors, filter
-sets or stage labels), so only key-field equality is required (see ``WHOLE_DOCUMENT`` in
-tests/test_conformance.py).
+sets or stage labels), so only key-field equality is required; ``auto`` therefore leaves CZIs to
+Bio-Formats (``KEY_FIELDS_ONLY`` in tests/test_conformance.py) and this engine answers only by name.
 """
 
 from __future__ import annotations

@@ -405,6 +405,9 @@ def test_other_schema_versions_are_declined(corpus: Path, tmp_path: Path) -> Non
 
 
 def test_auto_routes_the_claimed_files_to_this_engine(corpus: Path) -> None:
+    # except the one whose mixed text Bio-Formats trims: not Bio-Formats' whole document, so auto leaves it
+    # to Bio-Formats (issue 20), while ``--engine ome-xml`` keeps the text as written
     for rel in _claimed(corpus):
         path = str(corpus / rel)
-        assert engines.choose(path, read_head(path), "auto").name == "ome-xml", rel
+        expected = "bioformats" if rel == LOSSY_IN_BIOFORMATS else "ome-xml"
+        assert engines.choose(path, read_head(path), "auto").name == expected, rel

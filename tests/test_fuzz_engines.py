@@ -101,10 +101,15 @@ def variants(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 
 def test_the_cases_are_what_auto_routes(corpus: Path) -> None:
+    # an engine that gives the key fields only (czi, lif) reads its cases by name; auto leaves them to
+    # Bio-Formats (issue 20)
     for rel, (name, _) in CASES.items():
         path = str(corpus / rel)
         with open(path, "rb") as fh:
-            assert engines.choose(path, fh.read(engines.HEAD_BYTES), "auto").name == name, rel
+            head = fh.read(engines.HEAD_BYTES)
+        assert engines.get(name).claim(path, head) > 0, rel
+        whole = engines.whole_document_in_auto(engines.get(name))
+        assert engines.choose(path, head, "auto").name == (name if whole else "bioformats"), rel
 
 
 def test_every_claim_answers_on_damaged_files(variants: dict[str, list[tuple[str, Path]]]) -> None:

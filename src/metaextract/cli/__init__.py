@@ -29,7 +29,7 @@ class _Main(LazyGroup):
         "show": ("metaextract.cli.show", "show",
                  "Print the OME-XML of each FILE (default), or one summary line per image."),
         "compare": ("metaextract.cli.compare", "compare",
-                    "Run a native engine and Bio-Formats on each FILE and print the key fields that differ."),
+                    "Run a native engine and Bio-Formats on each FILE and print where their documents differ."),
         "experiment": ("metaextract.cli.experiment", "command",
                        "Create experiments and register their folders (EXP is a name, or #ID for an id)."),
         "step": ("metaextract.cli.step", "command",

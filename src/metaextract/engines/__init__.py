@@ -5,6 +5,11 @@ parties add engines through the entry-point group ``metaextract.engines`` (each 
 zero-argument factory returning an object with the :class:`~metaextract.engines.base.Engine` contract).
 In ``auto`` the highest claim wins; Bio-Formats claims everything with the weakest evidence and is the
 fallback.
+
+Whole-document parity, in one place (:func:`choose`): in ``auto`` a native engine answers only where its
+normalised document equals Bio-Formats' whole. An engine marked ``whole_document_in_auto = False`` is not
+asked, and a claim marked :func:`~metaextract.engines.base.key_fields_only` is not taken; both still answer
+under their own name (``engine="czi"``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from functools import partial
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from metaextract.engines.base import Engine, ExtractionError, UnsupportedFormatError
+from metaextract.engines.base import Engine, ExtractionError, KeyFieldsOnly, UnsupportedFormatError
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -27,6 +32,7 @@ __all__ = [
     "choose",
     "get",
     "reset",
+    "whole_document_in_auto",
 ]
 
 ENTRY_POINT_GROUP = "metaextract.engines"
@@ -128,8 +134,18 @@ def _all_candidates() -> list[_Candidate]:
     return _candidates
 
 
+def whole_document_in_auto(eng: Engine) -> bool:
+    """Whether ``auto`` may ask ``eng`` at all: False for an engine whose documents agree with Bio-Formats'
+    on the key fields only (its ``whole_document_in_auto`` attribute; True when it does not say)."""
+    return bool(getattr(eng, "whole_document_in_auto", True))
+
+
 def choose(path: str, head: bytes, engine: str = "auto") -> Engine:
     """The engine that answers for ``path``: the one named, or in ``auto`` the strongest claim.
+
+    In ``auto`` only whole-document answers count: an engine that is not :func:`whole_document_in_auto`
+    is skipped and a :class:`~metaextract.engines.base.KeyFieldsOnly` claim is ignored, so the file goes
+    to the next claim or to Bio-Formats.
 
     An engine may declare ``suffixes`` (lower-case name endings) and ``magic`` (the bytes its files start
     with): a promise that its ``claim`` is 0 for any other file, so it is not asked about those (a plate's
@@ -146,7 +162,11 @@ def choose(path: str, head: bytes, engine: str = "auto") -> Engine:
         if magic is not None and not head.startswith(magic):
             continue
         eng = instances.get(name) or get(name)
+        if not whole_document_in_auto(eng):
+            continue
         score = eng.claim(path, head)
+        if isinstance(score, KeyFieldsOnly):
+            continue
         if score > 0 and (best is None or score > best[0]):
             best = (score, name)
     return get(best[1] if best else "bioformats")

@@ -17,6 +17,21 @@ T = TypeVar("T")
 CLAIM = 50
 
 
+class KeyFieldsOnly(int):
+    """A claim on a file whose document this engine gives with Bio-Formats' key fields but not whole.
+
+    ``auto`` never takes such a claim (:func:`metaextract.engines.choose`): there a native engine answers
+    only where its document, after :func:`metaextract.ome.normalise`, equals Bio-Formats' whole, so the
+    default never gives less than Bio-Formats. The answer stays available under the engine's own name.
+    """
+
+
+def key_fields_only(score: int) -> KeyFieldsOnly:
+    """``score`` marked as a claim :func:`metaextract.engines.choose` ignores in ``auto`` (see
+    :class:`KeyFieldsOnly`)."""
+    return KeyFieldsOnly(score)
+
+
 @cache
 def package_version(name: str) -> str:
     """An installed distribution's version, looked up once per process (without importing it)."""
@@ -55,6 +70,13 @@ class Engine(Protocol):
 
     ``claim`` returns 0 when the engine does not want the file, otherwise a number that is higher the
     more specific its evidence is (magic bytes beat file names); ``auto`` takes the highest claim.
+
+    Whole-document parity: ``auto`` lets a native engine answer only where its document equals
+    Bio-Formats' whole (after :func:`metaextract.ome.normalise`). An engine that agrees on the key fields
+    only for every file it reads says so with a class attribute ``whole_document_in_auto = False``; one
+    that agrees whole for some of its files returns :func:`key_fields_only` from ``claim`` for the others.
+    Either way ``auto`` leaves the file to the next claim (in the end Bio-Formats), and the engine still
+    answers when asked for by name.
     """
 
     name: str

@@ -1077,6 +1077,9 @@ class CziEngine:
     name = NAME
     suffixes = None
     magic = MAGIC  #: ``claim`` is 0 for any other file
+    #: its documents agree with Bio-Formats' on the key fields only (Bio-Formats writes more: instrument,
+    #: experimenter …), so ``auto`` leaves its files to Bio-Formats; ``--engine czi`` still answers
+    whole_document_in_auto = False
 
     def __init__(self) -> None:
         self._listings: dict[str, tuple[float, tuple[str, ...]]] = {}

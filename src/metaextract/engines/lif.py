@@ -450,6 +450,9 @@ class LifEngine(ReaderEngine[list[Series]]):
     name = NAME
     score = CLAIM
     magic = b"\x70\x00\x00\x00"
+    #: its documents agree with Bio-Formats' on the key fields only (Bio-Formats writes more: instrument,
+    #: experimenter …), so ``auto`` leaves its files to Bio-Formats; ``--engine lif`` still answers
+    whole_document_in_auto = False
     kind, label = "a LIF", "LIF"
 
     def wants(self, path: str, head: bytes) -> bool:

@@ -396,6 +396,9 @@ class Nd2Engine:
     name = NAME
     suffixes = None
     magic = CHUNK_MAGIC  #: ``claim`` is 0 for any other file
+    #: its documents agree with Bio-Formats' on the key fields only (Bio-Formats writes more: instrument,
+    #: experimenter …), so ``auto`` leaves its files to Bio-Formats; ``--engine nd2`` still answers
+    whole_document_in_auto = False
 
     def __init__(self) -> None:
         self._memo: ClaimMemo[Proven] = ClaimMemo()

@@ -68,7 +68,13 @@ from typing import Any
 from lxml import etree
 
 from metaextract import ome
-from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from metaextract.engines.base import (
+    ClaimMemo,
+    ExtractionError,
+    UnsupportedFormatError,
+    key_fields_only,
+    package_version,
+)
 from metaextract.engines.tiff import common, plain
 from metaextract.extraction import fence
 from metaextract.ome import upgrade
@@ -417,6 +423,22 @@ def _mixed(el: Any) -> bool:
     if (el.text or "").strip():
         return len(el) > 0
     return any((child.tail or "").strip() for child in el)
+
+
+def keeps_mixed_text(xml: str) -> bool:
+    """Whether ``xml`` (a document :func:`serialise` wrote) holds mixed content whose text starts or ends with
+    white space beside an element ("a <b>space</b>"; only inside an XMLAnnotation's Value). Bio-Formats'
+    printer trims that text ("a<b>space</b>") and this engine keeps it as written, so such a document is not
+    Bio-Formats' whole; text without such white space ("B<nested/>") is printed alike by both."""
+    if "XMLAnnotation" not in xml:
+        return False
+    root = etree.fromstring(xml.encode("utf-8"))
+    for el in root.iter():
+        if isinstance(el.tag, str) and len(el) > 0 and _mixed(el):
+            pieces = [el.text or "", *((child.tail or "") for child in el)]
+            if any(piece.strip() and piece != piece.strip() for piece in pieces):
+                return True
+    return False
 
 
 def serialise(root: Any) -> str:
@@ -907,7 +929,7 @@ class OmeEngine:
         except Exception:  # noqa: BLE001 - what cannot be proven (or is hostile) goes to Bio-Formats
             return 0
         self._memo.keep(path, xml)
-        return CLAIM
+        return key_fields_only(CLAIM) if keeps_mixed_text(xml) else CLAIM  # auto: Bio-Formats' trimmed text
 
     def extract(self, path: str) -> str:
         kept = self._memo.take(path)

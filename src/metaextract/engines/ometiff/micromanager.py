@@ -78,7 +78,13 @@ from typing import Any
 from lxml import etree
 
 from metaextract import ome
-from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from metaextract.engines.base import (
+    ClaimMemo,
+    ExtractionError,
+    UnsupportedFormatError,
+    key_fields_only,
+    package_version,
+)
 from metaextract.engines.ometiff.files import (
     BITS,
     DTYPES,
@@ -273,6 +279,12 @@ def _cores(root: Any, shapes: list[tuple[int, int, int, int, str | None]], own: 
 
 def mmstack_document(path: str) -> str:
     """An MMStack OME-TIFF as Bio-Formats 7.3.1's ``OMETiffReader`` prints it (raises ``Decline``)."""
+    return mmstack_read(path)[0]
+
+
+def mmstack_read(path: str) -> tuple[str, bool]:
+    """:func:`mmstack_document`, and whether it equals Bio-Formats' whole: False when instrument IDs the schema
+    refuses were renamed (Bio-Formats prints them as they are)."""
     import tifffile
 
     if not os.path.basename(path).lower().endswith(_OME_TIFF):
@@ -299,12 +311,12 @@ def mmstack_document(path: str) -> str:
     if root.find(_Q + "BinaryOnly") is not None:
         raise Decline("BinaryOnly")
     check_text(root)
-    _schema_ids(root)
+    renamed = _schema_ids(root)
     valid(root)
     cores = _cores(root, shapes, os.path.basename(path), big_endian, planar)
     round_trip(root, schema())
     populate(root, cores)
-    return serialise(root)
+    return serialise(root), not renamed
 
 
 # -- NDTiff stacks (TiffReader) -------------------------------------------------------------------------
@@ -703,12 +715,13 @@ def _kind(path: str, head: bytes) -> str | None:
     return None
 
 
-def _build(path: str, kind: str) -> str:
+def _build(path: str, kind: str) -> tuple[str, bool]:
+    """The document of ``path`` and whether it equals Bio-Formats' whole (see :func:`mmstack_read`)."""
     if kind == "mmstack":
-        return mmstack_document(path)
+        return mmstack_read(path)
     if kind == "metadata":
-        return metadata_document(path)
-    return ox.document(plain_image(ndtiff_info(path)))
+        return metadata_document(path), True
+    return ox.document(plain_image(ndtiff_info(path))), True
 
 
 class MicromanagerEngine:
@@ -729,11 +742,11 @@ class MicromanagerEngine:
         if kind is None:
             return 0
         try:
-            xml = _build(path, kind)
+            xml, whole = _build(path, kind)
         except Exception:  # noqa: BLE001 - what cannot be proven (or is hostile) goes to Bio-Formats
             return 0
         self._memo.keep(path, xml)
-        return CLAIM
+        return CLAIM if whole else key_fields_only(CLAIM)  # renamed IDs: not Bio-Formats' document in auto
 
     def extract(self, path: str) -> str:
         """The OME-XML of ``path`` (raises :class:`ExtractionError` for a file this engine declines)."""
@@ -751,7 +764,7 @@ class MicromanagerEngine:
         if kind is None:
             raise ExtractionError("neither an MMStack .ome.tif nor an _NDTiffStack.tif name (use Bio-Formats)")
         try:
-            return _build(path, kind)
+            return _build(path, kind)[0]
         except Decline as exc:
             why = " ".join(str(exc).split())[:200]
             raise ExtractionError(f"a Micro-Manager file of a kind this engine does not read ({why}); "

@@ -457,6 +457,9 @@ class LsmEngine(TiffKindEngine[LsmInfo]):
 
     name = LSM
     score = CLAIM
+    #: its documents agree with Bio-Formats' on the key fields only (Bio-Formats writes more: instrument,
+    #: experimenter …), so ``auto`` leaves its files to Bio-Formats; ``--engine tifffile-lsm`` still answers
+    whole_document_in_auto = False
     what = "a Zeiss LSM file"
 
     def wants(self, path: str, head: bytes) -> bool:

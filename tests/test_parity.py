@@ -1,0 +1,112 @@
+"""Whole-document parity in ``auto`` (issue 20): a key-fields-only answer is never the default, but stays
+available by name; ``compare`` and :func:`metaextract.ome.diff.first_difference` name the first differing
+element. The routes of every corpus file are pinned in tests/test_conformance.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from metaextract import engines
+from metaextract.cli import main
+from metaextract.engines.base import KeyFieldsOnly
+from metaextract.extraction.pipeline import extract_file, read_head
+from metaextract.ome import key_fields, normalise
+from metaextract.ome.diff import first_difference
+
+CZI = "czi/DAPI_GFP.czi"
+MMSTACK = "micromanager-mmstack/Cos7_A647_WF1/Cos7_A647_WF1_MMStack_Pos0.ome.tif"
+
+
+@pytest.mark.parametrize(("rel", "name"), [(CZI, "czi"), ("lif/testdata_2channel_xz.lif", "lif"),
+                                           ("nd2/cluster.nd2", "nd2"), ("zeiss-lsm/test.lsm", "tifffile-lsm")])
+def test_a_key_fields_only_engine_declines_in_auto_but_answers_by_name(rel: str, name: str, corpus: Path,
+                                                                      reference: Path) -> None:
+    path = str(corpus / rel)
+    eng = engines.get(name)
+    assert not engines.whole_document_in_auto(eng)
+    assert eng.claim(path, read_head(path)) > 0  # it reads the file ...
+    assert engines.choose(path, read_head(path), "auto").name == "bioformats"  # ... but auto does not ask it
+    assert engines.choose(path, read_head(path), name).name == name
+    expected = (reference / f"{rel}.xml").read_text("utf-8")
+    named = extract_file(path, name)
+    assert named.status == "ok" and named.engine.startswith(f"{name} ")
+    assert key_fields(named.omexml or "") == key_fields(expected)
+    assert first_difference(named.omexml or "", expected) is not None
+    auto = extract_file(path, "auto")
+    assert auto.status == "ok" and auto.engine.startswith("bioformats ")
+    assert normalise(auto.omexml or "") == normalise(expected)  # the default gives Bio-Formats' whole
+
+
+def test_the_cli_default_gives_bioformats_whole_and_engine_czi_the_key_fields(corpus: Path, reference: Path) -> None:
+    path = str(corpus / CZI)
+    expected = (reference / f"{CZI}.xml").read_text("utf-8")
+    default = CliRunner().invoke(main, ["show", path])
+    named = CliRunner().invoke(main, ["show", "--engine", "czi", path])
+    assert default.exit_code == 0 and named.exit_code == 0
+    assert normalise(default.stdout) == normalise(expected)
+    assert "<Experimenter" in default.stdout and "<Experimenter" not in named.stdout
+    assert key_fields(named.stdout) == key_fields(expected)
+
+
+def test_a_file_whose_native_document_differs_gets_a_key_fields_only_claim(corpus: Path) -> None:
+    # the micromanager engine renames the IDs the schema refuses: it claims the MMStack file, marked key
+    # fields only, so auto leaves it to Bio-Formats; a metadata.txt of the same engine is claimed whole
+    path = str(corpus / MMSTACK)
+    mm = engines.get("micromanager")
+    assert engines.whole_document_in_auto(mm)
+    assert isinstance(mm.claim(path, read_head(path)), KeyFieldsOnly)
+    assert engines.choose(path, read_head(path), "auto").name == "bioformats"
+    whole = str(corpus / "micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1"
+                "/HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0_metadata.txt")
+    score = mm.claim(whole, read_head(whole))
+    assert score > 0 and not isinstance(score, KeyFieldsOnly)
+    assert engines.choose(whole, read_head(whole), "auto").name == "micromanager"
+
+
+def test_compare_prints_the_first_differing_element_of_a_czi(corpus: Path, reference: Path) -> None:
+    path = str(corpus / CZI)
+    res = CliRunner().invoke(main, ["compare", "--engine", "czi", path])
+    assert res.exit_code == 1
+    lines = res.stdout.strip().splitlines()
+    # the czi engine agrees on every key field, so the whole-document line is the only one
+    assert lines == [f"{path}\tfirst difference (czi != bioformats)\t/OME/Experimenter[0]: None != '<Experimenter>'"]
+    assert "<Experimenter " in (reference / f"{CZI}.xml").read_text("utf-8")
+    # in auto the file goes to Bio-Formats: nothing native to compare
+    res = CliRunner().invoke(main, ["compare", path])
+    assert res.exit_code == 0 and "no native engine claims this file" in res.stderr
+
+
+# -- first_difference ---------------------------------------------------------------------------------
+def _doc(instrument: str) -> str:
+    return ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+            f'UUID="urn:uuid:1"><Instrument ID="Instrument:0">{instrument}</Instrument></OME>')
+
+
+def test_documents_equal_after_normalising_have_no_difference() -> None:
+    a = _doc('<Detector ID="Detector:0:0" Model="x"/>')
+    b = a.replace('UUID="urn:uuid:1"', 'UUID="urn:uuid:2"').replace("><", ">\n   <")
+    assert first_difference(a, b) is None
+
+
+@pytest.mark.parametrize(("ours", "theirs", "said"), [
+    ('<Detector ID="D:0"/><Detector ID="D:1" Model="x"/>', '<Detector ID="D:0"/><Detector ID="D:1" Model="y"/>',
+     "/OME/Instrument[0]/Detector[1]@Model: 'x' != 'y'"),
+    ('<Detector ID="D:0"/>', '<Detector ID="D:0"/><Detector ID="D:1"/>',
+     "/OME/Instrument[0]/Detector[1]: None != '<Detector>'"),
+    ('<Objective ID="O:0"/>', '<Detector ID="D:0"/><Objective ID="O:0"/>',
+     "/OME/Instrument[0]/Detector[0]: None != '<Detector>'"),
+    ('<Detector ID="D:0" Type="CCD"/>', '<Detector ID="D:0"/>',
+     "/OME/Instrument[0]/Detector[0]@Type: 'CCD' != None"),
+])
+def test_the_first_difference_is_named_by_its_path(ours: str, theirs: str, said: str) -> None:
+    assert str(first_difference(_doc(ours), _doc(theirs))) == said
+
+
+def test_text_that_differs_only_in_white_space_inside_is_still_a_difference() -> None:
+    # normalise collapses runs of white space but keeps "a <b>" apart from "a<b>" (Bio-Formats' trim)
+    ours, theirs = _doc("a <b/>"), _doc("a<b/>")
+    assert normalise(ours) != normalise(theirs)
+    assert first_difference(ours, theirs) is not None
