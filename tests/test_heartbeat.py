@@ -23,6 +23,7 @@ from metaextract.store import open_store
 from metaextract.store.db import MIGRATIONS, create_store_engine
 from metaextract.store.holders import STALE_ENV, age
 from metaextract.store.jobs import begin_submission
+from metaextract.store.migrations import HEAD
 from metaextract.store.models import image_files, job_runs, jobs, submissions
 
 from .test_submit import EXE, _wait_for_progress, make_experiment
@@ -168,7 +169,7 @@ def test_a_database_of_the_first_schema_is_upgraded(db_url: str) -> None:
     engine.dispose()
     store = open_store(db_url)
     with store.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == HEAD
         assert conn.execute(text("SELECT generation FROM experiments")).scalar_one() == 0
         assert conn.execute(text("SELECT heartbeat FROM submissions")).scalar_one() is None
     new = begin_submission(store, 1, {})  # the old one, started 2 h ago on another host, is found dead

@@ -18,6 +18,7 @@ import pytest
 import tifffile
 
 from metaextract.extraction.pipeline import extract_file
+from metaextract.store.migrations import HEAD
 from metaextract.store.results import open_experiment
 
 from .conftest import cli, new_experiment
@@ -150,7 +151,7 @@ def test_a_database_of_revision_0002_is_upgraded_and_keeps_its_results(db_url: s
     store = open_store(db_url)
     try:
         with store.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == HEAD
         with open_experiment("old", db=store) as exp:
             old = {f.id: f for f in exp.files()}
         assert [(f.status, f.engine, f.engine_version, f.error, f.notes) for f in old.values()] == [

@@ -11,6 +11,7 @@ from sqlalchemy import inspect, select
 
 from metaextract.store import Base, Store, open_store
 from metaextract.store.db import default_url, normalise_url
+from metaextract.store.migrations import HEAD
 from metaextract.store.models import experiments
 
 
@@ -18,10 +19,10 @@ def test_migrations_create_exactly_the_models(store: Store) -> None:
     with store.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
-        assert MigrationContext.configure(conn).get_current_revision() == "0003"
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD
     tables = set(inspect(store.engine).get_table_names())
     assert {"experiments", "plates", "acquisitions", "image_files", "metadata_files", "jobs", "job_runs",
-            "submissions", "alembic_version"} <= tables
+            "submissions", "filesets", "fileset_members", "planes", "alembic_version"} <= tables
 
 
 def test_the_head_known_without_alembic_is_alembics_head(store: Store) -> None:

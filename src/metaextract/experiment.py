@@ -75,6 +75,8 @@ class Registration:
     already_registered: int = 0
     excluded: int = 0
     symlinks_skipped: int = 0
+    #: Filesets the acquisition holds after this add (all of it re-detected; lone files are not counted).
+    filesets: int = 0
     #: Files and folders that could not be listed or examined (a folder that cannot be read, a path longer
     #: than the system allows, a file gone mid-walk): how many, and the first :data:`SKIPPED_KEPT` of them
     #: as ``(path, reason)``. A skipped folder's contents are not registered, nor counted.
@@ -347,5 +349,25 @@ def add_folder(store: Store, experiment: int | str, folder: str | os.PathLike[st
     reg.already_registered = seen - reg.image_files - reg.metadata_files
     reg.excluded, reg.symlinks_skipped = stats.excluded, stats.symlinks_skipped
     reg.skipped, reg.skipped_paths = stats.skipped, stats.skipped_paths
+    reg.filesets = register_filesets(store, exp_id, acq_id)
     reg.seconds = time.perf_counter() - t0
     return reg
+
+
+def register_filesets(store: Store, experiment_id: int, acquisition_id: int) -> int:
+    """Detect the filesets among all the acquisition's registered files and store each with its members
+    and its layout's planes, replacing what the acquisition had; returns how many. Reads only the vendor
+    files (detection and layout open no image file); a fileset whose layout fails is stored with a note
+    naming the file and why, and no planes."""
+    from metaextract import filesets
+    from metaextract.store.filesets import FilesetFound, acquisition_paths, replace_filesets
+
+    specs, _lone = filesets.detect(acquisition_paths(store, acquisition_id))
+    found = []
+    for spec in specs:
+        try:
+            found.append(FilesetFound(spec, filesets.kind(spec.kind).view, filesets.layout(spec)))
+        except Exception as exc:  # a bad vendor file: the fileset is kept, its note says why  # noqa: BLE001
+            note = f"no layout: {' '.join(str(exc).split()) or type(exc).__name__}"
+            found.append(FilesetFound(spec, filesets.kind(spec.kind).view, None, [note]))
+    return replace_filesets(store, experiment_id, acquisition_id, found)

@@ -63,8 +63,8 @@ def add(ctx: click.Context, experiment: str, folder: str, plate: str | None, acq
                      include=include, exclude=exclude)
     click.echo(f"plate {reg.plate!r}, acquisition {reg.acquisition!r}: {reg.image_files} image files and "
                f"{reg.metadata_files} metadata files added, {reg.already_registered} already registered, "
-               f"{reg.excluded} excluded, {reg.symlinks_skipped} symlinks leaving the folder skipped "
-               f"({reg.seconds:.1f} s)")
+               f"{reg.excluded} excluded, {reg.symlinks_skipped} symlinks leaving the folder skipped, "
+               f"in {reg.filesets} fileset{'s' if reg.filesets != 1 else ''} ({reg.seconds:.1f} s)")
     if reg.skipped:
         _warn_skipped(reg, verbosity(ctx))
 

@@ -101,6 +101,9 @@ class _StepGroup(LazyGroup):
         "summary": ("metaextract.cli.results", "summary",
                     "One row per image of every file: sizes, pixel type, physical sizes, channels, plate and well, "
                     "engine, status and error (streamed; fine for millions of files)."),
+        "plate": ("metaextract.cli.plate", "plate_cmd",
+                  "The plate map of every fileset (of PLATE only): wells x fields x channels x Z x T with counts, "
+                  "each well's files by state (ok, failed, pending), and what is missing."),
         "export": ("metaextract.cli.results", "export_cmd",
                    "Write the experiment's OME-XML (one companion file per image file) or a table under DIR."),
     }

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import Literal, NamedTuple
 
-from metaextract.filesets.model import FilesetRead, FilesetSpec, Place
+from metaextract.filesets.model import FilesetLayout, FilesetRead, FilesetSpec, Place
 
-__all__ = ["KINDS", "FilesetRead", "FilesetSpec", "Kind", "Place", "detect", "kind", "read"]
+__all__ = ["KINDS", "FilesetLayout", "FilesetRead", "FilesetSpec", "Kind", "Place", "detect", "kind", "layout", "read"]
 
 #: How a member file's own document is had: ``"fileset"`` — Bio-Formats gives every member the whole
 #: fileset's document (an ``.HTD`` plate, a Harmony index), so a file's document *is* the fileset's, stored
@@ -82,3 +82,11 @@ def read(spec: FilesetSpec) -> FilesetRead:
     """Read the whole fileset ``spec`` once: its OME-XML document and every image member's planes."""
     reader: Callable[[FilesetSpec], FilesetRead] = import_module(kind(spec.kind).module).read
     return reader(spec)
+
+
+def layout(spec: FilesetSpec) -> FilesetLayout:
+    """Every image member's places in the fileset ``spec`` from names and vendor files alone (no image file
+    is opened): what ``experiment add`` stores. Equal to :func:`read`'s places but for what only the image
+    files say, which the layout's notes name."""
+    planner: Callable[[FilesetSpec], FilesetLayout] = import_module(kind(spec.kind).module).layout
+    return planner(spec)

@@ -43,7 +43,7 @@ from metaextract.filesets._hcs import (
     vendor_xml,
     well_name,
 )
-from metaextract.filesets.model import FilesetRead, FilesetSpec, Place
+from metaextract.filesets.model import FilesetLayout, FilesetRead, FilesetSpec, Place
 from metaextract.ome import writer as ox
 
 KIND = "cellvoyager"
@@ -275,20 +275,30 @@ def read(spec: FilesetSpec) -> FilesetRead:
     Raises :class:`~._hcs.VendorFileError` (naming the file) when a vendor file is unsafe, not XML or
     lacks what the layout needs.
     """
+    records, info, images, notes = _measured(spec)
+    frame, frame_note = _frame(records, info)
+    xml = ox.document(*_document(images, info, frame))
+    places = _places(images, records, set(spec.images), info.plate_name, info.begin)
+    return FilesetRead(spec=spec, omexml=xml, places=places, notes=notes + frame_note)
+
+
+def layout(spec: FilesetSpec) -> FilesetLayout:
+    """Each TIFF's place, as :func:`read` gives it, from the ``.mlf``/``.mrf``/``.wpi``/``.mes`` alone: the
+    vendor files say everything a place holds (stage position and time included); no TIFF is opened."""
+    records, info, images, notes = _measured(spec)
+    places = _places(images, records, set(spec.images), info.plate_name, info.begin)
+    return FilesetLayout(spec=spec, places=places, notes=notes)
+
+
+def _measured(spec: FilesetSpec) -> tuple[list[Record], Measurement, list[_Image], list[str]]:
+    """The ``.mlf``'s records, the other vendor files' measurement, the images and the notes so far."""
     files = (spec.master, *spec.metadata)
     mlf = _one(files, ".mlf") or spec.master
     records = read_records(mlf)
     if not records:
         raise VendorFileError(f"{mlf}: no IMG record, so no plate layout")
     info, notes = _measurement(files)
-    frame, frame_note = _frame(records, info)
-    notes += frame_note
-    images = _images(records)
-    plate = info.plate_name
-    xml = ox.document(*_document(images, info, frame))
-    members = set(spec.images)
-    places = _places(images, records, members, plate, info.begin)
-    return FilesetRead(spec=spec, omexml=xml, places=places, notes=notes)
+    return records, info, _images(records), notes
 
 
 def _one(files: Sequence[str], suffix: str) -> str | None:

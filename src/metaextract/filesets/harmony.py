@@ -39,7 +39,7 @@ from metaextract.filesets._hcs import (
     vendor_xml,
     well_name,
 )
-from metaextract.filesets.model import FilesetRead, FilesetSpec, Place
+from metaextract.filesets.model import FilesetLayout, FilesetRead, FilesetSpec, Place
 from metaextract.ome import writer as ox
 
 KIND = "harmony"
@@ -166,17 +166,29 @@ class _Axes(NamedTuple):
 
 def read(spec: FilesetSpec) -> FilesetRead:
     """The plate as one OME-XML document and each TIFF's place in it."""
-    plate, entries = read_index(spec.master)
-    if not entries:
-        raise VendorFileError(f"{spec.master}: no Image entry, so no plate layout")
-    axes = _Axes(sorted({(e.row, e.column) for e in entries}),
-                 *(sorted({getattr(e, k) for e in entries}) for k in ("field", "plane", "channel", "timepoint")))
+    plate, entries, axes = _indexed(spec)
     grid = {(e.row, e.column, e.field, e.plane, e.channel, e.timepoint): e for e in entries}
     pixel_type, note = _pixel_type(spec, entries)
     images = [[grid.get((r, c, f, z, ch, t)) for t in axes.ts for z in axes.zs for ch in axes.cs]
               for r, c in axes.wells for f in axes.fields]
     xml = ox.document(*_document(plate, axes, images, pixel_type, entries[0]))
     return FilesetRead(spec=spec, omexml=xml, places=_places(spec, entries, axes, plate), notes=note)
+
+
+def layout(spec: FilesetSpec) -> FilesetLayout:
+    """Each TIFF's place, as :func:`read` gives it, from the index alone (positions and time offsets
+    included); no TIFF is opened."""
+    plate, entries, axes = _indexed(spec)
+    return FilesetLayout(spec=spec, places=_places(spec, entries, axes, plate))
+
+
+def _indexed(spec: FilesetSpec) -> tuple[Plate, list[Entry], _Axes]:
+    plate, entries = read_index(spec.master)
+    if not entries:
+        raise VendorFileError(f"{spec.master}: no Image entry, so no plate layout")
+    axes = _Axes(sorted({(e.row, e.column) for e in entries}),
+                 *(sorted({getattr(e, k) for e in entries}) for k in ("field", "plane", "channel", "timepoint")))
+    return plate, entries, axes
 
 
 def _pixel_type(spec: FilesetSpec, entries: list[Entry]) -> tuple[str, list[str]]:

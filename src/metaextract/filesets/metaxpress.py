@@ -23,7 +23,7 @@ from metaextract.filesets.metaxpress_names import (
     plate_root,
     split,
 )
-from metaextract.filesets.model import FilesetRead, FilesetSpec, Place
+from metaextract.filesets.model import FilesetLayout, FilesetRead, FilesetSpec, Place
 
 HTD_KIND = "metaxpress-htd"
 NAMES_KIND = "metaxpress-names"
@@ -221,39 +221,59 @@ def _finish(plate: _Plate, bioformats: bool, layout_from_names: bool) -> Fileset
                        layout_from_names=layout_from_names)
 
 
-def _read_htd(spec: FilesetSpec) -> FilesetRead:
-    htd = parse_htd(_read_text(spec.master))
-    name = split(spec.master)[1][:-4]
-    plate = _Plate(spec, htd, name)
-    for path in spec.images:
-        plate.add(path, parse_name(path))
-    bioformats = htd.zsteps >= 1
-    if not bioformats:
-        plate.notes.append(BIOFORMATS_ZSTEPS)
-    return _finish(plate, bioformats, False)
+#: What a MetaXpress layout leaves to the read: the TIFF headers' part of each place.
+HEADS_NOTE = ("stage positions and acquisition times are in each TIFF's header: not in the layout, "
+              "known once the plate is read (so are wavelengths not collected at some TimePoints)")
+NAMES_NOTE = ("layout from the file names only (no .HTD): wells, sites (field = site - 1) and wavelengths "
+              "(channel = wavelength - 1) as named; plate size, site and wavelength counts are the largest seen, "
+              "channel names from the files; Bio-Formats reads each of these files alone as one image")
 
 
-def _read_names(spec: FilesetSpec) -> FilesetRead:
-    parsed = {path: parse_name(path) for path in spec.images}
-    known = [n for n in parsed.values() if n is not None]
-    if not known:
-        raise ValueError(f"{spec.master}: no file named as MetaXpress names plate TIFFs")
-    htd = htd_from_names(known)
-    plate = _Plate(spec, htd, known[0].plate)
-    plate.notes.append(
-        "layout from the file names only (no .HTD): wells, sites (field = site - 1) and wavelengths "
-        "(channel = wavelength - 1) as named; plate size, site and wavelength counts are the largest seen, "
-        "channel names from the files; Bio-Formats reads each of these files alone as one image")
-    for path, name in parsed.items():
-        plate.add(path, name)
-    return _finish(plate, False, True)
+def _plan(spec: FilesetSpec) -> tuple[Htd, str, dict[str, Name | None], list[str]]:
+    """The plate's ``.HTD`` (or the one the names imply), its name, each image member's parsed name and the
+    notes of the layout; raises ValueError for a spec of another kind or with no MetaXpress name."""
+    if spec.kind == HTD_KIND:
+        htd = parse_htd(_read_text(spec.master))
+        parsed = {path: parse_name(path) for path in spec.images}
+        return htd, split(spec.master)[1][:-4], parsed, [] if htd.zsteps >= 1 else [BIOFORMATS_ZSTEPS]
+    if spec.kind == NAMES_KIND:
+        parsed = {path: parse_name(path) for path in spec.images}
+        known = [n for n in parsed.values() if n is not None]
+        if not known:
+            raise ValueError(f"{spec.master}: no file named as MetaXpress names plate TIFFs")
+        return htd_from_names(known), known[0].plate, parsed, [NAMES_NOTE]
+    raise ValueError(f"{spec.master}: not a MetaXpress fileset ({spec.kind})")
 
 
 def read(spec: FilesetSpec) -> FilesetRead:
     """One OME-XML document for the plate and every image member's places (see the module docstring).
     Raises ValueError for a spec of another kind or with no readable TIFF."""
-    if spec.kind == HTD_KIND:
-        return _read_htd(spec)
-    if spec.kind == NAMES_KIND:
-        return _read_names(spec)
-    raise ValueError(f"{spec.master}: not a MetaXpress fileset ({spec.kind})")
+    htd, name, parsed, notes = _plan(spec)
+    plate = _Plate(spec, htd, name)
+    plate.notes.extend(notes)
+    for path, named in parsed.items():
+        plate.add(path, named)
+    return _finish(plate, spec.kind == HTD_KIND and htd.zsteps >= 1, spec.kind == NAMES_KIND)
+
+
+def layout(spec: FilesetSpec) -> FilesetLayout:
+    """Each TIFF's place from the ``.HTD`` and its name alone, as :func:`read` gives it without the stage
+    position and time (those are in the TIFF header, which is not opened: see :data:`HEADS_NOTE`); a TIFF
+    the layout has no place for (a ``ZStep_0`` projection) maps to ``[]``, as in the read."""
+    htd, name, parsed, notes = _plan(spec)
+    wells = {well: i for i, well in enumerate(htd.wells)}
+    places: dict[str, list[Place]] = {}
+    unplaced = 0
+    for path, named in parsed.items():
+        at = None if named is None else _layout_of(htd, wells, named)
+        if at is None or named is None:
+            places[path] = []
+            unplaced += 1
+            continue
+        image, z, c, t = at
+        places[path] = [Place(image=image, z=z, c=c, t=t, plate=name, well=named.well, field=named.site - 1)]
+    if unplaced:
+        notes.append(f"{unplaced} files have no place in the layout (e.g. ZStep_0 projections, "
+                     f"which Bio-Formats does not read)")
+    return FilesetLayout(spec=spec, places=places, notes=[*notes, HEADS_NOTE],
+                         layout_from_names=spec.kind == NAMES_KIND)

@@ -61,3 +61,20 @@ class FilesetRead:
     places: dict[str, list[Place]]
     notes: list[str] = field(default_factory=list)
     layout_from_names: bool = False
+
+
+@dataclass(slots=True)
+class FilesetLayout:
+    """Where every image member sits in its fileset, had from names and vendor files alone (no image file
+    opened): what registration stores, cheaply, before any read.
+
+    ``places`` maps every image member (absolute path) to its planes, as the kind's ``read`` gives them
+    except for what only the image files say (a kind's ``layout`` names what it leaves out in ``notes``,
+    e.g. MetaXpress' stage positions and acquisition times, which are in each TIFF's header); a member with
+    no place in the layout maps to ``[]``. ``layout_from_names`` as in :class:`FilesetRead`.
+    """
+
+    spec: FilesetSpec
+    places: dict[str, list[Place]]
+    notes: list[str] = field(default_factory=list)
+    layout_from_names: bool = False

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from metaextract.filesets._hcs import by_folder, well_name
-from metaextract.filesets.model import FilesetRead, FilesetSpec, Place
+from metaextract.filesets.model import FilesetLayout, FilesetRead, FilesetSpec, Place
 from metaextract.ome import writer as ox
 
 KIND_NAMES = "scanr-names"
@@ -113,6 +113,25 @@ class _Frame(NamedTuple):
 
 def read(spec: FilesetSpec) -> FilesetRead:
     """The acquisition as one document laid out from the names, and each TIFF's place in it."""
+    lay, grid = _laid_out(spec)
+    frame, frame_notes = _frame(spec.images[0])
+    images, channels, zs, ts, named, fields = grid
+    xml = ox.document(*_document(images, channels, zs, ts, frame, named, fields))
+    return FilesetRead(spec=spec, omexml=xml, places=lay.places, notes=lay.notes + frame_notes,
+                       layout_from_names=True)
+
+
+def layout(spec: FilesetSpec) -> FilesetLayout:
+    """Each TIFF's place, as :func:`read` gives it, from the names alone; no TIFF is opened."""
+    return _laid_out(spec)[0]
+
+
+_Grid = tuple[list[tuple[tuple[int, int], int]], list[str], int, int, bool, dict[tuple[int, int], list[int]]]
+
+
+def _laid_out(spec: FilesetSpec) -> tuple[FilesetLayout, _Grid]:
+    """The layout from the names, and what the document needs of it (images, channels, Z and T counts,
+    whether the names carry the well, each well's positions)."""
     names = [n for n in (parse_name(p) for p in spec.images) if n is not None]
     if not names:
         raise ValueError(f"{spec.master}: no ScanR-named TIFF in the fileset")
@@ -123,7 +142,6 @@ def read(spec: FilesetSpec) -> FilesetRead:
     named = all(n.row is not None for n in names)
     if not named:
         notes.append("well numbers kept as numbers: the names do not give the plate's column count")
-    frame, frame_notes = _frame(spec.images[0])
     wells = sorted({_well_key(n, named) for n in names})
     fields = {w: sorted({n.position for n in names if _well_key(n, named) == w}) for w in wells}
     images = [(w, p) for w in wells for p in fields[w]]
@@ -138,8 +156,8 @@ def read(spec: FilesetSpec) -> FilesetRead:
         places[n.path] = [Place(
             image=image_of[(w, n.position)], z=z_of[n.z], c=c_of[n.channel], t=t_of[n.t],
             well=well_name(w[0], w[1]) if named else None, field=field_of[(w, n.position)])]
-    xml = ox.document(*_document(images, channels, len(zs), len(ts), frame, named, fields))
-    return FilesetRead(spec=spec, omexml=xml, places=places, notes=notes + frame_notes, layout_from_names=True)
+    lay = FilesetLayout(spec=spec, places=places, notes=notes, layout_from_names=True)
+    return lay, (images, channels, len(zs), len(ts), named, fields)
 
 
 def _ranks(values: Sequence[object]) -> dict[object, int]:

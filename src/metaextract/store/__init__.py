@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from metaextract.store import filesets as _filesets  # noqa: F401  (its tables join the models' metadata)
 from metaextract.store.db import Store, StoreError, default_url, open_store
 from metaextract.store.models import (
     Acquisition,

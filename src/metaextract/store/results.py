@@ -27,6 +27,7 @@ from sqlalchemy import Connection, func, select
 from metaextract.ome import OME_NS, UnsafeXMLError, image_summaries, parse
 from metaextract.store import Store, open_store
 from metaextract.store.experiments import find_experiment
+from metaextract.store.filesets import SINGLE, file_filesets, list_filesets, plate_map
 from metaextract.store.jobs import split_notes
 from metaextract.store.models import acquisitions, image_files, plates
 
@@ -109,6 +110,12 @@ class FileResult:
     #: What the extraction found worth knowing that is no error (:attr:`metaextract.result.Result.notes`),
     #: e.g. that a rescue engine read the file because Bio-Formats cannot
     notes: list[str] = field(default_factory=list)
+    #: The file's fileset (id, kind, master); a lone file is a fileset of one: ``{"id": None, "kind":
+    #: "single", "master": <the file>}``.
+    fileset: dict[str, Any] | None = None
+    #: Each plane the file holds and its place in its fileset (image, plate, well, field, z, c, t), as
+    #: registration laid it out; empty for a lone file.
+    planes: list[dict[str, Any]] = field(default_factory=list)
 
     @cached_property
     def ome(self) -> OME | None:
@@ -159,6 +166,8 @@ class FileResult:
             "validation_error": self.validation_error, "seconds": self.seconds,
             "extracted_at": self.extracted_at.isoformat() if self.extracted_at else None,
             "notes": list(self.notes), "images": self.images,
+            "fileset": self.fileset or {"id": None, "kind": SINGLE, "master": self.path},
+            "planes": self.planes,
         }
 
     def rows(self) -> Iterator[dict[str, Any]]:
@@ -242,6 +251,7 @@ class ExperimentResults:
         while True:
             with self.store.connect() as conn:
                 page = self._page(conn, where, after, limit)
+                sets = file_filesets(conn, [r.id for r in page])
             if not page:
                 return
             after = page[-1].id
@@ -252,13 +262,27 @@ class ExperimentResults:
                                  path=r.location, status=r.status, engine=r.engine,
                                  engine_version=r.engine_version, error=r.error, valid=r.valid,
                                  validation_error=r.validation_error, seconds=r.seconds,
-                                 extracted_at=r.extracted_at, omexml=r.omexml, notes=split_notes(r.notes))
+                                 extracted_at=r.extracted_at, omexml=r.omexml, notes=split_notes(r.notes),
+                                 fileset=sets[r.id][0] if r.id in sets else None,
+                                 planes=sets[r.id][1] if r.id in sets else [])
 
     def __iter__(self) -> Iterator[FileResult]:
         return self.files()
 
     def __len__(self) -> int:
         return self.count()
+
+    def filesets(self) -> list[dict[str, Any]]:
+        """Every fileset of the experiment: id, kind, master, view, plate, acquisition, status, notes and
+        counts (image and metadata members, planes). Lone files are not listed (each a fileset of one)."""
+        with self.store.connect() as conn:
+            return list_filesets(conn, self.id)
+
+    def plate_map(self, plate: str | None = None) -> list[dict[str, Any]]:
+        """The plate map of each fileset (of ``plate`` only when given), as ``EXP plate --format json``
+        prints it: see :func:`metaextract.store.filesets.plate_map`."""
+        with self.store.connect() as conn:
+            return plate_map(conn, self.id, plate)
 
     def count(self, status: str = "all") -> int:
         """How many files ``status`` selects."""

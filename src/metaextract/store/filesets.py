@@ -1,0 +1,345 @@
+"""Filesets in the database: each acquisition's filesets, their members and every image member's planes.
+
+Three tables on the models' metadata (SQLAlchemy Core; created by migration ``0004``):
+
+- ``filesets``: one per fileset :func:`metaextract.filesets.detect` found in an acquisition (kind, view,
+  master path, whether the layout is from names only, the notes of detection and layout), and the
+  columns the fileset's one read fills later (status, OME-XML, error, engine, when).
+- ``fileset_members``: each registered file of a fileset once (image or metadata file), with its role
+  (``master``, ``image`` or ``metadata``); a file belongs to at most one fileset.
+- ``planes``: each plane an image member holds, with its place in the fileset's document (image, plate,
+  well, field, z, c, t, its index in the file, stage position and time where the vendor files say).
+
+A lone file has no row here: it is a fileset of one, implicitly (:data:`SINGLE`). Every write replaces an
+acquisition's filesets whole, in batches (cost linear in the files, never one statement per file).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    delete,
+    func,
+    select,
+)
+
+from metaextract.filesets.model import FilesetLayout, FilesetSpec, Place
+from metaextract.store.db import Store
+from metaextract.store.models import Base, acquisitions, image_files, metadata_files, plates
+
+__all__ = ["SINGLE", "FilesetFound", "acquisition_paths", "file_filesets", "fileset_members", "fileset_places",
+           "filesets", "list_filesets", "plate_map", "planes", "record_read", "replace_filesets"]
+
+#: How a file outside any fileset is shown: a fileset of one, with no row.
+SINGLE = "single"
+#: Rows per executemany.
+BATCH = 5000
+#: Most missing planes a plate map names (their count is always exact).
+MISSING_KEPT = 50
+#: File states as a plate map counts them.
+_STATE_OF = {"ok": "ok", "pending": "pending", "failed": "failed", "timeout": "failed", "unsupported": "failed"}
+
+filesets = Table(
+    "filesets", Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("acquisition_id", Integer, ForeignKey("acquisitions.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("kind", String(32), nullable=False),
+    Column("view", String(8), nullable=False),
+    Column("master", Text, nullable=False),
+    Column("layout_from_names", Boolean, nullable=False, default=False),
+    Column("notes", JSON),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("omexml", Text),
+    Column("error", Text),
+    Column("engine", String(64)),
+    Column("engine_version", String(64)),
+    Column("extracted_at", DateTime(timezone=True)),
+)
+
+fileset_members = Table(
+    "fileset_members", Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fileset_id", Integer, ForeignKey("filesets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("image_file_id", Integer, ForeignKey("image_files.id", ondelete="CASCADE")),
+    Column("metadata_file_id", Integer, ForeignKey("metadata_files.id", ondelete="CASCADE")),
+    Column("role", String(16), nullable=False),
+    UniqueConstraint("image_file_id", name="uq_fileset_members_image_file"),
+    UniqueConstraint("metadata_file_id", name="uq_fileset_members_metadata_file"),
+)
+
+planes = Table(
+    "planes", Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fileset_id", Integer, ForeignKey("filesets.id", ondelete="CASCADE"), nullable=False),
+    Column("image_file_id", Integer, ForeignKey("image_files.id", ondelete="CASCADE"), nullable=False),
+    Column("image", Integer, nullable=False),
+    Column("plate", String(255)),
+    Column("well", String(16)),
+    Column("field", Integer),
+    Column("z", Integer, nullable=False),
+    Column("c", Integer, nullable=False),
+    Column("t", Integer, nullable=False),
+    Column("plane", Integer, nullable=False, default=0),
+    Column("pos_x", Float),
+    Column("pos_y", Float),
+    Column("pos_z", Float),
+    Column("time", Float),
+    Index("ix_planes_fileset_well", "fileset_id", "well"),
+    Index("ix_planes_image_file_id", "image_file_id"),
+)
+
+
+@dataclass
+class FilesetFound:
+    """One fileset as registration stores it: its spec, its members' view, and its layout (None when the
+    layout could not be had, ``notes`` then saying why)."""
+
+    spec: FilesetSpec
+    view: str
+    layout: FilesetLayout | None
+    notes: list[str] = field(default_factory=list)
+
+
+def acquisition_paths(store: Store, acquisition_id: int) -> list[str]:
+    """The absolute paths of every file registered in the acquisition, image and metadata files (what
+    fileset detection groups), in one query each."""
+    with store.connect() as conn:
+        return [str(p) for table in (image_files, metadata_files)
+                for p in conn.execute(select(table.c.location).where(table.c.acquisition_id == acquisition_id))
+                .scalars()]
+
+
+def _ids(conn: Connection, table: Any, acquisition_id: int) -> dict[str, int]:
+    rows = conn.execute(select(table.c.location, table.c.id).where(table.c.acquisition_id == acquisition_id))
+    return {str(loc): int(i) for loc, i in rows}
+
+
+def _batched(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), BATCH):
+        conn.execute(table.insert(), rows[start:start + BATCH])
+
+
+def _plane_row(fileset_id: int, file_id: int, p: Place) -> dict[str, Any]:
+    x, y, z = p.position if p.position is not None else (None, None, None)
+    return {"fileset_id": fileset_id, "image_file_id": file_id, "image": p.image, "plate": p.plate,
+            "well": p.well, "field": p.field, "z": p.z, "c": p.c, "t": p.t, "plane": p.plane,
+            "pos_x": x, "pos_y": y, "pos_z": z, "time": p.time}
+
+
+def replace_filesets(store: Store, experiment_id: int, acquisition_id: int, found: Sequence[FilesetFound]) -> int:
+    """Replace the acquisition's filesets by ``found`` (members and planes included) in one transaction;
+    returns how many were stored. A member path that is not a registered file of the acquisition is left
+    out (it was not registered: excluded, or gone)."""
+    with store.begin() as conn:
+        conn.execute(delete(filesets).where(filesets.c.acquisition_id == acquisition_id))
+        images, metas = _ids(conn, image_files, acquisition_id), _ids(conn, metadata_files, acquisition_id)
+        members: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        for f in found:
+            lay = f.layout
+            notes = [*f.notes, *(lay.notes if lay is not None else [])]
+            fid = int(conn.execute(filesets.insert().values(
+                experiment_id=experiment_id, acquisition_id=acquisition_id, kind=f.spec.kind, view=f.view,
+                master=f.spec.master, layout_from_names=bool(lay and lay.layout_from_names), notes=notes,
+                status="pending").returning(filesets.c.id)).scalar_one())
+            roles = {f.spec.master: "master", **dict.fromkeys(f.spec.images, "image"),
+                     **dict.fromkeys(f.spec.metadata, "metadata")}
+            roles[f.spec.master] = "master"
+            for path, role in roles.items():
+                if path in images:
+                    members.append({"fileset_id": fid, "image_file_id": images[path], "metadata_file_id": None,
+                                    "role": role})
+                elif path in metas:
+                    members.append({"fileset_id": fid, "image_file_id": None, "metadata_file_id": metas[path],
+                                    "role": role})
+            for path, places in (lay.places.items() if lay is not None else ()):
+                file_id = images.get(path)
+                if file_id is not None:
+                    rows.extend(_plane_row(fid, file_id, p) for p in places)
+            if len(rows) >= BATCH:
+                _batched(conn, planes, rows)
+                rows = []
+        _batched(conn, fileset_members, members)
+        _batched(conn, planes, rows)
+    return len(found)
+
+
+def record_read(store: Store, fileset_id: int, *, status: str, omexml: str | None = None,
+                notes: Iterable[str] = (), error: str | None = None, engine: str | None = None,
+                engine_version: str | None = None) -> None:
+    """Store the outcome of a fileset's one read: its status, document and error, and its notes added to
+    those of detection and layout (each once)."""
+    from metaextract.store.models import utcnow
+
+    with store.begin() as conn:
+        old = conn.execute(select(filesets.c.notes).where(filesets.c.id == fileset_id)).scalar_one()
+        merged = list(dict.fromkeys([*(old or []), *notes]))
+        conn.execute(filesets.update().where(filesets.c.id == fileset_id).values(
+            status=status, omexml=omexml, notes=merged, error=error, engine=engine, engine_version=engine_version,
+            extracted_at=utcnow()))
+
+
+def _fileset_dict(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "kind": row.kind, "master": row.master}
+
+
+def file_filesets(conn: Connection, file_ids: Sequence[int]) -> dict[int, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """For each of ``file_ids`` (image files) that is a fileset member: its fileset (id, kind, master) and
+    its planes (image, plate, well, field, z, c, t, in plane order). Two queries, whatever the count."""
+    if not file_ids:
+        return {}
+    q = (select(fileset_members.c.image_file_id, filesets.c.id, filesets.c.kind, filesets.c.master)
+         .join(filesets, filesets.c.id == fileset_members.c.fileset_id)
+         .where(fileset_members.c.image_file_id.in_(file_ids)))
+    out: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {
+        int(r.image_file_id): (_fileset_dict(r), []) for r in conn.execute(q)}
+    q2 = (select(planes.c.image_file_id, planes.c.image, planes.c.plate, planes.c.well, planes.c.field,
+                 planes.c.z, planes.c.c, planes.c.t.label("tp"))
+          .where(planes.c.image_file_id.in_(file_ids)).order_by(planes.c.image_file_id, planes.c.plane, planes.c.id))
+    for r in conn.execute(q2):
+        entry = out.get(int(r.image_file_id))
+        if entry is not None:
+            entry[1].append({"image": r.image, "plate": r.plate, "well": r.well, "field": r.field,
+                             "z": r.z, "c": r.c, "t": r.tp})
+    return out
+
+
+def fileset_places(conn: Connection, fileset_id: int) -> dict[str, list[Place]]:
+    """Every image member's stored planes as :class:`~metaextract.filesets.model.Place` objects, keyed by
+    the file's absolute path (in plane order); a member with no plane maps to ``[]``."""
+    out: dict[str, list[Place]] = {
+        str(loc): [] for loc in conn.execute(
+            select(image_files.c.location).join(fileset_members, fileset_members.c.image_file_id == image_files.c.id)
+            .where(fileset_members.c.fileset_id == fileset_id)).scalars()}
+    q = (select(image_files.c.location, planes).join(image_files, image_files.c.id == planes.c.image_file_id)
+         .where(planes.c.fileset_id == fileset_id).order_by(planes.c.image_file_id, planes.c.plane, planes.c.id))
+    for r in conn.execute(q):
+        position = None if (r.pos_x, r.pos_y, r.pos_z) == (None, None, None) else (r.pos_x, r.pos_y, r.pos_z)
+        out.setdefault(str(r.location), []).append(Place(
+            image=r.image, z=r.z, c=r.c, t=r._mapping["t"], plate=r.plate, well=r.well, field=r.field, plane=r.plane,
+            position=position, time=r.time))
+    return out
+
+
+def list_filesets(conn: Connection, experiment_id: int) -> list[dict[str, Any]]:
+    """Every fileset of the experiment: id, kind, master, view, plate and acquisition, status, notes, and
+    its counts (image and metadata members, planes)."""
+    members = (select(fileset_members.c.fileset_id,
+                      func.count(fileset_members.c.image_file_id).label("images"),
+                      func.count(fileset_members.c.metadata_file_id).label("metadata"))
+               .group_by(fileset_members.c.fileset_id).subquery())
+    n_planes = (select(planes.c.fileset_id, func.count().label("planes"))
+                .group_by(planes.c.fileset_id).subquery())
+    q = (select(filesets, plates.c.name.label("plate_name"), acquisitions.c.name.label("acquisition"),
+                members.c.images, members.c.metadata, n_planes.c.planes)
+         .join(acquisitions, acquisitions.c.id == filesets.c.acquisition_id)
+         .join(plates, plates.c.id == acquisitions.c.plate_id)
+         .outerjoin(members, members.c.fileset_id == filesets.c.id)
+         .outerjoin(n_planes, n_planes.c.fileset_id == filesets.c.id)
+         .where(filesets.c.experiment_id == experiment_id).order_by(filesets.c.id))
+    return [{"id": r.id, "kind": r.kind, "master": r.master, "view": r.view, "plate": r.plate_name,
+             "acquisition": r.acquisition, "layout_from_names": r.layout_from_names, "status": r.status,
+             "notes": list(r.notes or []),
+             "counts": {"images": int(r.images or 0), "metadata": int(r.metadata or 0),
+                        "planes": int(r.planes or 0)}}
+            for r in conn.execute(q)]
+
+
+def plate_map(conn: Connection, experiment_id: int, plate: str | None = None) -> list[dict[str, Any]]:
+    """The plate map of every fileset of the experiment (of plate ``plate`` only when given: the registered
+    plate's name or the plate's name in the layout): per fileset its axes (wells, fields, channels, Z, T),
+    planes present and expected, per well the same counts and its files by state (ok, failed, pending),
+    and what is missing: the (well, field, c, z, t) with no plane (the first :data:`MISSING_KEPT`, their
+    count exact) and the fileset's notes (a read's notes say what the layout cannot, e.g. wavelengths not
+    collected at some time points). Aggregates in the database; only wells with gaps are listed plane by
+    plane."""
+    out = []
+    for fs in list_filesets(conn, experiment_id):
+        names = {r[0] for r in conn.execute(select(planes.c.plate).where(planes.c.fileset_id == fs["id"])
+                                            .distinct())}
+        if plate is not None and plate != fs["plate"] and plate not in names:
+            continue
+        out.append(_fileset_map(conn, fs, sorted(n for n in names if n is not None)))
+    return out
+
+
+def _axes(conn: Connection, fileset_id: int) -> dict[str, list[Any]]:
+    axes: dict[str, list[Any]] = {}
+    for axis in ("well", "field", "c", "z", "t"):
+        col = planes.c[axis]
+        values = conn.execute(select(col).where(planes.c.fileset_id == fileset_id).distinct()).scalars()
+        axes[axis] = sorted(values, key=lambda v: (v is None, v))
+    return axes
+
+
+def _fileset_map(conn: Connection, fs: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    fid = fs["id"]
+    axes = _axes(conn, fid)
+    per_well = (select(planes.c.well, func.count().label("planes"),
+                       func.count(func.distinct(planes.c.field)).label("fields"),
+                       func.count(func.distinct(planes.c.c)).label("channels"),
+                       func.count(func.distinct(planes.c.z)).label("z"),
+                       func.count(func.distinct(planes.c.t)).label("n_t"))
+                .where(planes.c.fileset_id == fid).group_by(planes.c.well))
+    states = (select(planes.c.well, image_files.c.status, func.count(func.distinct(planes.c.image_file_id)))
+              .join(image_files, image_files.c.id == planes.c.image_file_id)
+              .where(planes.c.fileset_id == fid).group_by(planes.c.well, image_files.c.status))
+    files: dict[Any, dict[str, int]] = defaultdict(lambda: {"ok": 0, "failed": 0, "pending": 0})
+    for well, status, n in conn.execute(states):
+        files[well][_STATE_OF.get(status, "failed")] += int(n)
+    per_plane = len(axes["field"]) * len(axes["c"]) * len(axes["z"]) * len(axes["t"])
+    wells: list[dict[str, Any]] = []
+    missing: list[dict[str, Any]] = []
+    n_missing = 0
+    for r in conn.execute(per_well):
+        wells.append({"well": r.well, "planes": int(r.planes), "fields": int(r.fields), "channels": int(r.channels),
+                      "z": int(r.z), "t": int(r.n_t), "files": dict(files[r.well])})
+        if r.planes < per_plane:
+            gaps = _gaps(conn, fid, r.well, axes)
+            n_missing += len(gaps)
+            missing.extend(gaps[:max(0, MISSING_KEPT - len(missing))])
+    wells.sort(key=lambda w: (w["well"] is None, w["well"] or ""))
+    unplaced = conn.execute(
+        select(func.count()).select_from(fileset_members)
+        .where(fileset_members.c.fileset_id == fid, fileset_members.c.image_file_id.is_not(None),
+               ~fileset_members.c.image_file_id.in_(select(planes.c.image_file_id)
+                                                    .where(planes.c.fileset_id == fid)))).scalar_one()
+    return {"fileset": {k: fs[k] for k in ("id", "kind", "master", "view", "status", "layout_from_names")},
+            "plate": fs["plate"], "acquisition": fs["acquisition"], "plate_names": names,
+            "wells": [w["well"] for w in wells],
+            "axes": {"fields": len(axes["field"]), "channels": len(axes["c"]), "z": len(axes["z"]),
+                     "t": len(axes["t"])},
+            "planes": fs["counts"]["planes"], "expected": len(wells) * per_plane,
+            "files": {s: sum(w["files"][s] for w in wells) for s in ("ok", "failed", "pending")},
+            "files_without_place": int(unplaced),
+            "per_well": wells, "missing": {"count": n_missing, "planes": missing}, "notes": fs["notes"]}
+
+
+def _gaps(conn: Connection, fileset_id: int, well: str | None, axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The (field, c, z, t) of ``well`` with no plane, in that order."""
+    have = set(conn.execute(select(planes.c.field, planes.c.c, planes.c.z, planes.c.t)
+                            .where(planes.c.fileset_id == fileset_id,
+                                   planes.c.well.is_(None) if well is None else planes.c.well == well)).tuples())
+    return [{"well": well, "field": f, "c": c, "z": z, "t": t}
+            for f in axes["field"] for c in axes["c"] for z in axes["z"] for t in axes["t"]
+            if (f, c, z, t) not in have]
