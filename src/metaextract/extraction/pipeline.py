@@ -12,7 +12,7 @@ from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.notimage import why_not_an_image
 from metaextract.engines.rescue import rescuers
 from metaextract.extraction import fence, sanity, snapshot
-from metaextract.ome import by_writer, validate
+from metaextract.ome import Written, validate, written_key
 from metaextract.result import Result, one_line
 
 
@@ -136,7 +136,7 @@ def _storable(xml: str, notes: list[str]) -> str:
         xml.encode("utf-8")
     except UnicodeEncodeError:
         xml = xml.encode("utf-8", "backslashreplace").decode("utf-8")
-    if not by_writer(xml) and _FORBIDDEN.search(xml) is not None:
+    if not isinstance(xml, Written) and _FORBIDDEN.search(xml) is not None:
         xml, removed = _FORBIDDEN.subn("", xml)
         notes.append(f"{removed} character(s) that XML 1.0 forbids removed from the engine's OME-XML")
     return xml
@@ -242,7 +242,8 @@ def _finish(path: str, engine: str, problem: str | None, head: bytes, start: flo
 def _checked(path: str, xml: str, label: str, notes: list[str]) -> Result:
     """An ``ok`` Result for ``xml``, validated; a document that does not even parse is never stored as
     ``ok`` (no reader could use it) but fails the file, saying why."""
-    valid, why = validate(xml)
+    valid, why = validate(xml, key=written_key(xml))
+    xml = str(xml)  # the text alone (a Written's key has served): what is stored, pickled and compared
     if not valid and (why or "").startswith("not well-formed"):
         return Result(path=path, status="failed", engine=label,
                       error=f"{path}: the engine's OME-XML does not parse ({one_line(why or '', 200)})", notes=notes)
