@@ -14,7 +14,14 @@ from functools import partial
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from metaextract.engines.base import Engine, ExtractionError, UnsupportedFormatError
+from metaextract.engines.base import (
+    ContextEngine,
+    Engine,
+    ExtractionError,
+    FileContext,
+    UnsupportedFormatError,
+    in_context,
+)
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -26,6 +33,7 @@ __all__ = [
     "available",
     "choose",
     "get",
+    "pick",
     "reset",
 ]
 
@@ -129,16 +137,23 @@ def _all_candidates() -> list[_Candidate]:
 
 
 def choose(path: str, head: bytes, engine: str = "auto") -> Engine:
-    """The engine that answers for ``path``: the one named, or in ``auto`` the strongest claim.
+    """The engine that answers for ``path``: the one named, or in ``auto`` the strongest claim (see :func:`pick`)."""
+    return pick(FileContext(path, head), engine)[0]
+
+
+def pick(ctx: FileContext, engine: str = "auto") -> tuple[Engine, object]:
+    """The engine that answers for ``ctx``'s file, and what its winning claim read of it (None when there is
+    nothing to hand on: an engine named, a plug-in, or an engine that keeps nothing), for its ``extract_in``.
 
     An engine may declare ``suffixes`` (lower-case name endings) and ``magic`` (the bytes its files start
     with): a promise that its ``claim`` is 0 for any other file, so it is not asked about those (a plate's
     TIFFs are not offered to the CZI, ND2 or DeltaVision engines, which are then not even imported).
     """
     if engine != "auto":
-        return get(engine)
+        return get(engine), None
+    path, head = ctx.path, ctx.head
     lower = path.lower()
-    best: tuple[int, str] | None = None
+    best: tuple[int, str, object] | None = None
     instances = _instances
     for name, suffixes, magic in _all_candidates():
         if suffixes is not None and not lower.endswith(suffixes):
@@ -146,10 +161,15 @@ def choose(path: str, head: bytes, engine: str = "auto") -> Engine:
         if magic is not None and not head.startswith(magic):
             continue
         eng = instances.get(name) or get(name)
-        score = eng.claim(path, head)
+        if in_context(eng, "claim"):
+            assert isinstance(eng, ContextEngine)
+            said = eng.claim_in(ctx)
+            score, found = said.score, said.found
+        else:
+            score, found = eng.claim(path, head), None
         if score > 0 and (best is None or score > best[0]):
-            best = (score, name)
-    return get(best[1] if best else "bioformats")
+            best = (score, name, found)
+    return (get(best[1]), best[2]) if best else (get("bioformats"), None)
 
 
 def reset() -> None:

@@ -68,7 +68,14 @@ from typing import Any
 from lxml import etree
 
 from metaextract import ome
-from metaextract.engines.base import ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from metaextract.engines.base import (
+    Claim,
+    ContextEngine,
+    ExtractionError,
+    FileContext,
+    UnsupportedFormatError,
+    package_version,
+)
 from metaextract.engines.tiff import common, plain
 from metaextract.extraction import fence
 from metaextract.ome import upgrade
@@ -873,13 +880,11 @@ def _kind(path: str, head: bytes) -> str | None:
     return None
 
 
-class OmeEngine:
-    """Standalone OME-XML, OME-TIFF (single files and sets); everything else is left to Bio-Formats."""
+class OmeEngine(ContextEngine[str]):
+    """Standalone OME-XML, OME-TIFF (single files and sets); everything else is left to Bio-Formats.
+    What ``claim_in`` finds is the document itself."""
 
     name = NAME
-
-    def __init__(self) -> None:
-        self._memo: ClaimMemo[str] = ClaimMemo()
 
     def version(self) -> str:
         """metaextract's version: the engine is its own code (lxml parses, the ome-types XSD orders)."""
@@ -898,21 +903,20 @@ class OmeEngine:
         with open(path, "rb") as fh:
             return omexml_document(fh.read())
 
-    def claim(self, path: str, head: bytes) -> int:
-        kind = _kind(path, head)
+    def claim_in(self, ctx: FileContext) -> Claim[str]:
+        kind = _kind(ctx.path, ctx.head)
         if kind is None:
-            return 0
+            return Claim(0)
         try:
-            xml = self._build(path, kind)
+            xml = self._build(ctx.path, kind)
         except Exception:  # noqa: BLE001 - what cannot be proven (or is hostile) goes to Bio-Formats
-            return 0
-        self._memo.keep(path, xml)
-        return CLAIM
+            return Claim(0)
+        return Claim(CLAIM, xml)
 
-    def extract(self, path: str) -> str:
-        kept = self._memo.take(path)
-        if kept is not None:
-            return kept
+    def extract_in(self, ctx: FileContext, found: str | None = None) -> str:
+        if found is not None:
+            return found
+        path = ctx.path
         with open(path, "rb") as fh:
             head = fh.read(4096)
         kind = _kind(path, head)
