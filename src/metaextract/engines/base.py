@@ -6,9 +6,8 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache
-from typing import Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from metaextract.extraction.limits import START_GRACE
 from metaextract.extraction.snapshot import Snapshot
@@ -69,8 +68,7 @@ class Engine(Protocol):
     def extract(self, path: str) -> str: ...
 
 
-@dataclass(frozen=True)
-class FileContext:
+class FileContext(NamedTuple):
     """What a built-in engine is told about the one file it is asked about; it reads nothing else about it.
 
     ``held``: the file's first bytes as :func:`metaextract.extraction.pipeline.extract_file` read them once
@@ -78,7 +76,8 @@ class FileContext:
     such as the TIFF walk the checks share), or None when the engine is called directly. ``stat``: the file's
     ``os.stat`` when it was taken. ``grace``: called with the extra seconds a one-off start-up (the JVM) may
     take on top of the file's timeout, and with 0 when it is done (a pool's extraction process gives it;
-    None elsewhere). A context lives for one extraction of one file and is never kept.
+    None elsewhere). A context lives for one extraction of one file and is never kept. (A named tuple:
+    made once per file, it costs no more than one.)
     """
 
     path: str
@@ -106,16 +105,17 @@ class FileContext:
                 grace(0.0)
 
 
-@dataclass(frozen=True)
-class Claim(Generic[T]):
+class Claim(NamedTuple, Generic[T]):
     """An engine's answer about one file: its score (0: not wanted), and what it read to find out, which
-    :meth:`ContextEngine.extract_in` is then given instead of reading the file again."""
+    :meth:`ContextEngine.extract_in` is then given instead of reading the file again. (A named tuple: every
+    engine that may read a file answers one per file.)"""
 
     score: int
     found: T | None = None
 
 
-NO_CLAIM: Claim[object] = Claim(0)
+#: the answer of an engine that does not want a file (one object for all: a claim is immutable)
+NOT_WANTED: Claim[Any] = Claim(0)
 
 
 class ContextEngine(Generic[T]):
@@ -212,11 +212,11 @@ class ReaderEngine(ContextEngine[T]):
 
     def claim_in(self, ctx: FileContext) -> Claim[T]:
         if not self.wants_in(ctx):
-            return Claim(0)
+            return NOT_WANTED
         try:
             found = self.read_in(ctx)
         except Exception:  # noqa: BLE001 - a file this engine cannot parse is simply not claimed
-            return Claim(0)
+            return NOT_WANTED
         return Claim(self.score, found)
 
     def extract_in(self, ctx: FileContext, found: T | None = None) -> str:
