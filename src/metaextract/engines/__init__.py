@@ -17,9 +17,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from metaextract.engines.base import Engine, ExtractionError, KeyFieldsOnly, UnsupportedFormatError
+from metaextract.engines.base import (
+    ContextEngine,
+    Engine,
+    ExtractionError,
+    FileContext,
+    KeyFieldsOnly,
+    UnsupportedFormatError,
+)
+
+#: the plain ``claim`` a :class:`ContextEngine` builds on ``claim_in``: an engine whose class has it is asked
+#: ``claim_in`` (see :func:`~metaextract.engines.base.in_context`)
+_CONTEXT_CLAIM = ContextEngine.claim
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -31,6 +42,7 @@ __all__ = [
     "available",
     "choose",
     "get",
+    "pick",
     "reset",
     "whole_document_in_auto",
 ]
@@ -141,7 +153,13 @@ def whole_document_in_auto(eng: Engine) -> bool:
 
 
 def choose(path: str, head: bytes, engine: str = "auto") -> Engine:
-    """The engine that answers for ``path``: the one named, or in ``auto`` the strongest claim.
+    """The engine that answers for ``path``: the one named, or in ``auto`` the strongest claim (see :func:`pick`)."""
+    return pick(FileContext(path, head), engine)[0]
+
+
+def pick(ctx: FileContext, engine: str = "auto") -> tuple[Engine, object]:
+    """The engine that answers for ``ctx``'s file, and what its winning claim read of it (None when there is
+    nothing to hand on: an engine named, a plug-in, or an engine that keeps nothing), for its ``extract_in``.
 
     In ``auto`` only whole-document answers count: an engine that is not :func:`whole_document_in_auto`
     is skipped and a :class:`~metaextract.engines.base.KeyFieldsOnly` claim is ignored, so the file goes
@@ -152,9 +170,10 @@ def choose(path: str, head: bytes, engine: str = "auto") -> Engine:
     TIFFs are not offered to the CZI, ND2 or DeltaVision engines, which are then not even imported).
     """
     if engine != "auto":
-        return get(engine)
+        return get(engine), None
+    path, head = ctx.path, ctx.head
     lower = path.lower()
-    best: tuple[int, str] | None = None
+    best: tuple[int, str, object] | None = None
     instances = _instances
     for name, suffixes, magic in _all_candidates():
         if suffixes is not None and not lower.endswith(suffixes):
@@ -164,12 +183,15 @@ def choose(path: str, head: bytes, engine: str = "auto") -> Engine:
         eng = instances.get(name) or get(name)
         if not whole_document_in_auto(eng):
             continue
-        score = eng.claim(path, head)
+        if type(eng).claim is _CONTEXT_CLAIM:  # (in_context(eng, "claim"), inline: asked for every file)
+            score, found = cast(ContextEngine[object], eng).claim_in(ctx)
+        else:
+            score, found = eng.claim(path, head), None
         if isinstance(score, KeyFieldsOnly):
             continue
         if score > 0 and (best is None or score > best[0]):
-            best = (score, name)
-    return get(best[1] if best else "bioformats")
+            best = (score, name, found)
+    return (get(best[1]), best[2]) if best else (get("bioformats"), None)
 
 
 def reset() -> None:

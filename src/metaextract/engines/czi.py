@@ -66,7 +66,15 @@ from typing import Any
 from lxml import etree
 
 from metaextract import ome
-from metaextract.engines.base import CLAIM, ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from metaextract.engines.base import (
+    CLAIM,
+    Claim,
+    ContextEngine,
+    ExtractionError,
+    FileContext,
+    UnsupportedFormatError,
+    package_version,
+)
 from metaextract.ome import writer as ox
 
 NAME = "czi"
@@ -1071,7 +1079,7 @@ def _inspect_images(czi: CziFile, lay: Layout, doc: Document) -> Inspected | Non
     return Inspected(czi, lay, doc, positions)
 
 
-class CziEngine:
+class CziEngine(ContextEngine[Inspected]):
     """Single-scene CZI (flat, pyramid, plate) from its own segments; every other CZI goes to Bio-Formats."""
 
     name = NAME
@@ -1084,27 +1092,26 @@ class CziEngine:
     def __init__(self) -> None:
         self._listings: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
-        self._memo: ClaimMemo[Inspected] = ClaimMemo()
 
     def version(self) -> str:
         return f"{package_version('metaextract')}-czi"
 
-    def claim(self, path: str, head: bytes) -> int:
-        if not head.startswith(MAGIC):
-            return 0
+    def claim_in(self, ctx: FileContext) -> Claim[Inspected]:
+        path = ctx.path
+        if not ctx.head.startswith(MAGIC):
+            return Claim(0)
         try:
             if _multipart(path, self._listings, self._lock):
-                return 0
+                return Claim(0)
             found = inspect_czi(path)
         except Exception:  # noqa: BLE001 - a file this engine cannot parse is simply not claimed
-            return 0
+            return Claim(0)
         if found is None:
-            return 0
-        self._memo.keep(path, found)
-        return CLAIM
+            return Claim(0)
+        return Claim(CLAIM, found)
 
-    def extract(self, path: str) -> str:
-        found = self._memo.take(path)
+    def extract_in(self, ctx: FileContext, found: Inspected | None = None) -> str:
+        path = ctx.path
         if found is None:
             with open(path, "rb") as fh:
                 head = fh.read(len(MAGIC))

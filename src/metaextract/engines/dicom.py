@@ -57,7 +57,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from metaextract.engines.base import CLAIM, ClaimMemo, ExtractionError, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, Claim, ContextEngine, ExtractionError, FileContext, UnsupportedFormatError
 from metaextract.engines.notimage import why_not_an_image
 from metaextract.extraction import fence
 from metaextract.ome import writer as ox
@@ -579,37 +579,32 @@ def _read(path: str, *, for_claim: bool) -> DicomImage | NotImage:
         raise ExtractionError(f"the DICOM file cannot be read: {type(exc).__name__}: {exc}") from None
 
 
-class DicomEngine:
+class DicomEngine(ContextEngine["DicomImage | NotImage"]):
     """DICOM from its header through pydicom: claims the kinds shown to agree with Bio-Formats read alone,
     and DICOM objects without pixel data (unsupported); rescues the images Bio-Formats cannot read."""
 
     name = NAME
-
-    def __init__(self) -> None:
-        self._memo: ClaimMemo[DicomImage | NotImage] = ClaimMemo()
 
     def version(self) -> str:
         import pydicom
 
         return str(pydicom.__version__)
 
-    def claim(self, path: str, head: bytes) -> int:
-        if not is_dicom(head):
-            return 0
+    def claim_in(self, ctx: FileContext) -> Claim[DicomImage | NotImage]:
+        if not is_dicom(ctx.head):
+            return Claim(0)
         try:
-            found = read_dicom(path, for_claim=True)
+            found = read_dicom(ctx.path, for_claim=True)
         except Exception:  # noqa: BLE001 - a file this engine cannot parse is simply not claimed
-            return 0
+            return Claim(0)
         if isinstance(found, DicomImage) and found.declined:
-            return 0
-        self._memo.keep(path, found)
-        return CLAIM
+            return Claim(0)
+        return Claim(CLAIM, found)
 
-    def extract(self, path: str) -> str:
-        """The OME-XML of ``path``; raises for a kind this engine declines, unsupported for no image."""
-        found = self._memo.take(path)
+    def extract_in(self, ctx: FileContext, found: DicomImage | NotImage | None = None) -> str:
+        """The OME-XML of the file; raises for a kind this engine declines, unsupported for no image."""
         if found is None:
-            found = _read(path, for_claim=True)
+            found = _read(ctx.path, for_claim=True)
         if isinstance(found, NotImage):
             raise UnsupportedFormatError(found.reason)
         if found.declined:

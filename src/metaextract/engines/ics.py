@@ -54,7 +54,14 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import (
+    CLAIM,
+    Declined,
+    ExtractionError,
+    FileContext,
+    ReaderEngine,
+    UnsupportedFormatError,
+)
 from metaextract.extraction import fence
 from metaextract.ome import writer as ox
 
@@ -419,16 +426,14 @@ class IcsEngine(ReaderEngine[Found]):
     def render(self, found: Found) -> str:
         return omexml(found.image)
 
-    def extract_noted(self, path: str) -> tuple[str, list[str]]:
-        """The OME-XML and the notes for the Result (why Bio-Formats is not asked, what is missing).
-
-        ``_extract`` calls this instead of ``extract`` for an engine that has it.
-        """
-        found = self.found(path)
+    def extract_noted_in(self, ctx: FileContext, found: Found | None = None) -> tuple[str, list[str]]:
+        """The OME-XML and the notes for the Result (why Bio-Formats is not asked, what is missing)."""
+        found = self.found_in(ctx, found)
         return self.render(found), list(found.image.notes)
 
-    def extract(self, path: str) -> str:
-        return self.extract_noted(path)[0]
+    def extract_noted(self, path: str) -> tuple[str, list[str]]:
+        """:meth:`extract_noted_in` of ``path`` alone."""
+        return self.extract_noted_in(FileContext(path))
 
     # -- rescue (after Bio-Formats failed) ---------------------------------------------------------------
     def rescues(self, path: str, head: bytes) -> int:

@@ -41,7 +41,7 @@ from typing import Any
 from lxml import etree
 
 from metaextract import ome
-from metaextract.engines.base import CLAIM, ClaimMemo, ExtractionError, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, Claim, ContextEngine, ExtractionError, FileContext, UnsupportedFormatError
 from metaextract.ome import writer as ox
 
 NAME = "nd2"
@@ -390,7 +390,7 @@ def document(found: Proven) -> str:
     return ox.document(instrument, image)
 
 
-class Nd2Engine:
+class Nd2Engine(ContextEngine[Proven]):
     """ND2 of the proven kind as Bio-Formats reads it; others through ``nd2``'s OME (rescue/forced only)."""
 
     name = NAME
@@ -400,23 +400,19 @@ class Nd2Engine:
     #: experimenter …), so ``auto`` leaves its files to Bio-Formats; ``--engine nd2`` still answers
     whole_document_in_auto = False
 
-    def __init__(self) -> None:
-        self._memo: ClaimMemo[Proven] = ClaimMemo()
-
     def version(self) -> str:
         import nd2
 
         return str(nd2.__version__)
 
-    def claim(self, path: str, head: bytes) -> int:
-        if not head.startswith(CHUNK_MAGIC):
-            return 0
+    def claim_in(self, ctx: FileContext) -> Claim[Proven]:
+        if not ctx.head.startswith(CHUNK_MAGIC):
+            return Claim(0)
         try:
-            found = inspect_nd2(path)
+            found = inspect_nd2(ctx.path)
         except Exception:  # noqa: BLE001 - Declined, or a file this engine cannot parse: not claimed
-            return 0
-        self._memo.keep(path, found)
-        return CLAIM
+            return Claim(0)
+        return Claim(CLAIM, found)
 
     def rescues(self, path: str, head: bytes) -> int:
         return RESCUE if is_nd2(head) else 0
@@ -427,12 +423,12 @@ class Nd2Engine:
             return xml, ["ND2 of the kind proven against Bio-Formats, read by its rules"]
         return xml, ["ND2 metadata read by the nd2 package (its OME mapping, not Bio-Formats')"]
 
-    def extract(self, path: str) -> str:
-        return self._read(path)[0]
+    def extract_in(self, ctx: FileContext, found: Proven | None = None) -> str:
+        return self._read(ctx.path, found)[0]
 
-    def _read(self, path: str) -> tuple[str, bool]:
-        """The document and whether it is Bio-Formats' (the proven kind) rather than ``nd2``'s mapping."""
-        found = self._memo.take(path)
+    def _read(self, path: str, found: Proven | None = None) -> tuple[str, bool]:
+        """The document and whether it is Bio-Formats' (the proven kind) rather than ``nd2``'s mapping;
+        ``found``: what ``claim_in`` read."""
         if found is not None:
             return document(found), True
         with open(path, "rb") as fh:

@@ -6,13 +6,14 @@ import os
 import re
 import stat
 import time
+from collections.abc import Callable
 
 from metaextract import engines
-from metaextract.engines.base import ExtractionError, UnsupportedFormatError
+from metaextract.engines.base import ContextEngine, ExtractionError, FileContext, UnsupportedFormatError, in_context
 from metaextract.engines.notimage import why_not_an_image
 from metaextract.engines.rescue import rescuers
 from metaextract.extraction import fence, sanity, snapshot
-from metaextract.ome import by_writer, validate
+from metaextract.ome import Written, validate, written_key
 from metaextract.result import Result, one_line
 
 
@@ -43,8 +44,9 @@ def os_path(path: str) -> str:
     return os.fsdecode(raw) if os.path.lexists(raw) else path
 
 
-def _precheck(path: str, st: os.stat_result | None = None) -> tuple[str | None, int | None]:
-    """Why ``path`` cannot be read at all (or None), and its size; ``st``: its ``stat``, if just taken.
+def _precheck(path: str, st: os.stat_result | None = None) -> tuple[str | None, os.stat_result | None]:
+    """Why ``path`` cannot be read at all (or None), and its ``stat`` when it can; ``st``: its ``stat``, if
+    just taken.
 
     ``path`` is the one to open (:func:`os_path`), not necessarily the stored name."""
     try:
@@ -61,7 +63,7 @@ def _precheck(path: str, st: os.stat_result | None = None) -> tuple[str | None, 
         return "not a regular file", None
     if st.st_size == 0:
         return "empty file (0 bytes)", None
-    return None, st.st_size
+    return None, st
 
 
 def read_head(path: str | os.PathLike[str], size: int = engines.HEAD_BYTES) -> bytes:
@@ -110,13 +112,18 @@ def _beyond(eng: engines.Engine, path: str, head: bytes, failure: ExtractionErro
     raise failure
 
 
-def _run(eng: engines.Engine, path: str, notes: list[str]) -> str:
-    """The engine's XML; an engine with ``extract_noted(path) -> (xml, notes)`` also adds to the Result's notes
-    (e.g. that it answered for a file Bio-Formats cannot read, without asking Bio-Formats)."""
+def _run(eng: engines.Engine, ctx: FileContext, found: object, notes: list[str]) -> str:
+    """The engine's XML for ``ctx``'s file, given what its claim read (``found``); its notes (e.g. that it
+    answered for a file Bio-Formats cannot read, without asking Bio-Formats) are added to the Result's. A
+    plug-in engine is asked ``extract(path)``, or ``extract_noted(path) -> (xml, notes)`` when it has that."""
+    if isinstance(eng, ContextEngine) and in_context(eng, "extract"):
+        xml, own = eng.extract_noted_in(ctx, found)
+        notes.extend(own)
+        return xml
     noted = getattr(eng, "extract_noted", None)
     if noted is None:
-        return eng.extract(path)
-    xml, own = noted(path)
+        return eng.extract(ctx.path)
+    xml, own = noted(ctx.path)
     notes.extend(own)
     return str(xml)
 
@@ -136,13 +143,14 @@ def _storable(xml: str, notes: list[str]) -> str:
         xml.encode("utf-8")
     except UnicodeEncodeError:
         xml = xml.encode("utf-8", "backslashreplace").decode("utf-8")
-    if not by_writer(xml) and _FORBIDDEN.search(xml) is not None:
+    if not isinstance(xml, Written) and _FORBIDDEN.search(xml) is not None:
         xml, removed = _FORBIDDEN.subn("", xml)
         notes.append(f"{removed} character(s) that XML 1.0 forbids removed from the engine's OME-XML")
     return xml
 
 
-def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False, root: str | None = None) -> Result:
+def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False, root: str | None = None,
+                 grace: Callable[[float], None] | None = None) -> Result:
     """Extract ``path``; never raises for a bad file (only for an unknown engine name).
 
     ``root``, when given, is the registered folder the file belongs to: a path that now resolves outside
@@ -151,14 +159,17 @@ def extract_file(path: str, engine: str = "auto", *, raise_fatal: bool = False, 
     With ``raise_fatal`` a failure that leaves the process unfit (the JVM threw an ``Error``) is
     raised as :class:`FatalWorkerError` after the Result is built, so a worker can report and exit.
 
+    ``grace``, from a pool's extraction process, is called with the extra seconds a one-off start-up (the
+    JVM) may take on top of the file's timeout, and with 0 when it is done (:class:`FileContext`).
+
     ``path`` may be a stored name with ``\\xNN`` escapes (a name that is not UTF-8): the file its bytes
     name is read (:func:`os_path`), and the Result keeps ``path``.
     """
     real = os_path(path)
     if real == path:
-        return _extract_file(path, engine, raise_fatal=raise_fatal, root=root)
+        return _extract_file(path, engine, raise_fatal=raise_fatal, root=root, grace=grace)
     try:
-        return _as_stored(_extract_file(real, engine, raise_fatal=raise_fatal, root=root), path, real)
+        return _as_stored(_extract_file(real, engine, raise_fatal=raise_fatal, root=root, grace=grace), path, real)
     except FatalWorkerError as exc:
         raise FatalWorkerError(_as_stored(exc.result, path, real)) from None
 
@@ -172,36 +183,36 @@ def _as_stored(result: Result, stored: str, real: str) -> Result:
     return result
 
 
-def _extract_file(path: str, engine: str, *, raise_fatal: bool, root: str | None) -> Result:
+def _extract_file(path: str, engine: str, *, raise_fatal: bool, root: str | None,
+                  grace: Callable[[float], None] | None) -> Result:
     start = time.perf_counter()
     problem, st = fence.outside_root_stat(path, root) if root is not None else (None, None)
-    size = None
     if problem is None:
-        problem, size = _precheck(path, st)
-    head = b""
+        problem, st = _precheck(path, st)
     snap: snapshot.Snapshot | None = None
     if problem is None:
         try:
-            snap = snapshot.take(path, size)
-            head = snap.data[:engines.HEAD_BYTES]
+            snap = snapshot.take(path, st.st_size if st is not None else None)
         except PermissionError:
             problem = "permission denied"
         except OSError as exc:
             problem = f"cannot read: {exc.strerror or exc}"
     if snap is None:
-        return _finish(path, engine, problem, head, start)
-    with snapshot.holding(snap):
-        return _finish(path, engine, problem, head, start, raise_fatal=raise_fatal)
+        return _finish(FileContext(path), engine, problem, start)
+    ctx = FileContext(path, snap.data[:engines.HEAD_BYTES], snap, st, grace)
+    return _finish(ctx, engine, problem, start, raise_fatal=raise_fatal)
 
 
-def _finish(path: str, engine: str, problem: str | None, head: bytes, start: float, *,
+def _finish(ctx: FileContext, engine: str, problem: str | None, start: float, *,
             raise_fatal: bool = False) -> Result:
+    path, head = ctx.path, ctx.head
     if problem is None:
-        problem = sanity.refuse(path, head)
+        problem = sanity.refuse(path, head, ctx.held)
     eng = engines.get("bioformats" if engine == "auto" else engine)
+    found: object = None
     if problem is None:
         try:
-            eng = engines.choose(path, head, engine)
+            eng, found = engines.pick(ctx, engine)
         except Exception as exc:  # noqa: BLE001 - a claim that crashes must not cost the process
             problem = f"choosing an engine failed: {type(exc).__name__}: {one_line(str(exc))}"
     label = (eng.name, "")  # the engine's name and version, kept apart (the version once it is asked)
@@ -211,9 +222,11 @@ def _finish(path: str, engine: str, problem: str | None, head: bytes, start: flo
     fatal = False
     notes: list[str] = []
     try:
+        if isinstance(eng, ContextEngine):
+            eng.prepare(ctx)
         label = (eng.name, eng.version())
         try:
-            xml = _storable(_run(eng, path, notes), notes)
+            xml = _storable(_run(eng, ctx, found, notes), notes)
         except ExtractionError as exc:
             if engine != "auto" or exc.fatal or isinstance(exc, UnsupportedFormatError):
                 raise
@@ -230,7 +243,7 @@ def _finish(path: str, engine: str, problem: str | None, head: bytes, start: flo
         result = Result(path=path, status="failed", engine=label[0], engine_version=label[1],
                         error=f"{path}: {type(exc).__name__}: {one_line(str(exc))}")
     else:
-        damage = sanity.check(path, head, xml)
+        damage = sanity.check(path, head, xml, ctx.held)
         if damage is not None:
             result = Result(path=path, status="failed", engine=label[0], engine_version=label[1],
                             error=f"{path}: {one_line(damage)}")
@@ -245,7 +258,8 @@ def _finish(path: str, engine: str, problem: str | None, head: bytes, start: flo
 def _checked(path: str, xml: str, label: tuple[str, str], notes: list[str]) -> Result:
     """An ``ok`` Result for ``xml``, validated; a document that does not even parse is never stored as
     ``ok`` (no reader could use it) but fails the file, saying why."""
-    valid, why = validate(xml)
+    valid, why = validate(xml, key=written_key(xml))
+    xml = str(xml)  # the text alone (a Written's key has served): what is stored, pickled and compared
     if not valid and (why or "").startswith("not well-formed"):
         return Result(path=path, status="failed", engine=label[0], engine_version=label[1],
                       error=f"{path}: the engine's OME-XML does not parse ({one_line(why or '', 200)})", notes=notes)

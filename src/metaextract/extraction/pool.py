@@ -159,10 +159,9 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None,
         if marker is not None:
             marker.set(task, since)
 
-    from metaextract.extraction import clock
-
-    # a one-off start-up (the JVM) moves the current file's deadline; its clock restarts afterwards
-    clock.hook = lambda extra: mark(current, time.monotonic() + extra)
+    def grace(extra: float) -> None:
+        """A one-off start-up (the JVM) moves the current file's deadline; its clock restarts afterwards."""
+        mark(current, time.monotonic() + extra)
 
     while True:
         if outbox and not conn.poll():  # about to wait for files: first send what is done
@@ -182,7 +181,7 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None,
                 outbox = []
             mark(task, now)
             try:
-                result = extract_file(path, engine, raise_fatal=True, root=root)
+                result = extract_file(path, engine, raise_fatal=True, root=root, grace=grace)
             except FatalWorkerError as exc:
                 exc.result.notes.append("the worker process was replaced after this file")
                 exc.result.rss_mb = _rss_mb()

@@ -20,7 +20,7 @@ import os
 import re
 
 from metaextract.engines.tiff.ifd import KINDS, MAX_DESCRIPTION, MAX_IFDS, Survey, mapped, survey
-from metaextract.extraction import snapshot
+from metaextract.extraction.snapshot import Snapshot
 
 _DESCRIPTION = 270
 _TIFFDATA = re.compile(r"<(?:\w+:)?TiffData\b([^>]*?)(/>|>(.*?)</(?:\w+:)?TiffData>)", re.S)
@@ -85,11 +85,11 @@ def _plane_size_mismatch(path: str, first_size: tuple[int, int] | None, omexml: 
 
 
 
-def survey_of(path: str, kind: tuple[str, bool]) -> Survey:
-    """The walk of ``path`` (:func:`~metaextract.engines.tiff.ifd.survey`), once per extraction: kept with the
-    bytes held for it (:mod:`metaextract.extraction.snapshot`), so the checks before and after the engine and
-    the TIFF header reader share one walk; walked afresh outside an extraction."""
-    snap = snapshot.current(path)
+def survey_of(path: str, kind: tuple[str, bool], held: Snapshot | None = None) -> Survey:
+    """The walk of ``path`` (:func:`~metaextract.engines.tiff.ifd.survey`), once per extraction: kept with
+    ``held``, the bytes held for it (:mod:`metaextract.extraction.snapshot`), so the checks before and after
+    the engine and the TIFF header reader share one walk; walked afresh without them."""
+    snap = held if held is not None and held.path == path else None
     if snap is None:
         return survey(path, kind)
     walked: Survey | None = snap.derived.get(("survey", kind))
@@ -98,7 +98,7 @@ def survey_of(path: str, kind: tuple[str, bool]) -> Survey:
     return walked
 
 
-def check(path: str, head: bytes, omexml: str) -> str | None:
+def check(path: str, head: bytes, omexml: str, held: Snapshot | None = None) -> str | None:
     """Return a one-line description of damage, or None when the file looks whole.
 
     Parameters
@@ -109,12 +109,14 @@ def check(path: str, head: bytes, omexml: str) -> str | None:
         Its first bytes (4096, as the engine chooser read them).
     omexml : str
         What the engine produced for it.
+    held : Snapshot, optional
+        The bytes the extraction holds of it (their walk is shared with :func:`refuse` and the engine).
     """
     try:
         kind = KINDS.get(head[:4])
         if kind is None:
             return None
-        walked = survey_of(path, kind)
+        walked = survey_of(path, kind, held)
         if walked.damage is not None or walked.ifds >= MAX_IFDS:
             return walked.damage
         if "TiffData" not in omexml:
@@ -134,7 +136,7 @@ def _escapes(ref: str) -> bool:
     return ".." in re.split(r"[\\/]", ref)
 
 
-def refuse(path: str, head: bytes) -> str | None:
+def refuse(path: str, head: bytes, held: Snapshot | None = None) -> str | None:
     """Return why the file must not be handed to an engine, or None.
 
     Embedded XML (a TIFF's ImageDescription, or an XML file itself) that declares a DTD or entities is
@@ -143,7 +145,7 @@ def refuse(path: str, head: bytes) -> str | None:
     IFD chain loops or points beyond the end of the file (Bio-Formats would loop until out of memory).
     """
     try:
-        return _refuse(path, head)
+        return _refuse(path, head, held)
     except Exception as exc:  # noqa: BLE001 - never raise; the engine then reports on the file
         return f"could not check the file: {type(exc).__name__}: {exc}"
 
@@ -172,9 +174,9 @@ def _ole_dtd(path: str) -> str | None:
     return None
 
 
-def _bytes_dtd(path: str, head: bytes) -> str | None:
+def _bytes_dtd(path: str, head: bytes, held: Snapshot | None) -> str | None:
     """Why a file that is not a TIFF must be refused for DTD markup in its bytes (or its OLE streams)."""
-    snap = snapshot.current(path)
+    snap = held if held is not None and held.path == path else None
     if snap is not None and snap.complete:
         found = declares_dtd(snap.data)
     else:
@@ -192,13 +194,13 @@ def _bytes_dtd(path: str, head: bytes) -> str | None:
     return None
 
 
-def _refuse(path: str, head: bytes) -> str | None:
+def _refuse(path: str, head: bytes, held: Snapshot | None) -> str | None:
     kind = KINDS.get(head[:4])
     if kind is None:
-        found = _bytes_dtd(path, head)
+        found = _bytes_dtd(path, head, held)
         if found is not None:
             return found
-    walked = survey_of(path, kind) if kind else None
+    walked = survey_of(path, kind, held) if kind else None
     text: bytes | None = walked.description if walked else None
     if kind is None and head.lstrip()[:1] == b"<":
         with open(path, "rb") as fh:

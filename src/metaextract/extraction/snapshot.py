@@ -1,24 +1,19 @@
 """The bytes of the file being extracted, read once.
 
 :func:`metaextract.extraction.pipeline.extract_file` reads the first :data:`WHOLE` bytes of a file (the whole of a
-small one, such as a plate's single-plane TIFF) and holds them while the file is checked and read, so the
-sanity checks and the TIFF header reader take them from memory instead of opening the file again. Each
-snapshot carries a fresh token: what is cached about a file is keyed by it, never by a stale identity.
+small one, such as a plate's single-plane TIFF) and hands them, in the file's
+:class:`~metaextract.engines.base.FileContext`, to the sanity checks and the engines, which take them from
+memory instead of opening the file again. What is worked out from its bytes lives in its ``derived``:
+nothing about a file outlives its extraction.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 WHOLE = 64 << 10
-_tokens = itertools.count(1)
-_local = threading.local()
 
 
 @dataclass(frozen=True)
@@ -28,7 +23,6 @@ class Snapshot:
     path: str
     data: bytes
     complete: bool
-    token: int
     #: what was worked out from these bytes for this one extraction (e.g. the TIFF walk the checks before
     #: and after the engine share), by what it is: it lives and dies with the snapshot, never across files
     derived: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -57,21 +51,6 @@ def read_prefix(path: str | os.PathLike[str], size: int, known: int | None = Non
 def take(path: str, known: int | None = None) -> Snapshot:
     """Read ``path``'s first :data:`WHOLE` bytes (raises OSError like ``open``); ``known``: its size, if just seen."""
     data = read_prefix(path, WHOLE + 1, known)  # one byte more tells whether that was the whole file
-    return Snapshot(path, data[:WHOLE], len(data) <= WHOLE, next(_tokens))
+    return Snapshot(path, data[:WHOLE], len(data) <= WHOLE)
 
 
-@contextmanager
-def holding(snapshot: Snapshot) -> Iterator[None]:
-    """Make ``snapshot`` what :func:`current` answers in this thread for its path."""
-    previous = getattr(_local, "snapshot", None)
-    _local.snapshot = snapshot
-    try:
-        yield
-    finally:
-        _local.snapshot = previous
-
-
-def current(path: str) -> Snapshot | None:
-    """The snapshot held for ``path`` in this thread, if any."""
-    snap: Snapshot | None = getattr(_local, "snapshot", None)
-    return snap if snap is not None and snap.path == path else None

@@ -7,6 +7,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from metaextract.extraction.limits import DEFAULT_TIMEOUT
+
 NO_COLLECT = "the metaextract step has no collect phase: every run job stores its own results"
 #: The largest batch size: it is a bound SQL integer (a 64-bit one overflows SQLite's driver; PostgreSQL
 #: would take a wider one as numeric and cut one job per file); 2**31 - 1 files is more than any experiment.
@@ -65,7 +67,7 @@ class MetaextractSubmissionArguments:
     memory: int = 4096
     duration: str = "06:00:00"
     queue: str | None = None
-    timeout: float = 120.0
+    timeout: float = DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
         if isinstance(self.cores, bool) or not isinstance(self.cores, int) or self.cores < 1:

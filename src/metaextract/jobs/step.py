@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metaextract.experiment import NotFoundError
+from metaextract.extraction.limits import DEFAULT_TIMEOUT
 from metaextract.jobs.arguments import NO_COLLECT, MetaextractBatchArguments, MetaextractSubmissionArguments
 from metaextract.result import Result, one_line
 from metaextract.store import Store, batches, open_store, reports
@@ -123,7 +124,7 @@ class MetadataExtractor:
     write_chunk = 1
 
     def __init__(self, experiment: int | str, *, db: str | Store | None = None, workers: int | None = None,
-                 engine: str = "auto", timeout: float = 120.0) -> None:
+                 engine: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> None:
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise ValueError(f"workers must be a positive integer, not {workers!r}")
         self._own_store = not isinstance(db, Store)

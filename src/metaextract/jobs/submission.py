@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from metaextract.extraction.limits import DEFAULT_TIMEOUT
 from metaextract.result import one_line
 from metaextract.store import Store
 from metaextract.store.batches import has_run_jobs
@@ -47,7 +48,7 @@ class SubmitOptions:
     cluster: str = "local"  # local (extraction processes here, no Dask) | dask (a Dask LocalCluster) | slurm
     max_jobs: int | None = None
     engine: str = "auto"
-    timeout: float = 120.0
+    timeout: float = DEFAULT_TIMEOUT
     mode: str = "submit"  # submit | resubmit | resubmit-all
     force: bool = False  # take over a running submission that looks alive (resubmit --force)
     explicit: list[str] = field(default_factory=list)  # options the user gave (not defaults)

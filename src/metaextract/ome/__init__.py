@@ -146,24 +146,28 @@ def known_classes() -> dict[tuple[str, str], str]:
     return _CLASSES
 
 
-_written: tuple[str, Hashable] | None = None
+class Written(str):
+    """A document as the native OME-XML writer (:mod:`metaextract.ome.writer`) returns it: the text, plus
+    ``key``, its validity shape as worked out while it was written (pass it to :func:`validate`, so the
+    document is not cut up again to find it).
+
+    ``key`` stands for the document's :func:`shape`: documents with equal keys have equal shapes, and it
+    never equals a :func:`shape` tuple. Every value in the text was cleaned of what XML 1.0 forbids, so
+    it need not be searched again. Any operation on the text (slicing, concatenation, ``str()``) gives a
+    plain ``str``: the key never outlives the very document it was worked out for.
+    """
+
+    key: Hashable
+
+    def __new__(cls, xml: str, key: Hashable) -> Written:
+        self = super().__new__(cls, xml)
+        self.key = key
+        return self
 
 
-def written(xml: str, key: Hashable) -> None:
-    """Tell :func:`validate` the validity shape of ``xml``, which its writer worked out while writing it
-    (the OME-XML writer of the native engines does), so the document is not cut up again to find it.
-
-    ``key`` stands for the document's :func:`shape`: documents with equal keys must have equal shapes,
-    and it must never equal a :func:`shape` tuple. Only the last document told is kept."""
-    global _written
-    _written = (xml, key)
-
-
-def by_writer(xml: str) -> bool:
-    """Whether ``xml`` is the very document the native writer last told :func:`written` (whose every value
-    it cleaned of what XML forbids, so it need not be searched again)."""
-    told = _written
-    return told is not None and told[0] is xml
+def written_key(xml: str | bytes) -> Hashable | None:
+    """The key the writer returned with ``xml`` (a :class:`Written`), or None for any other document."""
+    return xml.key if isinstance(xml, Written) else None
 
 
 def shape(xml: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -185,16 +189,18 @@ def shape(xml: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return ("\x00raw", *parts) if raw else tuple(parts), tuple(out)
 
 
-def validate(xml: str | bytes, *, remember: bool = True) -> tuple[bool, str | None]:
+def validate(xml: str | bytes, *, key: Hashable | None = None, remember: bool = True) -> tuple[bool, str | None]:
     """Validate against OME 2016-06, offline. Returns ``(valid, first error or None)``.
 
     With ``remember`` a document whose :func:`shape` was seen valid before is not validated again: a
-    plate's files differ in names and numbers, and validation is most of a warm read's cost.
+    plate's files differ in names and numbers, and validation is most of a warm read's cost. ``key``: the
+    shape key the writer returned with ``xml`` (:attr:`Written.key`, :func:`written_key`), which then
+    stands for its :func:`shape`; without it the shape is worked out from the text.
     """
-    key: Hashable = None
-    if remember and isinstance(xml, str):
-        told = _written
-        key = told[1] if told is not None and told[0] == xml else shape(xml)
+    if not remember:
+        key = None
+    elif key is None and isinstance(xml, str):
+        key = shape(xml)
     if key is not None and key in _VALID_SHAPES:
         return True, None
     ok, why = _validate(xml)

@@ -217,8 +217,8 @@ class El:
 def document(*elements: El) -> str:
     """The whole ``<OME>`` document around ``elements`` (Images, Plates, Instruments …).
 
-    Its validity shape is worked out while it is written and handed to :func:`metaextract.ome.written`,
-    so validating it does not cut the text up again.
+    Its validity shape is worked out while it is written and returned with it (a
+    :class:`metaextract.ome.Written`), so validating it does not cut the text up again.
     """
     out = [HEADER]
     sh = _Shaping()
@@ -226,9 +226,7 @@ def document(*elements: El) -> str:
         element.write(out, 1, sh)
     out.append("</OME>")
     xml = "\n".join(out) + "\n"
-    if "\x00" not in xml:
-        ome.written(xml, sh.key())
-    return xml
+    return xml if "\x00" in xml else ome.Written(xml, sh.key())
 
 
 #: What a document is written from by :func:`templated`: strings (each written as it is into exactly one
@@ -268,7 +266,7 @@ def templated(build: Callable[[Values], El], values: Values) -> str:
 
     ``build`` must put every string value, unchanged, into one attribute or one element's text, and
     choose the document's structure by nothing but that shape. A plate's files then cost one string
-    formatting each, and the validity shape handed to :func:`metaextract.ome.written` is the template's
+    formatting each, and the validity shape returned with it (:class:`metaextract.ome.Written`) is the template's
     and the values' classes: documents of one template whose values are of the same classes have the
     same :func:`metaextract.ome.shape`.
     """
@@ -285,9 +283,7 @@ def templated(build: Callable[[Values], El], values: Values) -> str:
                else leaf(v, tag) or v if tag in _LEAVES else v
                for v, attr, tag in zip(args, tpl.attrs, tpl.tags, strict=True)]
     xml = tpl.text % tuple(args)
-    if "\x00" not in xml:
-        ome.written(xml, ("\x00template", tpl.id, tuple(classes)))
-    return xml
+    return xml if "\x00" in xml else ome.Written(xml, ("\x00template", tpl.id, tuple(classes)))
 
 
 _ANY_SPECIAL = _ATTR_SPECIAL  # what an attribute or a text would have escaped or dropped

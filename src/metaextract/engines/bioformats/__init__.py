@@ -22,10 +22,9 @@ import mmap
 import os
 from typing import Any
 
-from metaextract.engines.base import ExtractionError, UnsupportedFormatError
+from metaextract.engines.base import Claim, ContextEngine, ExtractionError, FileContext, UnsupportedFormatError
 from metaextract.engines.bioformats.jvm import start_jvm
 from metaextract.extraction import fence, sanity
-from metaextract.extraction.clock import starting_up
 from metaextract.result import one_line
 
 NAME = "bioformats"
@@ -37,7 +36,7 @@ COMPANION_ENDINGS = (".xml", ".mlf", ".mrf", ".wpi", ".xdce", ".ome", ".htd", ".
                      ".oif", ".mea", ".res", ".xlog", ".tdb", ".apl", ".mtd")
 
 
-class BioFormatsEngine:
+class BioFormatsEngine(ContextEngine[None]):
     """The Bio-Formats engine (the fallback for every file no native engine claims)."""
 
     name = NAME
@@ -54,10 +53,14 @@ class BioFormatsEngine:
 
     # -- setup ---------------------------------------------------------------------------------------
     def _ensure(self) -> None:
-        if self._reader is not None:
-            return
-        with starting_up():  # the JVM start and the reader classes do not count on a file's timeout
+        if self._reader is None:
             self._setup()
+
+    def prepare(self, ctx: FileContext) -> None:
+        """Start the JVM and load the reader classes, if not yet done, outside ``ctx``'s file's timeout."""
+        if self._reader is None:
+            with ctx.starting_up():
+                self._setup()
 
     def _setup(self) -> None:
         start_jvm()
@@ -97,11 +100,12 @@ class BioFormatsEngine:
         return str(self._j["FormatTools"].VERSION)
 
     # -- contract ------------------------------------------------------------------------------------
-    def claim(self, path: str, head: bytes) -> int:
-        return 1  # the fallback: it claims everything, with the weakest evidence
+    def claim_in(self, ctx: FileContext) -> Claim[None]:
+        return Claim(1)  # the fallback: it claims everything, with the weakest evidence
 
-    def extract(self, path: str) -> str:
-        return self._read(path, self.group_files)
+    def extract_in(self, ctx: FileContext, found: None = None) -> str:
+        self.prepare(ctx)
+        return self._read(ctx.path, self.group_files)
 
     def extract_alone(self, path: str) -> str:
         """Read ``path`` with file grouping off: no sibling is opened (a file set is read as one file).

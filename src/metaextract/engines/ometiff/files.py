@@ -69,8 +69,10 @@ from lxml import etree
 
 from metaextract import ome
 from metaextract.engines.base import (
-    ClaimMemo,
+    Claim,
+    ContextEngine,
     ExtractionError,
+    FileContext,
     UnsupportedFormatError,
     key_fields_only,
     package_version,
@@ -895,13 +897,11 @@ def _kind(path: str, head: bytes) -> str | None:
     return None
 
 
-class OmeEngine:
-    """Standalone OME-XML, OME-TIFF (single files and sets); everything else is left to Bio-Formats."""
+class OmeEngine(ContextEngine[str]):
+    """Standalone OME-XML, OME-TIFF (single files and sets); everything else is left to Bio-Formats.
+    What ``claim_in`` finds is the document itself."""
 
     name = NAME
-
-    def __init__(self) -> None:
-        self._memo: ClaimMemo[str] = ClaimMemo()
 
     def version(self) -> str:
         """metaextract's version: the engine is its own code (lxml parses, the ome-types XSD orders)."""
@@ -920,21 +920,20 @@ class OmeEngine:
         with open(path, "rb") as fh:
             return omexml_document(fh.read())
 
-    def claim(self, path: str, head: bytes) -> int:
-        kind = _kind(path, head)
+    def claim_in(self, ctx: FileContext) -> Claim[str]:
+        kind = _kind(ctx.path, ctx.head)
         if kind is None:
-            return 0
+            return Claim(0)
         try:
-            xml = self._build(path, kind)
+            xml = self._build(ctx.path, kind)
         except Exception:  # noqa: BLE001 - what cannot be proven (or is hostile) goes to Bio-Formats
-            return 0
-        self._memo.keep(path, xml)
-        return key_fields_only(CLAIM) if keeps_mixed_text(xml) else CLAIM  # auto: Bio-Formats' trimmed text
+            return Claim(0)
+        return Claim(key_fields_only(CLAIM) if keeps_mixed_text(xml) else CLAIM, xml)  # auto: BF trims the text
 
-    def extract(self, path: str) -> str:
-        kept = self._memo.take(path)
-        if kept is not None:
-            return kept
+    def extract_in(self, ctx: FileContext, found: str | None = None) -> str:
+        if found is not None:
+            return found
+        path = ctx.path
         with open(path, "rb") as fh:
             head = fh.read(4096)
         kind = _kind(path, head)

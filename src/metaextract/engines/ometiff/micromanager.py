@@ -79,8 +79,10 @@ from lxml import etree
 
 from metaextract import ome
 from metaextract.engines.base import (
-    ClaimMemo,
+    Claim,
+    ContextEngine,
     ExtractionError,
+    FileContext,
     UnsupportedFormatError,
     key_fields_only,
     package_version,
@@ -724,35 +726,32 @@ def _build(path: str, kind: str) -> tuple[str, bool]:
     return ox.document(plain_image(ndtiff_info(path))), True
 
 
-class MicromanagerEngine:
-    """MMStack OME-TIFFs, NDTiff stacks and metadata.txt; every other file is declined (Bio-Formats reads it)."""
+class MicromanagerEngine(ContextEngine[str]):
+    """MMStack OME-TIFFs, NDTiff stacks and metadata.txt; every other file is declined (Bio-Formats reads it).
+    What ``claim_in`` finds is the document itself."""
 
     name = NAME
-
-    def __init__(self) -> None:
-        self._memo: ClaimMemo[str] = ClaimMemo()
 
     def version(self) -> str:
         """The tifffile version (the library that reads the file)."""
         return package_version("tifffile")
 
-    def claim(self, path: str, head: bytes) -> int:
+    def claim_in(self, ctx: FileContext) -> Claim[str]:
         """:data:`CLAIM` for a kind of Micro-Manager file whose OME-XML this engine gives as Bio-Formats does."""
-        kind = _kind(path, head)
+        kind = _kind(ctx.path, ctx.head)
         if kind is None:
-            return 0
+            return Claim(0)
         try:
-            xml, whole = _build(path, kind)
+            xml, whole = _build(ctx.path, kind)
         except Exception:  # noqa: BLE001 - what cannot be proven (or is hostile) goes to Bio-Formats
-            return 0
-        self._memo.keep(path, xml)
-        return CLAIM if whole else key_fields_only(CLAIM)  # renamed IDs: not Bio-Formats' document in auto
+            return Claim(0)
+        return Claim(CLAIM if whole else key_fields_only(CLAIM), xml)  # renamed IDs: not BF's document in auto
 
-    def extract(self, path: str) -> str:
-        """The OME-XML of ``path`` (raises :class:`ExtractionError` for a file this engine declines)."""
-        kept = self._memo.take(path)
-        if kept is not None:
-            return kept
+    def extract_in(self, ctx: FileContext, found: str | None = None) -> str:
+        """The OME-XML of the file (raises :class:`ExtractionError` for a file this engine declines)."""
+        if found is not None:
+            return found
+        path = ctx.path
         try:
             with open(path, "rb") as fh:
                 head = fh.read(8)

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from metaextract.engines.base import FileContext
 from metaextract.engines.tiff import common
 from metaextract.engines.tiff.plain import PLAIN_TAGS, TiffKindEngine
 from metaextract.ome import writer as ox
@@ -311,8 +312,8 @@ class ImageJEngine(TiffKindEngine[ImageJInfo]):
         # description lies further on is left to Bio-Formats without opening it
         return head.startswith(common.TIFF_MAGIC) and b"ImageJ=" in head
 
-    def inspect(self, path: str, listings: common.Listings | None) -> ImageJInfo | None:
-        return inspect_imagej(path, listings)
+    def inspect(self, ctx: FileContext, listings: common.Listings | None) -> ImageJInfo | None:
+        return inspect_imagej(ctx.path, listings)
 
     def render(self, info: ImageJInfo) -> str:
         return ox.document(imagej_image(info))

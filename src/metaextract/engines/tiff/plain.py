@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from metaextract.engines.base import CLAIM, ClaimMemo, ExtractionError, UnsupportedFormatError, package_version
+from metaextract.engines.base import (
+    CLAIM,
+    ExtractionError,
+    FileContext,
+    ReaderEngine,
+    UnsupportedFormatError,
+    package_version,
+)
 from metaextract.engines.tiff import common
 from metaextract.engines.tiff import scan as _tiffscan
 from metaextract.engines.tiff.metaseries import MetaSeries, metaseries_tree, metaseries_values, parse_metaseries
+from metaextract.extraction.snapshot import Snapshot
 from metaextract.ome import writer as ox
 
 NAME = "tifffile"
@@ -109,13 +117,15 @@ def _classify_fast(path: str, h: _tiffscan.Header) -> TiffInfo | None | bool:
     )
 
 
-def inspect_tiff(path: str, listings: common.Listings | None = None, *, fast: bool = True) -> TiffInfo | None:
+def inspect_tiff(path: str, listings: common.Listings | None = None, *, fast: bool = True,
+                 held: Snapshot | None = None) -> TiffInfo | None:
     """Classify ``path``; None when this engine should leave the file to Bio-Formats.
 
-    A clean classic TIFF is read by :mod:`._tiffscan`; anything it stands aside for (and every file with
-    ``fast=False``) by tifffile. Both give the same answer (``tests/test_engines_tiff.py``).
+    A clean classic TIFF is read by :mod:`._tiffscan` (from ``held``, the bytes the extraction holds, when
+    they are the whole file); anything it stands aside for (and every file with ``fast=False``) by
+    tifffile. Both give the same answer (``tests/test_engines_tiff.py``).
     """
-    header = _tiffscan.scan(path) if fast else None
+    header = _tiffscan.scan(path, held) if fast else None
     verdict = _classify_fast(path, header) if header is not None else True
     info = _inspect_tifffile(path) if verdict is True else verdict if isinstance(verdict, TiffInfo) else None
     if info is not None and listings is not None and common.companion(path, listings) is not None:
@@ -226,21 +236,23 @@ def plain_image(info: TiffInfo) -> ox.El:
     return plain_tree(plain_values(info))
 
 
-class TiffKindEngine(Generic[T]):
-    """The claim and extract of an engine for one kind of TIFF read with tifffile.
+class NotOfKind(Exception):
+    """A TIFF that is not of the kind an engine has been shown to read."""
 
-    A subclass says which files may be its kind at all (:meth:`wants`, from the name and the first bytes),
-    how to read one (:meth:`inspect`: None when the file is not of the kind proven) and how to write its
-    OME-XML (:meth:`render`). What ``claim`` found is kept for ``extract`` (:class:`ClaimMemo`).
+
+class TiffKindEngine(ReaderEngine[T]):
+    """A :class:`ReaderEngine` for one kind of TIFF read with tifffile: only what differs is said here.
+
+    A subclass says how to read a file (:meth:`inspect`: None when it is not of the kind proven; given the
+    claim's folder listings, and the bytes :class:`FileContext` holds) and how to write its OME-XML
+    (:meth:`render`); it may narrow :meth:`wants`.
     """
 
-    name: str
     score: int = CLAIM  #: what ``claim`` answers for a file of its kind
     what: str = "a TIFF"  #: the kind, for messages ("not {what} of a kind this engine reads")
 
     def __init__(self) -> None:
         self._listings = common.Listings()
-        self._memo: ClaimMemo[T] = ClaimMemo()
 
     def version(self) -> str:
         """The tifffile version (the library that reads the file)."""
@@ -249,43 +261,34 @@ class TiffKindEngine(Generic[T]):
     def wants(self, path: str, head: bytes) -> bool:
         return head.startswith(common.TIFF_MAGIC)
 
-    def inspect(self, path: str, listings: common.Listings | None) -> T | None:
+    def inspect(self, ctx: FileContext, listings: common.Listings | None) -> T | None:
         raise NotImplementedError
 
-    def render(self, info: T) -> str:
-        raise NotImplementedError
+    def read_in(self, ctx: FileContext) -> T:
+        return self._of_kind(self.inspect(ctx, self._listings))
 
-    def claim(self, path: str, head: bytes) -> int:
-        """:attr:`score` for a file of the kind this engine has been shown to read as Bio-Formats does, else 0."""
-        if not self.wants(path, head):
-            return 0
+    def read_unclaimed(self, ctx: FileContext) -> T:
+        return self._of_kind(self.inspect(ctx, None))
+
+    @staticmethod
+    def _of_kind(info: T | None) -> T:
+        if info is None:
+            raise NotOfKind
+        return info
+
+    def check_unclaimed(self, path: str) -> None:
         try:
-            info = self.inspect(path, self._listings)
-        except Exception:  # noqa: BLE001 - a file tifffile cannot parse is simply not claimed
-            return 0
-        if info is None:
-            return 0
-        self._memo.keep(path, info)
-        return self.score
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+        except OSError as exc:
+            raise ExtractionError(f"cannot read the file: {exc}") from None
+        if not head.startswith(common.TIFF_MAGIC):
+            raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head!r})")
 
-    def extract(self, path: str) -> str:
-        """The OME-XML of ``path`` (raises :class:`ExtractionError` for a file this engine declines)."""
-        info = self._memo.take(path)
-        if info is None:
-            try:
-                with open(path, "rb") as fh:
-                    head = fh.read(4)
-            except OSError as exc:
-                raise ExtractionError(f"cannot read the file: {exc}") from None
-            if not head.startswith(common.TIFF_MAGIC):
-                raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head!r})")
-            try:
-                info = self.inspect(path, None)
-            except Exception as exc:  # noqa: BLE001 - a broken file is an extraction error, never another type
-                raise ExtractionError(f"cannot read {self.what}: {type(exc).__name__}: {exc}") from None
-            if info is None:
-                raise ExtractionError(f"not {self.what} of a kind this engine reads (use Bio-Formats)")
-        return self.render(info)
+    def failure(self, exc: Exception) -> Exception:
+        if isinstance(exc, NotOfKind):
+            return ExtractionError(f"not {self.what} of a kind this engine reads (use Bio-Formats)")
+        return ExtractionError(f"cannot read {self.what}: {type(exc).__name__}: {exc}")
 
 
 class TiffEngine(TiffKindEngine[TiffInfo]):
@@ -294,8 +297,8 @@ class TiffEngine(TiffKindEngine[TiffInfo]):
     name = NAME
     what = "a plain or MetaSeries TIFF"
 
-    def inspect(self, path: str, listings: common.Listings | None) -> TiffInfo | None:
-        return inspect_tiff(path, listings)
+    def inspect(self, ctx: FileContext, listings: common.Listings | None) -> TiffInfo | None:
+        return inspect_tiff(ctx.path, listings, held=ctx.held)
 
     def render(self, info: TiffInfo) -> str:
         if info.kind == "metaseries" and info.metaseries is not None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from metaextract.engines.tiff.ifd import Damage, Tags, Tiff
-from metaextract.extraction import snapshot
 from metaextract.extraction.sanity import survey_of
+from metaextract.extraction.snapshot import Snapshot
 
 MAX_PAGES = 4096
 SMALL_FILE = 4 << 20  # read whole up to this size; map larger files
@@ -150,15 +150,16 @@ def _header(t: Tiff, ifds: Sequence[Tags], size: int) -> Header | None:
                   resolution_unit=unit, pages=pages)
 
 
-def scan(path: str) -> Header | None:
-    """The header of a clean classic TIFF, or None (tifffile should look at it)."""
-    snap = snapshot.current(path)
+def scan(path: str, held: Snapshot | None = None) -> Header | None:
+    """The header of a clean classic TIFF, or None (tifffile should look at it); ``held``: the bytes the
+    extraction holds of ``path`` (read from them when they are the whole file, sharing the checks' walk)."""
+    snap = held if held is not None and held.path == path else None
     try:
         if snap is not None and snap.complete:
             kind = _kind(snap.data)
             if kind is None:
                 return None
-            walked = survey_of(path, (kind, False))  # the sanity check's walk of these same bytes
+            walked = survey_of(path, (kind, False), snap)  # the sanity check's walk of these same bytes
             if walked.damage is not None or walked.tags is None:
                 return None
             return _header(Tiff(snap.data, kind, False), walked.tags, len(snap.data))

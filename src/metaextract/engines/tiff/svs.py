@@ -46,9 +46,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import (
+    CLAIM,
+    Declined,
+    ExtractionError,
+    FileContext,
+    ReaderEngine,
+    UnsupportedFormatError,
+)
 from metaextract.engines.tiff.ifd import Damage, Tiff, walk
-from metaextract.extraction import snapshot
 from metaextract.ome import writer as ox
 
 NAME = "svs"
@@ -120,10 +126,10 @@ def java_trim(text: str) -> str:
 
 
 @contextmanager
-def _bytes_of(path: str) -> Iterator[Any]:
-    snap = snapshot.current(path)
-    if snap is not None and snap.complete:
-        yield snap.data
+def _bytes_of(path: str, whole: bytes | None) -> Iterator[Any]:
+    """``whole`` (the file's bytes, when the extraction holds all of them), else the file mapped."""
+    if whole is not None:
+        yield whole
         return
     with open(path, "rb") as fh:
         if os.fstat(fh.fileno()).st_size == 0:
@@ -277,12 +283,13 @@ def _classify(ifds: list[Ifd]) -> tuple[int, int]:
     return label, macro
 
 
-def read_svs(path: str) -> SvsImage:
-    """Read and classify ``path``; raises :class:`Declined` for kinds not checked, ExtractionError on damage."""
+def read_svs(path: str, whole: bytes | None = None) -> SvsImage:
+    """Read and classify ``path`` (from ``whole``, all its bytes, when given); raises :class:`Declined` for
+    kinds not checked, ExtractionError on damage."""
     if not path.lower().endswith(".svs"):
         raise Declined("not named .svs")
     try:
-        with _bytes_of(path) as data:
+        with _bytes_of(path, whole) as data:
             big_endian, ifds, first_codes = _ifds(data)
     except Damage as exc:
         raise ExtractionError(f"damaged SVS: {exc}") from None
@@ -407,6 +414,9 @@ class SvsEngine(ReaderEngine[SvsImage]):
 
     def read(self, path: str) -> SvsImage:
         return read_svs(path)
+
+    def read_in(self, ctx: FileContext) -> SvsImage:
+        return read_svs(ctx.path, ctx.whole)
 
     def render(self, found: SvsImage) -> str:
         return document(found)

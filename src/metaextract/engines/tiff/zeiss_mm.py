@@ -45,9 +45,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from metaextract.engines.base import FileContext
 from metaextract.engines.tiff import common
 from metaextract.engines.tiff.plain import TiffKindEngine
-from metaextract.extraction import snapshot
+from metaextract.extraction.snapshot import Snapshot
 from metaextract.ome import writer as ox
 
 LSM = "tifffile-lsm"
@@ -465,8 +466,8 @@ class LsmEngine(TiffKindEngine[LsmInfo]):
     def wants(self, path: str, head: bytes) -> bool:
         return head.startswith(b"II*\x00") and path.lower().endswith(".lsm")
 
-    def inspect(self, path: str, listings: common.Listings | None) -> LsmInfo | None:
-        return inspect_lsm(path, listings)
+    def inspect(self, ctx: FileContext, listings: common.Listings | None) -> LsmInfo | None:
+        return inspect_lsm(ctx.path, listings)
 
     def render(self, info: LsmInfo) -> str:
         return lsm_document(info)
@@ -725,16 +726,19 @@ class StkEngine(TiffKindEngine[StkInfo]):
     what = "a MetaMorph TIFF"
 
     def wants(self, path: str, head: bytes) -> bool:
+        return self.wants_in(FileContext(path, head))
+
+    def wants_in(self, ctx: FileContext) -> bool:
         # every TIFF passes here in auto: the UIC1 tag is checked without tifffile
-        if not head.startswith((b"II*\x00", b"MM\x00*")):
+        if not ctx.head.startswith((b"II*\x00", b"MM\x00*")):
             return False
         try:
-            return UIC1 in first_ifd_codes(path, head)
+            return UIC1 in first_ifd_codes(ctx.path, ctx.head, ctx.held)
         except Exception:  # noqa: BLE001 - an unreadable IFD is simply not claimed
             return False
 
-    def inspect(self, path: str, listings: common.Listings | None) -> StkInfo | None:
-        return inspect_stk(path, listings)
+    def inspect(self, ctx: FileContext, listings: common.Listings | None) -> StkInfo | None:
+        return inspect_stk(ctx.path, listings)
 
     def render(self, info: StkInfo) -> str:
         return stk_document(info)
@@ -746,13 +750,14 @@ def _codes_of(order: str, count: int) -> struct.Struct:
     return struct.Struct(order + "H10x" * count)
 
 
-def first_ifd_codes(path: str, head: bytes) -> frozenset[int]:
-    """The tag codes of a classic TIFF's first IFD, read with two small reads (empty when unreadable)."""
+def first_ifd_codes(path: str, head: bytes, held: Snapshot | None = None) -> frozenset[int]:
+    """The tag codes of a classic TIFF's first IFD, read with two small reads (empty when unreadable), or
+    from ``held`` (the bytes the extraction holds of ``path``) when the IFD lies in them."""
     order = "<" if head.startswith(b"II") else ">"
     if len(head) < 8:
         return frozenset()
     (offset,) = struct.unpack(order + "I", head[4:8])
-    snap = snapshot.current(path)  # the bytes extract_file holds: no second read when the IFD is in them
+    snap = held if held is not None and held.path == path else None
     if snap is not None and offset + 2 <= len(snap.data):
         (count,) = struct.unpack_from(order + "H", snap.data, offset)
         if offset + 2 + 12 * count <= len(snap.data):

@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from metaextract.extraction.limits import DEFAULT_TIMEOUT
 from metaextract.result import ROW_PATH, Result
 
 _pools: OrderedDict[tuple[str, float, tuple[str, ...]], Any] = OrderedDict()
@@ -36,7 +37,7 @@ def _worker_pool(engine: str, timeout: float, roots: tuple[str, ...]) -> Any:
 
 
 def run_batch(job_id: int, files: list[tuple[int, str, str]], engine: str = "auto",
-              timeout: float = 120.0, roots: tuple[str, ...] | None = None) -> dict[str, Any]:
+              timeout: float = DEFAULT_TIMEOUT, roots: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Extract one job's files on this (Dask worker) process; returns the results to the submitter.
 
     ``roots``: the experiment's folders (one pool serves all its tasks); default, the files' own."""
