@@ -33,8 +33,9 @@ __all__ = ["FAILED", "NOT_FOUND", "PlateWell", "experiment_view", "experiments_o
 
 #: What the functions raise for an experiment, plate, submission or file that does not exist.
 NOT_FOUND: tuple[type[Exception], ...] = (NoResultFound, NotFoundError)
-#: ``_B03_``-style well token (MetaXpress, CellVoyager, most exports).
-_WELL_TOKEN = re.compile(r"(?:^|[_\-. ])([A-Pa-p]|A[A-Fa-f])(\d{2})(?=[_\-. ])")
+#: ``_B03_``-style well token (MetaXpress, CellVoyager, most exports); rows A-Z, AA-AF (1,536 wells), Q-Z in
+#: capitals only (a lower-case ``_s12_`` is a site).
+_WELL_TOKEN = re.compile(r"(?:^|[_\-. ])([A-Pa-p]|[Q-Z]|A[A-Fa-f])(\d{2})(?=[_\-. ])")
 #: Opera/Operetta ``r02c03f04p01-ch2…``: row and column numbers, field, plane, channel.
 _RC_TOKEN = re.compile(r"(?:^|[^a-z0-9])r(\d{1,2})c(\d{1,2})(?:f(\d{1,3}))?(?:p(\d{1,3}))?(?:-ch(\d{1,2}))?",
                        re.IGNORECASE)
@@ -281,8 +282,9 @@ def submission_progress(store: Store, submission_id: int, *, failing: int = 50) 
     done / running / failed / queued, the files written since it started (ok, failed), files/s, ETA, and its
     newest ``failing`` failed files with one-line errors.
 
-    A job counts for this submission once one of its runs belongs to it; a pending job with no run yet is
-    queued. Files/s is over the time since the start (until ``finished`` once it ended).
+    As the monitor counts them: a job closed by a run of this submission has that run's state, a job whose
+    row says running is running, and one begun by the submission but not running yet (or still pending while
+    the submission runs) is queued. Files/s is over the time since the start (until ``finished`` once it ended).
     """
     with store.connect() as conn:
         sub = conn.execute(select(submissions).where(submissions.c.id == submission_id)).one()
@@ -301,7 +303,15 @@ def submission_progress(store: Store, submission_id: int, *, failing: int = 50) 
                            .order_by(image_files.c.extracted_at.desc()).limit(failing)).all()
     states = {"done": 0, "running": 0, "failed": 0, "queued": 0, "cancelled": 0}
     for j in job_rows:
-        state = runs.get(int(j.id)) or ("queued" if j.state == "pending" and sub.state == "running" else None)
+        run = runs.get(int(j.id))
+        if run is not None and run != "running":
+            state: str | None = run  # closed by a run of this submission
+        elif j.state == "running":
+            state = "running"
+        elif run is not None or (j.state == "pending" and sub.state == "running"):
+            state = "queued"  # handed to the submission's queue, not started yet
+        else:
+            state = None  # not part of this submission
         if state is not None:
             states[state if state in states else "failed"] += 1
     end = _aware(sub.finished) if sub.finished is not None else datetime.now(UTC)
