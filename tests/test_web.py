@@ -379,6 +379,45 @@ def test_wells_fields_and_channels_from_opera_and_metaxpress_names() -> None:
         assert place.field == int(p.name[7:9]) and place.channel == int(p.name.split("-ch")[1].split("sk")[0])
     place = place_from_name("sub/IM-Assays-EXP2_B11_s4_w3.TIF")
     assert (place.well, place.field, place.channel) == ("B11", 4, 3)
+    place = place_from_name("P_A01_s1_w16BAA9455-E3E7-4682-8209-4CAC629F6FBE.tif")  # MetaXpress's UUID suffix
+    assert (place.well, place.field, place.channel) == ("A01", 1, 1)
     assert place_from_name("PLATE_AF48_s12_w2.tif").well == "AF48"  # the last row of a 1,536-well plate
     assert place_from_name("PLATE_Z07_s12_w2.tif").well == "Z07"
     assert place_from_name("notes.tif").well is None
+
+
+def test_the_plate_map_follows_extraction_and_new_registrations(db_url: str, tmp_path: Path) -> None:
+    """The plate index kept between requests sees results written and files registered since."""
+    from metaextract.store.views import open_read_only, plate_map, well_files
+    from metaextract.synth import write_metaxpress_plate
+
+    first = write_metaxpress_plate(tmp_path / "a", plate="P", wells=["A01", "B02"], sites=1, channels=2)
+    (tmp_path / "a" / "P_B02_s9_w1.tif").write_bytes(b"II*\x00" + b"\x00" * 4)
+    (tmp_path / "a" / "loose.tif").write_bytes(b"II*\x00" + b"\x00" * 4)  # no well in its name
+    new_experiment(db_url, "pm", tmp_path / "a", "--plate", "P")
+    ro = open_read_only(db_url)
+    try:
+        pid = int(_plate_id(ro))
+        before = plate_map(ro, "pm", pid)
+        assert {w: v["state"] for w, v in before["wells"].items()} == {"A01": "pending", "B02": "pending"}
+        assert before["unplaced"]["total"] == 1 and (before["rows"], before["columns"]) == (8, 12)
+        cli(db_url, "pm", "init")
+        cli(db_url, "pm", "submit", expect=1)
+        after = plate_map(ro, "pm", pid)
+        assert {w: v["state"] for w, v in after["wells"].items()} == {"A01": "ok", "B02": "failed"}
+        assert after["wells"]["B02"] == {"state": "failed", "total": 3, "ok": 2, "failed": 1, "pending": 0}
+        write_metaxpress_plate(tmp_path / "b", plate="P", wells=["P24"], sites=1, channels=1)
+        cli(db_url, "experiment", "add", "pm", str(tmp_path / "b"), "--plate", "P", "--acquisition", "b")
+        grown = plate_map(ro, "pm", pid)
+        assert grown["wells"]["P24"]["state"] == "pending" and (grown["rows"], grown["columns"]) == (16, 24)
+        files = well_files(ro, "pm", pid, "A01")["files"]
+        assert sorted(f["name"] for f in files) == sorted(p.name for p in first if "_A01_" in p.name)
+        assert [(f["field"], f["channel"], f["status"]) for f in files] == [(1, 1, "ok"), (1, 2, "ok")]
+    finally:
+        ro.close()
+
+
+def _plate_id(store: Any) -> int:
+    from metaextract.store.views import experiment_view
+
+    return int(experiment_view(store, "pm")["plates"][0]["id"])

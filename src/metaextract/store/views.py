@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +41,8 @@ _WELL_TOKEN = re.compile(r"(?:^|[_\-. ])([A-Pa-p]|[Q-Z]|A[A-Fa-f])(\d{2})(?=[_\-
 _RC_TOKEN = re.compile(r"(?:^|[^a-z0-9])r(\d{1,2})c(\d{1,2})(?:f(\d{1,3}))?(?:p(\d{1,3}))?(?:-ch(\d{1,2}))?",
                        re.IGNORECASE)
 _FIELD = re.compile(r"_s(\d{1,4})(?=[_.])")
-_CHANNEL = re.compile(r"_w(\d{1,2})")
+#: ``_w2`` before ``_``, ``.``, the end, or the UUID MetaXpress may append (``_w16BAA9455-E3E7-…``: channel 1).
+_CHANNEL = re.compile(r"_w(\d{1,2})(?=[_.]|$|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-)")
 
 
 def open_read_only(url: str | None = None) -> Store:
@@ -170,26 +172,111 @@ def _well_from_xml(omexml: str) -> str | None:
     return min(wells) if wells else None
 
 
-def file_wells(conn: Connection, plate_id: int) -> list[tuple[int, str, str, PlateWell]]:
-    """Every image file of a plate as ``(id, name, status, place)``: THE source of the plate map.
+def _plate_files(plate_id: int) -> Any:
+    return (image_files.c.acquisition_id.in_(select(acquisitions.c.id).where(acquisitions.c.plate_id == plate_id)))
 
-    The name is read first (cheap: one narrow query); only files whose name holds no well and whose
-    OME-XML mentions a plate have their OME-XML read, in pages.
+
+def _raw(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
+    """All rows of ``stmt`` as plain tuples straight from the driver's cursor (a plate map reads up to a
+    hundred thousand rows per request: SQLAlchemy's row objects would cost more than the query)."""
+    result = conn.execute(stmt)
+    try:
+        return list(result.cursor.fetchall()) if result.cursor is not None else []
+    finally:
+        result.close()
+
+
+def file_wells(conn: Connection, plate_id: int, ids: list[int] | None = None) -> dict[int, str | None]:
+    """File id → well label of a plate's image files (all of them, or ``ids``): THE source of the plate map.
+
+    The name is read first (one narrow query); only files whose name holds no well and whose OME-XML
+    mentions a plate have their OME-XML read, in pages.
     """
-    rows = conn.execute(select(image_files.c.id, image_files.c.name, image_files.c.status)
-                        .join(acquisitions, image_files.c.acquisition_id == acquisitions.c.id)
-                        .where(acquisitions.c.plate_id == plate_id).order_by(image_files.c.id)).all()
-    out = [(int(r.id), str(r.name), str(r.status), place_from_name(r.name)) for r in rows]
-    unknown = [i for i, row in enumerate(out) if row[3].well is None and row[2] == "ok"]
+    where = [_plate_files(plate_id)] if ids is None else [image_files.c.id.in_(ids)]
+    out: dict[int, str | None] = {}
+    for fid, name in _raw(conn, select(image_files.c.id, image_files.c.name).where(*where)):
+        out[int(fid)] = place_from_name(name).well
+    unknown = [fid for fid, w in out.items() if w is None]
     for start in range(0, len(unknown), 500):
         chunk = unknown[start:start + 500]
-        xml = dict(conn.execute(select(image_files.c.id, image_files.c.omexml).where(
-            image_files.c.id.in_([out[i][0] for i in chunk]), image_files.c.omexml.like("%<Plate%"))).all())
-        for i in chunk:
-            fid, name, st, _ = out[i]
-            if fid in xml:
-                out[i] = (fid, name, st, PlateWell(_well_from_xml(xml[fid])))
+        for fid, xml in _raw(conn, select(image_files.c.id, image_files.c.omexml).where(
+                image_files.c.id.in_(chunk), image_files.c.status == "ok",
+                image_files.c.omexml.like("%<Plate%"))):
+            out[int(fid)] = _well_from_xml(xml)
     return out
+
+
+class _PlateIndex:
+    """File id → well of one plate, kept between requests (a file's name never changes once registered).
+
+    Checked on every use against the plate's file count and highest id: files registered since are added
+    (their ids are higher), anything else (files removed, results cleared to another state) rebuilds it.
+    Files whose well came from no name and that were pending then are looked at again once extracted.
+    """
+
+    def __init__(self) -> None:
+        self.wells: dict[int, str | None] = {}
+        self.max_id = 0
+        self.retry: set[int] = set()
+        #: The status most files had at the previous request (None: not known yet).
+        self.common: str | None = None
+
+    def refresh(self, conn: Connection, plate_id: int) -> None:
+        count, max_id = conn.execute(select(func.count(), func.max(image_files.c.id))
+                                     .where(_plate_files(plate_id))).one()
+        count, max_id = int(count), int(max_id or 0)
+        if max_id < self.max_id or count < len(self.wells):
+            self.wells, self.max_id, self.retry = {}, 0, set()
+        if max_id > self.max_id:
+            new = file_wells(conn, plate_id, None) if not self.wells else {
+                int(fid): place_from_name(name).well for fid, name in _raw(conn, select(
+                    image_files.c.id, image_files.c.name).where(_plate_files(plate_id),
+                                                                image_files.c.id > self.max_id))}
+            self.wells.update(new)
+            self.retry |= {fid for fid, w in new.items() if w is None}
+            self.max_id = max_id
+        if len(self.wells) != count:  # ids below max_id that this index never saw: rebuild once
+            self.wells, self.retry = file_wells(conn, plate_id), set()
+            self.retry = {fid for fid, w in self.wells.items() if w is None}
+        if self.retry:  # wells from no name, pending when seen: read their OME-XML once they are extracted
+            done = {int(fid) for (fid,) in _raw(conn, select(image_files.c.id).where(
+                _plate_files(plate_id), image_files.c.status != "pending"))} & self.retry
+            for start in range(0, len(done), 500):
+                self.wells.update(file_wells(conn, plate_id, sorted(done)[start:start + 500]))
+            self.retry -= done
+
+
+_INDEXES: dict[tuple[int, int, str], _PlateIndex] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def _plate_index(store: Store, conn: Connection, exp: Any, plate_id: int) -> _PlateIndex:
+    key = (id(store), plate_id, f"{exp.id}:{exp.created}")
+    with _INDEX_LOCK:
+        index = _INDEXES.setdefault(key, _PlateIndex())
+        index.refresh(conn, plate_id)
+        return index
+
+
+def _status_by_file(conn: Connection, plate_id: int, index: _PlateIndex) -> tuple[str, dict[int, str]]:
+    """A status ``common`` and the status of every file of the plate not in it: the files not listed have
+    status ``common``, whichever it is. It is the status most common at the plate's previous request, so a
+    finished plate of 100,000 files reads only its failures (one grouped count the first time)."""
+    common = index.common
+    if common is None:
+        counts = {str(st): int(n) for st, n in conn.execute(
+            select(image_files.c.status, func.count()).where(_plate_files(plate_id)).group_by(image_files.c.status))}
+        common = max(counts, key=lambda st: counts[st]) if counts else "pending"
+    rest = {int(fid): str(st) for fid, st in _raw(conn, select(image_files.c.id, image_files.c.status).where(
+        _plate_files(plate_id), image_files.c.status != common))}
+    if len(rest) * 2 > len(index.wells):  # another status is the most common now: ask it next time
+        tally: dict[str, int] = {}
+        for st in rest.values():
+            tally[st] = tally.get(st, 0) + 1
+        index.common = max(tally, key=lambda st: tally[st])
+    else:
+        index.common = common
+    return common, rest
 
 
 def _well_index(label: str) -> tuple[int, int]:
@@ -230,11 +317,13 @@ def plate_map(store: Store, experiment: int | str, plate_id: int) -> dict[str, A
     with store.connect() as conn:
         exp = resolve(conn, experiment)
         plate = _plate(conn, int(exp.id), plate_id)
-        placed = file_wells(conn, plate_id)
+        index = _plate_index(store, conn, exp, plate_id)
+        common, others = _status_by_file(conn, plate_id, index)
     per_well: dict[str, dict[str, int]] = {}
     unplaced: dict[str, int] = {}
-    for _, _, st, place in placed:
-        counts = per_well.setdefault(place.well, {}) if place.well else unplaced
+    for fid, well in index.wells.items():
+        st = others.get(fid, common)
+        counts = per_well.setdefault(well, {}) if well else unplaced
         counts[st] = counts.get(st, 0) + 1
     rows, cols = grid_shape(list(per_well))
     return {"experiment": {"id": exp.id, "name": exp.name}, "plate": {"id": plate.id, "name": plate.name},
@@ -250,15 +339,16 @@ def well_files(store: Store, experiment: int | str, plate_id: int, well: str) ->
     with store.connect() as conn:
         exp = resolve(conn, experiment)
         plate = _plate(conn, int(exp.id), plate_id)
-        placed = [(fid, p) for fid, _, _, p in file_wells(conn, plate_id) if p.well == well.upper()]
-        ids = [fid for fid, _ in placed]
+        index = _plate_index(store, conn, exp, plate_id)
+        ids = sorted(fid for fid, w in index.wells.items() if w == well.upper())
         rows = {int(r.id): r for r in conn.execute(
             select(image_files.c.id, image_files.c.name, image_files.c.location, image_files.c.status,
                    image_files.c.engine, image_files.c.engine_version, image_files.c.error,
                    image_files.c.omexml).where(image_files.c.id.in_(ids))).all()} if ids else {}
     files = []
-    for fid, place in placed:
+    for fid in ids:
         r = rows[fid]
+        place = place_from_name(r.name)
         images = FileResult(id=fid, plate=plate.name, acquisition="", name=r.name, path=r.location,
                             status=r.status, omexml=r.omexml).images
         files.append({"id": fid, "name": r.name, "path": r.location, "status": r.status, "engine": r.engine,
