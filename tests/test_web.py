@@ -203,6 +203,21 @@ def test_a_request_storm_leaves_the_sqlite_file_unchanged(sqlite_url: str, serve
     base = serve(sqlite_url)
     assert _storm(base, exp) > 50
     assert _digest(db_file) == before
+    _only_on_loopback(int(base.rsplit(":", 1)[1]))
+
+
+def _only_on_loopback(port: int) -> None:
+    """Nothing listens on the port at this host's other addresses (serve binds 127.0.0.1 by default)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.254", 9))  # a UDP "connect" sends nothing: it picks the outgoing address
+            address = probe.getsockname()[0]
+        except OSError:
+            return  # no route out: nothing but the loopback to listen on
+    if not address.startswith("127."):
+        with socket.socket() as s, pytest.raises(OSError):
+            s.settimeout(5)
+            s.connect((address, port))
 
 
 def test_a_request_storm_leaves_postgresql_rows_unchanged_and_writes_are_refused(pg_url: str, serve: Any,

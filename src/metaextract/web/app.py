@@ -38,6 +38,12 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def _grid(plate: dict[str, Any]) -> list[tuple[str, list[tuple[str, dict[str, Any] | None]]]]:
+    """The plate map's rows: (row label, [(well label, its counts or None when empty), ...])."""
+    wells = plate["wells"]
+    return [(r, [(r + c, wells.get(r + c)) for c in plate["column_labels"]]) for r in plate["row_labels"]]
+
+
 def _not_found(what: str) -> HTTPException:
     return HTTPException(404, f"no such {what}")
 
@@ -115,7 +121,7 @@ class Views:
             if not _WELL.match(well):
                 raise HTTPException(400, "a well is a row letter and a two-digit column (B03)")
             detail = self._lookup("plate", views.well_files, f"#{exp}", pid, well)
-        return self.page("plate.html", plate=data, well=detail, selected=well)
+        return self.page("plate.html", plate=data, grid=_grid(data), well=detail, selected=well)
 
     def well(self, request: Request) -> Response:
         well = str(request.path_params["well"]).upper()
