@@ -212,6 +212,8 @@ class _PlateIndex:
     Checked on every use against the plate's file count and highest id: files registered since are added
     (their ids are higher), anything else (files removed, results cleared to another state) rebuilds it.
     Files whose well came from no name and that were pending then are looked at again once extracted.
+    ``wells`` is replaced, never changed in place, so a request that took it reads a consistent mapping
+    while another request refreshes the index.
     """
 
     def __init__(self) -> None:
@@ -232,7 +234,7 @@ class _PlateIndex:
                 int(fid): place_from_name(name).well for fid, name in _raw(conn, select(
                     image_files.c.id, image_files.c.name).where(_plate_files(plate_id),
                                                                 image_files.c.id > self.max_id))}
-            self.wells.update(new)
+            self.wells = {**self.wells, **new}
             self.retry |= {fid for fid, w in new.items() if w is None}
             self.max_id = max_id
         if len(self.wells) != count:  # ids below max_id that this index never saw: rebuild once
@@ -241,8 +243,10 @@ class _PlateIndex:
         if self.retry:  # wells from no name, pending when seen: read their OME-XML once they are extracted
             done = {int(fid) for (fid,) in _raw(conn, select(image_files.c.id).where(
                 _plate_files(plate_id), image_files.c.status != "pending"))} & self.retry
+            wells = dict(self.wells)
             for start in range(0, len(done), 500):
-                self.wells.update(file_wells(conn, plate_id, sorted(done)[start:start + 500]))
+                wells.update(file_wells(conn, plate_id, sorted(done)[start:start + 500]))
+            self.wells = wells
             self.retry -= done
 
 
@@ -311,7 +315,7 @@ def _plate(conn: Connection, experiment_id: int, plate_id: int) -> Any:
 
 def plate_map(store: Store, experiment: int | str, plate_id: int) -> dict[str, Any]:
     """A plate's well grid: ``{"experiment", "plate", "rows", "columns", "row_labels", "column_labels",
-    "wells": {label: {"state", "files", "ok", "failed", "pending"}}, "unplaced": {...}}``; ``state`` is
+    "wells": {label: {"state", "total", "ok", "failed", "pending"}}, "unplaced": {...}}``; ``state`` is
     ok (all files ok), failed (some failed), pending (some not extracted yet), and wells without files are
     absent (empty). Files with no known well are counted in ``unplaced``."""
     with store.connect() as conn:
