@@ -163,6 +163,9 @@ def test_plate_map_of_a_corpus_plate_click_a_well_see_its_files(sqlite_url: str,
     browser.save_screenshot(str(SHOTS / "plate-map.png"))
     browser.find_element(By.CSS_SELECTOR, "#well-files a.file-link").click()  # the file's page
     assert browser.find_element(By.ID, "file-status").text == "ok"
+    keys = {r.find_element(By.TAG_NAME, "th").text for r in browser.find_elements(By.CSS_SELECTOR, "#keys tr")}
+    assert keys, "no key fields shown"
+    assert browser.find_element(By.ID, "download").get_attribute("href").endswith("/omexml")
     assert browser.find_element(By.ID, "omexml").text.lstrip().startswith("<?xml") or \
         "<OME" in browser.find_element(By.ID, "omexml").text
 
@@ -436,3 +439,16 @@ def _plate_id(store: Any) -> int:
     from metaextract.store.views import experiment_view
 
     return int(experiment_view(store, "pm")["plates"][0]["id"])
+
+
+def test_a_file_without_a_well_in_its_name_takes_the_well_of_its_ome_xml_plate() -> None:
+    from metaextract.store.views import _well_from_xml
+
+    ns = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+    xml = (f'<OME xmlns="{ns}"><Plate ID="Plate:0" Name="P"><Well ID="Well:0:0" Row="2" Column="10">'
+           '<WellSample ID="WellSample:0:0:0" Index="0"><ImageRef ID="Image:0"/></WellSample></Well></Plate>'
+           '<Image ID="Image:0" Name="x"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="4" '
+           'SizeY="4" SizeZ="1" SizeC="1" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>'
+           '<TiffData/></Pixels></Image></OME>')
+    assert _well_from_xml(xml) == "C11"  # 0-based row 2 and column 10
+    assert _well_from_xml(xml.replace('<Plate ID="Plate:0"', '<Other').replace("</Plate>", "</Other>")) is None
