@@ -452,3 +452,12 @@ def test_a_file_without_a_well_in_its_name_takes_the_well_of_its_ome_xml_plate()
            '<TiffData/></Pixels></Image></OME>')
     assert _well_from_xml(xml) == "C11"  # 0-based row 2 and column 10
     assert _well_from_xml(xml.replace('<Plate ID="Plate:0"', '<Other').replace("</Plate>", "</Other>")) is None
+
+
+def test_serve_refuses_a_missing_database_in_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "none.db"
+    out = subprocess.run([sys.executable, "-m", "metaextract", "--db", f"sqlite:///{missing}", "serve"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "no such database file" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert list(tmp_path.iterdir()) == []
