@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import cli, cli_json, corpus_hcs_root, new_experiment
+from .conftest import IN_CI, cli, cli_json, corpus_hcs_root, new_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "docs" / "screenshots"
@@ -66,11 +66,18 @@ def serve() -> Iterator[Any]:
         p.wait(timeout=30)
 
 
+def _missing(why: str) -> None:
+    """In CI a missing browser or dataset is a failure, never a skip; elsewhere a skip."""
+    if IN_CI:
+        pytest.fail(why)
+    pytest.skip(why)
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """A headless Chromium through Debian's chromedriver (Selenium Manager is never asked to fetch one)."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("chromium and chromium-driver are not installed (make install installs them)")
+        _missing("chromium and chromium-driver are not installed (make install installs them)")
     os.environ["SE_OFFLINE"] = "true"
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -141,7 +148,7 @@ def test_plate_map_of_a_corpus_plate_click_a_well_see_its_files(sqlite_url: str,
 
     folder = corpus_hcs_root() / MX_PLATE
     if not folder.is_dir():
-        pytest.skip(f"{folder} is missing")
+        _missing(f"{folder} is missing")
     _registered_mx(sqlite_url)
     base = serve(sqlite_url)
     browser.get(base + "/")
@@ -173,7 +180,7 @@ def test_plate_map_of_a_corpus_plate_click_a_well_see_its_files(sqlite_url: str,
 def test_json_endpoints_give_what_the_cli_json_gives(db_url: str, serve: Any) -> None:
     folder = corpus_hcs_root() / MX_PLATE
     if not folder.is_dir():
-        pytest.skip(f"{folder} is missing")
+        _missing(f"{folder} is missing")
     exp = _registered_mx(db_url)
     base = serve(db_url)
     status = _json(f"{base}/api/experiments/{exp}/status")
@@ -389,7 +396,7 @@ def test_wells_fields_and_channels_from_opera_and_metaxpress_names() -> None:
 
     opera = sorted((corpus_hcs_root() / "opera-phenix/pe2loaddata_Version1/images").glob("r*c*f*.tiff"))
     if not opera:
-        pytest.skip("the Opera Phenix plate of corpus-hcs is missing")
+        _missing("the Opera Phenix plate of corpus-hcs is missing")
     for p in opera:  # r01c01f01p01-ch1sk1fk1fl1.tiff: row 1 column 1 is A01
         r, c = int(p.name[1:3]), int(p.name[4:6])
         place = place_from_name(p.name)
