@@ -31,7 +31,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'metaextract.db'}"
 
 
-def make_experiment(db_url: str, folder: Path, n: int, batch: int, name: str = "plate",
+def make_experiment(db_url: str, folder: Path, n: int, batch: int, name: str = "plates",
                     extra: list[Path] | None = None) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     first = tiny_tiff(folder / "f00000.tif")
