@@ -1,9 +1,9 @@
 """The metaextract workflow step, as the seed had it: ``init`` cuts batches, ``run`` extracts one batch.
 
 :class:`MetadataExtractor` is the Python API; the ``metaextract EXP ...`` commands are a thin layer over
-it. The job bookkeeping it shares with the Dask submitter (:func:`begin_job_run`, :func:`job_files`,
-:func:`record_results`, :func:`finish_job_run`, submissions) lives in :mod:`metaextract.store.jobs`
-and is re-exported here.
+it. :meth:`MetadataExtractor.run_job` runs a job through the one job runner (:mod:`metaextract.jobs.runner`)
+as ``submit`` does; the job bookkeeping (:func:`begin_job_run`, :func:`job_files`, :func:`record_results`,
+:func:`finish_job_run`, submissions) lives in :mod:`metaextract.store.jobs` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from sqlalchemy import Connection, column, delete, or_, select, table, text, upd
 
 from metaextract.experiment import NotFoundError, resolve
 from metaextract.jobs.arguments import NO_COLLECT, MetaextractBatchArguments, MetaextractSubmissionArguments
-from metaextract.jobs.executors.local import LocalExecutor
 from metaextract.jobs.runner import EXIT_INTERRUPTED, ONE_JOB, JobRunner, sigterm_interrupts
 from metaextract.result import Result, one_line
 from metaextract.store import Store, open_store, reports
@@ -350,6 +349,8 @@ class MetadataExtractor:
         NotFoundError
             When there is no such job.
         """
+        from metaextract.jobs.executors.local import LocalExecutor  # the extraction pool, when a job runs
+
         number = int(batch["id"] if isinstance(batch, dict) else batch)
         job_id = self.job_id(number)
 
