@@ -284,7 +284,8 @@ def test_slurm_job_script_has_our_options() -> None:
     import dask
     import dask_jobqueue  # noqa: F401
 
-    from metaextract.jobs.executors.dask import SubmitOptions, slurm_cluster
+    from metaextract.jobs.arguments import SubmitOptions
+    from metaextract.jobs.executors.slurm import slurm_cluster
 
     # dask-jobqueue must register its config defaults before this block: leaving a `dask.config.set`
     # block removes the keys it created, which would otherwise wipe them for the tests that follow

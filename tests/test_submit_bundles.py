@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from metaextract.jobs.executors.dask import SubmitOptions, submit
+from metaextract.jobs.submission import SubmitOptions, submit
 from metaextract.store import open_store
 from metaextract.store.models import image_files, job_runs, jobs
 

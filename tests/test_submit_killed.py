@@ -21,7 +21,7 @@ import distributed  # noqa: F401 - its config defaults must be loaded before das
 import pytest
 from sqlalchemy import select
 
-from metaextract.jobs.executors.dask import SubmitOptions, submit
+from metaextract.jobs.submission import SubmitOptions, submit
 from metaextract.store import open_store
 from metaextract.store.models import image_files, job_runs, jobs
 

@@ -45,15 +45,9 @@ def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
 
     if kw.get("scheduler") and ctx.get_parameter_source("cluster") == click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("give either --scheduler or --cluster, not both")
-    from metaextract.jobs.step import MetaextractSubmissionArguments
-
     explicit = {k for k in ("cores", "memory")
                 if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
-    args = MetaextractSubmissionArguments(cores=kw.pop("cores"), memory=kw.pop("memory"),
-                                          duration=kw.pop("duration"), queue=kw.pop("queue"),
-                                          timeout=kw.pop("timeout"))  # validates
-    opts = SubmitOptions(mode=mode, cores=args.cores, memory=args.memory, duration=args.duration,
-                         queue=args.queue, timeout=args.timeout, explicit=sorted(explicit), **kw)
+    opts = SubmitOptions(mode=mode, explicit=sorted(explicit), **kw)  # validates the seed's resources
     store = open_store(ctx.obj.get("db"))
     try:
         code = submit(store, ctx.obj["experiment"], opts, echo=lambda s: click.echo(s))

@@ -4,7 +4,7 @@ defaults before it imports anything heavy)."""
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from metaextract.extraction.limits import DEFAULT_TIMEOUT
@@ -87,3 +87,24 @@ class MetaextractSubmissionArguments:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SubmitOptions(MetaextractSubmissionArguments):
+    """What ``submit``/``resubmit`` were asked for (stored with the submission): the seed's resources
+    (:class:`MetaextractSubmissionArguments`, validated by it) and where and how the jobs run.
+
+    ``cores``, ``memory``, ``duration`` and ``queue`` are per SLURM job (``memory`` is also the memory of a
+    Dask worker, or the JVM heap of a local extraction process, when given: see ``explicit``).
+    """
+
+    interval: float = 10.0  # seconds between progress reports
+    depth: int = 1  # 1: totals; 2: also one row per job
+    scheduler: str | None = None  # an existing Dask scheduler's address
+    cluster: str = "local"  # local (extraction processes here, no Dask) | dask (a Dask LocalCluster) | slurm
+    max_jobs: int | None = None  # SLURM jobs (slurm) or processes (local, dask); default one per core
+    engine: str = "auto"
+    mode: str = "submit"  # submit | resubmit | resubmit-all
+    force: bool = False  # take over a running submission that looks alive (resubmit --force)
+    explicit: list[str] = field(default_factory=list)  # options the user gave (not defaults)
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -26,7 +26,6 @@ class Monitor:
         self.submission_id, self.since = submission_id, since
         self.start = time.monotonic()
         self.live: Any = None
-        self.first_done: int | None = None
         if sys.stdout.isatty():
             from rich.live import Live
 

@@ -9,18 +9,15 @@ and is re-exported here.
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
-from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from metaextract.experiment import NotFoundError
 from metaextract.extraction.limits import DEFAULT_TIMEOUT
 from metaextract.jobs.arguments import NO_COLLECT, MetaextractBatchArguments, MetaextractSubmissionArguments
+from metaextract.jobs.runner import EXIT_INTERRUPTED, ONE_JOB, JobRunner, sigterm_interrupts
 from metaextract.result import Result, one_line
 from metaextract.store import Store, batches, open_store, reports
 from metaextract.store.bulk import bulk
@@ -30,11 +27,11 @@ from metaextract.store.jobs import (
     JobBusyError,
     begin_job_run,
     begin_submission,
+    experiment_roots,
     finish_job_run,
     finish_submission,
     job_files,
     record_results,
-    retrying,
     this_host,
 )
 from metaextract.store.models import utcnow
@@ -76,23 +73,6 @@ class JobSummary:
     def __str__(self) -> str:
         return (f"job {self.job}: {self.state}; {self.ok} of {self.files} files ok, {self.failed} failed "
                 f"({self.seconds:.1f} s)")
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so a terminated run closes its job as cancelled."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(_sig: int, _frame: Any) -> None:
-        raise KeyboardInterrupt("terminated")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class MetadataExtractor:
@@ -241,64 +221,27 @@ class MetadataExtractor:
         """
         number = int(batch["id"] if isinstance(batch, dict) else batch)
         job_id = self.job_id(number)
-        run_id = begin_job_run(self.store, job_id)
-        t0 = time.perf_counter()
-        lines = [f"run job {number} of {self.experiment_name!r} on {this_host()} (pid {os.getpid()})"]
-        summary = JobSummary(job=number, state="running")
+        from metaextract.jobs.executors.local import LocalExecutor  # the extraction pool, when a job runs
+
+        def busy(_job_id: int, _number: int, why: str) -> None:
+            raise JobBusyError(why)
+
+        runner = JobRunner(self.store, replace(ONE_JOB, clear_first=not assume_clean_state), refused=busy,
+                           on_read=on_result)
+        executor = LocalExecutor(self.workers, engine=self.engine, timeout=self.timeout, pool=pool, who="this run",
+                                 roots=experiment_roots(self.store, self.experiment_id))
         beat = job_heartbeat(self.store, job_id)
         try:
-            with _sigterm_interrupts(), beat:  # any host tells from the job's heartbeat whether this run lives
-                if not assume_clean_state:
-                    retrying("clearing the job's earlier results",
-                             lambda: batches.clear_job_results(self.store, job_id), lines.append)
-                files = retrying("listing the job's files", lambda: job_files(self.store, job_id), lines.append)
-                summary.files = len(files)
-                lines.append(f"{len(files)} files")
-                by_path: dict[str, deque[int]] = defaultdict(deque)
-                for fid, path, _root in files:
-                    by_path[path].append(fid)
-                # one transaction per file: a killed run loses nothing it finished
-                summary.counts = record_results(self.store, self._results(files, by_path, pool, lines,
-                                                                          on_result), chunk=self.write_chunk,
-                                                notify=lines.append)
+            with sigterm_interrupts(), beat:  # any host tells from the job's heartbeat whether this run lives
+                runner.run(executor, [(job_id, number)])
         except BaseException as exc:
             state = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
-            lines.append(f"{state}: {one_line(f'{type(exc).__name__}: {exc}')}")
-            finish_job_run(self.store, run_id, state, 130 if state == "cancelled" else 2, "\n".join(lines))
+            runner.release(state, f"{state}: {one_line(f'{type(exc).__name__}: {exc}')}",
+                           EXIT_INTERRUPTED if state == "cancelled" else 2)
             raise
-        summary.ok = summary.counts.get("ok", 0)
-        summary.failed = sum(summary.counts.values()) - summary.ok
-        summary.seconds = time.perf_counter() - t0
-        summary.state = "done" if summary.ok == summary.files else "failed"
-        lines.append(str(summary))
-        finish_job_run(self.store, run_id, summary.state, summary.exit_code, "\n".join(lines) + "\n")
-        return summary
-
-    def _results(self, files: list[tuple[int, str, str]], by_path: dict[str, deque[int]], pool: Any,
-                 lines: list[str], on_result: Callable[[Result], None] | None) -> Iterator[tuple[int, Result]]:
-        if not files:
-            return
-        paths = [(p, root) for _, p, root in files]
-        if pool is not None:
-            results: Iterator[Result] = pool.map(paths)
-        else:
-            from metaextract import extract_many
-
-            n = max(1, min(self.workers or os.cpu_count() or 1, len(paths)))
-            roots = sorted({root for _, _, root in files})  # the job's processes read only its folders
-            results = extract_many(paths, engine=self.engine, workers=n, timeout=self.timeout, roots=roots)
-        for r in results:
-            ids = by_path.get(r.path)
-            if not ids:
-                continue
-            if r.status == "ok":
-                lines.append(f"ok {r.path} ({r.seconds:.2f} s)")
-            else:
-                lines.append(f"{r.status.upper()} {r.path}: {r.error or r.status}")
-            lines += r.note_lines()
-            yield ids.popleft(), r
-            if on_result is not None:
-                on_result(r)
+        t = runner.jobs[job_id]
+        return JobSummary(job=number, state=t.state, files=t.files, ok=t.ok, failed=t.failed, seconds=t.seconds,
+                          counts=dict(t.counts))
 
     def delete_previous_job_output(self, *, force: bool = False,
                                    notify: Callable[[str], None] | None = None) -> int:

@@ -167,12 +167,6 @@ def has_run_jobs(store: Store, experiment_id: int) -> bool:
                                                     jobs.c.phase == "run").limit(1)).first() is not None
 
 
-def clear_job_results(store: Store, job_id: int) -> None:
-    """Set every file of a job back to pending, forgetting its result (its own transaction)."""
-    with store.begin() as conn:
-        clear_results(conn, image_files.c.job_id == job_id)
-
-
 def reset_results(conn: Connection, experiment_id: int) -> int:
     """``cleanup``'s work in the caller's transaction: forget every result of the experiment and set its run
     jobs back to pending (their run history stays); returns how many files had a result."""

@@ -148,7 +148,7 @@ def begin_job_run(store: Store, job_id: int, *, host: str | None = None, pid: in
 
 def begin_job_runs(store: Store, job_ids: Iterable[int], *, submission_id: int | None = None
                    ) -> tuple[dict[int, int], dict[int, str]]:
-    """:func:`begin_job_run` for many jobs in one transaction (the Dask submitter claims its jobs so).
+    """:func:`begin_job_run` for many jobs in one transaction (the job runner claims its jobs so).
 
     Returns the run id of each job claimed, and why each other job was not (busy, or gone).
     """
@@ -159,6 +159,10 @@ def begin_job_runs(store: Store, job_ids: Iterable[int], *, submission_id: int |
     with store.begin() as conn:
         if submission_id is not None:  # raises SubmissionLost: its jobs were replaced, or it was taken over
             check_current(conn, submission_id)
+        else:  # init and cleanup exclude claims (see .holders)
+            for exp_id in sorted(set(conn.execute(select(jobs.c.experiment_id).where(jobs.c.id.in_(ids)))
+                                     .scalars())):
+                lock_experiment(conn, exp_id, shared=True)
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
             now = utcnow()
@@ -314,6 +318,12 @@ def jobs_files(store: Store, job_ids: list[int]) -> dict[int, list[tuple[int, st
         root = roots.setdefault(root, root)  # one string per acquisition, shared by its files
         out.setdefault(job_id, []).append((file_id, location, root))
     return out
+
+
+def clear_job_results(store: Store, job_ids: list[int]) -> int:
+    """Set the files of these jobs back to pending, forgetting their results (one transaction)."""
+    with store.begin() as conn:
+        return clear_results(conn, image_files.c.job_id.in_(job_ids))
 
 
 def clear_results(conn: Connection, *where: Any, **extra: Any) -> int:
