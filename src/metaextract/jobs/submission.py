@@ -26,7 +26,7 @@ from metaextract.store.batches import has_run_jobs
 from metaextract.store.bulk import bulk
 from metaextract.store.experiments import find_experiment
 from metaextract.store.holders import Heartbeat, SubmissionLost, check_submission, submission_heartbeat
-from metaextract.store.jobs import experiment_roots, finish_submission, open_submission
+from metaextract.store.jobs import experiment_roots, finish_submission, open_submission, retrying
 from metaextract.store.models import utcnow
 from metaextract.store.progress import files_of_jobs, select_jobs
 
@@ -90,7 +90,8 @@ def submit(store: Store, experiment: int | str, opts: SubmitOptions,
         return run.go(exp_name)
     finally:
         beat.stop()
-        finish_submission(store, sub_id, run.state, run.note)
+        # a connection lost at the very end is no reason to fail a submission that stored everything
+        retrying("closing the submission", lambda: finish_submission(store, sub_id, run.state, run.note), echo)
 
 
 class _Submission:
