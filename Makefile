@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -c "import metaextract, sys; print(metaextract.__version__, 'Bio-Formats', metaextract.bioformats_version())"
 	# The web view's browser tests drive Debian's chromium through its chromedriver (never a download at run time).
 	command -v chromedriver >/dev/null || (apt-get update -q && apt-get install -y -q chromium chromium-driver) \
-		|| echo "no chromium-driver installed: the browser tests of the web view will be skipped"
+		|| echo "no chromium-driver installed: the browser tests of the web view cannot run (they fail in CI)"
 	@touch $(STAMP)
 
 # The editable install leaves the sources uncompiled, and with PYTHONDONTWRITEBYTECODE set every process
