@@ -33,6 +33,8 @@ __all__ = [
     "bioformats_convert",
     "fake_spec",
     "well_names",
+    "complete_cellvoyager",
+    "link_htd_plate",
     "write_cellvoyager_plate",
     "write_metaxpress_plate",
     "write_ometiff_plate",
@@ -291,6 +293,89 @@ def write_cellvoyager_plate(
                         paths.append(path)
                         i += 1
     return paths
+
+
+# -- real instrument output, made bigger or completed -----------------------------------------------------
+#: Real MetaXpress TIFFs (wells B02/B03, 2 sites, 4 wavelengths) under ``corpus-hcs``.
+HTD_SOURCE = Path("metaxpress-htd/faim-ipa_9987_Plate_3435/9987_Plate_3435/TimePoint_1")
+_HTD_WAVES = ("DAPI", "FITC", "Texas Red", "Cy5")
+
+
+def _htd_text(rows: int, columns: int, wells: int, sites: int, waves: int) -> str:
+    """An ``.HTD`` as MetaXpress writes it: the first ``wells`` wells row by row, sites in one row."""
+    def flags(row: int) -> str:
+        return ", ".join("TRUE" if row * columns + c < wells else "FALSE" for c in range(columns))
+
+    lines = ['"HTSInfoFile", Version 1.0', '"Description", "metaextract.synth.link_htd_plate"',
+             '"PlateType", 6', '"TimePoints", 1', '"ZSeries", FALSE', '"ZSteps", 1', '"ZProjection", FALSE',
+             f'"XWells", {columns}', f'"YWells", {rows}']
+    lines += [f'"WellsSelection{r + 1}", {flags(r)}' for r in range(rows)]
+    lines += ['"Sites", TRUE', f'"XSites", {sites}', '"YSites", 1',
+              '"SiteSelection1", ' + ", ".join(["TRUE"] * sites), '"Waves", TRUE', f'"NWavelengths", {waves}']
+    lines += [f'"WaveName{i + 1}", "{_HTD_WAVES[i]}"' for i in range(waves)]
+    lines += [f'"WaveCollect{i + 1}", 1' for i in range(waves)]
+    lines += ['"UniquePlateIdentifier", "00000000-0000-0000-0000-000000000000"', '"EndFile"']
+    return "\r\n".join(lines) + "\r\n"
+
+
+def link_htd_plate(corpus_hcs: str | os.PathLike[str], root: str | os.PathLike[str], *, wells: int,
+                   sites: int = 4, waves: int = 3, name: str = "plate", rows: int = 16,
+                   columns: int = 24) -> tuple[Path, list[Path]]:
+    """An ImageXpress plate of any size from real MetaXpress TIFFs, at no disk cost.
+
+    ``root/{name}.HTD`` and a copy in ``root/TimePoint_1/``, and there ``{name}_{well}_s{site}_w{wave}.TIF``
+    for the first ``wells`` wells (row by row on a ``rows`` x ``columns`` plate) x ``sites`` x ``waves`` (at
+    most 4): each a hard link to the corpus TIFF of the same site parity and wavelength, so every header
+    (size, type, MetaSeries XML) is real instrument output. ``root`` must not exist and must be on the
+    corpus' file system. Returns the master ``.HTD`` and the TIFFs, in well, site, wavelength order.
+    """
+    if not 1 <= waves <= len(_HTD_WAVES) or not 1 <= wells <= rows * columns or sites < 1:
+        raise ValueError(f"{wells} wells x {sites} sites x {waves} wavelengths do not fit the plate")
+    source, top = Path(corpus_hcs) / HTD_SOURCE, Path(root)
+    text = _htd_text(rows, columns, wells, sites, waves)
+    (top / "TimePoint_1").mkdir(parents=True)
+    master = top / f"{name}.HTD"
+    master.write_text(text)
+    (top / "TimePoint_1" / master.name).write_text(text)
+    files: list[Path] = []
+    for well in well_names(wells, columns=columns):
+        for site in range(1, sites + 1):
+            for wave in range(1, waves + 1):
+                target = top / "TimePoint_1" / f"{name}_{well}_s{site}_w{wave}.TIF"
+                os.link(source / f"9987_B02_s{(site - 1) % 2 + 1}_w{wave}.TIF", target)
+                files.append(target)
+    return master, files
+
+
+_BTS = "{http://www.yokogawa.co.jp/BTS/BTSSchema/1.0}"
+
+
+def complete_cellvoyager(source: str | os.PathLike[str], into: str | os.PathLike[str]) -> list[Path]:
+    """A metadata-only CellVoyager measurement (``.mlf``, ``.mrf``, ``.wpi``, …) made whole.
+
+    Copies ``source``'s files into ``into`` (which must not exist) and writes there every TIFF its
+    ``MeasurementData.mlf`` names (``IMG`` records): a 16x16 uint16 plane, plain TIFF without metadata,
+    as the instrument's TIFFs carry none. Returns the TIFFs written, in the ``.mlf``'s order.
+    """
+    import shutil
+
+    from lxml import etree
+
+    src, out = Path(source), Path(into)
+    out.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file():
+            shutil.copyfile(f, out / f.name)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    root = etree.parse(str(out / "MeasurementData.mlf"), parser).getroot()
+    plane = np.zeros((16, 16), np.uint16)
+    files: list[Path] = []
+    for record in root.iter(f"{_BTS}MeasurementRecord"):
+        if record.get(f"{_BTS}Type") == "IMG" and record.text:
+            path = out / Path(record.text.strip()).name
+            tifffile.imwrite(path, plane, metadata=None)
+            files.append(path)
+    return files
 
 
 # -- OME-TIFF --------------------------------------------------------------------------------------------
