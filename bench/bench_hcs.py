@@ -221,10 +221,11 @@ def run(quick: bool) -> str:
         "",
     ]
     if small:
-        lines += ["**Run on a tree where an `.HTD` plate's TIFFs are still each read as the whole plate "
-                  "through Bio-Formats** (the O(N²) of issue 19): only a 2-well ImageXpress plate and the "
-                  "CellVoyager plate were measured; the 1,152- and 4,608-file plates wait for the fileset "
-                  "reader (`METAEXTRACT_BENCH_HCS_SMALL=1`).", ""]
+        lines += ["**Measured before the fileset reader of issue 19 landed on this tree** (an `.HTD` plate's "
+                  "TIFFs are each read through Bio-Formats as the whole plate, which grows as N²): only a "
+                  "2-well ImageXpress plate and the CellVoyager plate were measured "
+                  "(`METAEXTRACT_BENCH_HCS_SMALL=1`); the 1,152- and 4,608-file plates wait for that reader.",
+                  ""]
     lines += [
         "Each plate: `metaextract --db URL experiment create NAME`, `experiment add NAME DIR`, `NAME init`, "
         "`NAME submit`, each its own process timed from outside (interpreter start, imports, opening the "
