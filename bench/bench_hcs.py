@@ -200,10 +200,10 @@ def plates(quick: bool, small: bool) -> list[tuple[str, Callable[[Path], Path], 
     if small:
         out.append(("ImageXpress `.HTD`, 2 wells × 4 sites × 3 λ", htd(2), 3, 6))
     else:
-        out.append(("ImageXpress `.HTD`, 96 wells × 4 sites × 3 λ", htd(96), 2, 4))
+        out.append(("ImageXpress `.HTD`, 96 wells × 4 sites × 3 λ", htd(96), 2, 8))
         if not quick:
-            out.append(("ImageXpress `.HTD`, 384 wells × 4 sites × 3 λ", htd(384), 2, 2))
-    out.append(("CellVoyager CV7000-example (`.wpi` + `.mlf`/`.mrf` + TIFFs)", cv, 2, 10))
+            out.append(("ImageXpress `.HTD`, 384 wells × 4 sites × 3 λ", htd(384), 2, 6))
+    out.append(("CellVoyager CV7000-example (`.wpi` + `.mlf`/`.mrf` + TIFFs)", cv, 2, 20))
     return out
 
 
