@@ -162,8 +162,9 @@ def _row(run: PlateRun) -> list[str]:
     seed_x = run.seed_per_file * run.n / total
     floor_x = total / run.floor.median
     ok_seed = sum(1 for _, code, out in run.seed_files if code == 0 and "<OME" in out)
+    seed_bytes = sum(len(out.encode()) for _, _, out in run.seed_files) / max(1, len(run.seed_files))
     return [run.label, f"{run.n:,}", f"**{run.total.fmt()}**", f"{total / run.n * 1e3:.2f} ms",
-            f"{run.seed_per_file:.1f} s ({ok_seed}/{len(run.seed_files)} read)",
+            f"{run.seed_per_file:.1f} s, {seed_bytes / 1024:,.0f} KiB ({ok_seed}/{len(run.seed_files)} read)",
             f"**{seed_x:,.0f}x**" + _mark(seed_x >= TARGET_SEED),
             f"{run.floor.median / run.n * 1e6:.0f} µs", f"**{floor_x:.1f}x**" + _mark(floor_x <= TARGET_FLOOR),
             f"{run.bytes_per_file / 1024:.1f} KiB", f"{run.stored[1]:,} ok, {run.stored[2]:,} failed"]
@@ -236,7 +237,7 @@ def run(quick: bool) -> str:
         "every file of the plate folder, TIFFs and vendor files. Stored = SQLite file size after `submit` / "
         "files. Targets: ≥ 1,000x the seed, ≤ 10x the floor.",
         "",
-        md_table(["plate", "files", "ours end to end (typed)", "per file", "seed per file",
+        md_table(["plate", "files", "ours end to end (typed)", "per file", "seed per file, its OME-XML",
                   "vs seed (scaled to the plate)", "floor per file", "vs floor", "stored per file",
                   "results (status)"], [_row(r) for r in runs]),
         "",
