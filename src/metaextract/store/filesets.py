@@ -45,7 +45,8 @@ from metaextract.result import Result, one_line
 from metaextract.store.db import Store
 from metaextract.store.models import Base, acquisitions, image_files, metadata_files, plates
 
-__all__ = ["SINGLE", "FilesetFound", "FilesetJob", "fileset_jobs", "member_result", "store_fileset_read",
+__all__ = ["SINGLE", "FilesetFound", "FilesetJob", "fileset_documents", "fileset_jobs", "member_result",
+           "store_fileset_read",
            "acquisition_paths", "file_filesets", "fileset_members", "fileset_places",
            "filesets", "list_filesets", "plate_map", "planes", "record_read", "replace_filesets"]
 
@@ -313,6 +314,23 @@ def file_filesets(conn: Connection, file_ids: Sequence[int]) -> dict[int, tuple[
             entry[1].append({"image": r.image, "plate": r.plate, "well": r.well, "field": r.field,
                              "z": r.z, "c": r.c, "t": r.tp})
     return out
+
+
+def fileset_documents(conn: Connection, file_ids: Sequence[int]) -> dict[int, str]:
+    """For each of ``file_ids`` whose document is its fileset's (an image member of a view-``"fileset"``
+    fileset read ok): that document, derived on demand — never stored per file — as one string object per
+    fileset however many of its members are asked for. Two queries."""
+    if not file_ids:
+        return {}
+    pairs = conn.execute(select(fileset_members.c.image_file_id, filesets.c.id)
+                         .join(filesets, filesets.c.id == fileset_members.c.fileset_id)
+                         .where(fileset_members.c.image_file_id.in_(list(file_ids)), filesets.c.view == "fileset",
+                                filesets.c.status == "ok", filesets.c.omexml.is_not(None))).all()
+    if not pairs:
+        return {}
+    docs = {int(i): str(d) for i, d in conn.execute(
+        select(filesets.c.id, filesets.c.omexml).where(filesets.c.id.in_({int(fs) for _, fs in pairs})))}
+    return {int(f): docs[int(fs)] for f, fs in pairs}
 
 
 def fileset_places(conn: Connection, fileset_id: int) -> dict[str, list[Place]]:
