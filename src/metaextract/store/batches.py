@@ -4,7 +4,7 @@
 The batching rule is written once, here: :func:`numbered` (SQL) cuts every image file read on its own —
 acquisitions in id order, each cut into runs of ``batch_size`` files in id order, the runs numbered 1..N
 across them — and :func:`fileset_batches` adds one job per fileset after them (N+1.., filesets in
-acquisition then id order). An image member of a fileset of view ``"fileset"`` (its document *is* the
+acquisition then id order; none for a names-only ``"own"`` fileset). An image member of a fileset of view ``"fileset"`` (its document *is* the
 fileset's: an ``.HTD`` plate, a Harmony index) is in no per-file batch but in its fileset's job, read once
 as a whole; a fileset of view ``"own"`` keeps its members in per-file batches and its job reads only its
 document. A fileset lies in one acquisition (detection runs per acquisition), so no job spans two.
@@ -56,9 +56,13 @@ def read_as_fileset(experiment_id: int) -> Select[Any]:
 def fileset_batches(conn: Connection, experiment_id: int, first: int) -> list[dict[str, Any]]:
     """One batch per fileset of the experiment, numbered from ``first`` (acquisitions, then filesets, in id
     order): ``{"id", "acquisition_id", "fileset_id", "image_file_ids"}``, the ids those of the image members
-    read with it (view ``"fileset"``; none for view ``"own"``, whose members have per-file batches)."""
+    read with it (view ``"fileset"``; none for view ``"own"``, whose members have per-file batches).
+
+    An ``"own"`` fileset whose layout is from file names alone (MetaXpress or ScanR TIFFs without their
+    vendor files) gets no job: it has no vendor document to read, and registration stored its layout."""
     rows = conn.execute(select(filesets.c.id, filesets.c.acquisition_id, filesets.c.view)
-                        .where(filesets.c.experiment_id == experiment_id)
+                        .where(filesets.c.experiment_id == experiment_id,
+                               or_(filesets.c.view == "fileset", filesets.c.layout_from_names.is_(False)))
                         .order_by(filesets.c.acquisition_id, filesets.c.id)).all()
     members: dict[int, list[int]] = {}
     for fs_id, file_id in conn.execute(
@@ -180,7 +184,7 @@ def _point_members(conn: Connection, experiment_id: int, per_fileset: list[dict[
     """Point the image members read with their fileset at its job (one UPDATE per such fileset)."""
     job_ids = dict(conn.execute(select(jobs.c.number, jobs.c.id).where(
         jobs.c.experiment_id == experiment_id, jobs.c.phase == "run",
-        jobs.c.number.in_([b["id"] for b in per_fileset if b["image_file_ids"]]))).tuples().all())
+        jobs.c.number.in_([b["id"] for b in per_fileset if b["image_file_ids"]]))).all())
     for b in per_fileset:
         if b["image_file_ids"]:
             conn.execute(update(image_files).values(job_id=job_ids[b["id"]], **cleared).where(

@@ -283,7 +283,7 @@ def store_fileset_read(conn: Connection, job: FilesetJob, read: Result) -> None:
     ids = {str(loc): int(i) for loc, i in conn.execute(
         select(image_files.c.location, image_files.c.id)
         .join(fileset_members, fileset_members.c.image_file_id == image_files.c.id)
-        .where(fileset_members.c.fileset_id == job.fileset_id)).tuples()}
+        .where(fileset_members.c.fileset_id == job.fileset_id))}
     rows = [_plane_row(job.fileset_id, ids[path], p) for path, places in read.places.items() if path in ids
             for p in places]
     conn.execute(delete(planes).where(planes.c.fileset_id == job.fileset_id,
