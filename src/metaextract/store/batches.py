@@ -4,10 +4,11 @@
 The batching rule is written once, here: :func:`numbered` (SQL) cuts every image file read on its own —
 acquisitions in id order, each cut into runs of ``batch_size`` files in id order, the runs numbered 1..N
 across them — and :func:`fileset_batches` adds one job per fileset after them (N+1.., filesets in
-acquisition then id order; none for a names-only ``"own"`` fileset). An image member of a fileset of view ``"fileset"`` (its document *is* the
-fileset's: an ``.HTD`` plate, a Harmony index) is in no per-file batch but in its fileset's job, read once
-as a whole; a fileset of view ``"own"`` keeps its members in per-file batches and its job reads only its
-document. A fileset lies in one acquisition (detection runs per acquisition), so no job spans two.
+acquisition then id order; none for a names-only ``"own"`` fileset). An image member of a fileset of view
+``"fileset"`` (its document *is* the fileset's: an ``.HTD`` plate, a Harmony index) is in no per-file batch
+but in its fileset's job, read once as a whole; a fileset of view ``"own"`` keeps its members in per-file
+batches and its job reads only its document. A fileset lies in one acquisition (detection runs per
+acquisition), so no job spans two.
 ``init`` stores what it computes (one job per number, each file pointed at its job, in a few statements
 whatever the number of files) and :func:`run_batches` (``MetadataExtractor.create_run_batches``) streams the
 same, so the batches a caller plans are exactly the jobs ``init`` stores.
