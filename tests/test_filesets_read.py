@@ -157,3 +157,28 @@ def test_stored_bytes_per_file_flat_from_288_to_1152(tmp_path: Path) -> None:
         (fs,) = got["filesets"]
         per_file.append((len(fs["omexml"]) + got["file_bytes"]) / len(tiffs))
     assert 0.8 <= per_file[1] / per_file[0] <= 1.2, per_file
+
+
+def test_a_plate_whose_vendor_file_breaks_falls_back_to_one_bioformats_read(sqlite_url: str, tmp_path: Path
+                                                                             ) -> None:
+    """The ``.HTD`` broken after registration: the native read fails, ONE Bio-Formats read of the master
+    is tried (the fileset's note says so); it fails too, so the fileset is failed and every member failed
+    with the fileset's one-line error naming the master — a stored verdict for each, no crash."""
+    master, tiffs = build_plate(corpus_hcs_root(), tmp_path / "plate", wells=2, sites=1, waves=2)
+    cli(sqlite_url, "experiment", "create", "b")
+    cli(sqlite_url, "experiment", "add", "b", str(master.parent))
+    master.write_text("not an HTD\n")
+    cli(sqlite_url, "b", "init")
+    cli(sqlite_url, "b", "submit", "--cluster", "local", expect=None)
+    got = _stored(sqlite_url)
+    (fs,) = got["filesets"]
+    assert fs["status"] != "ok" and fs["omexml"] is None and str(master) in fs["error"]
+    assert any("one Bio-Formats setId" in n and "native metaxpress-htd reader failed" in n for n in fs["notes"])
+    assert got["states"] == {"failed": len(tiffs)}
+    store = open_store(sqlite_url)
+    try:
+        with store.connect() as conn:
+            errors = [e for (e,) in conn.execute(select(image_files.c.error))]
+    finally:
+        store.close()
+    assert all(str(master) in e and "fileset #" in e for e in errors)
