@@ -18,6 +18,7 @@ symlinks (``O_NOFOLLOW``, ``dir_fd``) and so is every file; a symlink in the way
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import time
@@ -283,9 +284,32 @@ def _open_root(directory: Path, force: bool, fmt: str) -> _SafeDir:
     return _SafeDir(directory, force)
 
 
+def _shared_document(f: FileResult) -> FileResult | None:
+    """For a file whose document is its fileset's (an image member of a view-``"fileset"`` fileset): the
+    fileset's document as one record named after its master (relative to the file's registered folder),
+    to be written once for the whole fileset; None for any other file."""
+    from metaextract import filesets
+
+    fs = f.fileset
+    if not fs or fs.get("id") is None or filesets.kind(str(fs["kind"])).view != "fileset":
+        return None
+    base = f.path[: len(f.path) - len(f.name)] if f.path.endswith(f.name) else os.path.dirname(f.path)
+    return dataclasses.replace(f, name=os.path.relpath(str(fs["master"]), base).replace(os.sep, "/"))
+
+
 def _export_ome_xml(results: ExperimentResults, root: _SafeDir, report: ExportReport, status: str,
-                    valid_only: bool) -> None:
-    for f in results.files(status):
+                    valid_only: bool, per_file: bool = False) -> None:
+    """One document per file, except that a fileset whose members share its document (view ``"fileset"``)
+    is written once, under its master's name — unless ``per_file``."""
+    written: set[int] = set()
+    for each in results.files(status):
+        shared = None if per_file or not each.omexml else _shared_document(each)
+        if shared is not None:
+            fs_id = int((shared.fileset or {})["id"])
+            if fs_id in written:
+                continue
+            written.add(fs_id)
+        f = shared or each
         if not f.omexml:
             continue
         if valid_only and not f.valid:
@@ -327,7 +351,8 @@ def _export_table(results: ExperimentResults, root: _SafeDir, report: ExportRepo
 
 
 def export(results: ExperimentResults, directory: str | os.PathLike[str], fmt: str = "ome-xml", *,
-           status: str = "all", force: bool = False, valid_only: bool = False) -> ExportReport:
+           status: str = "all", force: bool = False, valid_only: bool = False,
+           per_file: bool = False) -> ExportReport:
     """Write an experiment's results under ``directory`` (created when missing).
 
     Parameters
@@ -345,6 +370,9 @@ def export(results: ExperimentResults, directory: str | os.PathLike[str], fmt: s
         Overwrite existing files (and replace symlinks in the way without following them).
     valid_only : bool
         ``ome-xml``: skip documents that did not validate against the OME schema when extracted.
+    per_file : bool
+        ``ome-xml``: one document per file even where a fileset's members share the fileset's document
+        (by default that document is written once per fileset, named after its master file).
 
     Returns
     -------
@@ -369,7 +397,7 @@ def export(results: ExperimentResults, directory: str | os.PathLike[str], fmt: s
     report = ExportReport(format=fmt, directory=str(root.root))
     try:
         if fmt == "ome-xml":
-            _export_ome_xml(results, root, report, status, valid_only)
+            _export_ome_xml(results, root, report, status, valid_only, per_file)
         else:
             _export_table(results, root, report, fmt, status)
     finally:

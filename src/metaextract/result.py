@@ -37,6 +37,10 @@ class Result:
         Things worth knowing that are not errors (e.g. "read alone: grouped read failed").
     rss_mb : float or None
         Resident memory of the extraction process after this file (set by the worker pool).
+    places : dict or None
+        Only for a fileset's read (``path`` its master): every image member's planes in its document
+        (absolute path -> :class:`~metaextract.filesets.model.Place` list) as a native read gave them;
+        None for a file, and for a fileset read by Bio-Formats (the registered layout then stands).
     """
 
     path: str
@@ -50,6 +54,7 @@ class Result:
     validation_error: str | None = None
     notes: list[str] = field(default_factory=list)
     rss_mb: float | None = None
+    places: dict[str, list[Any]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,7 +82,7 @@ class Result:
     def to_row(self) -> Row:
         """The fields as a tuple, in their order: what extraction processes send (smaller than a dict)."""
         return (self.path, self.status, self.omexml, self.engine, self.engine_version, self.error, self.seconds,
-                self.valid, self.validation_error, list(self.notes), self.rss_mb)
+                self.valid, self.validation_error, list(self.notes), self.rss_mb, self.places)
 
     @classmethod
     def from_row(cls, row: Row) -> Result:

@@ -55,17 +55,22 @@ def summary(ctx: click.Context, fmt: str, status: str) -> None:
 @click.option("--force", is_flag=True, help="Overwrite existing files (symlinks are replaced, never followed).")
 @click.option("--valid-only", is_flag=True,
               help="ome-xml: skip documents that did not validate against the OME schema.")
+@click.option("--per-file", is_flag=True,
+              help="ome-xml: one document per image file, also where a fileset's members share its document "
+                   "(by default written once per fileset, named after its master file).")
 @click.pass_context
 @cli_errors
 def export_cmd(ctx: click.Context, directory: Path, fmt: str, status: str, force: bool,
-               valid_only: bool) -> None:
-    """Write the experiment's OME-XML (one companion file per image file) or a table under DIR.
+               valid_only: bool, per_file: bool) -> None:
+    """Write the experiment's OME-XML (one companion file per image file, one per fileset whose members
+    share its document) or a table under DIR.
 
     Refuses to overwrite anything without --force; never writes outside DIR.
     """
     results = _open(ctx)
     try:
-        report = export(results, directory, fmt, status=status, force=force, valid_only=valid_only)
+        report = export(results, directory, fmt, status=status, force=force, valid_only=valid_only,
+                        per_file=per_file)
     except (ExportError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(report))

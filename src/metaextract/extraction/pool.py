@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from metaextract.extraction.fileset import fileset_timeout
 from metaextract.extraction.limits import DEFAULT_TIMEOUT
 from metaextract.result import ROW_RSS, ROW_SECONDS, Result, Row
 
@@ -130,13 +131,16 @@ class _Marker:
 
 def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None,
                  marker: _Marker | None = None) -> None:
-    """Body of an extraction process: warm up, then answer chunks of (task, path, root) until told to stop.
+    """Body of an extraction process: warm up, then answer chunks of (task, path, root, spec) until told to
+    stop (``spec``: None for a file, a fileset's :class:`~metaextract.filesets.model.FilesetSpec` for the
+    one read of that fileset, ``path`` then its master).
 
     Results go back as lists of ``(task, result dict, rss MB, retiring)``, in the order the files came.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     if heap_mb:
         os.environ["METAEXTRACT_JAVA_HEAP_MB"] = str(heap_mb)
+    from metaextract.extraction.fileset import read_fileset
     from metaextract.extraction.pipeline import FatalWorkerError, extract_file
 
     if warm:
@@ -174,14 +178,15 @@ def _worker_main(conn: Connection, engine: str, warm: bool, heap_mb: int | None,
             return
         if msg is None:
             return
-        for task, path, root in msg:
+        for task, path, root, spec in msg:
             now = time.monotonic()
             if outbox and now - oldest >= FLUSH_SECONDS:
                 conn.send(outbox)
                 outbox = []
             mark(task, now)
             try:
-                result = extract_file(path, engine, raise_fatal=True, root=root, grace=grace)
+                result = (extract_file(path, engine, raise_fatal=True, root=root, grace=grace) if spec is None
+                          else read_fileset(spec, root, grace))
             except FatalWorkerError as exc:
                 exc.result.notes.append("the worker process was replaced after this file")
                 exc.result.rss_mb = _rss_mb()
@@ -294,13 +299,20 @@ def _child_main() -> None:
     _quit()
 
 
+#: What a pool is given to read: a path, ``(path, root)``, or ``(master, root, FilesetSpec)`` for a fileset's
+#: one read (:mod:`metaextract.extraction.fileset`).
+Item = str | os.PathLike[str] | tuple[str, str] | tuple[str, str, Any]
+#: A read in hand: ``(task, path, root or None, FilesetSpec or None)``.
+Task = tuple[int, str, str | None, Any]
+
+
 @dataclass
 class _Worker:
     proc: _Process
     ready: bool = False
     retired: bool = False
     # files sent to it and not answered yet, in the order it reads them (its marker says which one it is on)
-    queue: deque[tuple[int, str, str | None]] = field(default_factory=deque)
+    queue: deque[Task] = field(default_factory=deque)
     heard: float = 0.0  # when it last answered or was sent files
 
     @property
@@ -354,7 +366,8 @@ class ExtractionPool:
         self._workers: list[_Worker] = []
         self._start_failures = 0
         self._setup_error: str | None = None
-        self._pending: deque[tuple[int, str, str | None]] = deque()
+        self._pending: deque[Task] = deque()
+        self._limits: dict[int, float] = {}  # task -> its timeout, where not the pool's (a fileset's read)
         self._avg = FLUSH_SECONDS  # running mean of seconds per file (starts at one file at a time)
 
     # -- process management -------------------------------------------------------------------------
@@ -400,20 +413,21 @@ class ExtractionPool:
         self.close()
 
     # -- the loop -----------------------------------------------------------------------------------
-    def map(self, paths: Iterable[str | os.PathLike[str] | tuple[str, str]]) -> Iterator[Result]:
+    def map(self, paths: Iterable[Item]) -> Iterator[Result]:
         """Extract every path; an item may be ``(path, root)`` so a path resolving outside its registered
         folder ``root`` is refused. Yields Results (``Result.path`` as given) in completion order."""
         for item in self.map_rows(paths):
             if item is not None:
                 yield item if isinstance(item, Result) else Result.from_row(item)
 
-    def map_rows(self, paths: Iterable[str | os.PathLike[str] | tuple[str, str]], *, ticks: bool = False
+    def map_rows(self, paths: Iterable[Item], *, ticks: bool = False
                  ) -> Iterator[Row | Result | None]:
         """:meth:`map`, yielding each result read by a process as the row it sent (``Result.to_row``
         form, ``rss_mb`` set), so a relay (the Dask task) need not build a Result; the pool's own
         verdicts (timeouts, deaths) come as Results. With ``ticks``, ``None`` comes too after every wait
         (at most a second apart), so a caller hears from the pool even while every file is slow."""
-        pending: deque[tuple[int, str, str | None]] = deque()
+        pending: deque[Task] = deque()
+        self._limits = {}
         source = iter(paths)
         exhausted = False
         next_id = 0
@@ -427,9 +441,12 @@ class ExtractionPool:
                     exhausted = True
                     return
                 if isinstance(p, tuple):
-                    pending.append((next_id, os.fspath(p[0]), os.fspath(p[1])))
+                    spec = p[2] if len(p) > 2 else None
+                    pending.append((next_id, os.fspath(p[0]), os.fspath(p[1]), spec))
+                    if spec is not None:
+                        self._limits[next_id] = fileset_timeout(self.timeout, spec)
                 else:
-                    pending.append((next_id, os.fspath(p), None))
+                    pending.append((next_id, os.fspath(p), None, None))
                 next_id += 1
 
         self._pending = pending
@@ -492,7 +509,7 @@ class ExtractionPool:
         """Whether ``w`` is past its timeout on a file (or stuck between files), and when it will be."""
         task, since = w.proc.marker.get()
         if task != _Marker.IDLE and any(item[0] == task for item in w.queue):
-            due = since + self.timeout
+            due = since + self._limits.get(task, self.timeout)
         else:
             due = w.heard + self.timeout + STALL_GRACE
         return now > due, due
@@ -516,13 +533,14 @@ class ExtractionPool:
                     yield died
                 continue
             if w.queue and w.ready and self._overdue(w, time.monotonic())[0]:
+                limit = self._limits.get(w.proc.marker.get()[0], self.timeout)
                 path = self._blame(w)
                 self._discard(w, kill=True)
                 self.stats.replaced_workers += 1
                 if path is not None:
                     yield Result(path=path, status="timeout", engine=self.engine,
-                                 error=f"{path}: no result after {self.timeout:g} s; its extraction process "
-                                       "was killed and replaced", seconds=self.timeout)
+                                 error=f"{path}: no result after {limit:g} s; its extraction process "
+                                       "was killed and replaced", seconds=limit)
 
     def _ready(self, timeout: float) -> set[int]:
         """The processes (``id`` of their _Worker) that sent something or ended, waiting up to ``timeout``
@@ -591,7 +609,7 @@ class ExtractionPool:
         return Result(path=path, status="failed", engine=self.engine, error=f"{path}: {why}")
 
 
-def own_folders(paths: Iterable[str | os.PathLike[str] | tuple[str, str]]) -> list[str]:
+def own_folders(paths: Iterable[Item]) -> list[str]:
     """The folders a process reading ``paths`` (and nothing else) must be allowed: each file's registered
     folder when given as ``(path, root)``, else its own folder and, for a symbolic link, its target's."""
     folders: dict[str, None] = {}

@@ -28,6 +28,7 @@ from typing import Any
 from metaextract.jobs.executors.base import Batch, Executor, FileItem, Read, Remark
 from metaextract.result import Result
 from metaextract.store import Store
+from metaextract.store.filesets import FilesetJob, fileset_jobs, member_result
 from metaextract.store.jobs import (
     begin_job_runs,
     clear_job_results,
@@ -159,6 +160,8 @@ class JobRunner:
         self.open: dict[int, JobTally] = {}  # the claimed jobs not closed yet
         self._waiting: dict[int, tuple[JobTally, str]] = {}  # image file id -> (job, path), sent, not answered
         self._pairs: list[tuple[int, Result]] = []
+        self._sets: dict[int, FilesetJob] = {}  # fileset items sent (key: minus the fileset's id)
+        self._fileset_reads: list[tuple[FilesetJob, Result]] = []
         self._finished: list[tuple[int, str, int | None, str, str | None]] = []
         self._oldest = 0.0  # when the oldest result not yet written came in
 
@@ -214,12 +217,18 @@ class JobRunner:
                          partial(clear_job_results, self.store, [t.job_id for t in claimed]), self._note)
             listed = retrying("listing files", partial(jobs_files, self.store, [t.job_id for t in claimed]),
                               self._note)
+            sets = retrying("listing filesets", partial(fileset_jobs, self.store, [t.job_id for t in claimed]),
+                            self._note)
             for t in claimed:
-                files: list[FileItem] = listed.get(t.job_id, [])
-                t.files = t.left = len(files)
+                fs = sets.get(t.job_id)
+                files: list[FileItem] = (list(listed.get(t.job_id, [])) if fs is None
+                                         else [(-fs.fileset_id, fs.spec.master, fs.root, fs.spec)])
+                t.files, t.left = (len(files), len(files)) if fs is None else (max(1, len(fs.members)), 1)
                 t.started = time.monotonic()
-                for fid, path, _root in files:
-                    self._waiting[fid] = (t, path)
+                for item in files:
+                    self._waiting[item[0]] = (t, item[1])
+                if fs is not None:
+                    self._sets[-fs.fileset_id] = fs
                 if files:
                     yield Batch(t.job_id, files)
                 else:
@@ -253,10 +262,20 @@ class JobRunner:
         if held is None:  # not sent, or answered already
             return
         t, r = held[0], read.result
-        if not self._pairs and not self._finished:
+        if not self._pairs and not self._finished and not self._fileset_reads:
             self._oldest = time.monotonic()
-        self._pairs.append((read.file_id, r))
-        t.counts[r.status] = t.counts.get(r.status, 0) + 1
+        fs = self._sets.pop(read.file_id, None)
+        if fs is None:
+            self._pairs.append((read.file_id, r))
+            t.counts[r.status] = t.counts.get(r.status, 0) + 1
+        else:  # a fileset's one read: its document once, each image member's row pointing at it
+            self._fileset_reads.append((fs, r))
+            for file_id, path in fs.members:
+                m = member_result(fs, path, r)
+                self._pairs.append((file_id, m))
+                t.counts[m.status] = t.counts.get(m.status, 0) + 1
+            if not fs.members:
+                t.counts[r.status] = t.counts.get(r.status, 0) + 1
         t.host = read.host or t.host
         t.wheres[read.where] = None
         if not r.ok:
@@ -289,11 +308,12 @@ class JobRunner:
 
     def _write(self) -> None:
         """Store the kept Results and close the finished jobs, in one transaction."""
-        if self._pairs or self._finished:
-            pairs, finished = self._pairs, self._finished
+        if self._pairs or self._finished or self._fileset_reads:
+            pairs, finished, sets = self._pairs, self._finished, self._fileset_reads
             retrying("storing results", lambda: store_completed(
-                self.store, pairs, finished, submission_id=self.policy.submission_id), self._note)
-            self._pairs, self._finished = [], []
+                self.store, pairs, finished, submission_id=self.policy.submission_id, fileset_reads=sets),
+                self._note)
+            self._pairs, self._finished, self._fileset_reads = [], [], []
 
     def _note(self, text: str) -> None:
         """Retried database work: told to ``echo`` and written into every open job's log."""

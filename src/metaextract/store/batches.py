@@ -1,11 +1,17 @@
 """The step's batches and run jobs: how ``init`` cuts an experiment's files into jobs, and the queries of
 ``run``, ``cleanup`` and the seed API about them.
 
-The batching rule is written once, as SQL (:func:`numbered`): acquisitions in id order, each cut into runs
-of ``batch_size`` files in id order, the runs numbered 1..N across them. ``init`` stores what it computes
-(one job per number, each file pointed at its job, in a few statements whatever the number of files) and
-:func:`run_batches` (``MetadataExtractor.create_run_batches``) streams the same query, so the batches a
-caller plans are exactly the jobs ``init`` stores; both are grouped into batches by :func:`_group`.
+The batching rule is written once, here: :func:`numbered` (SQL) cuts every image file read on its own —
+acquisitions in id order, each cut into runs of ``batch_size`` files in id order, the runs numbered 1..N
+across them — and :func:`fileset_batches` adds one job per fileset after them (N+1.., filesets in
+acquisition then id order; none for a names-only ``"own"`` fileset). An image member of a fileset of view
+``"fileset"`` (its document *is* the fileset's: an ``.HTD`` plate, a Harmony index) is in no per-file batch
+but in its fileset's job, read once as a whole; a fileset of view ``"own"`` keeps its members in per-file
+batches and its job reads only its document. A fileset lies in one acquisition (detection runs per
+acquisition), so no job spans two.
+``init`` stores what it computes (one job per number, each file pointed at its job, in a few statements
+whatever the number of files) and :func:`run_batches` (``MetadataExtractor.create_run_batches``) streams the
+same, so the batches a caller plans are exactly the jobs ``init`` stores.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, column, delete, func, or_, select, table, text, update
 
 from metaextract.store.db import Store
+from metaextract.store.filesets import fileset_members, filesets
 from metaextract.store.holders import JobBusyError, bump_generation
 from metaextract.store.jobs import RESULT_COLUMNS, clear_results, hold_experiment
 from metaextract.store.models import image_files, job_runs, jobs, utcnow
@@ -31,10 +38,42 @@ def numbered(experiment_id: int, batch_size: int) -> Select[Any]:
     its run job (1..N): acquisitions in id order, each cut into runs of ``batch_size`` files in id order."""
     rn = func.row_number().over(partition_by=image_files.c.acquisition_id, order_by=image_files.c.id)
     inner = (select(image_files.c.id, image_files.c.acquisition_id, (rn - 1).label("place"))
-             .where(image_files.c.experiment_id == experiment_id).subquery("numbered"))
+             .where(image_files.c.experiment_id == experiment_id,
+                    image_files.c.id.not_in(read_as_fileset(experiment_id))).subquery("numbered"))
     # place / size in integers on both dialects (SQLAlchemy's / and // would make it NUMERIC, or a FLOOR)
     number = func.dense_rank().over(order_by=(inner.c.acquisition_id, inner.c.place.op("/")(batch_size)))
     return select(inner.c.id, inner.c.acquisition_id, number.label("number"))
+
+
+def read_as_fileset(experiment_id: int) -> Select[Any]:
+    """The ids of the experiment's image files read with their fileset, as a whole (members of a fileset
+    of view ``"fileset"``): no per-file batch holds them."""
+    return (select(fileset_members.c.image_file_id)
+            .join(filesets, filesets.c.id == fileset_members.c.fileset_id)
+            .where(filesets.c.experiment_id == experiment_id, filesets.c.view == "fileset",
+                   fileset_members.c.image_file_id.is_not(None)))
+
+
+def fileset_batches(conn: Connection, experiment_id: int, first: int) -> list[dict[str, Any]]:
+    """One batch per fileset of the experiment, numbered from ``first`` (acquisitions, then filesets, in id
+    order): ``{"id", "acquisition_id", "fileset_id", "image_file_ids"}``, the ids those of the image members
+    read with it (view ``"fileset"``; none for view ``"own"``, whose members have per-file batches).
+
+    An ``"own"`` fileset whose layout is from file names alone (MetaXpress or ScanR TIFFs without their
+    vendor files) gets no job: it has no vendor document to read, and registration stored its layout."""
+    rows = conn.execute(select(filesets.c.id, filesets.c.acquisition_id, filesets.c.view)
+                        .where(filesets.c.experiment_id == experiment_id,
+                               or_(filesets.c.view == "fileset", filesets.c.layout_from_names.is_(False)))
+                        .order_by(filesets.c.acquisition_id, filesets.c.id)).all()
+    members: dict[int, list[int]] = {}
+    for fs_id, file_id in conn.execute(
+            select(fileset_members.c.fileset_id, fileset_members.c.image_file_id)
+            .where(fileset_members.c.image_file_id.in_(read_as_fileset(experiment_id)))
+            .order_by(fileset_members.c.image_file_id)):
+        members.setdefault(int(fs_id), []).append(int(file_id))
+    return [{"id": first + i, "acquisition_id": int(acq), "fileset_id": int(fs_id),
+             "image_file_ids": members.get(int(fs_id), []) if view == "fileset" else []}
+            for i, (fs_id, acq, view) in enumerate(rows)]
 
 
 def _group(rows: Iterable[Any]) -> Iterator[dict[str, Any]]:
@@ -56,9 +95,13 @@ def run_batches(store: Store, experiment_id: int, batch_size: int) -> Iterator[d
     their own, held until the last batch is read)."""
     q = numbered(experiment_id, batch_size).subquery()
     with store.connect() as conn:
+        last = 0
         rows = conn.execute(select(q.c.number, q.c.acquisition_id, q.c.id).order_by(q.c.number, q.c.id),
                             execution_options={"stream_results": True, "yield_per": _PAGE})
-        yield from _group(rows)
+        for batch in _group(rows):
+            last = batch["id"]
+            yield batch
+        yield from fileset_batches(conn, experiment_id, last + 1)
 
 
 def take_experiment(conn: Connection, experiment_id: int, name: str, command: str, force: bool,
@@ -117,20 +160,44 @@ def replace_run_jobs(conn: Connection, experiment_id: int, name: str, batch_size
                             .order_by(mapped.c.number, mapped.c.id),
                             execution_options={"stream_results": True, "yield_per": _PAGE})
         n_jobs, n_files = _insert_jobs(conn, experiment_id, _group(rows), utcnow())
+        per_fileset = fileset_batches(conn, experiment_id, n_jobs + 1)
+        n_sets, n_members = _insert_jobs(conn, experiment_id, per_fileset, utcnow())
         if conn.dialect.name == "postgresql":  # fresh statistics, so the planner joins by hash
             conn.exec_driver_sql(f"ANALYZE {_MAP}, {jobs.name}")
         cleared: dict[str, Any] = {c: None for c in RESULT_COLUMNS}
         cleared["status"] = "pending"
         conn.execute(update(image_files).values(job_id=jobs.c.id, **cleared).where(
             image_files.c.id == mapped.c.id, mine, jobs.c.phase == "run", jobs.c.number == mapped.c.number))
+        _point_members(conn, experiment_id, per_fileset, cleared)
     finally:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_MAP}")
+    clear_fileset_reads(conn, experiment_id)
     # files of no batch (none, unless the registration changed meanwhile) keep no stale result
     clear_results(conn, image_files.c.experiment_id == experiment_id,
                   or_(image_files.c.job_id.is_(None), image_files.c.job_id.in_(
                       select(jobs.c.id).where(mine, jobs.c.number < 0))), job_id=None)
     conn.execute(delete(jobs).where(mine, jobs.c.number < 0))
-    return n_jobs, n_files
+    return n_jobs + n_sets, n_files + n_members
+
+
+def _point_members(conn: Connection, experiment_id: int, per_fileset: list[dict[str, Any]],
+                   cleared: dict[str, Any]) -> None:
+    """Point the image members read with their fileset at its job (one UPDATE per such fileset)."""
+    job_ids = dict(conn.execute(select(jobs.c.number, jobs.c.id).where(
+        jobs.c.experiment_id == experiment_id, jobs.c.phase == "run",
+        jobs.c.number.in_([b["id"] for b in per_fileset if b["image_file_ids"]]))).all())
+    for b in per_fileset:
+        if b["image_file_ids"]:
+            conn.execute(update(image_files).values(job_id=job_ids[b["id"]], **cleared).where(
+                image_files.c.id.in_(select(fileset_members.c.image_file_id)
+                                     .where(fileset_members.c.fileset_id == b["fileset_id"],
+                                            fileset_members.c.image_file_id.is_not(None)))))
+
+
+def clear_fileset_reads(conn: Connection, experiment_id: int) -> None:
+    """Forget the experiment's filesets' reads (status back to pending, no document, error or engine)."""
+    conn.execute(update(filesets).where(filesets.c.experiment_id == experiment_id).values(
+        status="pending", omexml=None, error=None, engine=None, engine_version=None, extracted_at=None))
 
 
 def record_init(conn: Connection, experiment_id: int, batch: dict[str, Any], host: str, pid: int,
@@ -171,6 +238,7 @@ def reset_results(conn: Connection, experiment_id: int) -> int:
     """``cleanup``'s work in the caller's transaction: forget every result of the experiment and set its run
     jobs back to pending (their run history stays); returns how many files had a result."""
     n = clear_results(conn, image_files.c.experiment_id == experiment_id, image_files.c.status != "pending")
+    clear_fileset_reads(conn, experiment_id)
     conn.execute(update(jobs).where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
                  .values(state="pending", updated=utcnow()))
     return n

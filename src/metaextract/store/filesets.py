@@ -41,10 +41,13 @@ from sqlalchemy import (
 )
 
 from metaextract.filesets.model import FilesetLayout, FilesetSpec, Place
+from metaextract.result import Result, one_line
 from metaextract.store.db import Store
 from metaextract.store.models import Base, acquisitions, image_files, metadata_files, plates
 
-__all__ = ["SINGLE", "FilesetFound", "acquisition_paths", "file_filesets", "fileset_members", "fileset_places",
+__all__ = ["SINGLE", "FilesetFound", "FilesetJob", "fileset_documents", "fileset_jobs", "member_result",
+           "store_fileset_read",
+           "acquisition_paths", "file_filesets", "fileset_members", "fileset_places",
            "filesets", "list_filesets", "plate_map", "planes", "record_read", "replace_filesets"]
 
 #: How a file outside any fileset is shown: a fileset of one, with no row.
@@ -189,14 +192,103 @@ def record_read(store: Store, fileset_id: int, *, status: str, omexml: str | Non
                 engine_version: str | None = None) -> None:
     """Store the outcome of a fileset's one read: its status, document and error, and its notes added to
     those of detection and layout (each once)."""
+    with store.begin() as conn:
+        _record(conn, fileset_id, status=status, omexml=omexml, notes=notes, error=error, engine=engine,
+                engine_version=engine_version)
+
+
+def _record(conn: Connection, fileset_id: int, *, status: str, omexml: str | None, notes: Iterable[str],
+            error: str | None, engine: str | None, engine_version: str | None) -> None:
+    from metaextract.store.jobs import storable_text
     from metaextract.store.models import utcnow
 
-    with store.begin() as conn:
-        old = conn.execute(select(filesets.c.notes).where(filesets.c.id == fileset_id)).scalar_one()
-        merged = list(dict.fromkeys([*(old or []), *notes]))
-        conn.execute(filesets.update().where(filesets.c.id == fileset_id).values(
-            status=status, omexml=omexml, notes=merged, error=error, engine=engine, engine_version=engine_version,
-            extracted_at=utcnow()))
+    old = conn.execute(select(filesets.c.notes).where(filesets.c.id == fileset_id)).scalar_one_or_none()
+    merged = list(dict.fromkeys([*(old or []), *notes]))
+    conn.execute(filesets.update().where(filesets.c.id == fileset_id).values(
+        status=status, omexml=None if omexml is None else storable_text(omexml), notes=merged,
+        error=None if error is None else storable_text(error), engine=(engine or None) and engine[:64],
+        engine_version=(engine_version or None) and engine_version[:64], extracted_at=utcnow()))
+
+
+@dataclass(frozen=True)
+class FilesetJob:
+    """A fileset's job as the runner feeds it: the fileset, its spec rebuilt from the store (kind, master,
+    image and metadata members), its acquisition's folder, and the image members read with it (``(image
+    file id, path)``; view ``"fileset"`` only — an ``"own"`` fileset's members have jobs of their own)."""
+
+    fileset_id: int
+    view: str
+    spec: FilesetSpec
+    root: str
+    members: list[tuple[int, str]]
+
+
+def fileset_jobs(store: Store, job_ids: Sequence[int]) -> dict[int, FilesetJob]:
+    """The fileset jobs among ``job_ids`` (their batch names a fileset), keyed by job id; a few queries."""
+    from metaextract.store.models import jobs
+
+    if not job_ids:
+        return {}
+    with store.connect() as conn:
+        owners = {int(b["fileset_id"]): int(j) for j, b in conn.execute(
+            select(jobs.c.id, jobs.c.batch).where(jobs.c.id.in_(list(job_ids))))
+            if isinstance(b, dict) and b.get("fileset_id") is not None}
+        if not owners:
+            return {}
+        sets = conn.execute(select(filesets.c.id, filesets.c.kind, filesets.c.view, filesets.c.master,
+                                   acquisitions.c.root)
+                            .join(acquisitions, acquisitions.c.id == filesets.c.acquisition_id)
+                            .where(filesets.c.id.in_(list(owners)))).all()
+        images: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        for fs, fid, loc in conn.execute(
+                select(fileset_members.c.fileset_id, image_files.c.id, image_files.c.location)
+                .join(image_files, image_files.c.id == fileset_members.c.image_file_id)
+                .where(fileset_members.c.fileset_id.in_(list(owners))).order_by(image_files.c.location)):
+            images[int(fs)].append((int(fid), str(loc)))
+        metas: dict[int, list[str]] = defaultdict(list)
+        for fs, loc in conn.execute(
+                select(fileset_members.c.fileset_id, metadata_files.c.location)
+                .join(metadata_files, metadata_files.c.id == fileset_members.c.metadata_file_id)
+                .where(fileset_members.c.fileset_id.in_(list(owners))).order_by(metadata_files.c.location)):
+            metas[int(fs)].append(str(loc))
+    out: dict[int, FilesetJob] = {}
+    for fs_id, kind, view, master, root in sets:
+        spec = FilesetSpec(kind=str(kind), master=str(master), images=tuple(p for _, p in images[fs_id]),
+                           metadata=tuple(metas[fs_id]))
+        out[owners[fs_id]] = FilesetJob(int(fs_id), str(view), spec, str(root),
+                                        images[fs_id] if view == "fileset" else [])
+    return out
+
+
+def member_result(job: FilesetJob, path: str, read: Result) -> Result:
+    """The Result an image member of a view-``"fileset"`` fileset is stored with after the fileset's read
+    ``read``: ok or failed as the fileset, no document of its own (its document is the fileset's, derived
+    on demand), the fileset's engine, a note naming the fileset, and for a failure the fileset's one-line
+    error (which names the master)."""
+    ok = read.status == "ok"
+    error = None if ok else f"{path}: read with its fileset #{job.fileset_id}: {one_line(read.error or read.status)}"
+    return Result(path=path, status="ok" if ok else "failed", engine=read.engine,
+                  engine_version=read.engine_version, error=error,
+                  notes=[f"its document is fileset #{job.fileset_id}'s ({job.spec.kind}, {job.spec.master})"])
+
+
+def store_fileset_read(conn: Connection, job: FilesetJob, read: Result) -> None:
+    """Store a fileset's one read (caller's transaction): its outcome (:func:`record_read`'s columns) and,
+    where the read gave places (a native read), each member's planes replaced by them (they add what only
+    the image files say: stage positions, acquisition times)."""
+    _record(conn, job.fileset_id, status=read.status, omexml=read.omexml if read.ok else None, notes=read.notes,
+            error=read.error, engine=read.engine, engine_version=read.engine_version)
+    if not read.ok or not read.places:
+        return
+    ids = {str(loc): int(i) for loc, i in conn.execute(
+        select(image_files.c.location, image_files.c.id)
+        .join(fileset_members, fileset_members.c.image_file_id == image_files.c.id)
+        .where(fileset_members.c.fileset_id == job.fileset_id))}
+    rows = [_plane_row(job.fileset_id, ids[path], p) for path, places in read.places.items() if path in ids
+            for p in places]
+    conn.execute(delete(planes).where(planes.c.fileset_id == job.fileset_id,
+                                      planes.c.image_file_id.in_([ids[p] for p in read.places if p in ids])))
+    _batched(conn, planes, rows)
 
 
 def _fileset_dict(row: Any) -> dict[str, Any]:
@@ -222,6 +314,23 @@ def file_filesets(conn: Connection, file_ids: Sequence[int]) -> dict[int, tuple[
             entry[1].append({"image": r.image, "plate": r.plate, "well": r.well, "field": r.field,
                              "z": r.z, "c": r.c, "t": r.tp})
     return out
+
+
+def fileset_documents(conn: Connection, file_ids: Sequence[int]) -> dict[int, str]:
+    """For each of ``file_ids`` whose document is its fileset's (an image member of a view-``"fileset"``
+    fileset read ok): that document, derived on demand — never stored per file — as one string object per
+    fileset however many of its members are asked for. Two queries."""
+    if not file_ids:
+        return {}
+    pairs = conn.execute(select(fileset_members.c.image_file_id, filesets.c.id)
+                         .join(filesets, filesets.c.id == fileset_members.c.fileset_id)
+                         .where(fileset_members.c.image_file_id.in_(list(file_ids)), filesets.c.view == "fileset",
+                                filesets.c.status == "ok", filesets.c.omexml.is_not(None))).all()
+    if not pairs:
+        return {}
+    docs = {int(i): str(d) for i, d in conn.execute(
+        select(filesets.c.id, filesets.c.omexml).where(filesets.c.id.in_({int(fs) for _, fs in pairs})))}
+    return {int(f): docs[int(fs)] for f, fs in pairs}
 
 
 def fileset_places(conn: Connection, fileset_id: int) -> dict[str, list[Place]]:

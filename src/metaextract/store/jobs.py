@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select, update
 
 from metaextract.result import Result, one_line
 from metaextract.store.db import Store
+from metaextract.store.filesets import store_fileset_read
 from metaextract.store.holders import (
     JobBusyError,
     check_current,
@@ -239,8 +240,9 @@ def _finish(conn: Connection, run_id: int, state: str, exit_code: int | None, lo
 
 def store_completed(store: Store, pairs: Iterable[tuple[int, Result]],
                     finished: Iterable[tuple[int, str, int | None, str, str | None]], *,
-                    submission_id: int | None = None) -> None:
-    """In one transaction: write ``(image_file_id, Result)`` pairs, then close the job runs ``finished``
+                    submission_id: int | None = None, fileset_reads: Iterable[tuple[Any, Result]] = ()) -> None:
+    """In one transaction: write ``(image_file_id, Result)`` pairs and ``(FilesetJob, Result)`` fileset
+    reads (:func:`~metaextract.store.filesets.store_fileset_read`), then close the job runs ``finished``
     (``(run_id, state, exit_code, log, host)``, as for :func:`finish_job_run`).
 
     With ``submission_id``, nothing is written unless that submission still runs (its row is locked for
@@ -252,6 +254,8 @@ def store_completed(store: Store, pairs: Iterable[tuple[int, Result]],
                          .with_for_update(read=True))
             check_current(conn, submission_id, lock=False)
         _write_results(conn, list(pairs))
+        for job, read in fileset_reads:
+            store_fileset_read(conn, job, read)
         _finish_many(conn, list(finished))
 
 

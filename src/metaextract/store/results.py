@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -27,7 +27,7 @@ from sqlalchemy import Connection, func, select
 from metaextract.ome import OME_NS, UnsafeXMLError, image_summaries, parse
 from metaextract.store import Store, open_store
 from metaextract.store.experiments import find_experiment
-from metaextract.store.filesets import SINGLE, file_filesets, list_filesets, plate_map
+from metaextract.store.filesets import SINGLE, file_filesets, fileset_documents, list_filesets, plate_map
 from metaextract.store.jobs import split_notes
 from metaextract.store.models import acquisitions, image_files, plates
 
@@ -136,15 +136,11 @@ class FileResult:
         ``well``; empty without (well-formed) OME-XML."""
         if not self.omexml:
             return []
-        wells: dict[str, tuple[str | None, str | None]] = {}
         try:
-            images = image_summaries(self.omexml)
-            if "<Plate" in self.omexml:
-                root = parse(self.omexml)
-                wells = _wells(root)
-                ids = [im.get("ID", "") for im in root.findall("o:Image", _NS)]
+            summaries, wells, ids = _document_images(self.omexml)
         except (etree.XMLSyntaxError, UnsafeXMLError):
             return []
+        images = [dict(im) for im in summaries]
         guess = _WELL_IN_NAME.search(os.path.basename(self.name))
         fallback = f"{guess[1].upper()}{guess[2]}" if guess else None
         for im in images:
@@ -207,6 +203,20 @@ def check_status(status: str) -> None:
         raise ValueError(f"status must be one of {', '.join(STATUS_FILTERS)}, not {status!r}")
 
 
+@lru_cache(maxsize=4)
+def _document_images(omexml: str) -> tuple[list[dict[str, Any]], dict[str, tuple[str | None, str | None]], list[str]]:
+    """A document's image summaries, its wells by image ID and its image IDs, parsed once for the members
+    of a fileset that share it (their rows come one after another); callers copy the rows they change."""
+    wells: dict[str, tuple[str | None, str | None]] = {}
+    ids: list[str] = []
+    images = image_summaries(omexml)
+    if "<Plate" in omexml:
+        root = parse(omexml)
+        wells = _wells(root)
+        ids = [im.get("ID", "") for im in root.findall("o:Image", _NS)]
+    return images, wells, ids
+
+
 class ExperimentResults:
     """The files of one experiment and their results, streamed from the database.
 
@@ -252,6 +262,7 @@ class ExperimentResults:
             with self.store.connect() as conn:
                 page = self._page(conn, where, after, limit)
                 sets = file_filesets(conn, [r.id for r in page])
+                docs = fileset_documents(conn, [r.id for r in page if r.omexml is None and r.status == "ok"])
             if not page:
                 return
             after = page[-1].id
@@ -262,7 +273,8 @@ class ExperimentResults:
                                  path=r.location, status=r.status, engine=r.engine,
                                  engine_version=r.engine_version, error=r.error, valid=r.valid,
                                  validation_error=r.validation_error, seconds=r.seconds,
-                                 extracted_at=r.extracted_at, omexml=r.omexml, notes=split_notes(r.notes),
+                                 extracted_at=r.extracted_at, omexml=docs.get(r.id, r.omexml),
+                                 notes=split_notes(r.notes),
                                  fileset=sets[r.id][0] if r.id in sets else None,
                                  planes=sets[r.id][1] if r.id in sets else [])
 

@@ -25,6 +25,7 @@ from sqlalchemy.exc import NoResultFound
 
 from metaextract.experiment import NotFoundError, list_experiments, resolve, show_experiment
 from metaextract.store.db import Store, StoreError, at_head, check_url, default_url
+from metaextract.store.filesets import fileset_documents
 from metaextract.store.models import acquisitions, image_files, job_runs, jobs, plates, submissions
 from metaextract.store.reports import FAILED
 from metaextract.store.results import FileResult
@@ -349,12 +350,13 @@ def well_files(store: Store, experiment: int | str, plate_id: int, well: str) ->
             select(image_files.c.id, image_files.c.name, image_files.c.location, image_files.c.status,
                    image_files.c.engine, image_files.c.engine_version, image_files.c.error,
                    image_files.c.omexml).where(image_files.c.id.in_(ids))).all()} if ids else {}
+        docs = fileset_documents(conn, [fid for fid, r in rows.items() if r.omexml is None])
     files = []
     for fid in ids:
         r = rows[fid]
         place = place_from_name(r.name)
         images = FileResult(id=fid, plate=plate.name, acquisition="", name=r.name, path=r.location,
-                            status=r.status, omexml=r.omexml).images
+                            status=r.status, omexml=docs.get(fid, r.omexml)).images
         files.append({"id": fid, "name": r.name, "path": r.location, "status": r.status, "engine": r.engine,
                       "engine_version": r.engine_version, "error": _one_line(r.error),
                       "field": place.field, "channel": place.channel,
@@ -445,9 +447,10 @@ def file_view(store: Store, file_id: int) -> dict[str, Any]:
         notes = conn.execute(select(literal_column("notes")).select_from(image_files)
                              .where(image_files.c.id == file_id)).scalar() if notes_col else None
         exp = resolve(conn, f"#{row.experiment_id}")
+        omexml = row.omexml if row.omexml is not None else fileset_documents(conn, [file_id]).get(file_id)
     result = FileResult(id=row.id, plate=row.plate, acquisition=row.acquisition, name=row.name, path=row.location,
                         status=row.status, engine=row.engine, engine_version=row.engine_version, error=row.error,
                         valid=row.valid, validation_error=row.validation_error, seconds=row.seconds,
-                        extracted_at=row.extracted_at, omexml=row.omexml)
+                        extracted_at=row.extracted_at, omexml=omexml)
     return {**result.to_dict(), "experiment": {"id": exp.id, "name": exp.name}, "notes": notes,
-            "omexml": row.omexml}
+            "omexml": omexml}

@@ -12,10 +12,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from metaextract.filesets.model import FilesetSpec
 from metaextract.result import Result
 
-#: ``(image_file_id, absolute path, registered root)``: one file to read, as the store lists it.
-FileItem = tuple[int, str, str]
+#: ``(image_file_id, absolute path, registered root)``: one file to read, as the store lists it; or
+#: ``(key, master, root, spec)``: a fileset's one read (:mod:`metaextract.extraction.fileset`), whose Read
+#: comes back under ``key`` (minus the fileset's id) with the master's path. An executor hands
+#: :func:`work` of each item to its extraction pool, so files and filesets travel the same way.
+FileItem = tuple[int, str, str] | tuple[int, str, str, FilesetSpec]
+
+
+def work(item: FileItem) -> tuple[str, str] | tuple[str, str, FilesetSpec]:
+    """What an extraction pool is given for ``item``: ``(path, root)``, or ``(master, root, spec)``."""
+    return (item[1], item[2]) if len(item) == 3 else (item[1], item[2], item[3])
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from metaextract.jobs.arguments import SubmitOptions
-from metaextract.jobs.executors.base import Batch, Event, Read, Remark, SchedulerUnavailable
+from metaextract.jobs.executors.base import Batch, Event, FileItem, Read, Remark, SchedulerUnavailable, work
 from metaextract.jobs.executors.task import run_batch
 from metaextract.result import Result, one_line
 from metaextract.store.holders import this_host
@@ -191,32 +191,33 @@ class DaskExecutor:
                 yield from self._last_read(b, str(exc))
             else:
                 why = f"{type(exc).__name__}: {exc}"
-                for fid, path, _root in b.files:
+                for fid, path, *_ in b.files:
                     yield Read(fid, Result(path=path, status="failed", engine=self.opts.engine,
                                            error=f"{path}: {why}"), "", f"Dask (the task failed: {one_line(why, 200)})")
 
     def _last_read(self, batch: Batch, killed: str) -> Iterator[Event]:
         """Dask counts a worker's death against every task that worker held, the innocent queued ones too:
         the file gets a last read alone, in an extraction process of this submitter."""
-        fid, path, root = batch.files[0]
-        result = _read_here(path, root, self.opts, killed)
+        fid, path = batch.files[0][:2]
+        result = _read_here(batch.files[0], self.opts, killed)
         yield Remark(fid, f"{path}: its Dask workers died while it was queued or read ({killed}); read again "
                           f"alone on the submitter: {result.status}")
         host = this_host()
         yield Read(fid, result, host, f"{host} (read alone on the submitter, pid {os.getpid()})")
 
 
-def _read_here(path: str, root: str, opts: SubmitOptions, killed: str) -> Result:
+def _read_here(item: FileItem, opts: SubmitOptions, killed: str) -> Result:
     """Extract one file in an extraction process of this (submitter) process, where its crash costs that
     process only; a file this host cannot see keeps the verdict of the Dask workers."""
     from metaextract.extraction.pool import ExtractionPool
 
+    path, root = item[1], item[2]
     if not os.path.exists(path):
         return Result(path=path, status="failed", engine=opts.engine,
                       error=f"{path}: it killed its Dask worker ({killed}); not readable from the submitter's "
                             "host for a last try alone")
     with ExtractionPool(1, engine=opts.engine, timeout=opts.timeout, roots=[root]) as pool:
-        result = next(iter(pool.map([(path, root)])))
+        result = next(iter(pool.map([work(item)])))
     if result.status == "failed" and "extraction process died" in (result.error or ""):
         result.error = f"{result.error} (it also killed its Dask worker: {killed})"
     return result

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from metaextract.extraction.pool import ExtractionPool
-from metaextract.jobs.executors.base import Batch, Event, Read
+from metaextract.jobs.executors.base import Batch, Event, Read, work
 from metaextract.result import Result
 from metaextract.store.holders import this_host
 
@@ -52,11 +52,11 @@ class LocalExecutor:
         """Every file's Result as the pool answers it; ticks (``None``) between, when the pool is ours."""
         sent: dict[str, deque[int]] = {}  # path -> image file ids, in the order sent
 
-        def paths() -> Iterator[tuple[str, str]]:
+        def paths() -> Iterator[Any]:
             for batch in batches:
-                for fid, path, root in batch.files:
-                    sent.setdefault(path, deque()).append(fid)
-                    yield path, root
+                for item in batch.files:
+                    sent.setdefault(item[1], deque()).append(item[0])
+                    yield work(item)
 
         items: Iterator[Any] = (self._pool.map_rows(paths(), ticks=True) if self._pool is not None
                                 else self._given.map(paths()))

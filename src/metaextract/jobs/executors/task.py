@@ -36,18 +36,19 @@ def _worker_pool(engine: str, timeout: float, roots: tuple[str, ...]) -> Any:
         return pool
 
 
-def run_batch(job_id: int, files: list[tuple[int, str, str]], engine: str = "auto",
+def run_batch(job_id: int, files: list[Any], engine: str = "auto",
               timeout: float = DEFAULT_TIMEOUT, roots: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Extract one job's files on this (Dask worker) process; returns the results to the submitter.
+    ``files``: :data:`~metaextract.jobs.executors.base.FileItem` s (a fileset's one read among them).
 
     ``roots``: the experiment's folders (one pool serves all its tasks); default, the files' own."""
     started = time.time()
-    pool = _worker_pool(engine, timeout, roots if roots is not None else tuple(sorted({r for _, _, r in files})))
+    pool = _worker_pool(engine, timeout, roots if roots is not None else tuple(sorted({f[2] for f in files})))
     ids: dict[str, list[int]] = {}
-    for fid, path, _root in files:
-        ids.setdefault(path, []).append(fid)
+    for item in files:
+        ids.setdefault(item[1], []).append(item[0])
     results = []
-    for r in pool.map_rows([(p, root) for _, p, root in files]):
+    for r in pool.map_rows([tuple(item[1:]) for item in files]):
         if r is None:
             continue
         row = r.to_row() if isinstance(r, Result) else r
