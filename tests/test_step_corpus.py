@@ -36,7 +36,9 @@ def test_corpus_experiment_matches_the_reference(db_url: str, corpus: Path, refe
     fails = {p for p, code in exits.items() if code != "0"} - SIDECARS
 
     exp_id = new_experiment(db_url, "corpus", corpus)
-    assert "1 run job" in cli(db_url, "corpus", "init", "--batch-size", "200").stdout
+    # one batch of every image file, and one job for the document of each CellVoyager measurement the corpus
+    # holds (its .mlf/.mrf pairs: a fileset of metadata only)
+    assert "3 run jobs" in cli(db_url, "corpus", "init", "--batch-size", "200").stdout
     # Bio-Formats alone, as the reference was made (auto may let another engine read more files)
     cli(db_url, "corpus", "run", "--job", "1", "--workers", "2", "--engine", "bioformats", expect=1)
 
@@ -45,7 +47,8 @@ def test_corpus_experiment_matches_the_reference(db_url: str, corpus: Path, refe
     assert st["files"]["total"] == len(reads) + len(fails) == 105
     assert (st["files"]["ok"], st["files"]["failed"], st["files"]["pending"]) == (len(reads), len(fails), 0)
     assert st["files"]["metadata_files"] == len(SIDECARS | CORPUS_DOCS)
-    assert [(j["id"], j["state"], j["files_ok"]) for j in st["jobs"]] == [(1, "failed", len(reads))]
+    assert [(j["id"], j["state"], j["files_ok"]) for j in st["jobs"]][0] == (1, "failed", len(reads))
+    assert [(j["id"], j["files"]) for j in st["jobs"][1:]] == [(2, 0), (3, 0)]
 
     with open_store(db_url) as s, s.connect() as conn:
         images = conn.execute(select(image_files.c.name, image_files.c.status, image_files.c.error,

@@ -105,7 +105,8 @@ class _StepGroup(LazyGroup):
                   "The plate map of every fileset (of PLATE only): wells x fields x channels x Z x T with counts, "
                   "each well's files by state (ok, failed, pending), and what is missing."),
         "export": ("metaextract.cli.results", "export_cmd",
-                   "Write the experiment's OME-XML (one companion file per image file) or a table under DIR."),
+                   "Write the experiment's OME-XML (one companion file per image file, one per fileset whose "
+                   "members share its document) or a table under DIR."),
     }
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
