@@ -29,6 +29,7 @@ from metaextract.store.holders import this_host
 
 __all__ = ["DaskExecutor", "dask_client"]
 
+RESEND_LOST = 3  # a task lost without an error (its worker gone) is sent again this many times
 BUNDLE_FILES = 1000  # whole jobs are sent together in one Dask task up to this many files ...
 TASKS_PER_WORKER = 4  # ... as long as each worker still gets this many tasks
 CONNECT_TIMEOUT = 10  # seconds to reach a --scheduler before the submission gives up (nothing claimed yet)
@@ -179,6 +180,15 @@ class DaskExecutor:
                 yield Read(fid, Result.from_row(row), payload["host"], where)
             return
         exc = fut.exception()
+        if exc is None:  # lost or cancelled without an error (its worker died as it ended): send it again
+            resent = fut.key.count("-again")
+            if resent < RESEND_LOST:
+                for b in parts:
+                    yield Remark(b.files[0][0], f"a task of {n_files} files was lost with its worker "
+                                                f"({fut.status}); sent again")
+                self._send(parts, key=f"{fut.key}-again{resent + 1}")
+                return
+            exc = RuntimeError(f"the task was lost {resent + 1} times ({fut.status})")
         if isinstance(exc, KilledWorker) and n_files > 1:
             for b in parts:
                 yield Remark(b.files[0][0], f"a task of {n_files} files killed its workers ({exc}); "
