@@ -50,21 +50,12 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
-from metaextract.engines.ole.storage import MAGIC as OLE_MAGIC
-from metaextract.engines.ole.storage import (
-    JavaNumberError,
-    OleError,
-    OleFile,
-    is_ole,
-    parse_double,
-    parse_int,
-    strip_string,
-)
+from metaextract.engines.base import CLAIM, Declined, UnsupportedFormatError
+from metaextract.engines.ole.common import CONTROL, OleEngine, positive, read_storage
+from metaextract.engines.ole.storage import JavaNumberError, OleFile, parse_double, parse_int, strip_string
 from metaextract.ome import writer as ox
 
 NAME = "oib"
-EPSILON = 1e-6  # loci.common.Constants.EPSILON (FormatTools' positive-quantity check)
 MAX_TEXT = 16 * 1024 * 1024  # an INI stream larger than this is not a header
 NUM_DIMENSIONS = 9
 PIXEL_TYPES = {1: "uint8", 2: "uint16", 4: "uint32"}
@@ -74,7 +65,6 @@ LASER_MEDIA = frozenset(x.lower() for x in (
     "CO", "CO2", "H2O", "HFl", "NdGlass", "NdYAG", "ErGlass", "ErYAG", "HoYLF", "HoYAG", "Ruby", "TiSapphire",
     "Alexandrite", "Rhodamine6G", "CoumarinC30", "GaAs", "GaAlAs", "EMinus", "Other"))
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_CONTROL = re.compile(r"[\x01-\x09\x0b\x0c\x0e-\x1f]")  # not XML text, or a tab (its spelling not checked)
 
 
 # -- INI text ------------------------------------------------------------------------------------------
@@ -150,7 +140,7 @@ def ini_text(raw: bytes, what: str) -> str:
     if any(b >= 0x80 for b in body):
         raise Declined(f"{what} has non-ASCII text")
     text = strip_string(body.decode("ascii"))
-    if _CONTROL.search(text):
+    if CONTROL.search(text):
         raise Declined(f"{what} has control characters (not XML text)")
     return text
 
@@ -217,13 +207,6 @@ def _integer(text: str | None, what: str) -> int:
         return parse_int(text)
     except JavaNumberError:
         raise Declined(f"{what} is not an integer Bio-Formats reads ({text!r})") from None
-
-
-def _positive(value: float | None) -> float | None:
-    """FormatTools' quantity check: kept only when above EPSILON and finite."""
-    if value is None or not value - EPSILON > 0 or value == float("inf"):
-        return None
-    return value
 
 
 class _Oib:
@@ -339,13 +322,7 @@ def _pty_names(start: str, end: str, pattern: str | None) -> list[str]:
 
 def read_oib(path: str) -> OibImage:
     """Read and classify ``path``; raises :class:`Declined` for kinds not checked, errors on damage."""
-    if not path.lower().endswith(".oib"):
-        raise Declined("not named .oib")
-    try:
-        with OleFile(path) as ole:
-            return _read(_Oib(ole))
-    except OleError as exc:
-        raise ExtractionError(f"OIB cannot be read: {exc}") from None
+    return read_storage(path, ".oib", "OIB", lambda ole: _read(_Oib(ole)))
 
 
 def _read(oib: _Oib) -> OibImage:
@@ -565,10 +542,10 @@ def _read(oib: _Oib) -> OibImage:
         pixel_t = 1.0
     if pixel_t != pixel_t or pixel_z != pixel_z:
         raise Declined("a Z or T step that is not a number")
-    physical_xy = (_positive(_number(width, "WidthConvertValue")) if width is not None else None,
-                   _positive(_number(height, "HeightConvertValue")) if height is not None else None)
+    physical_xy = (positive(_number(width, "WidthConvertValue")) if width is not None else None,
+                   positive(_number(height, "HeightConvertValue")) if height is not None else None)
     return OibImage(size=(size_x, size_y, size_z, size_c, size_t), order=order, pixel_type=PIXEL_TYPES[depth],
-                    bits=bits, physical_xy=physical_xy, physical_z=_positive(pixel_z), time_increment=pixel_t,
+                    bits=bits, physical_xy=physical_xy, physical_z=positive(pixel_z), time_increment=pixel_t,
                     date=date, lasers=lasers, channels=active, illuminations=illuminations, planes=planes,
                     objective=objective)
 
@@ -618,7 +595,7 @@ def document(image: OibImage) -> str:
         ch = image.channels[c]
         if ch.name is not None:
             attrs["Name"] = ch.name
-        em, ex = _positive(ch.em_wave), _positive(ch.ex_wave)
+        em, ex = positive(ch.em_wave), positive(ch.ex_wave)
         if em is not None:
             attrs.update(EmissionWavelength=ox.jdouble(em), EmissionWavelengthUnit="nm")
         if ex is not None:
@@ -639,7 +616,7 @@ def document(image: OibImage) -> str:
             detector.update(Voltage=ox.jdouble(ch.voltage), VoltageUnit="V")
         detectors.append(ox.El("Detector", detector))
         laser = {"ID": f"LightSource:0:{c}", "LaserMedium": "Other", "Type": "Other"}
-        wave = _positive(image.lasers[c]) if c < len(image.lasers) else None
+        wave = positive(image.lasers[c]) if c < len(image.lasers) else None
         if wave is not None:
             laser.update(Wavelength=ox.jdouble(wave), WavelengthUnit="nm")
         lasers.append(ox.El("Laser", laser))
@@ -683,23 +660,14 @@ def document(image: OibImage) -> str:
     return ox.document(instrument, img)
 
 
-class OibEngine(ReaderEngine[OibImage]):
+class OibEngine(OleEngine[OibImage]):
     """Single-folder OIB files, from their INI streams and plane TIFF headers; the rest to Bio-Formats."""
 
     name = NAME
     score = CLAIM
     suffixes = (".oib",)
-    magic = OLE_MAGIC
     kind, label = "an OIB", "OIB"
-    unreadable = (OSError, ValueError, struct.error, MemoryError, ZeroDivisionError, OleError)
-
-    def wants(self, path: str, head: bytes) -> bool:
-        return path.lower().endswith(".oib") and is_ole(head)
-
-    def check_unclaimed(self, path: str) -> None:
-        with open(path, "rb") as fh:
-            if not is_ole(fh.read(8)):
-                raise UnsupportedFormatError("not an OIB (no OLE2 signature)")
+    unreadable = (*OleEngine.unreadable, ZeroDivisionError)
 
     def read(self, path: str) -> OibImage:
         return read_oib(path)

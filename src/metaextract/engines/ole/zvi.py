@@ -44,28 +44,17 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import re
 import struct
 from dataclasses import dataclass, field
 
-from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
-from metaextract.engines.ole.storage import MAGIC as OLE_MAGIC
-from metaextract.engines.ole.storage import (
-    JavaNumberError,
-    OleError,
-    OleFile,
-    is_ole,
-    parse_double,
-    parse_int,
-    strip_string,
-)
+from metaextract.engines.base import CLAIM, Declined
+from metaextract.engines.ole.common import CONTROL, OleEngine, positive, read_storage
+from metaextract.engines.ole.storage import JavaNumberError, OleFile, parse_double, parse_int, strip_string
 from metaextract.ome import writer as ox
 
 NAME = "zvi"
-EPSILON = 1e-6  # loci.common.Constants.EPSILON (FormatTools' positive-quantity check)
 MAX_TAGS = 4 * 1024 * 1024  # a tag stream larger than this is not a header
 SKIPPED_TAG = 1047  # ZeissZVIReader.parseTags drops it
-_CONTROL = re.compile(r"[\x01-\x09\x0b\x0c\x0e-\x1f]")  # not XML text, or a tab (its spelling not checked)
 #: tag ID -> BaseZeissReader's key, for the keys that change the document (others only go to metadata)
 KEYS = {
     515: "ImageWidth", 516: "ImageHeight", 769: "Scale Factor for X", 772: "Scale Factor for Y",
@@ -234,12 +223,6 @@ def iso_ms(millis: int) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{millis % 1000:03d}" if millis % 1000 else "")
 
 
-def _positive(value: float | None) -> float | None:
-    if value is None or not value - EPSILON > 0 or value == float("inf"):
-        return None
-    return value
-
-
 @dataclass
 class State:
     """BaseZeissReader's fields that parseMainTags fills."""
@@ -266,7 +249,7 @@ class State:
 def _used(value: str) -> str:
     if isinstance(value, _Unreadable):
         raise Declined("a non-ASCII text value that Bio-Formats decodes its own way")
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         raise Declined("a text value with control characters (not XML text)")
     return value
 
@@ -313,11 +296,11 @@ def parse_main_tags(state: State, image: int, tags: list[Tag], effective_c: int,
                 if axis not in state.physical:
                     state.physical[axis] = parse_double(value)
             elif key == "Emission Wavelength" and c != -1:
-                wave = _positive(parse_double(value))
+                wave = positive(parse_double(value))
                 if wave is not None:
                     state.em[c] = wave
             elif key == "Excitation Wavelength" and c != -1:
-                wave = _positive(parse_double(value))
+                wave = positive(parse_double(value))
                 if wave is not None:
                     state.ex[c] = wave
             elif key == "Channel Name" and c != -1:
@@ -403,13 +386,7 @@ def _parse_rois(data: bytes) -> None:
 
 def read_zvi(path: str) -> ZviImage:
     """Read and classify ``path``; raises :class:`Declined` for kinds not checked, errors on damage."""
-    if not path.lower().endswith(".zvi"):
-        raise Declined("not named .zvi")
-    try:
-        with OleFile(path) as ole:
-            return _read(ole, os.path.basename(path))
-    except OleError as exc:
-        raise ExtractionError(f"ZVI cannot be read: {exc}") from None
+    return read_storage(path, ".zvi", "ZVI", lambda ole: _read(ole, os.path.basename(path)))
 
 
 def _read(ole: OleFile, name: str) -> ZviImage:
@@ -572,7 +549,7 @@ def document(image: ZviImage) -> str:
         img.add(ox.El("Description", text=st.description))
     img.add(ox.El("InstrumentRef", {"ID": "Instrument:0"}))
     img.add(ox.El("ObjectiveSettings", {"ID": "Objective:0:0"}))
-    physical = (_positive(st.physical.get("X")), _positive(st.physical.get("Y")), _positive(st.physical.get("Z")))
+    physical = (positive(st.physical.get("X")), positive(st.physical.get("Y")), positive(st.physical.get("Z")))
     pixels = img.add(ox.pixels(dimension_order=image.order, pixel_type=image.pixel_type, size=image.size,
                                big_endian=False, significant_bits=image.bits, interleaved=True, physical=physical))
     for i in range(effective_c):
@@ -618,23 +595,14 @@ def document(image: ZviImage) -> str:
     return ox.document(instrument, img)
 
 
-class ZviEngine(ReaderEngine[ZviImage]):
+class ZviEngine(OleEngine[ZviImage]):
     """Single-series ZVI files from their tag streams and plane headers; the rest to Bio-Formats."""
 
     name = NAME
     score = CLAIM
     suffixes = (".zvi",)
-    magic = OLE_MAGIC
     kind, label = "a ZVI", "ZVI"
-    unreadable = (OSError, ValueError, struct.error, MemoryError, OverflowError, OleError)
-
-    def wants(self, path: str, head: bytes) -> bool:
-        return path.lower().endswith(".zvi") and is_ole(head)
-
-    def check_unclaimed(self, path: str) -> None:
-        with open(path, "rb") as fh:
-            if not is_ole(fh.read(8)):
-                raise UnsupportedFormatError("not a ZVI (no OLE2 signature)")
+    unreadable = (*OleEngine.unreadable, OverflowError)
 
     def read(self, path: str) -> ZviImage:
         return read_zvi(path)
