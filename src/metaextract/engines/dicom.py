@@ -276,10 +276,7 @@ def render(image: DicomImage) -> str:
     for z in range(size_z):
         plane = ox.El("Plane", {"TheC": "0", "TheT": "0", "TheZ": str(z)})
         if z == 0 and image.position is not None:
-            for axis, value in zip("XYZ", image.position, strict=True):
-                if value is not None:
-                    plane.attrs[f"Position{axis}"] = ox.jdouble(value)
-                    plane.attrs[f"Position{axis}Unit"] = "mm"
+            ox.positions(plane.attrs, image.position, unit="mm")
         pixels.add(plane)
     return ox.document(el)
 

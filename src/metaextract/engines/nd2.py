@@ -383,9 +383,7 @@ def document(found: Proven) -> str:
                 if index < len(found.exposure):
                     plane.update(ExposureTime=ox.jdouble(found.exposure[index]), ExposureTimeUnit="s")
                 frame = z + t * size_z
-                for axis in "XYZ":
-                    plane[f"Position{axis}"] = ox.jdouble(found.stage[axis][frame])
-                    plane[f"Position{axis}Unit"] = ox.MICRON
+                ox.positions(plane, (found.stage[axis][frame] for axis in "XYZ"), unit=ox.MICRON)
                 pixels.add(ox.El("Plane", plane))
     return ox.document(instrument, image)
 

@@ -49,7 +49,6 @@ from metaextract.ome import writer as ox
 KIND = "cellvoyager"
 MLF = "MeasurementData.mlf"
 MRF = "MeasurementDetail.mrf"
-REFERENCE_FRAME = "reference frame"
 _SUFFIXES = (".wpi", ".mlf", ".mrf", ".mes", ".wpp")
 _FILTER = re.compile(r"[A-Za-z]*(\d+(?:\.\d+)?)")
 
@@ -423,10 +422,7 @@ def _sample_position(image: _Image) -> dict[str, str]:
     first = image.planes.get((0, 0, 0))
     attrs: dict[str, str] = {}
     if first is not None:
-        for axis, value in (("X", first.x), ("Y", first.y)):
-            if value is not None:
-                attrs[f"Position{axis}"] = ox.jdouble(value)
-                attrs[f"Position{axis}Unit"] = REFERENCE_FRAME
+        ox.positions(attrs, (first.x, first.y), "XY")
     return attrs
 
 
@@ -459,10 +455,7 @@ def _plane(image: _Image, info: Measurement, c: int, z: int, t: int) -> ox.El:
     attrs = {"TheC": str(c), "TheZ": str(z), "TheT": str(t)}
     record = image.planes.get((c, z, t))
     if record is not None:
-        for axis, value in (("X", record.x), ("Y", record.y), ("Z", record.zpos)):
-            if value is not None:
-                attrs[f"Position{axis}"] = ox.jdouble(value)
-                attrs[f"Position{axis}Unit"] = REFERENCE_FRAME
+        ox.positions(attrs, (record.x, record.y, record.zpos))
         exposure = info.exposure.get(record.channel)
         if exposure is not None:
             attrs["ExposureTime"] = ox.jdouble(exposure)

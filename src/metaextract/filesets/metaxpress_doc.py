@@ -22,8 +22,6 @@ from metaextract.filesets.metaxpress_head import Head, Settings
 from metaextract.filesets.metaxpress_names import Htd, row_letters
 from metaextract.ome import writer as ox
 
-REFERENCE_FRAME = "reference frame"
-
 
 @dataclass(slots=True)
 class Plane:
@@ -37,20 +35,13 @@ class Plane:
     delta_t: float | None = None
 
 
-def _position(attrs: dict[str, str], position: tuple[float | None, float | None, float | None]) -> None:
-    for axis, value in zip("XYZ", position, strict=True):
-        if value is not None:
-            attrs[f"Position{axis}"] = ox.jdouble(value)
-            attrs[f"Position{axis}Unit"] = REFERENCE_FRAME
-
-
 def _first_plane(first: Plane, plate: Settings) -> dict[str, str]:
     attrs = {"TheC": "0", "TheT": "0", "TheZ": "0"}
     if first.head.acquired is not None:
         attrs.update(DeltaT="0.0", DeltaTUnit="s")
     if plate.exposure is not None:
         attrs.update(ExposureTime=ox.jdouble(plate.exposure), ExposureTimeUnit="s")
-    _position(attrs, first.head.position)
+    ox.positions(attrs, first.head.position)
     return attrs
 
 
@@ -64,7 +55,7 @@ def _planes_bioformats(pixels: ox.El, sizes: tuple[int, int, int], own: Plane | 
             for c in range(size_c):
                 attrs = dict(copied) if (z, c, t) == (0, 0, 0) else {"TheC": str(c), "TheT": str(t), "TheZ": str(z)}
                 if position is not None:
-                    _position(attrs, position)
+                    ox.positions(attrs, position)
                 pixels.add(ox.El("Plane", attrs))
 
 
@@ -77,7 +68,7 @@ def _planes_native(pixels: ox.El, planes: dict[tuple[int, int, int], Plane], exp
         exposure = exposures[plane.c] if plane.c < len(exposures) else None
         if exposure is not None:
             attrs.update(ExposureTime=ox.jdouble(exposure), ExposureTimeUnit="s")
-        _position(attrs, plane.head.position)
+        ox.positions(attrs, plane.head.position)
         pixels.add(ox.El("Plane", attrs))
 
 

@@ -11,7 +11,7 @@ import itertools
 import math
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
@@ -26,6 +26,7 @@ HEADER = (
     'http://www.openmicroscopy.org/Schemas/OME/2016-06/ome.xsd">'
 )
 MICRON = "µm"
+REFERENCE_FRAME = "reference frame"  #: the unit of a stage position a reader cannot place in space
 
 #: numpy dtype name -> OME pixel type
 PIXEL_TYPES = {
@@ -316,6 +317,15 @@ def _template(build: Callable[[Values], El], values: Values, form: tuple[object,
                     next(_form_ids))
     _templates[(build, form)] = tpl
     return tpl
+
+
+def positions(attrs: dict[str, str], values: Iterable[float | None], axes: str = "XYZ",
+              unit: str = REFERENCE_FRAME) -> None:
+    """A plane's ``Position{X,Y,Z}`` and their unit in ``attrs``, one per axis of ``axes`` given a value."""
+    for axis, value in zip(axes, values, strict=True):
+        if value is not None:
+            attrs[f"Position{axis}"] = jdouble(value)
+            attrs[f"Position{axis}Unit"] = unit
 
 
 def pixels(*, index: int = 0, dimension_order: str = "XYCZT", pixel_type: str,

@@ -640,10 +640,7 @@ def document(image: OibImage) -> str:
         delta = plane.delta_t if plane is not None and plane.delta_t is not None else image.time_increment * p
         attrs = {"TheZ": str(z), "TheC": str(c), "TheT": str(t), "DeltaT": ox.jdouble(delta), "DeltaTUnit": "s"}
         if plane is not None:
-            for axis_name, value in (("X", plane.x), ("Y", plane.y), ("Z", plane.z)):
-                if value is not None:
-                    attrs[f"Position{axis_name}"] = ox.jdouble(value)
-                    attrs[f"Position{axis_name}Unit"] = "reference frame"
+            ox.positions(attrs, (plane.x, plane.y, plane.z))
         pixels.add(ox.El("Plane", attrs))
     objective = {"ID": "Objective:0:0", "Correction": "Other", "Immersion": "Other"}
     obj = image.objective

@@ -587,10 +587,7 @@ def document(image: ZviImage) -> str:
                  "ExposureTime": ox.jdouble(seconds), "ExposureTimeUnit": "s"}
         if p < len(st.timestamps) and first is not None and p in st.timestamps:
             plane.update(DeltaT=ox.jdouble(float(st.timestamps[p] - first)), DeltaTUnit="ms")
-        for axis_name, table in (("X", st.stage_x), ("Y", st.stage_y)):
-            if p in table:
-                plane[f"Position{axis_name}"] = ox.jdouble(table[p])
-                plane[f"Position{axis_name}Unit"] = "reference frame"
+        ox.positions(plane, (st.stage_x.get(p), st.stage_y.get(p)), "XY")
         pixels.add(ox.El("Plane", plane))
     return ox.document(instrument, img)
 

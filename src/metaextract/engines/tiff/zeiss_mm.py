@@ -446,9 +446,7 @@ def lsm_document(info: LsmInfo) -> str:
     pixels.add(ox.El("MetadataOnly"))
     plane = {"TheC": "0", "TheT": "0", "TheZ": "0"}
     if info.position is not None:
-        for axis, value in zip("XYZ", info.position, strict=True):
-            plane[f"Position{axis}"] = ox.jdouble(value)
-            plane[f"Position{axis}Unit"] = "reference frame"
+        ox.positions(plane, info.position)
     pixels.add(ox.El("Plane", plane))
     return ox.document(instrument, image)
 
