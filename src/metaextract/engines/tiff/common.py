@@ -10,8 +10,13 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tifffile
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: Siblings (in the folder, or for ``PARENT_COMPANIONS`` in the parent) that can make a Bio-Formats
@@ -151,3 +156,18 @@ def iso_date(raw: str | None) -> str | None | bool:
     millis = g[9] if g[9] and g[9] != ".000" else ""  # Bio-Formats writes .010 as it is and leaves .000 out
     return f"{year}-{month}-{day}T{g[6]}:{g[7]}:{g[8]}{millis}"
 
+
+
+@contextmanager
+def parsed(path: str) -> Iterator[tifffile.TiffFile | None]:
+    """tifffile's reading of ``path``, closed after the block; None when tifffile cannot parse the file
+    (Bio-Formats reads it then)."""
+    import tifffile
+
+    try:
+        tf = tifffile.TiffFile(path)
+    except Exception:  # noqa: BLE001 - anything tifffile cannot parse goes to Bio-Formats
+        yield None
+        return
+    with tf:
+        yield tf

@@ -189,11 +189,9 @@ def inspect_imagej(path: str, listings: common.Listings | None = None) -> ImageJ
         return None
     if os.path.basename(path).lower().endswith((".ome.tif", ".ome.tiff")):
         return None
-    try:
-        tf = tifffile.TiffFile(path)
-    except Exception:  # noqa: BLE001 - anything tifffile cannot parse goes to Bio-Formats
-        return None
-    with tf:
+    with common.parsed(path) as tf:
+        if tf is None:
+            return None
         pages = tf.pages
         first = pages.first
         description = common.text(first, 270)

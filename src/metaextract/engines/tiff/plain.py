@@ -136,11 +136,9 @@ def inspect_tiff(path: str, listings: common.Listings | None = None, *, fast: bo
 def _inspect_tifffile(path: str) -> TiffInfo | None:
     import tifffile
 
-    try:
-        tf = tifffile.TiffFile(path)
-    except Exception:  # noqa: BLE001 - anything tifffile cannot parse goes to Bio-Formats
-        return None
-    with tf:
+    with common.parsed(path) as tf:
+        if tf is None:
+            return None
         pages = tf.pages
         first = pages.first
         if first.tags.get(330) is not None:  # SubIFDs: pyramids

@@ -321,11 +321,9 @@ def _inspect_lsm_mapped(path: str, base: str, data: Any, listings: common.Listin
 
     if data[:4] != b"II*\x00":
         return None
-    try:
-        tf = tifffile.TiffFile(path)
-    except Exception:  # noqa: BLE001 - anything tifffile cannot parse goes to Bio-Formats
-        return None
-    with tf:
+    with common.parsed(path) as tf:
+        if tf is None:
+            return None
         pages = tf.pages
         if tf.is_bigtiff or len(pages) != 2:
             return None
@@ -555,16 +553,12 @@ def inspect_stk(path: str, listings: common.Listings | None = None) -> StkInfo |
 
 
 def _inspect_stk(path: str, listings: common.Listings | None) -> StkInfo | None:
-    import tifffile
-
     base = os.path.basename(path)
     if not base.lower().endswith(_STK_SUFFIXES) or base.lower().endswith((".ome.tif", ".ome.tiff")):
         return None
-    try:
-        tf = tifffile.TiffFile(path)
-    except Exception:  # noqa: BLE001 - anything tifffile cannot parse goes to Bio-Formats
-        return None
-    with tf:
+    with common.parsed(path) as tf:
+        if tf is None:
+            return None
         if tf.is_bigtiff or len(tf.pages) != 1:
             return None
         first = tf.pages.first
