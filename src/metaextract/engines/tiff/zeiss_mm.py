@@ -39,11 +39,11 @@ import mmap
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from metaextract.engines.base import FileContext
 from metaextract.engines.tiff import common
@@ -53,6 +53,8 @@ from metaextract.ome import writer as ox
 
 LSM = "tifffile-lsm"
 STK = "tifffile-stk"
+P = ParamSpec("P")
+R = TypeVar("R")
 CLAIM = 60  # beats Bio-Formats (1); the plain tifffile engine (50) declines both kinds anyway
 
 #: ``loci.common.Constants.EPSILON``: a physical size below it (in its unit) moves to a smaller unit.
@@ -79,6 +81,19 @@ def _mapped(fh: Any) -> Iterator[Any]:
 
 class _Decline(Exception):
     """The file is not of a kind this engine has proven (it is left to Bio-Formats)."""
+
+
+def _declined_as_none(inspect: Callable[P, R | None]) -> Callable[P, R | None]:
+    """``inspect`` answering None for a file it declines (raises :class:`_Decline` for)."""
+
+    @functools.wraps(inspect)
+    def inspect_or_none(*args: P.args, **kwargs: P.kwargs) -> R | None:
+        try:
+            return inspect(*args, **kwargs)
+        except _Decline:
+            return None
+
+    return inspect_or_none
 
 
 def physical_size(microns: float) -> tuple[float, str] | None:
@@ -292,6 +307,7 @@ def _lsm_position(r: _Reader, cz: _Reader, origin: tuple[float, float, float]) -
     return x, y, z
 
 
+@_declined_as_none
 def inspect_lsm(path: str, listings: common.Listings | None = None) -> LsmInfo | None:
     """Classify ``path``; an :class:`LsmInfo` when this engine gives Bio-Formats' answer, else None.
 
@@ -302,13 +318,6 @@ def inspect_lsm(path: str, listings: common.Listings | None = None) -> LsmInfo |
     listings : common.Listings, optional
         Cached folder listings; with them a file next to an ``.mdb`` is declined.
     """
-    try:
-        return _inspect_lsm(path, listings)
-    except _Decline:
-        return None
-
-
-def _inspect_lsm(path: str, listings: common.Listings | None) -> LsmInfo | None:
     base = os.path.basename(path)
     if not base.lower().endswith(".lsm") or len(base) <= 4:
         return None
@@ -536,6 +545,7 @@ def description_exposure(description: str) -> float | None:
     return exposure
 
 
+@_declined_as_none
 def inspect_stk(path: str, listings: common.Listings | None = None) -> StkInfo | None:
     """Classify ``path``; a :class:`StkInfo` when this engine gives Bio-Formats' answer, else None.
 
@@ -546,13 +556,6 @@ def inspect_stk(path: str, listings: common.Listings | None = None) -> StkInfo |
     listings : common.Listings, optional
         Cached folder listings; with them a file with a companion in its folder is declined.
     """
-    try:
-        return _inspect_stk(path, listings)
-    except _Decline:
-        return None
-
-
-def _inspect_stk(path: str, listings: common.Listings | None) -> StkInfo | None:
     base = os.path.basename(path)
     if not base.lower().endswith(_STK_SUFFIXES) or base.lower().endswith((".ome.tif", ".ome.tiff")):
         return None
