@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from metaextract.closing import Closing
 from metaextract.extraction.fileset import fileset_timeout
 from metaextract.extraction.limits import DEFAULT_TIMEOUT
 from metaextract.result import ROW_RSS, ROW_SECONDS, Result, Row
@@ -331,7 +332,7 @@ class PoolStats:
         return max(self.rss_mb.values()) if self.rss_mb else None
 
 
-class ExtractionPool:
+class ExtractionPool(Closing):
     """``workers`` extraction processes; :meth:`map` feeds them paths and yields Results as they finish.
 
     Parameters
@@ -405,12 +406,6 @@ class ExtractionPool:
         for w in list(self._workers):
             w.proc.join(max(0.0, deadline - time.monotonic()))
             self._discard(w, kill=True)
-
-    def __enter__(self) -> ExtractionPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- the loop -----------------------------------------------------------------------------------
     def map(self, paths: Iterable[Item]) -> Iterator[Result]:

@@ -19,7 +19,7 @@ from metaextract.extraction.limits import DEFAULT_TIMEOUT
 from metaextract.jobs.arguments import NO_COLLECT, MetaextractBatchArguments, MetaextractSubmissionArguments
 from metaextract.jobs.runner import EXIT_INTERRUPTED, ONE_JOB, JobRunner, sigterm_interrupts
 from metaextract.result import Result, one_line
-from metaextract.store import Store, batches, open_store, reports
+from metaextract.store import Store, StoreHolder, batches, open_store, reports
 from metaextract.store.bulk import bulk
 from metaextract.store.experiments import find_experiment
 from metaextract.store.holders import job_heartbeat
@@ -75,7 +75,7 @@ class JobSummary:
                 f"({self.seconds:.1f} s)")
 
 
-class MetadataExtractor:
+class MetadataExtractor(StoreHolder):
     """The metaextract step of one experiment.
 
     Parameters
@@ -116,15 +116,6 @@ class MetadataExtractor:
             raise
         self.workers, self.engine, self.timeout = workers, engine, timeout
 
-    def close(self) -> None:
-        if self._own_store:
-            self.store.close()
-
-    def __enter__(self) -> MetadataExtractor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- batches -------------------------------------------------------------------------------------------
     def create_run_batches(self, args: MetaextractBatchArguments | None = None) -> Iterator[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from metaextract.store import filesets as _filesets  # noqa: F401  (its tables join the models' metadata)
-from metaextract.store.db import Store, StoreError, default_url, open_store
+from metaextract.store.db import Store, StoreError, StoreHolder, default_url, open_store
 from metaextract.store.models import (
     Acquisition,
     Base,
@@ -27,6 +27,7 @@ __all__ = [
     "Plate",
     "Store",
     "StoreError",
+    "StoreHolder",
     "Submission",
     "default_url",
     "open_store",

@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from metaextract.closing import Closing
+
 ENV_VAR = "METAEXTRACT_DB"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -87,7 +89,7 @@ def normalise_url(url: str) -> str:
     return url
 
 
-class Store:
+class Store(Closing):
     """An open database: ``begin()`` for a transaction, ``connect()`` for reads.
 
     On SQLite every ``begin()`` transaction starts with ``BEGIN IMMEDIATE``, so two processes writing the
@@ -117,14 +119,19 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
+
+
+class StoreHolder(Closing):
+    """An object that works on a :class:`Store`: closing it closes the store when it opened it itself."""
+
+    store: Store
+    _own_store: bool
+
+    def close(self) -> None:
+        if self._own_store:
+            self.store.close()
 
 
 def _sqlite_engine(url: str) -> Engine:

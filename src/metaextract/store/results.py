@@ -25,7 +25,7 @@ from lxml import etree
 from sqlalchemy import Connection, func, select
 
 from metaextract.ome import OME_NS, UnsafeXMLError, image_summaries, parse
-from metaextract.store import Store, open_store
+from metaextract.store import Store, StoreHolder, open_store
 from metaextract.store.experiments import find_experiment
 from metaextract.store.filesets import SINGLE, file_filesets, fileset_documents, list_filesets, plate_map
 from metaextract.store.jobs import split_notes
@@ -217,7 +217,7 @@ def _document_images(omexml: str) -> tuple[list[dict[str, Any]], dict[str, tuple
     return images, wells, ids
 
 
-class ExperimentResults:
+class ExperimentResults(StoreHolder):
     """The files of one experiment and their results, streamed from the database.
 
     Iterating gives :class:`FileResult` objects in registration order. Use it as a context manager (or
@@ -231,15 +231,6 @@ class ExperimentResults:
     def __repr__(self) -> str:
         return f"ExperimentResults({self.id}, {self.name!r}, {self.store.url!r})"
 
-    def close(self) -> None:
-        if self._own_store:
-            self.store.close()
-
-    def __enter__(self) -> ExperimentResults:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _where(self, status: str) -> list[Any]:
         check_status(status)

@@ -33,6 +33,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from metaextract.closing import Closing
 from metaextract.ome import writer as ox
 
 MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -81,7 +82,7 @@ def is_ole(head: bytes) -> bool:
     return head[:8] == MAGIC
 
 
-class OleFile:
+class OleFile(Closing):
     """An open compound document: ``streams()`` lists it, ``read(path)`` gives a stream's bytes.
 
     Paths are tuples of entry names below the root (``("Image", "Contents")``); :meth:`find` looks one
@@ -99,12 +100,6 @@ class OleFile:
     # -- life cycle ----------------------------------------------------------------------------------
     def close(self) -> None:
         self._fh.close()
-
-    def __enter__(self) -> OleFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- loading -------------------------------------------------------------------------------------
     def _load(self) -> None:
