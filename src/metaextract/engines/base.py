@@ -66,6 +66,15 @@ class UnsupportedFormatError(ExtractionError):
     """The engine does not know the file's format (the file is not an image it can read)."""
 
 
+def head_of(path: str, size: int, error: type[ExtractionError] = ExtractionError) -> bytes:
+    """The first ``size`` bytes of ``path``; a file that cannot be read raises ``error`` ("cannot read: why")."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror or exc}") from None
+
+
 @runtime_checkable
 class Engine(Protocol):
     """What every engine provides.

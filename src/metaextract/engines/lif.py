@@ -50,7 +50,7 @@ from typing import Any
 from lxml import etree
 
 from metaextract import ome
-from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError
+from metaextract.engines.base import CLAIM, Declined, ExtractionError, ReaderEngine, UnsupportedFormatError, head_of
 from metaextract.ome import writer as ox
 
 NAME = "lif"
@@ -465,10 +465,6 @@ class LifEngine(ReaderEngine[list[Series]]):
         return document(found)
 
     def check_unclaimed(self, path: str) -> None:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(13)
-        except OSError as exc:
-            raise ExtractionError(f"cannot read: {exc.strerror or exc}") from None
+        head = head_of(path, 13)
         if not _looks_like_lif(head):
             raise UnsupportedFormatError(f"not a LIF file (first bytes: {head[:4]!r})")

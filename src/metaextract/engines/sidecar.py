@@ -26,7 +26,7 @@ import os
 import re
 import struct
 
-from metaextract.engines.base import CLAIM, UnsupportedFormatError, package_version
+from metaextract.engines.base import CLAIM, UnsupportedFormatError, head_of, package_version
 
 NAME = "sidecar"
 MAX_JSON = 1 << 20  # display settings and index axes are small; a bigger file is not ours to judge
@@ -115,11 +115,7 @@ class SidecarEngine:
         return CLAIM if kind_of(path, head) else 0
 
     def extract(self, path: str) -> str:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(4096)
-        except OSError as exc:
-            raise UnsupportedFormatError(f"cannot read: {exc.strerror or exc}") from None
+        head = head_of(path, 4096, UnsupportedFormatError)
         kind = kind_of(path, head)
         if kind is None:
             raise UnsupportedFormatError("not a file this engine knows: it answers only for NDTiff.index, "

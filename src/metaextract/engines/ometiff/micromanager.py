@@ -84,6 +84,7 @@ from metaextract.engines.base import (
     ExtractionError,
     FileContext,
     UnsupportedFormatError,
+    head_of,
     key_fields_only,
     package_version,
 )
@@ -752,11 +753,7 @@ class MicromanagerEngine(ContextEngine[str]):
         if found is not None:
             return found
         path = ctx.path
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(8)
-        except OSError as exc:
-            raise ExtractionError(f"cannot read: {exc}") from None
+        head = head_of(path, 8)
         kind = _kind(path, head)
         if kind is None and not head.startswith(common.TIFF_MAGIC):
             raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head[:4]!r})")

@@ -21,6 +21,7 @@ from metaextract.engines.base import (
     FileContext,
     ReaderEngine,
     UnsupportedFormatError,
+    head_of,
     package_version,
 )
 from metaextract.engines.tiff import common
@@ -275,11 +276,7 @@ class TiffKindEngine(ReaderEngine[T]):
         return info
 
     def check_unclaimed(self, path: str) -> None:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(4)
-        except OSError as exc:
-            raise ExtractionError(f"cannot read the file: {exc}") from None
+        head = head_of(path, 4)
         if not head.startswith(common.TIFF_MAGIC):
             raise UnsupportedFormatError(f"not a TIFF file (first 4 bytes: {head!r})")
 
