@@ -369,12 +369,8 @@ def read_series(xml: str) -> list[Series]:
     text = xml.strip("\x00")
     if not text.startswith("<") or text.startswith("<?"):
         raise Declined("XML description that does not start with its root element")
-    try:
-        root = ome.parse(text.encode("utf-8"))
-    except ome.UnsafeXMLError as exc:
-        raise ExtractionError(f"LIF XML refused: {exc}") from None
-    except etree.XMLSyntaxError as exc:
-        raise ExtractionError(f"LIF XML cannot be parsed: {exc}") from None
+    root = ome.parse_or(text.encode("utf-8"), lambda why: ExtractionError(f"LIF XML refused: {why}"),
+                        lambda why: ExtractionError(f"LIF XML cannot be parsed: {why}"))
     for marker in ("LDM_Block_Sequential_Master", "ProcessingHistory", "FilterSettingRecord",
                    "ScannerSettingRecord"):
         if _first(root, marker) is not None or root.tag == marker:

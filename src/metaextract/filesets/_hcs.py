@@ -36,12 +36,8 @@ def vendor_xml(path: str) -> etree._Element:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise VendorFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        return ome.parse(data)
-    except ome.UnsafeXMLError as exc:
-        raise VendorFileError(f"{path}: {exc}") from None
-    except etree.XMLSyntaxError as exc:
-        raise VendorFileError(f"{path}: not well-formed XML ({exc})") from None
+    return ome.parse_or(data, lambda why: VendorFileError(f"{path}: {why}"),
+                        lambda why: VendorFileError(f"{path}: not well-formed XML ({why})"))
 
 
 def local(tag: object) -> str:

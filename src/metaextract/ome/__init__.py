@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -48,6 +48,18 @@ def parse(xml: str | bytes, *, huge: bool = False) -> etree._Element:
     if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in data.upper():
         raise UnsafeXMLError("XML declares a DTD or entities; refused (no entity is ever expanded)")
     return etree.fromstring(data, safe_parser(huge=huge))
+
+
+def parse_or(xml: str | bytes, refused: Callable[[str], Exception],
+             malformed: Callable[[str], Exception]) -> etree._Element:
+    """:func:`parse`, its failures raised as the caller's errors: ``refused(why)`` for unsafe XML,
+    ``malformed(why)`` for XML that is not well-formed."""
+    try:
+        return parse(xml)
+    except UnsafeXMLError as exc:
+        raise refused(str(exc)) from None
+    except etree.XMLSyntaxError as exc:
+        raise malformed(str(exc)) from None
 
 
 def xsd_path() -> Path:

@@ -463,13 +463,15 @@ def _parse(xml: bytes) -> Any:
 
 def _parse_any(xml: bytes) -> tuple[Any, bool]:
     """The 2016-06 ``<OME>`` of ``xml`` and whether it was upgraded from an older schema."""
-    try:
-        root = ome.parse(xml)
-    except ome.UnsafeXMLError as exc:
-        raise ExtractionError(f"embedded OME-XML refused: {exc}") from None
-    except etree.XMLSyntaxError as exc:
-        raise Decline(f"not well-formed: {exc}") from None
+    root = parse_embedded(xml)
     return _current(root), root.tag != _Q + "OME"
+
+
+def parse_embedded(xml: bytes) -> Any:
+    """The root of an embedded OME-XML document, parsed safely: a hostile one raises :class:`ExtractionError`,
+    one that is not well-formed :class:`Decline` (Bio-Formats reads the file)."""
+    return ome.parse_or(xml, lambda why: ExtractionError(f"embedded OME-XML refused: {why}"),
+                        lambda why: Decline(f"not well-formed: {why}"))
 
 
 def _current(root: Any) -> Any:

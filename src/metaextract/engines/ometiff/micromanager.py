@@ -94,6 +94,7 @@ from metaextract.engines.ometiff.files import (
     Core,
     Decline,
     check_text,
+    parse_embedded,
     populate,
     round_trip,
     schema,
@@ -299,12 +300,7 @@ def mmstack_read(path: str) -> tuple[str, bool]:
         xml = _ome_description(tf)
         shapes = _shapes(tf)
         big_endian, planar = tf.byteorder == ">", int(first.planarconfig)
-    try:
-        parsed = ome.parse(xml)
-    except ome.UnsafeXMLError as exc:
-        raise ExtractionError(f"embedded OME-XML refused: {exc}") from None
-    except etree.XMLSyntaxError as exc:
-        raise Decline(f"not well-formed: {exc}") from None
+    parsed = parse_embedded(xml)
     if parsed.tag == OLD_ROOT:
         root = _upgrade(parsed)
     elif parsed.tag == _Q + "OME":
