@@ -122,9 +122,6 @@ def _check_pixels(t: Tiff, tags: dict[int, tuple[int, int, bytes]], index: int) 
         entry = tags.get(tag)
         if entry is None:
             return default
-        value = t.single(entry)
-        if value is not None:
-            return value
         vals = t.values(entry, f"IFD {index} tag {tag}")
         return vals[0] if vals else default
 

@@ -77,9 +77,6 @@ def _one(t: Tiff, tags: dict[int, tuple[int, int, bytes]], code: int, default: i
     entry = tags.get(code)
     if entry is None:
         return default
-    value = t.single(entry)
-    if value is not None:
-        return value
     values = t.values(entry, f"tag {code}")
     if not values or len(values) > 1 and len(set(values)) != 1:
         return None
