@@ -19,37 +19,46 @@ def _tz() -> sa.DateTime:
     return sa.DateTime(timezone=True)
 
 
+def _id() -> sa.Column[object]:
+    return sa.Column("id", sa.Integer(), primary_key=True)
+
+
+def _experiment_table(name: str, *columns: sa.Column[object] | sa.Constraint) -> None:
+    """A table of an experiment's rows: its id, its experiment (the rows go with it; indexed), ``columns``."""
+    op.create_table(
+        name,
+        _id(),
+        sa.Column("experiment_id", sa.Integer(), sa.ForeignKey("experiments.id", ondelete="CASCADE"),
+                  nullable=False),
+        *columns,
+    )
+    op.create_index(f"ix_{name}_experiment_id", name, ["experiment_id"])
+
+
 def upgrade() -> None:
     op.create_table(
         "experiments",
-        sa.Column("id", sa.Integer(), primary_key=True),
+        _id(),
         sa.Column("name", sa.String(255), nullable=False, unique=True),
         sa.Column("description", sa.Text()),
         sa.Column("created", _tz(), nullable=False),
     )
-    op.create_table(
+    _experiment_table(
         "plates",
-        sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("experiment_id", sa.Integer(), sa.ForeignKey("experiments.id", ondelete="CASCADE"),
-                  nullable=False),
         sa.Column("name", sa.String(255), nullable=False),
         sa.UniqueConstraint("experiment_id", "name", name="uq_plates_experiment_name"),
     )
-    op.create_index("ix_plates_experiment_id", "plates", ["experiment_id"])
     op.create_table(
         "acquisitions",
-        sa.Column("id", sa.Integer(), primary_key=True),
+        _id(),
         sa.Column("plate_id", sa.Integer(), sa.ForeignKey("plates.id", ondelete="CASCADE"), nullable=False),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("root", sa.Text()),
         sa.UniqueConstraint("plate_id", "name", name="uq_acquisitions_plate_name"),
     )
     op.create_index("ix_acquisitions_plate_id", "acquisitions", ["plate_id"])
-    op.create_table(
+    _experiment_table(
         "jobs",
-        sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("experiment_id", sa.Integer(), sa.ForeignKey("experiments.id", ondelete="CASCADE"),
-                  nullable=False),
         sa.Column("phase", sa.String(16), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("batch", sa.JSON()),
@@ -59,12 +68,8 @@ def upgrade() -> None:
         sa.Column("updated", _tz()),
         sa.UniqueConstraint("experiment_id", "phase", "number", name="uq_jobs_experiment_phase_number"),
     )
-    op.create_index("ix_jobs_experiment_id", "jobs", ["experiment_id"])
     def file_columns() -> list[sa.Column[object]]:
         return [
-        sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("experiment_id", sa.Integer(), sa.ForeignKey("experiments.id", ondelete="CASCADE"),
-                  nullable=False),
         sa.Column("acquisition_id", sa.Integer(), sa.ForeignKey("acquisitions.id", ondelete="CASCADE"),
                   nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
@@ -73,7 +78,7 @@ def upgrade() -> None:
         sa.Column("mtime", sa.Float(), nullable=False),
         ]
 
-    op.create_table(
+    _experiment_table(
         "image_files",
         *file_columns(),
         sa.Column("status", sa.String(16), nullable=False),
@@ -88,20 +93,15 @@ def upgrade() -> None:
         sa.Column("job_id", sa.Integer(), sa.ForeignKey("jobs.id", ondelete="SET NULL")),
         sa.UniqueConstraint("acquisition_id", "name", name="uq_image_files_acquisition_name"),
     )
-    op.create_index("ix_image_files_experiment_id", "image_files", ["experiment_id"])
     op.create_index("ix_image_files_job_id", "image_files", ["job_id"])
-    op.create_table(
+    _experiment_table(
         "metadata_files",
         *file_columns(),
         sa.Column("kind", sa.String(64)),
         sa.UniqueConstraint("acquisition_id", "name", name="uq_metadata_files_acquisition_name"),
     )
-    op.create_index("ix_metadata_files_experiment_id", "metadata_files", ["experiment_id"])
-    op.create_table(
+    _experiment_table(
         "submissions",
-        sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("experiment_id", sa.Integer(), sa.ForeignKey("experiments.id", ondelete="CASCADE"),
-                  nullable=False),
         sa.Column("started", _tz(), nullable=False),
         sa.Column("finished", _tz()),
         sa.Column("state", sa.String(16), nullable=False),
@@ -109,10 +109,9 @@ def upgrade() -> None:
         sa.Column("host", sa.String(255)),
         sa.Column("pid", sa.Integer()),
     )
-    op.create_index("ix_submissions_experiment_id", "submissions", ["experiment_id"])
     op.create_table(
         "job_runs",
-        sa.Column("id", sa.Integer(), primary_key=True),
+        _id(),
         sa.Column("job_id", sa.Integer(), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
         sa.Column("submission_id", sa.Integer(), sa.ForeignKey("submissions.id", ondelete="SET NULL")),
         sa.Column("attempt", sa.Integer(), nullable=False),
