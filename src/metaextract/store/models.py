@@ -40,6 +40,25 @@ class Base(DeclarativeBase):
     pass
 
 
+class _OfExperiment:
+    """A row of an experiment's: its id and its experiment (the rows go with it; indexed), the table's first
+    columns (``sort_order``: a mixin's columns would otherwise come after the class's own)."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-2)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True,
+                                               sort_order=-2)
+
+
+class _RegisteredFile(_OfExperiment):
+    """A file registered in an acquisition (these columns follow the experiment's)."""
+
+    acquisition_id: Mapped[int] = mapped_column(ForeignKey("acquisitions.id", ondelete="CASCADE"), sort_order=-1)
+    name: Mapped[str] = mapped_column(Text, sort_order=-1)  # relative to the acquisition's root
+    location: Mapped[str] = mapped_column(Text, sort_order=-1)  # absolute path
+    size: Mapped[int] = mapped_column(BigInteger, sort_order=-1)
+    mtime: Mapped[float] = mapped_column(Float, sort_order=-1)
+
+
 class Experiment(Base):
     __tablename__ = "experiments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -51,11 +70,9 @@ class Experiment(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class Plate(Base):
+class Plate(_OfExperiment, Base):
     __tablename__ = "plates"
     __table_args__ = (UniqueConstraint("experiment_id", "name", name="uq_plates_experiment_name"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255))
 
 
@@ -68,18 +85,11 @@ class Acquisition(Base):
     root: Mapped[str | None] = mapped_column(Text)
 
 
-class ImageFile(Base):
+class ImageFile(_RegisteredFile, Base):
     """An image file and, once its job ran, its extraction result."""
 
     __tablename__ = "image_files"
     __table_args__ = (UniqueConstraint("acquisition_id", "name", name="uq_image_files_acquisition_name"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
-    acquisition_id: Mapped[int] = mapped_column(ForeignKey("acquisitions.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(Text)  # relative to the acquisition's root
-    location: Mapped[str] = mapped_column(Text)  # absolute path
-    size: Mapped[int] = mapped_column(BigInteger)
-    mtime: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     omexml: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
@@ -94,28 +104,19 @@ class ImageFile(Base):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
 
 
-class MetadataFile(Base):
+class MetadataFile(_RegisteredFile, Base):
     """A sidecar that is not an image (``.mlf``, ``.nd``, ``_metadata.txt``, ...): registered, not extracted."""
 
     __tablename__ = "metadata_files"
     __table_args__ = (UniqueConstraint("acquisition_id", "name", name="uq_metadata_files_acquisition_name"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
-    acquisition_id: Mapped[int] = mapped_column(ForeignKey("acquisitions.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(Text)
-    location: Mapped[str] = mapped_column(Text)
-    size: Mapped[int] = mapped_column(BigInteger)
-    mtime: Mapped[float] = mapped_column(Float)
     kind: Mapped[str | None] = mapped_column(String(64))
 
 
-class Job(Base):
+class Job(_OfExperiment, Base):
     """One job of the step: ``phase`` "init" (number 1) or "run" (numbers 1..N, one batch each)."""
 
     __tablename__ = "jobs"
     __table_args__ = (UniqueConstraint("experiment_id", "phase", "number", name="uq_jobs_experiment_phase_number"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
     phase: Mapped[str] = mapped_column(String(16))
     number: Mapped[int] = mapped_column(Integer)
     batch: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -127,12 +128,10 @@ class Job(Base):
     heartbeat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Submission(Base):
+class Submission(_OfExperiment, Base):
     """One ``submit``/``resubmit`` of an experiment's jobs (at most one running per experiment)."""
 
     __tablename__ = "submissions"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
     started: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     state: Mapped[str] = mapped_column(String(16), default="running")
