@@ -1,4 +1,4 @@
-# make demo  — install, then run the whole workflow step on a synthetic plate
+# make demo  — install, then run the whole workflow step on two synthetic plates with their vendor files
 # make test  — install, then the whole test suite (what CI runs)
 # make bench — install, then the benchmarks (rewrites BENCHMARKS.md)
 PYTHON ?= python3

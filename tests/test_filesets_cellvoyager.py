@@ -187,3 +187,18 @@ def test_detect_on_a_10000_file_listing_takes_exactly_the_named_tiffs(tmp_path: 
     assert len(specs) == 1 and specs[0].master == str(mlf)
     assert sorted(specs[0].images) == sorted(named)
     assert rest == strays
+
+
+def test_the_synthetic_measurement_of_make_demo_is_one_bioformats_reads_alike(tmp_path: Path) -> None:
+    """``synth.write_cellvoyager_measurement`` (what ``make demo`` writes, no corpus needed) is a CellVoyager
+    measurement Bio-Formats' CV7000 reader reads as a plate, and the native read equals it on the key fields."""
+    from metaextract import synth
+
+    wpi, tiffs = synth.write_cellvoyager_measurement(tmp_path / "cv", plate="p", wells=3, sites=2, channels=3)
+    (spec,), rest = cellvoyager.detect(_listing(tmp_path / "cv"))
+    assert rest == [] and spec.master == str(wpi) and sorted(spec.images) == sorted(map(str, tiffs))
+    result = cellvoyager.read(spec)
+    ours = ome.key_fields(result.omexml)
+    assert len(ours["images"]) == 6 and {i["pixels"]["size_c"] for i in ours["images"]} == {3}
+    assert ours == ome.key_fields(engines.get("bioformats").extract(str(wpi)))
+    assert ome.validate(result.omexml) == (True, None)

@@ -5,13 +5,15 @@ once and every member's row points at it; readers of a member's document get the
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
-from metaextract import open_experiment
-from metaextract.ome import key_fields
+from metaextract import extract, open_experiment
+from metaextract.ome import key_fields, normalise
 from metaextract.store import open_store
 from metaextract.store.filesets import filesets
 from metaextract.store.models import image_files, jobs
@@ -138,9 +140,19 @@ def test_cellvoyager_members_alone_and_the_plate_once(db_url: str, tmp_path: Pat
     try:
         with store.connect() as conn:
             largest = conn.execute(select(func.max(func.length(image_files.c.omexml)))).scalar_one()
+            engines = dict(conn.execute(select(image_files.c.engine, func.count())
+                                        .group_by(image_files.c.engine)).all())
+            some = conn.execute(select(image_files.c.location, image_files.c.name, image_files.c.omexml)
+                                .order_by(image_files.c.id).limit(3)).all()
     finally:
         store.close()
     assert largest < len(fs["omexml"])  # ... none of them the plate's
+    # The .wpi beside them does not make Bio-Formats group the TIFFs (its CV7000 reader takes the .wpi
+    # only): each is read natively, as fast as any plain TIFF, and says what Bio-Formats says of it there.
+    assert engines == {"tifffile": n_tiffs}
+    for location, name, omexml in some:
+        live = extract(location, engine="bioformats")
+        assert live.status == "ok" and normalise(omexml) == normalise(str(live.omexml)), (name, live.error)
 
 
 def test_stored_bytes_per_file_flat_from_288_to_1152(tmp_path: Path) -> None:
@@ -182,3 +194,27 @@ def test_a_plate_whose_vendor_file_breaks_falls_back_to_one_bioformats_read(sqli
     finally:
         store.close()
     assert all(str(master) in e and "fileset #" in e for e in errors)
+
+
+def test_show_answers_a_plate_tiff_from_its_stored_read(db_url: str, tmp_path: Path) -> None:
+    """``show FILE`` for a TIFF of an ``.HTD`` plate read and stored in the database: the stored fileset's
+    document (the whole plate, as Bio-Formats gives it for the file), with a note saying so, and the plate is
+    not read again; once the file changed, or with ``--engine bioformats``, it is read as before."""
+    from metaextract import synth
+
+    _, tiffs = synth.write_htd_plate(tmp_path / "plate", plate="p", wells=2, sites=2, channels=2)
+    _add(db_url, "p", tmp_path / "plate")
+    cli(db_url, "p", "submit", "--cluster", "local")
+    (fs,) = _stored(db_url)["filesets"]
+    assert fs["status"] == "ok" and fs["engine"] == "metaextract-metaxpress-htd"
+    res: Any = cli(db_url, "show", str(tiffs[3]))
+    assert res.stdout.rstrip("\n") == fs["omexml"].rstrip("\n")  # the stored bytes: no read
+    assert f"its document is fileset #{fs['id']}'s (metaxpress-htd" in res.stderr
+    assert len(key_fields(res.stdout)["images"]) == 4  # 2 wells x 2 sites: the plate's document
+    by_bioformats: Any = cli(db_url, "show", "--engine", "bioformats", str(tiffs[3]))
+    assert "fileset #" not in by_bioformats.stderr
+    assert key_fields(by_bioformats.stdout) == key_fields(fs["omexml"])
+    stamp = time.time() + 5
+    os.utime(tiffs[3], (stamp, stamp))  # no longer the file that was registered and read
+    again: Any = cli(db_url, "show", str(tiffs[3]))
+    assert "fileset #" not in again.stderr and key_fields(again.stdout) == key_fields(fs["omexml"])

@@ -295,24 +295,97 @@ def write_cellvoyager_plate(
     return paths
 
 
+def write_cellvoyager_measurement(
+    root: str | os.PathLike[str],
+    *,
+    plate: str = "CV7000-plate",
+    wells: int | Sequence[str] = 4,
+    sites: int = 2,
+    channels: int = 2,
+    seed: int = 0,
+) -> tuple[Path, list[Path]]:
+    """A whole CellVoyager measurement, written from nothing: the TIFFs of :func:`write_cellvoyager_plate`
+    (one Z, one time point) and the vendor files that name and place them — ``{plate}.wpi`` (a 96-well
+    plate), ``MeasurementData.mlf`` (one ``IMG`` record per TIFF: well, field, channel, stage X/Y/Z, time),
+    ``MeasurementDetail.mrf`` (pixel size, camera, frame per channel) and the ``.mes`` settings (objective,
+    filter, exposure, light source per channel), enough for Bio-Formats' CV7000 reader. Returns the ``.wpi`` and the
+    TIFFs, in well, site, channel order."""
+    from xml.sax.saxutils import escape, quoteattr
+
+    out = Path(root)
+    files = write_cellvoyager_plate(out, plate=plate, wells=wells, sites=sites, channels=channels, seed=seed)
+    ns = 'xmlns:bts="http://www.yokogawa.co.jp/BTS/BTSSchema/1.0"'
+    head = '<?xml version="1.0" encoding="utf-8"?>\n'
+    wpi = out / f"{plate}.wpi"
+    wpi.write_text(f'{head}<bts:WellPlate bts:Version="1.0" bts:Name={quoteattr(plate)} bts:ProductID="0" '
+                   f'bts:Columns="12" bts:Rows="8" {ns}/>\n', encoding="utf-8")
+    records = []
+    i = 0
+    for wi, well in enumerate(_wells(wells)):
+        row, column = ord(well[0]) - ord("A") + 1, int(well[1:])
+        for f in range(sites):
+            for c in range(channels):
+                stamp = (_BASE_TIME + timedelta(seconds=2 * i)).isoformat(timespec="milliseconds")
+                records.append(
+                    f'<bts:MeasurementRecord bts:Type="IMG" bts:Time="{stamp}" bts:Column="{column}" '
+                    f'bts:Row="{row}" bts:TimePoint="1" bts:FieldIndex="{f + 1}" bts:ZIndex="1" '
+                    f'bts:TimelineIndex="1" bts:ActionIndex="1" bts:Action="2D" bts:X="{150.0 * f - 75.0}" '
+                    f'bts:Y="{1000.0 * wi}" bts:Z="-13.0" bts:Ch="{c + 1}">{escape(files[i].name)}'
+                    '</bts:MeasurementRecord>')
+                i += 1
+    (out / "MeasurementData.mlf").write_text(
+        f'{head}<bts:MeasurementData bts:Version="1.0" {ns}>\n' + "\n".join(records)
+        + "\n</bts:MeasurementData>\n", encoding="utf-8")
+    end = (_BASE_TIME + timedelta(seconds=2 * i)).isoformat(timespec="milliseconds")
+    lasers = (405, 488, 561, 640)
+    settings = "".join(
+        f'<bts:Channel bts:Ch="{c + 1}" bts:ObjectiveID="20000" bts:Objective="20x" bts:Magnification="20" '
+        f'bts:Acquisition="BP{_WAVELENGTHS[c % len(_WAVELENGTHS)]}/40" bts:ExposureTime="{100 + 50 * c}" '
+        f'bts:Binning="1"><bts:LightSourceName>{lasers[c % 4]}nm</bts:LightSourceName></bts:Channel>\n'
+        for c in range(channels))
+    sources = "".join(f'<bts:LightSource bts:Name="{nm}nm" bts:Type="Laser" bts:WaveLength="{nm}" '
+                      'bts:Power="100"/>\n' for nm in lasers)
+    mes = out / f"{plate}.mes"
+    mes.write_text(f'{head}<bts:MeasurementSetting bts:Version="1.0" bts:Columns="12" bts:Rows="8" {ns}>\n'
+                   '<bts:Timelapse><bts:Timeline bts:Name="Time Line 1"><bts:ActionList><bts:ActionAcquire2D>'
+                   + "".join(f"<bts:Ch>{c + 1}</bts:Ch>" for c in range(channels))
+                   + '</bts:ActionAcquire2D></bts:ActionList></bts:Timeline></bts:Timelapse>\n'
+                   f'<bts:LightSourceList>\n{sources}</bts:LightSourceList>\n'
+                   f'<bts:ChannelList>\n{settings}</bts:ChannelList>\n</bts:MeasurementSetting>\n',
+                   encoding="utf-8")
+    chans = "".join(
+        f'<bts:MeasurementChannel bts:Ch="{c + 1}" bts:HorizontalPixelDimension="0.325" '
+        f'bts:VerticalPixelDimension="0.325" bts:CameraNumber="{c % 2 + 1}" bts:InputBitDepth="16" '
+        'bts:HorizontalPixels="16" bts:VerticalPixels="16"/>\n' for c in range(channels))
+    (out / "MeasurementDetail.mrf").write_text(
+        f'{head}<bts:MeasurementDetail bts:Version="1.0" bts:Title={quoteattr(plate)} '
+        f'bts:BeginTime="{_BASE_TIME.isoformat(timespec="milliseconds")}" bts:EndTime="{end}" '
+        f'bts:ColumnCount="12" bts:RowCount="8" bts:TargetSystem="CV7000" '
+        f'bts:MeasurementSettingFileName={quoteattr(mes.name)} {ns}>\n'
+        f'<bts:MeasurementSamplePlate bts:Name={quoteattr(plate)} bts:WellPlateFileName={quoteattr(wpi.name)}/>\n'
+        f'{chans}</bts:MeasurementDetail>\n', encoding="utf-8")
+    return wpi, files
+
+
 # -- real instrument output, made bigger or completed -----------------------------------------------------
 #: Real MetaXpress TIFFs (wells B02/B03, 2 sites, 4 wavelengths) under ``corpus-hcs``.
 HTD_SOURCE = Path("metaxpress-htd/faim-ipa_9987_Plate_3435/9987_Plate_3435/TimePoint_1")
 _HTD_WAVES = ("DAPI", "FITC", "Texas Red", "Cy5")
 
 
-def _htd_text(rows: int, columns: int, wells: int, sites: int, waves: int) -> str:
+def _htd_text(rows: int, columns: int, wells: int, sites: int, waves: int,
+              names: Sequence[str] = _HTD_WAVES, description: str = "metaextract.synth.link_htd_plate") -> str:
     """An ``.HTD`` as MetaXpress writes it: the first ``wells`` wells row by row, sites in one row."""
     def flags(row: int) -> str:
         return ", ".join("TRUE" if row * columns + c < wells else "FALSE" for c in range(columns))
 
-    lines = ['"HTSInfoFile", Version 1.0', '"Description", "metaextract.synth.link_htd_plate"',
+    lines = ['"HTSInfoFile", Version 1.0', f'"Description", "{description}"',
              '"PlateType", 6', '"TimePoints", 1', '"ZSeries", FALSE', '"ZSteps", 1', '"ZProjection", FALSE',
              f'"XWells", {columns}', f'"YWells", {rows}']
     lines += [f'"WellsSelection{r + 1}", {flags(r)}' for r in range(rows)]
     lines += ['"Sites", TRUE', f'"XSites", {sites}', '"YSites", 1',
               '"SiteSelection1", ' + ", ".join(["TRUE"] * sites), '"Waves", TRUE', f'"NWavelengths", {waves}']
-    lines += [f'"WaveName{i + 1}", "{_HTD_WAVES[i]}"' for i in range(waves)]
+    lines += [f'"WaveName{i + 1}", "{names[i]}"' for i in range(waves)]
     lines += [f'"WaveCollect{i + 1}", 1' for i in range(waves)]
     lines += ['"UniquePlateIdentifier", "00000000-0000-0000-0000-000000000000"', '"EndFile"']
     return "\r\n".join(lines) + "\r\n"
@@ -344,6 +417,26 @@ def link_htd_plate(corpus_hcs: str | os.PathLike[str], root: str | os.PathLike[s
                 target = top / "TimePoint_1" / f"{name}_{well}_s{site}_w{wave}.TIF"
                 os.link(source / f"9987_B02_s{(site - 1) % 2 + 1}_w{wave}.TIF", target)
                 files.append(target)
+    return master, files
+
+
+def write_htd_plate(root: str | os.PathLike[str], *, plate: str = "PLATE", wells: int = 6, sites: int = 2,
+                    channels: int = 3, columns: int = 12, rows: int = 8, seed: int = 0) -> tuple[Path, list[Path]]:
+    """An ImageXpress plate as MetaXpress exports it, written whole (no corpus needed): ``root/{plate}.HTD``
+    and a copy in ``root/TimePoint_1/``, and there the MetaSeries TIFFs of :func:`write_metaxpress_plate`
+    for the first ``wells`` wells (row by row on a ``rows`` x ``columns`` plate), ``sites`` sites and
+    ``channels`` wavelengths (at most 5). ``root`` must not exist. Returns the master ``.HTD`` and the TIFFs,
+    in well, site, wavelength order."""
+    if not 1 <= channels <= len(_ILLUM) or not 1 <= wells <= rows * columns or sites < 1:
+        raise ValueError(f"{wells} wells x {sites} sites x {channels} wavelengths do not fit the plate")
+    top = Path(root)
+    (top / "TimePoint_1").mkdir(parents=True)
+    files = write_metaxpress_plate(top / "TimePoint_1", plate=plate, wells=well_names(wells, columns=columns),
+                                   sites=sites, channels=channels, seed=seed)
+    text = _htd_text(rows, columns, wells, sites, channels, _ILLUM, "metaextract.synth.write_htd_plate")
+    master = top / f"{plate}.HTD"
+    for htd in (master, top / "TimePoint_1" / master.name):
+        htd.write_text(text)
     return master, files
 
 

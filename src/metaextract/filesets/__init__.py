@@ -9,13 +9,15 @@ kind follows: ``detect`` groups paths into :class:`~.model.FilesetSpec`, ``read`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import Literal, NamedTuple
 
 from metaextract.filesets.model import FilesetLayout, FilesetRead, FilesetSpec, Place
 
-__all__ = ["KINDS", "FilesetLayout", "FilesetRead", "FilesetSpec", "Kind", "Place", "detect", "kind", "layout", "read"]
+__all__ = ["KINDS", "FilesetLayout", "FilesetRead", "FilesetSpec", "Kind", "Place", "detect", "kind", "layout",
+           "may_share_document", "read"]
 
 #: How a member file's own document is had: ``"fileset"`` — Bio-Formats gives every member the whole
 #: fileset's document (an ``.HTD`` plate, a Harmony index), so a file's document *is* the fileset's, stored
@@ -90,3 +92,23 @@ def layout(spec: FilesetSpec) -> FilesetLayout:
     files say, which the layout's notes name."""
     planner: Callable[[FilesetSpec], FilesetLayout] = import_module(kind(spec.kind).module).layout
     return planner(spec)
+
+
+def may_share_document(path: str) -> bool:
+    """Whether the file at ``path`` may be an image member of a fileset whose members' document is the
+    fileset's (view ``"fileset"``): a TIFF with an ``.HTD`` where its plate's master would sit, or with a
+    Harmony index beside it. Names only (one or two folder listings); False says it cannot be, True only
+    that it may."""
+    from metaextract.filesets.harmony import INDEX_NAMES
+    from metaextract.filesets.metaxpress_names import plate_root
+
+    path = os.path.abspath(path)
+    if not path.lower().endswith((".tif", ".tiff")):
+        return False
+    try:
+        if any(name.lower().endswith(".htd") for name in os.listdir(plate_root(path)[0])):
+            return True
+        beside = set(os.listdir(os.path.dirname(path)))
+    except OSError:
+        return False
+    return any(name in beside for name in INDEX_NAMES)

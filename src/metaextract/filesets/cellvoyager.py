@@ -324,24 +324,21 @@ def _measurement(files: Sequence[str]) -> tuple[Measurement, list[str]]:
 
 
 def _frame(records: list[Record], info: Measurement) -> tuple[Frame, list[str]]:
-    """The first named TIFF's header, as Bio-Formats' reader takes it; the .mrf's frame when it is absent."""
-    first = records[0].file
-    try:
-        import tifffile
+    """The first named TIFF's header, as Bio-Formats' reader takes it; the .mrf's frame when it is absent.
+    The header is read by the plate readers' own TIFF header reader (a few KB, no tifffile import)."""
+    from metaextract.filesets.metaxpress_head import read_head
 
-        with tifffile.TiffFile(first) as tif:
-            page = tif.pages[0]
-            if not isinstance(page, tifffile.TiffPage):
-                raise ValueError("first page is a frame")
-            dtype = ox.PIXEL_TYPES.get(page.dtype.name if page.dtype is not None else "", "uint16")
-            return Frame(int(page.imagewidth), int(page.imagelength), dtype, int(page.bitspersample)), []
-    except (OSError, ValueError, IndexError) as exc:
-        x, y = info.frame or (0, 0)
-        bits = info.bit_depth or 16
-        pixel_type = "uint8" if bits <= 8 else "uint16" if bits <= 16 else "uint32"
-        note = (f"the images are absent or unreadable ({os.path.basename(first)}: {type(exc).__name__}): "
-                f"layout from the .mlf, X/Y sizes and pixel type from the .mrf")
-        return Frame(x, y, pixel_type, bits), [note]
+    first = records[0].file
+    head = read_head(first)
+    if head is not None:
+        return Frame(head.size_x, head.size_y, head.pixel_type, head.bits), []
+    x, y = info.frame or (0, 0)
+    bits = info.bit_depth or 16
+    pixel_type = "uint8" if bits <= 8 else "uint16" if bits <= 16 else "uint32"
+    why = "not found" if not os.path.exists(first) else "not a readable one-sample TIFF"
+    note = (f"the images are absent or unreadable ({os.path.basename(first)}: {why}): "
+            f"layout from the .mlf, X/Y sizes and pixel type from the .mrf")
+    return Frame(x, y, pixel_type, bits), [note]
 
 
 def _images(records: list[Record]) -> list[_Image]:

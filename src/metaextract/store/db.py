@@ -251,6 +251,28 @@ def open_store(url: str | None = None) -> Store:
     return Store(engine)
 
 
+def open_existing(url: str | None = None) -> Store | None:
+    """The database at ``url`` (default as :func:`open_store`) for reading, when it exists and its schema is
+    this version's newest; None otherwise (a missing SQLite file, an older or newer schema, a URL refused, a
+    server that cannot be reached). Nothing is created, upgraded or written: for commands that only look."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = url or default_url()
+    try:
+        url = check_url(url)
+        if url.startswith("sqlite"):
+            database = make_url(url).database
+            if not database or database == ":memory:" or not Path(database).is_file():
+                return None
+        engine = create_store_engine(url)
+    except (StoreError, SQLAlchemyError, ValueError):
+        return None
+    if not at_head(engine):  # at_head reads inside a try: an unreachable server is "not at head"
+        engine.dispose()
+        return None
+    return Store(engine)
+
+
 def database_error(exc: BaseException) -> str | None:
     """What went wrong, in one line, when ``exc`` is the database's (or its driver's) error; None otherwise.
 

@@ -45,8 +45,8 @@ from metaextract.result import Result, one_line
 from metaextract.store.db import Store
 from metaextract.store.models import Base, acquisitions, image_files, metadata_files, plates
 
-__all__ = ["SINGLE", "FilesetFound", "FilesetJob", "fileset_documents", "fileset_jobs", "member_result",
-           "store_fileset_read",
+__all__ = ["SINGLE", "FilesetFound", "FilesetJob", "StoredDocument", "fileset_documents", "fileset_jobs",
+           "member_result", "store_fileset_read", "stored_member_document",
            "acquisition_paths", "file_filesets", "fileset_members", "fileset_places",
            "filesets", "list_filesets", "plate_map", "planes", "record_read", "replace_filesets"]
 
@@ -331,6 +331,36 @@ def fileset_documents(conn: Connection, file_ids: Sequence[int]) -> dict[int, st
     docs = {int(i): str(d) for i, d in conn.execute(
         select(filesets.c.id, filesets.c.omexml).where(filesets.c.id.in_({int(fs) for _, fs in pairs})))}
     return {int(f): docs[int(fs)] for f, fs in pairs}
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A member's document as its fileset's stored read gave it (see :func:`stored_member_document`)."""
+
+    fileset_id: int
+    kind: str
+    master: str
+    engine: str | None
+    engine_version: str | None
+    omexml: str
+
+
+def stored_member_document(conn: Connection, path: str, size: int, mtime: float) -> StoredDocument | None:
+    """The document of the image file at ``path`` (absolute) when it is registered, unchanged since (the same
+    size and mtime), as an image member of a view-``"fileset"`` fileset whose read is stored ok — its
+    fileset's document, as ``summary``, the API and ``export`` give it; the newest such fileset, else None.
+    One query."""
+    q = (select(filesets.c.id, filesets.c.kind, filesets.c.master, filesets.c.engine, filesets.c.engine_version,
+                filesets.c.omexml, image_files.c.mtime)
+         .join(fileset_members, fileset_members.c.fileset_id == filesets.c.id)
+         .join(image_files, image_files.c.id == fileset_members.c.image_file_id)
+         .where(image_files.c.location == path, image_files.c.size == size, filesets.c.view == "fileset",
+                filesets.c.status == "ok", filesets.c.omexml.is_not(None))
+         .order_by(filesets.c.id.desc()))
+    for r in conn.execute(q):
+        if abs(float(r.mtime) - mtime) < 1e-6:
+            return StoredDocument(int(r.id), str(r.kind), str(r.master), r.engine, r.engine_version, str(r.omexml))
+    return None
 
 
 def fileset_places(conn: Connection, fileset_id: int) -> dict[str, list[Place]]:

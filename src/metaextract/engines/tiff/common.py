@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: Siblings (in the folder, or for ``PARENT_COMPANIONS`` in the parent) that can make a Bio-Formats
-#: reader take the TIFF as part of a set.
+#: reader take the TIFF as part of a set. Not a CellVoyager ``.wpi``: Bio-Formats' CV7000 reader is chosen
+#: for the ``.wpi`` alone and reads each TIFF beside it as a plain TIFF (checked live in
+#: ``tests/test_filesets_read.py``), so the TIFFs of a CellVoyager measurement stay native.
 COMPANION_SUFFIXES = (
-    ".nd", ".htd", ".xdce", ".xml", ".txt", ".exp", ".apl", ".tnb", ".mtb", ".wpi", ".pattern", ".lei",
+    ".nd", ".htd", ".xdce", ".xml", ".txt", ".exp", ".apl", ".tnb", ".mtb", ".pattern", ".lei",
     ".oif", ".vsi", ".ome", ".idx", ".mea", ".flex", ".pnl", ".ets", ".csv", ".cfg", ".db", ".zpo", ".ini",
 )
 PARENT_COMPANIONS = (".htd", ".xml", ".idx", ".mea", ".exp", ".db", ".pnl")
