@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from metaextract import extract, open_experiment
+from metaextract.filesets.metaxpress import HEADS_NOTE
 from metaextract.ome import key_fields, normalise
 from metaextract.store import open_store
 from metaextract.store.filesets import filesets
@@ -60,11 +61,16 @@ def test_3433_one_job_read_natively_document_stored_once(db_url: str, tmp_path: 
     _add(db_url, "p", folder)
     before = _stored(db_url)
     assert before["run_jobs"] == 1  # the plate's 32 TIFFs are in no per-file batch
+    (fs_before,) = before["filesets"]
+    assert HEADS_NOTE in fs_before["notes"]  # the layout cannot say stage positions and times
     out = cli(db_url, "p", "submit", "--cluster", "local").stdout  # type: ignore[attr-defined]
     assert "0 failed" in out, out
     got = _stored(db_url)
     (fs,) = got["filesets"]
     assert fs["status"] == "ok" and fs["engine"] == "metaextract-metaxpress-htd" and fs["engine_version"]
+    assert HEADS_NOTE not in fs["notes"]  # the read answered it: it is not shown as still open
+    (shown,) = cli_json(db_url, "p", "plate", "--format", "json")  # type: ignore[misc]
+    assert HEADS_NOTE not in shown["notes"]
     ref = key_fields((reference_hcs_root() / P3433 / "9987_Plate_3433" / "9987.HTD.xml").read_text())
     assert key_fields(fs["omexml"]) == ref
     assert got["states"] == {"ok": 32}

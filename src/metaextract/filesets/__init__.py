@@ -16,8 +16,8 @@ from typing import Literal, NamedTuple
 
 from metaextract.filesets.model import FilesetLayout, FilesetRead, FilesetSpec, Place
 
-__all__ = ["KINDS", "FilesetLayout", "FilesetRead", "FilesetSpec", "Kind", "Place", "detect", "kind", "layout",
-           "may_share_document", "read"]
+__all__ = ["KINDS", "FilesetLayout", "FilesetRead", "FilesetSpec", "Kind", "Place", "answered_by_read", "detect",
+           "kind", "layout", "may_share_document", "read"]
 
 #: How a member file's own document is had: ``"fileset"`` — Bio-Formats gives every member the whole
 #: fileset's document (an ``.HTD`` plate, a Harmony index), so a file's document *is* the fileset's, stored
@@ -92,6 +92,14 @@ def layout(spec: FilesetSpec) -> FilesetLayout:
     files say, which the layout's notes name."""
     planner: Callable[[FilesetSpec], FilesetLayout] = import_module(kind(spec.kind).module).layout
     return planner(spec)
+
+
+def answered_by_read(kind_name: str) -> tuple[str, ...]:
+    """The notes of a ``kind_name`` layout that its native read answers (e.g. MetaXpress' "stage positions
+    and acquisition times are in each TIFF's header"): stale once that read has stored its places, so the
+    store drops them then. A kind's module names them in ``ANSWERED_BY_READ`` (none where it does not)."""
+    answered: tuple[str, ...] = getattr(import_module(kind(kind_name).module), "ANSWERED_BY_READ", ())
+    return answered
 
 
 def may_share_document(path: str) -> bool:

@@ -224,6 +224,8 @@ def _finish(plate: _Plate, bioformats: bool, layout_from_names: bool) -> Fileset
 #: What a MetaXpress layout leaves to the read: the TIFF headers' part of each place.
 HEADS_NOTE = ("stage positions and acquisition times are in each TIFF's header: not in the layout, "
               "known once the plate is read (so are wavelengths not collected at some TimePoints)")
+#: The layout's notes the plate's read answers (:func:`metaextract.filesets.answered_by_read`).
+ANSWERED_BY_READ = (HEADS_NOTE,)
 NAMES_NOTE = ("layout from the file names only (no .HTD): wells, sites (field = site - 1) and wavelengths "
               "(channel = wavelength - 1) as named; plate size, site and wavelength counts are the largest seen, "
               "channel names from the files; Bio-Formats reads each of these files alone as one image")

@@ -198,12 +198,13 @@ def record_read(store: Store, fileset_id: int, *, status: str, omexml: str | Non
 
 
 def _record(conn: Connection, fileset_id: int, *, status: str, omexml: str | None, notes: Iterable[str],
-            error: str | None, engine: str | None, engine_version: str | None) -> None:
+            error: str | None, engine: str | None, engine_version: str | None, stale: Iterable[str] = ()) -> None:
     from metaextract.store.jobs import storable_text
     from metaextract.store.models import utcnow
 
     old = conn.execute(select(filesets.c.notes).where(filesets.c.id == fileset_id)).scalar_one_or_none()
-    merged = list(dict.fromkeys([*(old or []), *notes]))
+    gone = set(stale)
+    merged = [n for n in dict.fromkeys([*(old or []), *notes]) if n not in gone]
     conn.execute(filesets.update().where(filesets.c.id == fileset_id).values(
         status=status, omexml=None if omexml is None else storable_text(omexml), notes=merged,
         error=None if error is None else storable_text(error), engine=(engine or None) and engine[:64],
@@ -276,8 +277,12 @@ def store_fileset_read(conn: Connection, job: FilesetJob, read: Result) -> None:
     """Store a fileset's one read (caller's transaction): its outcome (:func:`record_read`'s columns) and,
     where the read gave places (a native read), each member's planes replaced by them (they add what only
     the image files say: stage positions, acquisition times)."""
+    from metaextract.filesets import answered_by_read
+
+    # a native read's places replace the layout's, and with them the layout's notes that the read answers
+    stale = answered_by_read(job.spec.kind) if read.ok and read.places else ()
     _record(conn, job.fileset_id, status=read.status, omexml=read.omexml if read.ok else None, notes=read.notes,
-            error=read.error, engine=read.engine, engine_version=read.engine_version)
+            error=read.error, engine=read.engine, engine_version=read.engine_version, stale=stale)
     if not read.ok or not read.places:
         return
     ids = {str(loc): int(i) for loc, i in conn.execute(
