@@ -117,18 +117,26 @@ def end_to_end(tmp: Path, folders: list[Path], n: int, repeats: int) -> dict[str
     return {"add": adds, "init": inits, "status": statuses, "submit": sub, "dask": dask, "db_bytes": size}
 
 
-def cli(url: str, *args: str, timeout: float = 3600.0) -> float:
+def typed_command(url: str, *args: str, env: dict[str, str] | None = None, check: bool = True,
+                  timeout: float = 3600.0) -> tuple[float, subprocess.CompletedProcess[str]]:
     """One ``metaextract`` command as a user types it (its own process, the installed console script):
-    wall seconds seen from here, interpreter start, imports and opening the database included."""
+    wall seconds seen from here, interpreter start, imports and opening the database included, and the
+    finished process. ``env`` is the child's environment (``PYTHONPATH`` decides which source tree the
+    console script imports); ``check`` raises on a non-zero exit."""
     exe = Path(sys.executable).with_name("metaextract")
     cmd = [str(exe) if exe.is_file() else sys.executable, *([] if exe.is_file() else ["-m", "metaextract"]),
            "--db", url, *args]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
-    return seconds
+    return seconds, proc
+
+
+def cli(url: str, *args: str, timeout: float = 3600.0) -> float:
+    """Wall seconds of one ``metaextract`` command typed by a user (:func:`typed_command`)."""
+    return typed_command(url, *args, timeout=timeout)[0]
 
 
 def typed(tmp: Path, folders: list[Path], n: int, sample: list[Path], rounds: int) -> dict[str, Any]:
