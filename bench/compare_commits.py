@@ -39,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,26 +101,42 @@ def prepare(tree: Tree) -> str:
 
 
 # -- timings ----------------------------------------------------------------------------------------------
+Step = tuple[float, float]  # wall seconds, CPU seconds of the command's process tree
+
+
 @dataclass
 class Figure:
-    """One figure's seconds per round on each tree, in the order measured."""
+    """One figure's wall and CPU seconds per round on each tree, in the order measured."""
 
     name: str
     seconds: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, tree: str, value: float) -> None:
-        self.seconds.setdefault(tree, []).append(value)
+    def add(self, tree: str, step: Step) -> None:
+        self.seconds.setdefault(tree, []).append(step[0])
+        self.cpu.setdefault(tree, []).append(step[1])
 
-    def median(self, tree: str) -> float:
-        return statistics.median(self.seconds[tree])
+    def median(self, tree: str, cpu: bool = False) -> float:
+        return statistics.median((self.cpu if cpu else self.seconds)[tree])
 
     def ratios(self, base: str, head: str) -> list[float]:
         return [h / b for b, h in zip(self.seconds[base], self.seconds[head], strict=True)]
 
 
+def timed(url: str, *args: str, tree: Tree, check: bool = True) -> Step:
+    t = typed_command(url, *args, env=tree.env(), check=check)
+    if t.proc.returncode not in (0, 1):
+        raise RuntimeError(f"{tree.label}: {' '.join(args)} exited {t.proc.returncode}: {t.proc.stderr[-2000:]}")
+    return t.seconds, t.cpu
+
+
+def total(*steps: Step) -> Step:
+    return sum(s[0] for s in steps), sum(s[1] for s in steps)
+
+
 def status_json(url: str, experiment: str, tree: Tree) -> dict[str, Any]:
     """``EXP status --json`` (not timed): what the run left in the database."""
-    proc = typed_command(url, experiment, "status", "--json", env=tree.env())[1]
+    proc = typed_command(url, experiment, "status", "--json", env=tree.env()).proc
     out: dict[str, Any] = json.loads(proc.stdout)
     return out
 
@@ -141,43 +158,37 @@ def summary_of(status: dict[str, Any]) -> str:
 
 
 # -- one figure on one tree -------------------------------------------------------------------------------
-def plate_once(tree: Tree, url: str, folders: list[Path], n: int) -> tuple[dict[str, float], str]:
-    env = tree.env()
-    t = {"create": typed_command(url, "experiment", "create", "bench-plate", env=env)[0],
-         "add": sum(typed_command(url, "experiment", "add", "bench-plate", str(f), env=env)[0] for f in folders),
-         "init": typed_command(url, "bench-plate", "init", env=env)[0],
-         "submit": typed_command(url, "bench-plate", "submit", env=env)[0],
-         "status": typed_command(url, "bench-plate", "status", env=env)[0]}
-    t["total"] = t["create"] + t["add"] + t["init"] + t["submit"]
+def plate_once(tree: Tree, url: str, folders: list[Path], n: int) -> tuple[dict[str, Step], str]:
+    t = {"create": timed(url, "experiment", "create", "bench-plate", tree=tree),
+         "add": total(*(timed(url, "experiment", "add", "bench-plate", str(f), tree=tree) for f in folders)),
+         "init": timed(url, "bench-plate", "init", tree=tree),
+         "submit": timed(url, "bench-plate", "submit", tree=tree),
+         "status": timed(url, "bench-plate", "status", tree=tree)}
+    t["total"] = total(t["create"], t["add"], t["init"], t["submit"])
     status = status_json(url, "bench-plate", tree)
     if status["files"]["ok"] != n:
         raise RuntimeError(f"{tree.label}: plate {summary_of(status)}, not {n} ok")
     return t, summary_of(status)
 
 
-def corpus_once(tree: Tree, url: str, folder: Path, engine: str) -> tuple[dict[str, float], str]:
-    env = tree.env()
-    t = {"create": typed_command(url, "experiment", "create", "corpus", env=env)[0],
-         "add": typed_command(url, "experiment", "add", "corpus", str(folder), env=env)[0],
-         "init": typed_command(url, "corpus", "init", env=env)[0]}
-    # exit 1 when some corpus files fail (the corpus holds files Bio-Formats cannot read): not an error here
-    seconds, proc = typed_command(url, "corpus", "submit", "--engine", engine, env=env, check=False)
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{tree.label}: corpus submit exited {proc.returncode}: {proc.stderr[-2000:]}")
-    t["submit"] = seconds
-    t["total"] = t["create"] + t["add"] + t["init"] + t["submit"]
+def corpus_once(tree: Tree, url: str, folder: Path, engine: str) -> tuple[dict[str, Step], str]:
+    t = {"create": timed(url, "experiment", "create", "corpus", tree=tree),
+         "add": timed(url, "experiment", "add", "corpus", str(folder), tree=tree),
+         "init": timed(url, "corpus", "init", tree=tree),
+         # exit 1 when some corpus files fail (it holds files Bio-Formats cannot read): not an error here
+         "submit": timed(url, "corpus", "submit", "--engine", engine, tree=tree, check=False)}
+    t["total"] = total(t["create"], t["add"], t["init"], t["submit"])
     status = status_json(url, "corpus", tree)
     if status["files"]["pending"]:
         raise RuntimeError(f"{tree.label}: corpus left files pending: {summary_of(status)}")
     return t, summary_of(status)
 
 
-def scale_once(tree: Tree, url: str, folder: Path, n: int) -> tuple[dict[str, float], str]:
-    env = tree.env()
-    typed_command(url, "experiment", "create", "scale", env=env)
-    t = {"add": typed_command(url, "experiment", "add", "scale", str(folder), env=env)[0],
-         "init": typed_command(url, "scale", "init", env=env)[0],
-         "status": typed_command(url, "scale", "status", env=env)[0]}
+def scale_once(tree: Tree, url: str, folder: Path, n: int) -> tuple[dict[str, Step], str]:
+    timed(url, "experiment", "create", "scale", tree=tree)
+    t = {"add": timed(url, "experiment", "add", "scale", str(folder), tree=tree),
+         "init": timed(url, "scale", "init", tree=tree),
+         "status": timed(url, "scale", "status", tree=tree)}
     status = status_json(url, "scale", tree)
     if status["files"]["total"] != n:
         raise RuntimeError(f"{tree.label}: scale registered {summary_of(status)}, not {n}")
@@ -185,7 +196,7 @@ def scale_once(tree: Tree, url: str, folder: Path, n: int) -> tuple[dict[str, fl
 
 
 # -- the run ----------------------------------------------------------------------------------------------
-Case = tuple[str, Callable[[Tree, Path], tuple[dict[str, float], str]]]
+Case = tuple[str, Callable[[Tree, Path], tuple[dict[str, Step], str]]]
 
 
 def measure(trees: tuple[Tree, Tree], cases: list[Case], rounds: int, tmp: Path) -> tuple[
@@ -202,7 +213,8 @@ def measure(trees: tuple[Tree, Tree], cases: list[Case], rounds: int, tmp: Path)
                     figures.setdefault(f"{case}: {step}", Figure(f"{case}: {step}")).add(tree.label, seconds)
                 outcomes.setdefault(case, {}).setdefault(tree.label, set()).add(outcome)
                 print(f"round {r + 1} {case} {tree.label}: {time.perf_counter() - start:.1f} s "
-                      f"({', '.join(f'{k} {v:.2f}' for k, v in steps.items())}); {outcome}", file=sys.stderr)
+                      f"({', '.join(f'{k} {v[0]:.2f}/{v[1]:.2f}' for k, v in steps.items())} wall/CPU s); "
+                      f"{outcome}", file=sys.stderr)
     return figures, outcomes
 
 
@@ -223,8 +235,10 @@ def render(trees: tuple[Tree, Tree], figures: dict[str, Figure], outcomes: dict[
         ratios = fig.ratios(base, head)
         ratio = fig.median(head) / fig.median(base)
         label = f"**{name}**" if name.endswith(": total") else name
+        cpu_b, cpu_h = fig.median(base, cpu=True), fig.median(head, cpu=True)
         rows.append([label, f"{fig.median(base):.2f} s", f"{fig.median(head):.2f} s",
-                     " ".join(f"{x:.2f}" for x in ratios), f"{ratio:.3f}", verdict(ratio)])
+                     " ".join(f"{x:.2f}" for x in ratios), f"{ratio:.3f}", verdict(ratio),
+                     f"{cpu_b:.2f} / {cpu_h:.2f} s ({cpu_h / cpu_b:.2f})" if cpu_b else "-"])
     outcome_rows = [[case, "; ".join(sorted(by.get(base, set()))), "; ".join(sorted(by.get(head, set())))]
                     for case, by in outcomes.items()]
     return "\n".join([
@@ -237,9 +251,12 @@ def render(trees: tuple[Tree, Tree], figures: dict[str, Figure], outcomes: dict[
         "to round; both trees with the same venv (the console script imports the tree first on "
         f"`PYTHONPATH`: checked, {meta['imports']}), both byte-compiled first. Times are medians over the "
         f"rounds; *ratio* is {head} / {base} (below 1: {head} faster), per round and of the medians; "
-        f"within ±{TOLERANCE:.0%} is ✓ (a fall beyond it is marked *faster*). {meta['what']}",
+        f"within ±{TOLERANCE:.0%} is ✓ (a fall beyond it is marked *faster*). *CPU*: user + system seconds of "
+        "the command and the processes it waited for (its extraction processes), medians — what the code "
+        f"costs, far less inflated by other work on the machine than the wall time. {meta['what']}",
         "",
-        md_table(["figure", base, head, "ratio per round", "ratio of medians", "within 5 %?"], rows),
+        md_table(["figure", base, head, "ratio per round", "ratio of medians", "within 5 %?",
+                  f"CPU {base} / {head} (ratio)"], rows),
         "",
         "What each tree left in the database (`EXP status --json`, every round):",
         "",
@@ -285,9 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         cases: list[Case] = []
 
-        def fresh(kind: str, fn: Callable[[Tree, str], tuple[dict[str, float], str]]) -> Callable[
-                [Tree, Path], tuple[dict[str, float], str]]:
-            def once(tree: Tree, folder: Path) -> tuple[dict[str, float], str]:
+        def fresh(kind: str, fn: Callable[[Tree, str], tuple[dict[str, Step], str]]) -> Callable[
+                [Tree, Path], tuple[dict[str, Step], str]]:
+            def once(tree: Tree, folder: Path) -> tuple[dict[str, Step], str]:
                 with database(kind, folder) as url:
                     steps, outcome = fn(tree, url)
                     engines = engines_of(url)
@@ -298,20 +315,20 @@ def main(argv: list[str] | None = None) -> int:
             groups = write_plate(tmp / "plate", args.plate_files)
             n_plate = sum(len(v) for v in groups.values())
             folders = [tmp / "plate" / "MX-plate", tmp / "plate" / "CV-plate"]
-            cases.append(("plate", fresh("sqlite", lambda t, u: plate_once(t, u, folders, n_plate))))
+            cases.append(("plate", fresh("sqlite", partial(plate_once, folders=folders, n=n_plate))))
             what.append(f"**plate**: {n_plate:,} synthetic TIFFs of `bench_plate.write_plate` (no `.HTD`), "
                         "SQLite; *total* = create + add (2 folders) + init + submit (`status` apart).")
         if "corpus" in only:
             for engine in ("bioformats", "auto"):
                 cases.append((f"corpus --engine {engine}",
-                              fresh("sqlite", lambda t, u, e=engine: corpus_once(t, u, corpus_root(), e))))
+                              fresh("sqlite", partial(corpus_once, folder=corpus_root(), engine=engine))))
             what.append(f"**corpus**: `{corpus_root()}` registered whole (create, add, init) and "
                         "`submit --engine bioformats` / `--engine auto`, SQLite; *total* = all four commands.")
         if "scale" in only:
             links = make_links(tiny_tiff(tmp / "source" / "source.tif"), tmp / "links", args.scale_files)
             for kind in ["sqlite"] + (["postgresql"] if pg_reachable() else []):
                 cases.append((f"scale {kind}",
-                              fresh(kind, lambda t, u, n=args.scale_files: scale_once(t, u, links, n))))
+                              fresh(kind, partial(scale_once, folder=links, n=args.scale_files))))
             what.append(f"**scale**: {args.scale_files:,} hard links (`bench_scale.make_links`, folders of 1,000) "
                         "`experiment add`, `init`, `status` on a fresh SQLite file and PostgreSQL database "
                         "(the database made and dropped outside the timing).")
@@ -324,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     DATA.mkdir(exist_ok=True)
     raw = DATA / f"compare-{dt.datetime.now(dt.UTC).strftime('%Y%m%d-%H%M%S')}.json"
     raw.write_text(json.dumps({"trees": [t.label for t in trees], "meta": meta,
-                               "figures": {k: f.seconds for k, f in figures.items()},
+                               "figures": {k: {"wall": f.seconds, "cpu": f.cpu} for k, f in figures.items()},
                                "outcomes": {k: {t: sorted(v) for t, v in by.items()} for k, by in outcomes.items()}},
                               indent=1))
     print(body)
