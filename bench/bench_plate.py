@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:
@@ -117,18 +118,43 @@ def end_to_end(tmp: Path, folders: list[Path], n: int, repeats: int) -> dict[str
     return {"add": adds, "init": inits, "status": statuses, "submit": sub, "dask": dask, "db_bytes": size}
 
 
-def cli(url: str, *args: str, timeout: float = 3600.0) -> float:
+class Typed(NamedTuple):
+    """One typed command: wall seconds seen from outside, CPU seconds of its process tree, the process."""
+
+    seconds: float
+    cpu: float
+    proc: subprocess.CompletedProcess[str]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def typed_command(url: str, *args: str, env: dict[str, str] | None = None, check: bool = True,
+                  timeout: float = 3600.0) -> Typed:
     """One ``metaextract`` command as a user types it (its own process, the installed console script):
-    wall seconds seen from here, interpreter start, imports and opening the database included."""
+    wall seconds seen from here, interpreter start, imports and opening the database included; the CPU
+    seconds (user + system) of the command and the processes it waited for (its extraction processes),
+    which other work on the machine inflates far less than the wall time; and the finished process.
+    ``env`` is the child's environment (``PYTHONPATH`` decides which source tree the console script
+    imports); ``check`` raises on a non-zero exit. Run one at a time (the CPU is the change in this
+    process' children's usage)."""
     exe = Path(sys.executable).with_name("metaextract")
     cmd = [str(exe) if exe.is_file() else sys.executable, *([] if exe.is_file() else ["-m", "metaextract"]),
            "--db", url, *args]
+    cpu = _children_cpu()
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
-    return seconds
+    return Typed(seconds, _children_cpu() - cpu, proc)
+
+
+def cli(url: str, *args: str, timeout: float = 3600.0) -> float:
+    """Wall seconds of one ``metaextract`` command typed by a user (:func:`typed_command`)."""
+    return typed_command(url, *args, timeout=timeout).seconds
 
 
 def typed(tmp: Path, folders: list[Path], n: int, sample: list[Path], rounds: int) -> dict[str, Any]:

@@ -28,6 +28,8 @@ if str(BENCH) not in sys.path:
 from common import ROOT, machine_info  # noqa: E402
 
 OUTPUT = ROOT / "BENCHMARKS.md"
+# hand-run records that no bench_*.py module writes and a whole run keeps: bench/compare_commits.py
+HAND_RUN = {"compare-commits"}
 _SECTION = re.compile(r"<!-- bench:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->", re.S)
 
 
@@ -109,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark {', '.join(unknown)}; available: {', '.join(names)}")
     old = args.output.read_text() if args.output.is_file() else ""
     # a whole run rewrites every section except the records of full-size runs (``*-full``), which only
-    # such a run rewrites
-    sections = {k: v for k, v in existing_sections(old).items() if only or k.endswith("-full")}
+    # such a run rewrites, and the hand-run records (``HAND_RUN``), which only their own command rewrites
+    sections = {k: v for k, v in existing_sections(old).items()
+                if only or k.endswith("-full") or k in HAND_RUN}
     start_load = os.getloadavg()[0]
     info = machine_info()
     for name in only or names:
