@@ -47,18 +47,28 @@ def detect(paths: Sequence[str]) -> tuple[list[FilesetSpec], list[str]]:
     copies in those folders as metadata; ``metaxpress-names`` for the remaining TIFFs named as MetaXpress
     names them, one fileset per folder and plate prefix. Returns the specs and the paths not taken.
     Linear in ``len(paths)``; no file is opened."""
+    roots: dict[str, tuple[str, int, int | None]] = {}  # plate_root depends on the folder only: once each
+
+    def root_of(path: str, folder: str) -> tuple[str, int, int | None]:
+        found = roots.get(folder)
+        if found is None:
+            found = roots[folder] = plate_root(path)
+        return found
+
     masters: dict[tuple[str, str], str] = {}  # (folder, lower-case plate name) -> master .HTD
     for path in paths:
-        folder, name, _, _ = split(path)
-        if _is_htd(name) and plate_root(path)[0] == folder:
-            masters[(folder, name[:-4].lower())] = path
+        if _is_htd(path):
+            folder, _, name = path.rpartition("/")
+            if root_of(path, folder)[0] == folder:
+                masters[(folder, name[:-4].lower())] = path
     images: dict[str, list[str]] = defaultdict(list)
     metadata: dict[str, list[str]] = defaultdict(list)
     rest: list[str] = []
     names: dict[tuple[str, str], list[str]] = defaultdict(list)
     for path in paths:
-        folder, name, _, _ = split(path)
-        root = plate_root(path)[0]
+        folder, _, name = path.rpartition("/")
+        where = root_of(path, folder)
+        root = where[0]
         if _is_htd(name):
             master = masters.get((root, name[:-4].lower()))
             if master is not None and master != path:
@@ -66,7 +76,7 @@ def detect(paths: Sequence[str]) -> tuple[list[FilesetSpec], list[str]]:
             elif master is None:
                 rest.append(path)
             continue
-        parsed = parse_name(path) if _is_tiff(name) else None
+        parsed = parse_name(path, where) if _is_tiff(name) else None
         master = masters.get((root, parsed.plate.lower())) if parsed is not None else None
         if master is not None:
             images[master].append(path)

@@ -76,14 +76,15 @@ def plate_root(path: str) -> tuple[str, int, int | None]:
     return folder, 1, None
 
 
-def parse_name(path: str) -> Name | None:
+def parse_name(path: str, root: tuple[str, int, int | None] | None = None) -> Name | None:
     """The vendor's layout of a TIFF from its name and folders; None when it is not named as MetaXpress
-    names plate TIFFs (thumbnails included: they are not planes of the plate)."""
-    _, name, _, _ = split(path)
+    names plate TIFFs (thumbnails included: they are not planes of the plate). ``root`` is
+    :func:`plate_root` of ``path`` where the caller has it already (it depends on the folder only)."""
+    name = path.rpartition("/")[2]
     m = _NAME.fullmatch(name)
     if m is None or "_thumb" in name.lower():
         return None
-    _, t, z = plate_root(path)
+    _, t, z = plate_root(path) if root is None else root
     col = int(m.group("col")) - 1
     if col < 0:
         return None

@@ -155,6 +155,8 @@ def replace_filesets(store: Store, experiment_id: int, acquisition_id: int, foun
     out (it was not registered: excluded, or gone)."""
     with store.begin() as conn:
         conn.execute(delete(filesets).where(filesets.c.acquisition_id == acquisition_id))
+        if not found:  # most folders hold no fileset: do not read every file's id back for nothing
+            return 0
         images, metas = _ids(conn, image_files, acquisition_id), _ids(conn, metadata_files, acquisition_id)
         members: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
