@@ -1103,6 +1103,8 @@ def inspect_czi(path: str) -> Inspected | None:
         return None
     if lay.images:
         return _inspect_images(czi, lay, doc)
+    if not doc.experiment and any(positions or centre is not None for positions, centre in doc.scene_entries):
+        return None  # Bio-Formats fails on it: its position arrays exist only with an Experiment
     if doc.region_position is not None and any(
             None in (b.stage_x, b.stage_y, b.stage_z) for b in czi.subblocks):
         return None  # Bio-Formats would fall back on the region's position, which is not reproduced here

@@ -43,8 +43,8 @@ FILTER_TYPES = frozenset({"BandPass", "LongPass", "ShortPass", "MultiPass", "Dic
                           "Tuneable", "Other"})
 #: values seen mapped by Bio-Formats' enumeration handlers to ``Other`` (reference documents)
 KNOWN_OTHER = {"DetectorType": frozenset({"Airyscan"})}
-#: values seen mapped by them to another OME value (reference documents: DisplaySetting's "Fluorescence")
-KNOWN_ALIAS = {"IlluminationType": {"Fluorescence": "Epifluorescence"}}
+#: values seen mapped by them to another OME value
+KNOWN_ALIAS: dict[str, dict[str, str]] = {}
 #: light source types Bio-Formats writes (with no ID: not reproduced)
 LIGHT_SOURCE_TYPES = frozenset({"Laser", "Arc", "LightEmittingDiode", "Filament"})
 #: ROI shapes translateLayers makes whatever their geometry, and those that need Left/Top/Width/Height
@@ -418,8 +418,10 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
             excitation = text_of(node, "DyeMaxExcitation")
             if excitation is not None:
                 c.excitation = excitation
+            # an illumination here counts only for a channel whose Information gave none (the differential
+            # test: Information's value stays whatever this one says)
             illumination = text_of(node, "IlluminationType")
-            if illumination is not None:
+            if illumination is not None and c.illumination is None:
                 c.illumination = enum(illumination, ILLUMINATIONS, "IlluminationType")
 
     _check_layers(root)
