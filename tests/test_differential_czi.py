@@ -5,8 +5,8 @@ segment was edited the ways real files differ: instrument parts dropped or renam
 dyes, illumination and acquisition modes, detector settings (binning, gain, voltage), objectives
 (NA, magnification, immersion, correction), objective settings, a user, a description, a microscope, stage
 positions of the scene, filters and filter sets, a time increment; and some that Bio-Formats reads but the
-engine does not reproduce (a light source of a known type, an imaging environment), which ``auto`` must leave
-to Bio-Formats. Variants are drawn with a seed, so a failure is reproducible.
+engine does not reproduce (a light source of a known type, an environment's humidity), which ``auto`` must
+leave to Bio-Formats. Variants are drawn with a seed, so a failure is reproducible.
 
 For each, ``auto`` (through :func:`~metaextract.extraction.pipeline.extract_file`, as a run reads it) is
 compared with Bio-Formats for the same bytes: wherever the czi engine answers, its document must equal
@@ -349,11 +349,59 @@ def light_source(rng: random.Random, root: etree._Element) -> str:
 
 def environment(rng: random.Random, root: etree._Element) -> str:
     env = _sub(_info(root), "Environment")
-    _sub(env, "Temperature", "37")
-    return "environment (declined)"
+    key = rng.choice(("Temperature", "AirPressure", "Humidity"))
+    _sub(env, key, rng.choice(("37", "1013.25", "0.5")))
+    return f"environment {key}"
+
+
+def filter_parts(rng: random.Random, root: etree._Element) -> str:
+    inst = _instrument(root)
+    found = list(inst.iter("Filter"))
+    if found and rng.random() < 0.5:
+        flt = rng.choice(found)
+        for old in flt.findall("Type"):
+            flt.remove(old)
+        _sub(flt, "Type", rng.choice(("BandPass", "LongPass", "MultiPass")))
+        return "filter type"
+    sets = list(inst.iter("FilterSet"))
+    if not sets or not found:
+        return "filter parts (none)"
+    holder = _sub(rng.choice(sets), "ExcitationFilters")
+    _sub(holder, "ExcitationFilterRef", Id=rng.choice(found).get("Id", ""))
+    return "excitation filter"
+
+
+def detector_type(rng: random.Random, root: etree._Element) -> str:
+    dets = list(_instrument(root).iter("Detector"))
+    if not dets:
+        return "detector type (none)"
+    det = rng.choice(dets)
+    for old in det.findall("Type"):
+        det.remove(old)
+    _sub(det, "Type", rng.choice(("PMT", "CCD", "EMCCD", "Airyscan")))
+    return "detector type"
+
+
+def drop_channels(rng: random.Random, root: etree._Element) -> str:
+    chans = root.find(".//Information/Image/Dimensions/Channels")
+    if chans is not None:
+        chans.getparent().remove(chans)
+    return "drop Information channels"
+
+
+def second_display(rng: random.Random, root: etree._Element) -> str:
+    displays = list(root.iter("DisplaySetting"))
+    if not displays:
+        return "second display (none)"
+    copy = etree.fromstring(etree.tostring(displays[0]))
+    for i, ch in enumerate(copy.iter("Channel")):
+        ch.set("Name", f"view {i}")
+    displays[0].addnext(copy)
+    return "second display setting"
 
 
 EDITS: tuple[Callable[[random.Random, etree._Element], str], ...] = (
+    filter_parts, detector_type, drop_channels, second_display,
     drop_instrument, drop_part, drop_part, rename_parts, add_detector, channel_names, channel_settings,
     display_settings, detector_settings, experiment_gains, objective, objective, objective_settings, user,
     description, microscope, filters, scene_position, time_increment, light_source, environment)

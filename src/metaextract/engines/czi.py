@@ -901,6 +901,8 @@ def image_xml(czi: CziFile, lay: Layout, doc: Document, index: int = 0, count: i
         image.add(ox.El("InstrumentRef", {"ID": "Instrument:0"}))
         if extras.objective_settings is not None:
             image.add(ox.El("ObjectiveSettings", dict(extras.objective_settings)))
+        if extras.imaging_environment is not None:
+            image.add(ox.El("ImagingEnvironment", dict(extras.imaging_environment)))
     size_x, size_y, size_z, size_c, size_t = lay.size
     planes = lay.planes
     if scene is not None:

@@ -41,8 +41,8 @@ ACQUISITION_MODES = frozenset({
 BINNINGS = frozenset({"1x1", "2x2", "4x4", "8x8", "Other"})
 FILTER_TYPES = frozenset({"BandPass", "LongPass", "ShortPass", "MultiPass", "Dichroic", "NeutralDensity",
                           "Tuneable", "Other"})
-#: values seen mapped by Bio-Formats' enumeration handlers to ``Other`` (reference documents)
-KNOWN_OTHER = {"DetectorType": frozenset({"Airyscan"})}
+#: values seen mapped by Bio-Formats' enumeration handlers to ``Other`` (reference documents, differential test)
+KNOWN_OTHER = {"DetectorType": frozenset({"Airyscan"}), "IlluminationType": frozenset({"Fluorescence"})}
 #: values seen mapped by them to another OME value
 KNOWN_ALIAS: dict[str, dict[str, str]] = {}
 #: light source types Bio-Formats writes (with no ID: not reproduced)
@@ -146,6 +146,7 @@ class Extras:
     channels: list[ChannelExtra]
     description: str | None = None
     time_increment: str | None = None
+    imaging_environment: dict[str, str] | None = None
     #: why the document is not Bio-Formats' whole (empty: it is)
     partial: list[str] = field(default_factory=list)
 
@@ -274,9 +275,14 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
     if user is not None:
         for key in names:
             names[key] = text_of(user, key)
-    if environment is not None and any(
-            text_of(environment, k) is not None for k in ("Temperature", "AirPressure", "Humidity", "CO2Percent")):
-        raise Partial("imaging environment")
+    imaging: dict[str, str] = {}
+    if environment is not None:
+        if any(text_of(environment, k) is not None for k in ("Humidity", "CO2Percent")):
+            raise Partial("imaging environment humidity or CO2 (percent fractions)")
+        for key, unit in (("Temperature", "°C"), ("AirPressure", "mbar")):
+            value = number(text_of(environment, key), key)
+            if value is not None:
+                imaging.update({key: ox.jdouble(value), f"{key}Unit": unit})
 
     if instrument is not None:
         microscopes = grandchildren(instrument, "Microscopes", "Microscope")
@@ -418,10 +424,10 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
             excitation = text_of(node, "DyeMaxExcitation")
             if excitation is not None:
                 c.excitation = excitation
-            # an illumination here counts only for a channel whose Information gave none (the differential
-            # test: Information's value stays whatever this one says)
+            # an illumination here counts only for a channel whose Information gave none or Other (the
+            # differential test: any other Information value stays whatever this one says)
             illumination = text_of(node, "IlluminationType")
-            if illumination is not None and c.illumination is None:
+            if illumination is not None and c.illumination in (None, "Other"):
                 c.illumination = enum(illumination, ILLUMINATIONS, "IlluminationType")
 
     _check_layers(root)
@@ -491,9 +497,8 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
             ch = chans[index]
             if ch.fluor is not None:
                 extra.attrs["Fluor"] = ox.clean(ch.fluor)
-            if ch.filter_set is not None:
-                _check_ref(ids, "FilterSet", ch.filter_set)
-                extra.filter_set = ch.filter_set
+            if ch.filter_set is not None and ch.filter_set in ids["FilterSet"]:
+                extra.filter_set = ch.filter_set  # (a reference to no filter set is dropped, the test shows)
             if ch.color is not None and not rgb:
                 colour = _color(ch.color)
                 if colour is not None:
@@ -516,7 +521,7 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
             extra.detector = det
         channels.append(extra)
     return Extras(experimenter, inst, objective_settings, channels,
-                  description if description else None, time_increment, partial)
+                  description if description else None, time_increment, imaging or None, partial)
 
 
 def _lsid(kind: str, ident: str) -> bool:
