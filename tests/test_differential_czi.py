@@ -32,10 +32,11 @@ from metaextract.ome.diff import first_difference
 
 SEED = 20
 VARIANTS = 120
-#: corpus CZIs (small enough to copy many times) whose documents the czi engine gives whole in ``auto``
+#: corpus CZIs (at most 3 MB, copied many times) whose documents the czi engine gives whole in ``auto``
 BASES = ("100x100.czi", "DAPI_GFP.czi", "FOV7_HV110_P0500510000.czi", "LSM880_AiryScan.czi",
          "S3_1Pos_2Mosaic_T1_Z1_CH1.czi", "tiles.czi", "tiles_z.czi", "s_1_t_1_c_1_z_1.czi",
-         "CellDivision_T3_Z5_CH2_X240_Y170_comp1.czi", "RGB-8bit.czi", "nuc_small.czi")
+         "CellDivision_T3_Z5_CH2_X240_Y170_comp1.czi", "RGB-8bit.czi", "nuc_small.czi", "CD_s_1_t_3_c_2_z_5.czi",
+         "mosaic_test.czi")
 
 
 # -- the metadata segment ------------------------------------------------------------------------------------

@@ -455,17 +455,17 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
         ids["Filter"].add(attrs["ID"])
     for attrs in dichroics:
         ids["Dichroic"].add(attrs["ID"])
+    # a filter set's reference to no filter or dichroic is dropped (the differential test shows it)
     for attrs, excitation_refs, dichroic_ref, emission_refs in filter_sets:
         el = inst.add(ox.El("FilterSet", attrs))
         for ref in excitation_refs:
-            _check_ref(ids, "Filter", ref)
-            el.add(ox.El("ExcitationFilterRef", {"ID": ref}))
-        if dichroic_ref is not None:
-            _check_ref(ids, "Dichroic", dichroic_ref)
+            if ref in ids["Filter"]:
+                el.add(ox.El("ExcitationFilterRef", {"ID": ref}))
+        if dichroic_ref is not None and dichroic_ref in ids["Dichroic"]:
             el.add(ox.El("DichroicRef", {"ID": dichroic_ref}))
         for ref in emission_refs:
-            _check_ref(ids, "Filter", ref)
-            el.add(ox.El("EmissionFilterRef", {"ID": ref}))
+            if ref in ids["Filter"]:
+                el.add(ox.El("EmissionFilterRef", {"ID": ref}))
     for attrs, transmittance in filters:
         el = inst.add(ox.El("Filter", attrs))
         if transmittance is not None:
