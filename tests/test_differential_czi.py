@@ -318,10 +318,23 @@ def scene_position(rng: random.Random, root: etree._Element) -> str:
     if dims is None:
         return "scene position (no dimensions)"
     scenes = dims.find("S")
-    if scenes is not None:
-        return "scene position (has S)"
+    if scenes is not None:  # move the scenes' stage positions (what labels the stage where no block says)
+        moved = 0
+        for scene in scenes.iter("Scene"):
+            for position in scene.iter("Position"):
+                for axis in "XYZ":
+                    if position.get(axis) is not None:
+                        position.set(axis, rng.choice(("12.5", "-300.25", "0", "45000")))
+                        moved += 1
+            for centre in scene.iter("CenterPosition"):
+                centre.text = rng.choice(("100.5,200.25", "-3,4", "7.125,-8"))
+                moved += 1
+        return f"scene positions moved ({moved})"
     scene = _sub(_sub(_sub(dims, "S"), "Scenes"), "Scene", Index="0", Name="P1")
-    _sub(scene, "CenterPosition", rng.choice(("100.5,200.25", "-3,4")))
+    if rng.random() < 0.5:
+        _sub(scene, "CenterPosition", rng.choice(("100.5,200.25", "-3,4")))
+    else:
+        _sub(scene, "Position", X="10.5", Y="-20", Z=rng.choice(("3", "0.25")))
     return "scene centre"
 
 
@@ -405,7 +418,7 @@ EDITS: tuple[Callable[[random.Random, etree._Element], str], ...] = (
     filter_parts, detector_type, drop_channels, second_display,
     drop_instrument, drop_part, drop_part, rename_parts, add_detector, channel_names, channel_settings,
     display_settings, detector_settings, experiment_gains, objective, objective, objective_settings, user,
-    description, microscope, filters, scene_position, time_increment, light_source, environment)
+    description, microscope, filters, scene_position, scene_position, time_increment, light_source, environment)
 
 
 def make_variant(rng: random.Random, raw: bytes) -> tuple[bytes, list[str]]:
