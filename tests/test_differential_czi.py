@@ -209,6 +209,24 @@ def detector_settings(rng: random.Random, root: etree._Element) -> str:
     return "detector binning"
 
 
+def selected_camera(rng: random.Random, root: etree._Element) -> str:
+    block = next(root.iter("AcquisitionBlock"), None)
+    holder = None if block is None else next(block.iter("Detectors"), None)
+    cameras = [] if holder is None else [d for d in holder.iter("Detector") if d.get("Id")]
+    if block is None or not cameras:
+        return "selected camera (none)"
+    camera = rng.choice(cameras)
+    if camera.find("Binning") is None:
+        _sub(camera, "Binning", rng.choice(("1,1", "2,2")))
+    setup = next(block.iter("AcquisitionModeSetup"), None)
+    if setup is None:
+        setup = _sub(block, "AcquisitionModeSetup")
+    for old in setup.findall("SelectedCamera"):
+        setup.remove(old)
+    _sub(setup, "SelectedCamera", camera.get("Id", ""))
+    return "selected camera"
+
+
 def experiment_gains(rng: random.Random, root: etree._Element) -> str:
     tracks = list(root.iter("Track"))
     for track in tracks:
@@ -415,7 +433,7 @@ def second_display(rng: random.Random, root: etree._Element) -> str:
 
 
 EDITS: tuple[Callable[[random.Random, etree._Element], str], ...] = (
-    filter_parts, detector_type, drop_channels, second_display,
+    filter_parts, detector_type, drop_channels, second_display, selected_camera, selected_camera,
     drop_instrument, drop_part, drop_part, rename_parts, add_detector, channel_names, channel_settings,
     display_settings, detector_settings, experiment_gains, objective, objective, objective_settings, user,
     description, microscope, filters, scene_position, scene_position, time_increment, light_source, environment)

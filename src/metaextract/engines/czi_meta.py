@@ -196,6 +196,7 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
     microscope: dict[str, str] | None = None
 
     # -- translateExperiment
+    selected: tuple[str, str] | None = None
     experiment = first(root, "Experiment")
     acquisition = first(first(experiment, "ExperimentBlocks"), "AcquisitionBlock")
     if experiment is not None:
@@ -204,8 +205,10 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
             attrs = _grow(detectors, i)
             _set(attrs, "ID", f"Detector:0:{i}")
             _set(attrs, "Model", det.get("Id", ""))
-            if text_of(det, "Binning") is not None and camera is not None and det.get("Id", "") == camera:
-                raise Partial("detector settings from the selected camera")
+            binning = text_of(det, "Binning")
+            if binning is not None and camera is not None and det.get("Id", "") == camera:
+                # the selected camera's settings go to every channel of every image (the last one wins)
+                selected = (f"Detector:0:{i}", enum(binning.replace(",", "x"), BINNINGS, "Binning") or "")
         multitrack = first(acquisition, "MultiTrackSetup")
         gains: list[str | None] = []
         if multitrack is not None:
@@ -510,15 +513,21 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
                 extra.attrs["PinholeSizeUnit"] = ox.MICRON
             if ch.mode is not None:
                 extra.attrs["AcquisitionMode"] = ch.mode
+        settings_of: dict[str, str] | None = None
+        if selected is not None:
+            settings_of = {"ID": selected[0], "Binning": selected[1]}
+        gain = chans[index].gain if index < len(chans) else None
         if index < len(detector_refs):
-            _check_ref(ids, "Detector", detector_refs[index])
-            det = {"ID": detector_refs[index]}
+            settings_of = settings_of or {}
+            settings_of["ID"] = detector_refs[index]
             if index < len(binnings):
-                det["Binning"] = enum(binnings[index], BINNINGS, "Binning") or ""
-            gain = chans[index].gain if index < len(chans) else None
-            if gain is not None:
-                det["Gain"] = ox.jdouble(gain)
-            extra.detector = det
+                settings_of["Binning"] = enum(binnings[index], BINNINGS, "Binning") or ""
+            _set(settings_of, "Gain", None if gain is None else ox.jdouble(gain))
+        if settings_of is not None and selected is not None and index < len(chans):
+            _set(settings_of, "Gain", None if gain is None else ox.jdouble(gain))
+        if settings_of is not None:
+            _check_ref(ids, "Detector", settings_of["ID"])
+        extra.detector = settings_of
         channels.append(extra)
     return Extras(experimenter, inst, objective_settings, channels,
                   description if description else None, time_increment, imaging or None, partial)
