@@ -169,9 +169,9 @@ def channel_settings(rng: random.Random, root: etree._Element) -> str:
         key = rng.choice(("IlluminationType", "AcquisitionMode", "EmissionWavelength", "ExcitationWavelength",
                           "PinholeSize", "Fluor"))
         value = {
-            "IlluminationType": ("Transmitted", "Epifluorescence", "Oblique", "Other"),
+            "IlluminationType": ("Transmitted", "Epifluorescence", "Oblique", "Other", "DIC", "transmitted"),
             "AcquisitionMode": ("WideField", "LaserScanningConfocalMicroscopy", "SpinningDiskConfocal",
-                                "MultiPhotonMicroscopy"),
+                                "MultiPhotonMicroscopy", "Widefield", "Confocal"),
             "EmissionWavelength": ("520", "610.5", "0"), "ExcitationWavelength": ("488", "561.25", "-1"),
             "PinholeSize": ("1.5", "60"), "Fluor": ("Alexa 488", "mCherry"),
         }[key]
@@ -248,7 +248,11 @@ def objective(rng: random.Random, root: etree._Element) -> str:
         obj = _sub(objs, "Objective", Id="Objective:3")
         _sub(obj, "Immersion", "Air")
     key = rng.choice(("LensNA", "NominalMagnification", "Immersion", "Correction", "WorkingDistance",
-                      "CalibratedMagnification", "Model"))
+                      "CalibratedMagnification", "Model", "no Immersion"))
+    if key == "no Immersion":
+        for old in obj.findall("Immersion"):
+            obj.remove(old)
+        return "objective without immersion"
     if key == "Model":
         maker = obj.find("Manufacturer")
         if maker is None:
@@ -258,7 +262,8 @@ def objective(rng: random.Random, root: etree._Element) -> str:
         _sub(maker, "Model", rng.choice(("EC Plan-Neofluar 10x/0.30", "Objective 2")))
         return "objective model"
     value = {"LensNA": ("0.3", "1.40", "0.95"), "NominalMagnification": ("10", "63.0", "20"),
-             "Immersion": ("Oil", "Water", "Glycerol", "Multi"), "Correction": ("PlanApo", "Achro", "Other"),
+             "Immersion": ("Oil", "Water", "Glycerol", "Multi", "oil"),
+             "Correction": ("PlanApo", "Achro", "Other", "Plan-Apochromat", "C-Apochromat"),
              "WorkingDistance": ("170", "2100.5"), "CalibratedMagnification": ("9.98",)}[key]
     for old in obj.findall(key):
         obj.remove(old)
@@ -276,7 +281,8 @@ def objective_settings(rng: random.Random, root: etree._Element) -> str:
     key = rng.choice(("Medium", "RefractiveIndex", "CorrectionCollar"))
     for old in settings.findall(key):
         settings.remove(old)
-    _sub(settings, key, rng.choice({"Medium": ("Oil", "Water", "Air"), "RefractiveIndex": ("1.518", "1"),
+    _sub(settings, key, rng.choice({"Medium": ("Oil", "Water", "Air", "oil", "Glycerin"),
+                                    "RefractiveIndex": ("1.518", "1"),
                                     "CorrectionCollar": ("0.17", "1")}[key]))
     return f"objective settings {key}"
 
@@ -307,7 +313,7 @@ def microscope(rng: random.Random, root: etree._Element) -> str:
         inst.remove(old)
     scope = _sub(_sub(inst, "Microscopes"), "Microscope", Id="Microscope:1")
     if rng.random() < 0.7:
-        _sub(scope, "Type", rng.choice(("Upright", "Inverted", "Other")))
+        _sub(scope, "Type", rng.choice(("Upright", "Inverted", "Other", "upright", "Stereo")))
     if rng.random() < 0.5:
         maker = _sub(scope, "Manufacturer")
         _sub(maker, "Manufacturer", "Zeiss")
@@ -393,7 +399,7 @@ def filter_parts(rng: random.Random, root: etree._Element) -> str:
         flt = rng.choice(found)
         for old in flt.findall("Type"):
             flt.remove(old)
-        _sub(flt, "Type", rng.choice(("BandPass", "LongPass", "MultiPass")))
+        _sub(flt, "Type", rng.choice(("BandPass", "LongPass", "MultiPass", "bandpass")))
         return "filter type"
     sets = list(inst.iter("FilterSet"))
     if not sets or not found:
@@ -410,7 +416,7 @@ def detector_type(rng: random.Random, root: etree._Element) -> str:
     det = rng.choice(dets)
     for old in det.findall("Type"):
         det.remove(old)
-    _sub(det, "Type", rng.choice(("PMT", "CCD", "EMCCD", "Airyscan")))
+    _sub(det, "Type", rng.choice(("PMT", "CCD", "EMCCD", "Airyscan", "HyD", "pmt")))
     return "detector type"
 
 

@@ -41,10 +41,21 @@ ACQUISITION_MODES = frozenset({
 BINNINGS = frozenset({"1x1", "2x2", "4x4", "8x8", "Other"})
 FILTER_TYPES = frozenset({"BandPass", "LongPass", "ShortPass", "MultiPass", "Dichroic", "NeutralDensity",
                           "Tuneable", "Other"})
-#: values seen mapped by Bio-Formats' enumeration handlers to ``Other`` (reference documents, differential test)
-KNOWN_OTHER = {"DetectorType": frozenset({"Airyscan"}), "IlluminationType": frozenset({"Fluorescence"})}
-#: values seen mapped by them to another OME value
-KNOWN_ALIAS: dict[str, dict[str, str]] = {}
+#: What Bio-Formats' enumeration handlers make of values that are not an OME value (its regular expressions
+#: are not reproduced): only the values seen, in the reference documents and in the differential test's
+#: probes, are mapped; any other value makes the document partial. (A value equal to an OME value but for
+#: case is that value, as the probes show for every kind.)
+KNOWN: dict[str, dict[str, str]] = {
+    "MicroscopeType": {"Stereo": "Other", "Upright Microscope": "Other", "": "Other"},
+    "DetectorType": {"Airyscan": "Other", "Camera": "Other", "GaAsP": "Other", "HyD": "Other"},
+    "Correction": {"Plan-Apochromat": "PlanApo", "PlanApochromat": "PlanApo", "C-Apochromat": "Other",
+                   "EC Plan-Neofluar": "Fluar", "": "Other"},
+    "AcquisitionMode": {"Confocal": "Other", "SpinningDisk": "Other", "LSM": "Other", "": "Other"},
+    "Medium": {"Oel": "Other", "Glycerin": "Other", "W": "Other", "": "Other"},
+    "FilterType": {"Band pass": "Other", "": "Other"},
+    "IlluminationType": {"Fluorescence": "Other", "Brightfield": "Other", "Phase": "Other", "DIC": "Other",
+                         "": "Other"},
+}
 #: light source types Bio-Formats writes (with no ID: not reproduced)
 LIGHT_SOURCE_TYPES = frozenset({"Laser", "Arc", "LightEmittingDiode", "Filament"})
 #: ROI shapes translateLayers makes whatever their geometry, and those that need Left/Top/Width/Height
@@ -101,11 +112,12 @@ def enum(text: str | None, allowed: frozenset[str], what: str) -> str | None:
         return None
     if text in allowed:
         return text
-    if text in KNOWN_OTHER.get(what, ()):
-        return "Other"
-    alias = KNOWN_ALIAS.get(what, {}).get(text)
-    if alias is not None:
-        return alias
+    same = next((value for value in allowed if value.lower() == text.lower()), None)
+    if same is not None:
+        return same
+    known = KNOWN.get(what, {}).get(text)
+    if known is not None:
+        return known
     raise Partial(f"{what} {text[:40]!r} is not an OME value")
 
 
@@ -338,9 +350,8 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
             if correction is not None:
                 _set(attrs, "Correction", enum(correction, CORRECTIONS, "Correction"))
             immersion = text_of(obj, "Immersion")
-            if immersion is None:
-                raise Partial("an objective without Immersion")
-            _set(attrs, "Immersion", enum(immersion, IMMERSIONS, "Immersion"))
+            # none given is Other (the differential test shows it)
+            _set(attrs, "Immersion", "Other" if immersion is None else enum(immersion, IMMERSIONS, "Immersion"))
             na = number(text_of(obj, "LensNA"), "LensNA")
             if na is not None:
                 _set(attrs, "LensNA", ox.jdouble(na))
