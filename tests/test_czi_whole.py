@@ -66,7 +66,7 @@ def _edited(corpus: Path, folder: Path, edit: str) -> Path:
         etree.SubElement(etree.SubElement(hardware, "ObjectiveChanger"), "Objective", Model="x")
     elif edit == "microscope type":
         scopes = etree.SubElement(instrument, "Microscopes")
-        etree.SubElement(etree.SubElement(scopes, "Microscope"), "Type").text = "Stereo"
+        etree.SubElement(etree.SubElement(scopes, "Microscope"), "Type").text = "Macroscope"  # (not seen: declined)
     elif edit == "humidity":
         etree.SubElement(etree.SubElement(info, "Environment"), "Humidity").text = "0.4"
     path = folder / edit.replace(" ", "-") / "DAPI_GFP.czi"
