@@ -101,8 +101,8 @@ def variants(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 
 def test_the_cases_are_what_auto_routes(corpus: Path) -> None:
-    # an engine that gives the key fields only (czi, lif) reads its cases by name; auto leaves them to
-    # Bio-Formats (issue 20)
+    # an engine that gives the key fields only (lif) reads its cases by name; auto leaves them to
+    # Bio-Formats (issue 20); the czi engine answers these whole
     for rel, (name, _) in CASES.items():
         path = str(corpus / rel)
         with open(path, "rb") as fh:

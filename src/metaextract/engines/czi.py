@@ -50,6 +50,11 @@ not a plain decimal there is declined.
 
 Everything else (scenes with phases or pyramids, RGB scenes, JPEG-XR scenes, compressed or odd pyramids,
 plates with several images …) is left to Bio-Formats.
+
+Beyond the key fields, :mod:`.czi_meta` reads what Bio-Formats writes of the document (Experimenter,
+Instrument, objective settings, channel settings, stage labels, the phase kind's modulo annotation). Where it
+meets something it does not reproduce (:attr:`Inspected.whole` is False) the claim is key-fields-only: ``auto``
+leaves the file to Bio-Formats and ``--engine czi`` answers with the key fields.
 """
 
 from __future__ import annotations
@@ -73,8 +78,10 @@ from metaextract.engines.base import (
     ExtractionError,
     FileContext,
     UnsupportedFormatError,
+    key_fields_only,
     package_version,
 )
+from metaextract.engines.czi_meta import Extras, read_extras
 from metaextract.ome import writer as ox
 
 NAME = "czi"
@@ -323,6 +330,8 @@ class Document:
     group_positions: bool = False
     region_xyz: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
     scene_entries: list[tuple[list[tuple[str, str, str]], str | None]] = field(default_factory=list)
+    #: the document's root element (``ImageDocument``'s first element), for :mod:`.czi_meta`
+    root: Any = None
 
 
 def _channel(channels: list[Channel], index: int) -> Channel:
@@ -469,6 +478,7 @@ def read_document(xml: bytes) -> Document:
     doc = Document()
     if root is None:
         return doc
+    doc.root = root
     palm_slider = _first_text(_first(_first(root, "Experiment"), "TrackSetup"), "PalmSlider")
     doc.palm = (palm_slider or "").strip().lower() == "true" or any(
         (tag.get("Name") or "").lower().startswith("palm") for tag in root.iter("LsmTag"))
@@ -582,6 +592,8 @@ class Layout:
     samples: int
     planes: dict[tuple[int, int, int], list[SubBlock]]  # (z, c, t) -> subblocks (mosaic tiles)
     levels: list[Level] = field(default_factory=list)
+    #: the phase count of the phase kind (1: none); Bio-Formats notes the phases in a modulo annotation
+    phases: int = 1
     #: the kinds read by :func:`_scene_layout` and :func:`_phase_layout`: one image per entry (scene), each
     #: placed by Bio-Formats' ``positionsX/Y/Z`` (empty for the single-scene kinds above)
     images: list[Level] = field(default_factory=list)
@@ -713,7 +725,8 @@ def _scene_layout(blocks: list[SubBlock], pixel_type: str, bpp: int) -> Layout |
             size_y += max(rows) - min(rows)
         images.append(Level(size_x, size_y, planes))
     first = images[0]
-    return Layout((first.size_x, first.size_y, size_z, size_c, size_t), pixel_type, 1, first.planes, [], images)
+    return Layout((first.size_x, first.size_y, size_z, size_c, size_t), pixel_type, 1, first.planes, [], 1,
+                  images)
 
 
 def _phase_layout(blocks: list[SubBlock], pixel_type: str, bpp: int) -> Layout | None:
@@ -752,7 +765,7 @@ def _phase_layout(blocks: list[SubBlock], pixel_type: str, bpp: int) -> Layout |
         if key in planes:
             return None  # two blocks for one plane: unchecked
         planes[key] = [block]
-    return Layout((size[0], size[1], size_z, size_c, size_t * phases), pixel_type, 1, planes, [],
+    return Layout((size[0], size[1], size_z, size_c, size_t * phases), pixel_type, 1, planes, [], phases,
                   [Level(size[0], size[1], planes)])
 
 
@@ -861,7 +874,8 @@ class _Carry:
 
 
 def image_xml(czi: CziFile, lay: Layout, doc: Document, index: int = 0, count: int = 1,
-              carry: _Carry | None = None, scene: Level | None = None, z0: float | None = None) -> ox.El:
+              carry: _Carry | None = None, scene: Level | None = None, z0: float | None = None,
+              extras: Extras | None = None) -> ox.El:
     """Image ``index`` of ``count`` that Bio-Formats' ZeissCZIReader reports for a claimed file.
 
     Image 0 is the full resolution; images 1… are the pyramid levels, which showinf flattens into images
@@ -880,6 +894,15 @@ def image_xml(czi: CziFile, lay: Layout, doc: Document, index: int = 0, count: i
             raise ExtractionError(f"CZI acquisition date not understood: {doc.acquired[:40]!r}")
         image.add(ox.El("AcquisitionDate", text=date))
         start = _timestamp(doc.acquired)
+    if extras is not None:
+        image.add(ox.El("ExperimenterRef", {"ID": "Experimenter:0"}))
+        if extras.description is not None:
+            image.add(ox.El("Description", text=ox.clean(extras.description)))
+        image.add(ox.El("InstrumentRef", {"ID": "Instrument:0"}))
+        if extras.objective_settings is not None:
+            image.add(ox.El("ObjectiveSettings", dict(extras.objective_settings)))
+        if extras.imaging_environment is not None:
+            image.add(ox.El("ImagingEnvironment", dict(extras.imaging_environment)))
     size_x, size_y, size_z, size_c, size_t = lay.size
     planes = lay.planes
     if scene is not None:
@@ -888,11 +911,13 @@ def image_xml(czi: CziFile, lay: Layout, doc: Document, index: int = 0, count: i
         level = lay.levels[index - 1]
         size_x, size_y, planes = level.size_x, level.size_y, level.planes
     bits = 8 if lay.pixel_type == "uint8" else 16  # Bio-Formats 7.3.1 ignores ComponentBitCount here
-    pixels = image.add(ox.pixels(
+    pixels = ox.pixels(
         index=index, pixel_type=lay.pixel_type, size=(size_x, size_y, size_z, size_c, size_t), big_endian=False,
         significant_bits=bits, interleaved=lay.samples > 1,
         physical=(doc.physical.get("X"), doc.physical.get("Y"), doc.physical.get("Z")),
-    ))
+    )
+    if extras is not None and extras.time_increment is not None:
+        pixels.attrs.update(TimeIncrement=extras.time_increment, TimeIncrementUnit="s")
     for c in range(size_c // lay.samples):
         attrs: dict[str, str] = {}
         if c < len(doc.channels):
@@ -904,7 +929,17 @@ def image_xml(czi: CziFile, lay: Layout, doc: Document, index: int = 0, count: i
                 if number_value is not None and number_value > 0:
                     attrs[key] = ox.jdouble(number_value)
                     attrs[key + "Unit"] = "nm"
-        pixels.add(ox.channel(index, c, lay.samples, **attrs))
+        if extras is None:
+            pixels.add(ox.channel(index, c, lay.samples, **attrs))
+            continue
+        extra = extras.channels[c] if c < len(extras.channels) else None
+        channel = pixels.add(ox.El("Channel", {"ID": f"Channel:{index}:{c}", "SamplesPerPixel": str(lay.samples),
+                                                **attrs, **(extra.attrs if extra else {})}))
+        if extra is not None and extra.detector is not None:
+            channel.add(ox.El("DetectorSettings", dict(extra.detector)))
+        if extra is not None and extra.filter_set is not None:
+            channel.add(ox.El("FilterSetRef", {"ID": extra.filter_set}))
+        channel.add(ox.El("LightPath"))
     pixels.add(ox.El("MetadataOnly"))
     if scene is None:
         z0 = doc.position[2]
@@ -958,6 +993,17 @@ def image_xml(czi: CziFile, lay: Layout, doc: Document, index: int = 0, count: i
                 if exposure is not None:
                     plane.update(ExposureTime=ox.jdouble(exposure), ExposureTimeUnit="s")
                 pixels.add(ox.El("Plane", plane))
+    if extras is not None:
+        planes_written = [el for el in pixels.children if el.tag == "Plane"]
+        first_plane = planes_written[0].attrs if planes_written else {}
+        if "PositionX" in first_plane:  # the first plane has a block: its position labels the stage
+            label = {"Name": f"Scene position #{index}"}
+            for axis in "XYZ":
+                if f"Position{axis}" in first_plane:
+                    label[axis] = first_plane[f"Position{axis}"]
+                    label[f"{axis}Unit"] = first_plane[f"Position{axis}Unit"]
+            image.add(ox.El("StageLabel", label))
+    image.add(pixels)
     return image
 
 
@@ -1018,6 +1064,13 @@ class Inspected:
     document: Document
     #: Bio-Formats' positionsX/Y/Z for the kinds of :attr:`Layout.images`
     positions: tuple[list[float | None], ...] | None = None
+    #: what Bio-Formats writes beyond the key fields (None: not read, the key-field document)
+    extras: Extras | None = None
+
+    @property
+    def whole(self) -> bool:
+        """Whether the rendered document is Bio-Formats' whole (else it answers by name only)."""
+        return self.extras is not None and not self.extras.partial
 
 
 def _multipart(path: str, listings: dict[str, tuple[float, tuple[str, ...]]], lock: threading.Lock) -> bool:
@@ -1052,6 +1105,8 @@ def inspect_czi(path: str) -> Inspected | None:
         return None
     if lay.images:
         return _inspect_images(czi, lay, doc)
+    if not doc.experiment and any(positions or centre is not None for positions, centre in doc.scene_entries):
+        return None  # Bio-Formats fails on it: its position arrays exist only with an Experiment
     if doc.region_position is not None and any(
             None in (b.stage_x, b.stage_y, b.stage_z) for b in czi.subblocks):
         return None  # Bio-Formats would fall back on the region's position, which is not reproduced here
@@ -1060,7 +1115,14 @@ def inspect_czi(path: str) -> Inspected | None:
     # Bio-Formats looks for PALM data (and then splits the planes) only in files of at most two planes
     if doc.palm and len(czi.subblocks) <= 2:
         return None
-    return Inspected(czi, lay, doc)
+    return _with_extras(Inspected(czi, lay, doc))
+
+
+def _with_extras(found: Inspected) -> Inspected:
+    lay, doc = found.layout, found.document
+    if doc.root is not None:
+        found.extras = read_extras(doc.root, lay.size[3] // lay.samples, lay.samples > 1)
+    return found
 
 
 def _inspect_images(czi: CziFile, lay: Layout, doc: Document) -> Inspected | None:
@@ -1076,7 +1138,7 @@ def _inspect_images(czi: CziFile, lay: Layout, doc: Document) -> Inspected | Non
     positions = stage_positions(doc, len(lay.images))
     if positions is None:
         return None
-    return Inspected(czi, lay, doc, positions)
+    return _with_extras(Inspected(czi, lay, doc, positions))
 
 
 class CziEngine(ContextEngine[Inspected]):
@@ -1085,9 +1147,9 @@ class CziEngine(ContextEngine[Inspected]):
     name = NAME
     suffixes = None
     magic = MAGIC  #: ``claim`` is 0 for any other file
-    #: its documents agree with Bio-Formats' on the key fields only (Bio-Formats writes more: instrument,
-    #: experimenter …), so ``auto`` leaves its files to Bio-Formats; ``--engine czi`` still answers
-    whole_document_in_auto = False
+    #: ``auto`` takes its claim only where the document is Bio-Formats' whole (:attr:`Inspected.whole`);
+    #: elsewhere the claim is key-fields-only and ``--engine czi`` still answers
+    whole_document_in_auto = True
 
     def __init__(self) -> None:
         self._listings: dict[str, tuple[float, tuple[str, ...]]] = {}
@@ -1108,7 +1170,7 @@ class CziEngine(ContextEngine[Inspected]):
             return Claim(0)
         if found is None:
             return Claim(0)
-        return Claim(CLAIM, found)
+        return Claim(CLAIM if found.whole else key_fields_only(CLAIM), found)
 
     def extract_in(self, ctx: FileContext, found: Inspected | None = None) -> str:
         path = ctx.path
@@ -1126,17 +1188,40 @@ class CziEngine(ContextEngine[Inspected]):
 
 
 def render(found: Inspected) -> str:
-    """The OME-XML of an inspected file: its Plate (if any), Instrument, and one Image per resolution."""
+    """The OME-XML of an inspected file: its Plate (if any), Experimenter, Instrument, one Image per resolution."""
     czi, lay, doc = found.czi, found.layout, found.document
+    # a document with parts not reproduced keeps to the key fields (the answer by name, not in ``auto``)
+    extras = found.extras if found.whole else None
     if found.positions is not None:
         xs, ys, zs = found.positions
         count = len(lay.images)
-        images = [image_xml(czi, lay, doc, i, count, _Carry(xs[i], ys[i]), scene, zs[i])
+        images = [image_xml(czi, lay, doc, i, count, _Carry(xs[i], ys[i]), scene, zs[i], extras)
                   for i, scene in enumerate(lay.images)]
-        plate = plate_xml(doc, [0])
-        return ox.document(*([plate] if plate is not None else []), instrument_xml(doc), *images)
-    count = 1 + len(lay.levels)
-    carry = _Carry(doc.position[0], doc.position[1])
-    images = [image_xml(czi, lay, doc, index, count, carry) for index in range(count)]
+    else:
+        count = 1 + len(lay.levels)
+        carry = _Carry(doc.position[0], doc.position[1])
+        images = [image_xml(czi, lay, doc, index, count, carry, extras=extras) for index in range(count)]
     plate = plate_xml(doc, [0])
-    return ox.document(*([plate] if plate is not None else []), instrument_xml(doc), *images)
+    head = [plate] if plate is not None else []
+    tail = []
+    if extras is not None:
+        head += [extras.experimenter, extras.instrument]
+        if lay.phases > 1:
+            tail.append(_modulo_annotation(images, lay))
+    else:
+        head.append(instrument_xml(doc))
+    return ox.document(*head, *images, *tail)
+
+
+def _modulo_annotation(images: list[ox.El], lay: Layout) -> ox.El:
+    """Bio-Formats' modulo annotation of the phase kind: the phases fold into T, ``step`` time points apart."""
+    step = lay.size[4] // lay.phases
+    images[0].add(ox.El("AnnotationRef", {"ID": "Annotation:0"}))
+    along = ox.El("ModuloAlongT", {"End": ox.jdouble(step * (lay.phases - 1)), "Start": "0.0",
+                                   "Step": ox.jdouble(step), "Type": "phase", "TypeDescription": ""})
+    modulo = ox.El("Modulo", {"namespace": "http://www.openmicroscopy.org/Schemas/Additions/2011-09"},
+                   [along])
+    value = ox.El("Value", {}, [modulo])
+    annotation = ox.El("XMLAnnotation", {"ID": "Annotation:0",
+                                         "Namespace": "openmicroscopy.org/omero/dimension/modulo"}, [value])
+    return ox.El("StructuredAnnotations", {}, [annotation])
