@@ -29,7 +29,7 @@ SEED = 20
 VARIANTS = 40
 SOURCES = ("LeicaLASX_xz-plane_example.lif", "testdata_2channel_xz.lif")
 NAMES = ("scan 1", "S\u00e9rie \u00e9t\u00e9", "", "a  b", "Position 12", "A/B", "x\u2013z")  # the last: not Latin-1
-DYES = ("Leica/FITC", "DAPI", "Alexa 488", "Cy5", "Leica/TRITC", "")
+DYES = ("Leica/FITC", "DAPI", "Alexa 488", "Cy5", "Leica/TRITC", "", " ")
 
 
 def _split(path: Path) -> tuple[str, bytes]:
@@ -141,9 +141,12 @@ def test_every_lif_claim_on_edited_files_gives_live_bioformats_key_fields(
         assert key_fields(named.omexml or "") == key_fields(theirs.omexml or ""), (path.name, edits)
         counts["key fields agree"] += 1
         counts["negative X/Y length agrees"] += "negative length" in edits
+        names = [c["name"] for im in key_fields(theirs.omexml or "")["images"] for c in im["channels"]]
+        counts["blank dye agrees"] += any(name is not None and not name.strip() for name in names)
         counts["whole document agrees"] += normalise(named.omexml or "") == normalise(theirs.omexml or "")
     # the comparison has teeth: most variants are claimed and agree, some are declined
     assert counts["claimed"] > counts["read"] // 2 and declined, (counts, declined)
-    assert counts["negative X/Y length agrees"] > 0, counts  # the rule for negative lengths was compared
+    # the rules for negative lengths and blank dye names were compared
+    assert counts["negative X/Y length agrees"] > 0 and counts["blank dye agrees"] > 0, counts
     print(f"\n{VARIANTS} variants: {dict(counts)}; declined by the lif engine ({len(declined)}):\n"
           + "\n".join(declined))

@@ -25,7 +25,7 @@ not show, against live Bio-Formats 7.3.1 on crafted variants):
   and each plane's DeltaT is its own entry (by plane index) minus the first;
 * each plane's position is the stage position of the confocal setting in metres: ``StagePosX``/``Y``,
   exchanged when ``SwapXY`` is 1 and then negated per axis when ``FlipX``/``FlipY`` is 1;
-* channel names are the distinct ``MultiBand`` dye names of the active detectors;
+* channel names are the distinct ``MultiBand`` dye names of the active detectors, a blank one as it is;
 * one Instrument per image with one Objective, whose magnification and NA Bio-Formats takes only from
   the old ``FilterSettingRecord`` layout (so here none).
 
@@ -33,7 +33,7 @@ It claims a file only when every image is of that understood kind: a confocal im
 ``HardwareSetting`` attachment holding exactly one ``ATLConfocalSettingDefinition`` with a stage position
 and 0/1 flip flags), dimensions X/Y/Z/T only (no tiles/mosaic, no lambda or other extra dimension) in
 metres, 8- or 16-bit gray pixels, a LAS AF 3.1+ ``TimeStampList``, one named dye per active detector and
-channel, no laser settings outside the attachment (a sequential setting would give excitation
+channel (no two alike), no laser settings outside the attachment (a sequential setting would give excitation
 wavelengths by rules not reproduced here), no old-style ``FilterSettingRecord``/``ScannerSettingRecord``
 (objective magnification, exposure times, z steps), no processing history, no nested images, and XML that
 is plain Latin-1 (Bio-Formats reads the UTF-16 as ISO-8859-1 bytes, so other characters come out mangled).
@@ -359,8 +359,8 @@ def _confocal(image: etree._Element, size_c: int) -> tuple[tuple[float, float], 
         if band is None:
             raise Declined("an active detector without a spectral band")
         dye = band.get("DyeName", "")
-        if not dye.strip() or dye in dyes:
-            raise Declined("an active detector without a distinct dye name")
+        if dye in dyes:  # Bio-Formats then leaves some channels unnamed, by a rule not reproduced
+            raise Declined("two active detectors with one dye name")
         dyes.append(dye)
     if len(dyes) != size_c:
         raise Declined(f"{len(dyes)} active detectors for {size_c} channels")
