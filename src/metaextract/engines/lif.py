@@ -284,11 +284,12 @@ def _dimensions(image: etree._Element) -> tuple[tuple[int, int, int, int, int], 
     if len(order) != 5:
         raise Declined("a dimension order Bio-Formats would not make")
     # a negative X or Y length gives no physical size (live Bio-Formats 7.3.1 on edited corpus files, as
-    # for zero); a positive one below 1e-6 µm it writes in nm, which is not reproduced
-    for value in (physical_x, physical_y):
-        if value is not None and 0 < value < 1e-6:
-            raise Declined("a vanishing pixel size")
+    # for zero); a positive one below 1e-6 µm it writes in nm and 1e-6 itself not at all (the ND2
+    # differential test), which is not reproduced
     z_step = abs(physical_z) if physical_z is not None else None
+    for value in (physical_x, physical_y, z_step):
+        if value is not None and 0 < value <= 1e-6:
+            raise Declined("a vanishing pixel size")
     physical = tuple(v if v is not None and v > 0 else None for v in (physical_x, physical_y, z_step))
     return size, order, pixel[0], pixel[1], (physical[0], physical[1], physical[2])
 
