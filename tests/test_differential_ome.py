@@ -37,6 +37,9 @@ MODERN_OLD = ("2010-06", "2011-06", "2012-06", "2013-06", "2015-01")
 TYPES = {"uint8": "uint8", "int8": "int8", "uint16": "uint16", "int16": "int16", "uint32": "uint32",
          "int32": "int32", "float": "float32", "double": "float64"}
 ORDERS = ("XYZCT", "XYZTC", "XYCZT", "XYCTZ", "XYTZC", "XYTCZ")
+DATES = ("2020-01-02T03:04:05", "2019-12-31T23:59:59Z", "2021-06-30T22:15:00+02:00", "2018-03-04T05:06:07.250",
+         "2018-03-04T05:06:07.123456-05:30", "2018-03-04T05:06:07.0001", "2017-01-01T00:00:00.5Z")
+DESCRIPTIONS = ("acquired on scope 3", "x", "", "  two\nlines  ")
 MODULO_NS = "openmicroscopy.org/omero/dimension/modulo"
 ADDITIONS = "http://www.openmicroscopy.org/Schemas/Additions/2011-09"
 
@@ -133,7 +136,7 @@ def _pixels_attrs(rng: random.Random, image: _Image, version: str) -> dict[str, 
     a: dict[str, Any] = {"ID": f"Pixels:{image.index}", "DimensionOrder": image.order, "Type": image.dtype}
     a.update({f"Size{d}": image.sizes[d] for d in "XYZCT"})
     if rng.random() < 0.7:
-        a["PhysicalSizeX"] = a["PhysicalSizeY"] = rng.choice((0.25, 0.1625, 1, 0.3333333333333333))
+        a["PhysicalSizeX"] = a["PhysicalSizeY"] = rng.choice((0.25, 0.1625, 1, 0.3333333333333333, 1e-07, 1e-06))
         if version == "2016-06" and rng.random() < 0.4:
             a["PhysicalSizeXUnit"] = a["PhysicalSizeYUnit"] = rng.choice(("nm", "µm", "mm"))
     if rng.random() < 0.4 and image.sizes["Z"] > 1:
@@ -234,17 +237,25 @@ def _document(rng: random.Random, version: str, images: list[_Image], features: 
             annotations.append(f'<{sa}CommentAnnotation ID="{aid}"><{sa}Value>note {image.index}</{sa}Value>'
                                f'</{sa}CommentAnnotation>')
             refs.append(f'<{sa}AnnotationRef ID="{aid}"/>')
-        ia: dict[str, Any] = {"ID": f"Image:{image.index}", "Name": rng.choice((f"image {image.index}", "", None))}
+        names = (f"image {image.index}", "", None, "s\u00e9rie &amp; \u00b5m", " padded ")
+        ia: dict[str, Any] = {"ID": f"Image:{image.index}", "Name": rng.choice(names)}
         head = ""
         if rng.random() < 0.5:
-            head += f"<{date}>{rng.choice(('2020-01-02T03:04:05', '2019-12-31T23:59:59Z'))}</{date}>"
+            head += f"<{date}>{rng.choice(DATES)}</{date}>"
         if rng.random() < 0.4:
-            head += f"<Description>{rng.choice(('acquired on scope 3', 'x', ''))}</Description>"
+            head += f"<Description>{rng.choice(DESCRIPTIONS)}</Description>"
+        if "instrument" in features:
+            head += '<InstrumentRef ID="Instrument:0"/><ObjectiveSettings ID="Objective:0" RefractiveIndex="1.515"/>'
         pa = _pixels_attrs(rng, image, version)
         channels = "".join(_channel(rng, image, c, version) for c in range(image.sizes["C"] // image.samples))
         planes = "".join(_plane(rng, image, p, version) for p in range(image.planes)) if rng.random() < 0.6 else ""
         body.append(f"<Image{_attrs(ia)}>{head}<Pixels{_attrs(pa)}>{channels}{storage[image.index]}{planes}"
                     f"</Pixels>{''.join(refs)}</Image>")
+    instrument = ""
+    if "instrument" in features:
+        instrument = ('<Instrument ID="Instrument:0"><Microscope Manufacturer="Nikon" Type="Inverted"/>'
+                      '<Detector ID="Detector:0" Type="CCD" Gain="2"/><Objective ID="Objective:0" '
+                      'NominalMagnification="60" LensNA="1.4" Immersion="Oil" Correction="PlanApo"/></Instrument>')
     structured = f"<{sa}StructuredAnnotations>{''.join(annotations)}</{sa}StructuredAnnotations>" if annotations else ""
     root_attrs = f' UUID="{uuid}"' if uuid else ""
     if rng.random() < 0.5:
@@ -254,7 +265,7 @@ def _document(rng: random.Random, version: str, images: list[_Image], features: 
         ns += f' xmlns:SA="{ROOT}SA/{version}"'
     return (f'<?xml version="1.0" encoding="UTF-8"?><OME {ns} xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
             f' xsi:schemaLocation="{ROOT}OME/{version} {ROOT}OME/{version}/ome.xsd"{root_attrs}>'
-            f"{plate}{''.join(body)}{structured}{''.join(rois)}</OME>")
+            f"{plate}{instrument}{''.join(body)}{structured}{''.join(rois)}</OME>")
 
 
 _PT_2008 = {"uint8": "Uint8", "uint16": "Uint16", "float": "float"}
@@ -283,7 +294,7 @@ def _variant(rng: random.Random, index: int) -> _Variant:
     if kind == "xml" and rng.random() < 0.3:
         version = rng.choice(MODERN_OLD)
     images = _images(rng, version)
-    features = [f for f in ("plate", "roi", "modulo", "map", "comment") if rng.random() < 0.25]
+    features = [f for f in ("plate", "roi", "modulo", "map", "comment", "instrument") if rng.random() < 0.25]
     if version == "2008-02":
         features = []
     files: dict[str, bytes | tuple[str, list[int]]] = {}
@@ -405,7 +416,7 @@ def test_every_native_answer_on_generated_ome_files_equals_live_bioformats(
     by_engine: Counter[str] = Counter()
     agreed: Counter[str] = Counter()
     declined: list[str] = []
-    files = reduced_bits = 0
+    files = reduced_bits = milliseconds = 0
     for variant, paths in variants:
         for path in paths:
             theirs = extract_file(str(path), "bioformats")
@@ -427,9 +438,34 @@ def test_every_native_answer_on_generated_ome_files_equals_live_bioformats(
             assert normalise(ours.omexml or "") == normalise(theirs.omexml or "")
             agreed[variant.kind] += 1
             reduced_bits += any(f'SignificantBits="{b}"' in (theirs.omexml or "") for b in (6, 12, 14))
+            milliseconds += any(f":07.{ms}<" in (theirs.omexml or "") for ms in ("250", "123"))
     # the comparison has teeth: the native engine answered for every container kind
     assert by_engine["ome-xml"] > files // 2, by_engine
     assert set(agreed) == {"tiff", "set", "companion", "xml"}, agreed
     assert reduced_bits > 0  # the SignificantBits rule (fewer bits than the type) was compared
+    assert milliseconds > 0  # and the rule for fractions of a second
     print(f"\n{VARIANTS} variants, {files} files read by Bio-Formats: {dict(by_engine)}; agreed by kind "
           f"{dict(agreed)}; declined ({len(declined)}):\n" + "\n".join(declined))
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    # what live Bio-Formats 7.3.1 wrote back for these AcquisitionDates of an OME-TIFF
+    ("2018-03-04T05:06:07.250", "2018-03-04T05:06:07.250"),
+    ("2018-03-04T05:06:07.5", "2018-03-04T05:06:07.500"),
+    ("2018-03-04T05:06:07.123456", "2018-03-04T05:06:07.123"),
+    ("2018-03-04T05:06:07.9999", "2018-03-04T05:06:07.999"),
+    ("2018-03-04T05:06:07.0001", "2018-03-04T05:06:07"),
+    ("2018-03-04T05:06:07.250+02:00", "2018-03-04T03:06:07.250"),
+    ("2018-03-04T05:06:07.12Z", "2018-03-04T05:06:07.120"),
+])
+def test_fractions_of_a_second_are_cut_to_milliseconds(written: str, expected: str, tmp_path: Path) -> None:
+    from metaextract.engines.ometiff.files import OmeEngine
+
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}"><Image ID="Image:0"><AcquisitionDate>{written}'
+           '</AcquisitionDate><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" SizeX="4" SizeY="3" SizeZ="1" '
+           'SizeC="1" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/><TiffData/></Pixels></Image></OME>')
+    path = tmp_path / "stamp.ome.tif"
+    tifffile.imwrite(path, np.zeros((3, 4), np.uint8), description=xml, metadata=None)
+    result = extract_file(str(path), "auto")
+    assert result.engine.split(" ", 1)[0] == OmeEngine.name
+    assert f"<AcquisitionDate>{expected}</AcquisitionDate>" in (result.omexml or "")
