@@ -291,12 +291,29 @@ def test_a_missing_file_of_another_uuid_is_declined(tmp_path: Path) -> None:
     _declined(_tiff(tmp_path / "other.ome.tif", xml), "'gone.ome.tif' of the set is missing")
 
 
-def test_a_standalone_older_document_with_bindata_is_declined(tmp_path: Path) -> None:
+def test_a_standalone_older_document_with_bindata_beside_tiffdata_is_declined(tmp_path: Path) -> None:
     path = tmp_path / "bin-2011.ome"
     path.write_text(_STANDALONE_2011.replace("{psz}", "").replace(
         '<Plane TheZ="0" TheC="0" TheT="0" DeltaT="0"/>',
         f'<Bin:BinData xmlns:Bin="{NS_ROOT}BinaryFile/2011-06" BigEndian="false" Length="0"/>'), "utf-8")
-    _declined(path, "BinaryFile")
+    _declined(path, "not valid OME 2016-06")
+
+
+def test_a_standalone_older_document_with_bindata_only_is_read(tmp_path: Path) -> None:
+    # (compared whole with live Bio-Formats on generated 2010-06 … 2015-01 documents: test_differential_ome)
+    tiff_data = _STANDALONE_2011[_STANDALONE_2011.index("<TiffData"):_STANDALONE_2011.rindex("</TiffData>") + 11]
+    bins = "".join(f'<Bin:BinData xmlns:Bin="{NS_ROOT}BinaryFile/2011-06" BigEndian="false" Length="4">AAAA'
+                   "</Bin:BinData>" for _ in range(2))
+    path = tmp_path / "bin-only-2011.ome"
+    path.write_text(_STANDALONE_2011.replace("{psz}", "").replace(tiff_data, bins), "utf-8")
+    assert _claim(path) > 0
+    xml = OmeEngine().extract(str(path))
+    assert xml.count('<BinData BigEndian="false" Length="0"/>') == 2 and 'BigEndian="false"' in _tag(xml, "Pixels")
+    outside = tmp_path / "bin-outside-2011.ome"
+    outside.write_text(_STANDALONE_2011.replace("{psz}", "").replace(
+        "<SA:StructuredAnnotations>", f'<Bin:External xmlns:Bin="{NS_ROOT}BinaryFile/2011-06" href="x"/>'
+                                      "<SA:StructuredAnnotations>"), "utf-8")
+    _declined(outside, "BinaryFile:External")
 
 
 def test_hostile_older_documents(tmp_path: Path) -> None:
