@@ -766,15 +766,13 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
             raise Decline("planes mapped do not cover the image exactly")
         if index == 0 and (first.shapes[0][4] != DTYPES[typ] or first.shapes[0][:2] != (size["X"], size["Y"])):
             raise Decline("the first IFD and the first image disagree")
-        # Bio-Formats' OME-TIFF reader takes the Pixels' SignificantBits as the image's bits per pixel
-        # (differential variants: 6, 12 and 14 of 8-, 16- and 32-bit integers); more than the type holds,
-        # or a floating type, has not been proven
-        bits = BITS[typ]
+        # Bio-Formats' OME-TIFF reader keeps the Pixels' SignificantBits as written, whatever the type
+        # (live, on differential variants: 1 to 64 bits of integer and floating types, fewer or more bits
+        # than the type holds)
         sig = pixels.get("SignificantBits")
-        if sig is not None and int(sig) != bits:
-            if typ in ("float", "double") or not 1 <= int(sig) < bits:
-                raise Decline("SignificantBits not proven")
-            bits = int(sig)
+        bits = int(sig) if sig is not None else BITS[typ]
+        if bits < 1:
+            raise Decline("SignificantBits not positive")
         if samples > 1 and first.planar != 1:
             raise Decline("planar RGB")
         cores.append(Core(big_endian=first.big_endian, bits=bits, samples=samples))
