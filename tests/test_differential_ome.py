@@ -224,8 +224,8 @@ def _document(rng: random.Random, version: str, images: list[_Image], features: 
             aid = f"Annotation:modulo{image.index}"
             annotations.append(
                 f'<{sa}XMLAnnotation ID="{aid}" Namespace="{MODULO_NS}"><{sa}Value>'
-                f'<Modulo namespace="{ADDITIONS}"><ModuloAlongT Type="lifetime" Unit="ps" Start="0" End="500" '
-                f'Step="500"/></Modulo></{sa}Value></{sa}XMLAnnotation>')
+                f'<Modulo {rng.choice(("namespace", "xmlns"))}="{ADDITIONS}"><ModuloAlongT Type="lifetime" Unit="ps" '
+                f'Start="0" End="500" Step="500"/></Modulo></{sa}Value></{sa}XMLAnnotation>')
             refs.append(f'<{sa}AnnotationRef ID="{aid}"/>')
         if "map" in features and version == "2016-06":
             aid = f"Annotation:map{image.index}"
@@ -297,6 +297,8 @@ def _variant(rng: random.Random, index: int) -> _Variant:
     features = [f for f in ("plate", "roi", "modulo", "map", "comment", "instrument") if rng.random() < 0.25]
     if version == "2008-02":
         features = []
+    elif version != "2016-06":  # plates and ROIs lived in their own namespaces (SPW, ROI) then: not written here
+        features = [f for f in features if f not in ("plate", "roi")]
     files: dict[str, bytes | tuple[str, list[int]]] = {}
     stem = f"v{index:03d}"
     if kind == "tiff":

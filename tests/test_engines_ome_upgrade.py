@@ -316,6 +316,31 @@ def test_a_standalone_older_document_with_bindata_only_is_read(tmp_path: Path) -
     _declined(outside, "BinaryFile:External")
 
 
+@pytest.mark.parametrize(("modulo", "claimed"), [
+    # as live Bio-Formats 7.3.1 gave them (test_differential_ome): a Modulo in the document's OME namespace
+    # moves to 2016-06 like every OME element; one in its own namespace is copied with every namespace
+    # declaration in scope, which is not reproduced
+    ('<Modulo namespace="http://www.openmicroscopy.org/Schemas/Additions/2011-09">', True),
+    ('<Modulo xmlns="http://www.openmicroscopy.org/Schemas/Additions/2011-09">', False),
+])
+def test_an_older_modulo_annotation(modulo: str, claimed: bool, tmp_path: Path) -> None:
+    annotation = ('<SA:XMLAnnotation ID="Annotation:9" Namespace="openmicroscopy.org/omero/dimension/modulo">'
+                  f'<SA:Value>{modulo}<ModuloAlongZ Type="angle" Start="0" End="90" Step="45"/></Modulo></SA:Value>'
+                  "</SA:XMLAnnotation>")
+    xml = _modern("2012-06").replace("</SA:StructuredAnnotations>", annotation + "</SA:StructuredAnnotations>")
+    path = _tiff(tmp_path / "modulo.ome.tif", xml)
+    if not claimed:
+        _declined(path, "another namespace in an XMLAnnotation")
+        return
+    assert _claim(path) > 0
+    out = OmeEngine().extract(str(path))
+    modulo_el = parse(out).find(".//{*}XMLAnnotation/{*}Value/{*}Modulo")
+    assert modulo_el is not None and modulo_el.tag == f"{{{NS_ROOT}OME/2016-06}}Modulo"
+    assert modulo_el.get("namespace") == "http://www.openmicroscopy.org/Schemas/Additions/2011-09"
+    assert [(child.tag.split("}")[1], child.get("Step")) for child in modulo_el] == [("ModuloAlongZ", "45")]
+    assert validate(out) == (True, None)
+
+
 def test_hostile_older_documents(tmp_path: Path) -> None:
     dtd = _modern("2011-06").replace("<!-- a comment -->", '<!DOCTYPE OME [<!ENTITY x "boom">]>')
     path = _tiff(tmp_path / "dtd.ome.tif", dtd)

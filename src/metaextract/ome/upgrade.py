@@ -18,6 +18,9 @@ Rules reproduced, 2010-06 and later (2010-06, 2011-06, 2012-06, 2013-06, 2015-01
   by the stylesheets;
 * 2010-06: a ``Pixels`` ``PhysicalSizeX/Y/Z`` survives only when it reads as an XPath number greater
   than 0 (``0.0``, text, exponents are dropped);
+* an ``XMLAnnotation`` (a modulo annotation) is carried over, the elements in its ``Value`` moved to the
+  2016-06 namespace when they are in the document's OME namespace (``<Modulo namespace="…">``, as the
+  spec writes it); any other namespace there is declined;
 * up to 2011-06: ``AcquiredDate`` becomes ``AcquisitionDate``;
 * up to 2015-01: ``LightSource`` with one ``Laser``/``Arc``/``Filament``/``LightEmittingDiode``/
   ``GenericExcitationSource`` child becomes that element, carrying the attributes of both and the
@@ -40,6 +43,7 @@ is not changed.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -64,7 +68,7 @@ _OME_ELEMENTS = frozenset({
     "TransmittanceRange", "Dichroic", "StructuredAnnotations", "AnnotationRef", "MetadataOnly",
     # annotation types (2016-06 puts them in the OME namespace; before they were in SA)
     "ListAnnotation", "CommentAnnotation", "TagAnnotation", "LongAnnotation", "DoubleAnnotation",
-    "BooleanAnnotation", "TermAnnotation", "Value",
+    "BooleanAnnotation", "TermAnnotation", "Value", "XMLAnnotation",
 })
 _XSI_LOCATION = "{http://www.w3.org/2001/XMLSchema-instance}schemaLocation"
 _MAX_ELEMENTS = 1 << 20
@@ -135,6 +139,24 @@ class _Budget:
             raise Unproven("too many elements")
 
 
+def _xml_value(el: Any, version: str, budget: _Budget) -> Any:
+    """An element inside an ``XMLAnnotation``'s ``Value`` (a modulo annotation's ``Modulo``): in the
+    document's OME namespace it moves to the 2016-06 one, as the stylesheets move every OME element.
+    Elements of other namespaces are declined: the stylesheets copy them with every namespace declaration
+    in scope (live Bio-Formats on generated variants), which is not reproduced."""
+    old = "{" + _SCHEMAS + "OME/" + version + "}"
+    out = copy.copy(el)
+    for node in out.iter():
+        budget.spend()
+        if not isinstance(node.tag, str):
+            continue
+        if not node.tag.startswith(old):
+            raise Unproven(f"an element of another namespace in an XMLAnnotation: {node.tag}")
+        _plain_attrs(node)
+        node.tag = "{" + NEW_NS + "}" + node.tag[len(old):]
+    return out
+
+
 def _modern(el: Any, version: str, budget: _Budget, parent_local: str) -> Any:
     """One element of a 2010-06 … 2015-01 document, as the stylesheets leave it in 2016-06."""
     budget.spend()
@@ -149,6 +171,12 @@ def _modern(el: Any, version: str, budget: _Budget, parent_local: str) -> Any:
     if local == "AnnotationRef" and parent_local == "Pixels":
         raise Unproven("an AnnotationRef in Pixels (moved to the Image from 2015-01 on)")
     attrs = _plain_attrs(el)
+    if local == "Value" and parent_local == "XMLAnnotation":
+        out = _new(local)
+        out.text = el.text
+        for child in el:
+            out.append(_xml_value(child, version, budget))
+        return out
     children = [c for c in el if isinstance(c.tag, str)]
     if local == "AcquiredDate":
         if version not in ("2010-06", "2011-06"):
