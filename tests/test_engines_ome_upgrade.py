@@ -291,12 +291,54 @@ def test_a_missing_file_of_another_uuid_is_declined(tmp_path: Path) -> None:
     _declined(_tiff(tmp_path / "other.ome.tif", xml), "'gone.ome.tif' of the set is missing")
 
 
-def test_a_standalone_older_document_with_bindata_is_declined(tmp_path: Path) -> None:
+def test_a_standalone_older_document_with_bindata_beside_tiffdata_is_declined(tmp_path: Path) -> None:
     path = tmp_path / "bin-2011.ome"
     path.write_text(_STANDALONE_2011.replace("{psz}", "").replace(
         '<Plane TheZ="0" TheC="0" TheT="0" DeltaT="0"/>',
         f'<Bin:BinData xmlns:Bin="{NS_ROOT}BinaryFile/2011-06" BigEndian="false" Length="0"/>'), "utf-8")
-    _declined(path, "BinaryFile")
+    _declined(path, "not valid OME 2016-06")
+
+
+def test_a_standalone_older_document_with_bindata_only_is_read(tmp_path: Path) -> None:
+    # (compared whole with live Bio-Formats on generated 2010-06 … 2015-01 documents: test_differential_ome)
+    tiff_data = _STANDALONE_2011[_STANDALONE_2011.index("<TiffData"):_STANDALONE_2011.rindex("</TiffData>") + 11]
+    bins = "".join(f'<Bin:BinData xmlns:Bin="{NS_ROOT}BinaryFile/2011-06" BigEndian="false" Length="4">AAAA'
+                   "</Bin:BinData>" for _ in range(2))
+    path = tmp_path / "bin-only-2011.ome"
+    path.write_text(_STANDALONE_2011.replace("{psz}", "").replace(tiff_data, bins), "utf-8")
+    assert _claim(path) > 0
+    xml = OmeEngine().extract(str(path))
+    assert xml.count('<BinData BigEndian="false" Length="0"/>') == 2 and 'BigEndian="false"' in _tag(xml, "Pixels")
+    outside = tmp_path / "bin-outside-2011.ome"
+    outside.write_text(_STANDALONE_2011.replace("{psz}", "").replace(
+        "<SA:StructuredAnnotations>", f'<Bin:External xmlns:Bin="{NS_ROOT}BinaryFile/2011-06" href="x"/>'
+                                      "<SA:StructuredAnnotations>"), "utf-8")
+    _declined(outside, "BinaryFile:External")
+
+
+@pytest.mark.parametrize(("modulo", "claimed"), [
+    # as live Bio-Formats 7.3.1 gave them (test_differential_ome): a Modulo in the document's OME namespace
+    # moves to 2016-06 like every OME element; one in its own namespace is copied with every namespace
+    # declaration in scope, which is not reproduced
+    ('<Modulo namespace="http://www.openmicroscopy.org/Schemas/Additions/2011-09">', True),
+    ('<Modulo xmlns="http://www.openmicroscopy.org/Schemas/Additions/2011-09">', False),
+])
+def test_an_older_modulo_annotation(modulo: str, claimed: bool, tmp_path: Path) -> None:
+    annotation = ('<SA:XMLAnnotation ID="Annotation:9" Namespace="openmicroscopy.org/omero/dimension/modulo">'
+                  f'<SA:Value>{modulo}<ModuloAlongZ Type="angle" Start="0" End="90" Step="45"/></Modulo></SA:Value>'
+                  "</SA:XMLAnnotation>")
+    xml = _modern("2012-06").replace("</SA:StructuredAnnotations>", annotation + "</SA:StructuredAnnotations>")
+    path = _tiff(tmp_path / "modulo.ome.tif", xml)
+    if not claimed:
+        _declined(path, "another namespace in an XMLAnnotation")
+        return
+    assert _claim(path) > 0
+    out = OmeEngine().extract(str(path))
+    modulo_el = parse(out).find(".//{*}XMLAnnotation/{*}Value/{*}Modulo")
+    assert modulo_el is not None and modulo_el.tag == f"{{{NS_ROOT}OME/2016-06}}Modulo"
+    assert modulo_el.get("namespace") == "http://www.openmicroscopy.org/Schemas/Additions/2011-09"
+    assert [(child.tag.split("}")[1], child.get("Step")) for child in modulo_el] == [("ModuloAlongZ", "45")]
+    assert validate(out) == (True, None)
 
 
 def test_hostile_older_documents(tmp_path: Path) -> None:

@@ -19,12 +19,13 @@ not show, against live Bio-Formats 7.3.1 on crafted variants):
   that becomes Z; C is the number of ``ChannelDescription`` elements;
 * the dimension order is ``XY`` followed by the axes sorted by their ``BytesInc`` (channels with a
   non-zero ``BytesInc`` count as C), then the missing ones in Z, C, T order;
-* physical sizes are ``Length / (n - 1)`` in µm (Z as its absolute value), absent for one element;
+* physical sizes are ``Length / (n - 1)`` in µm (Z as its absolute value), absent for one element and,
+  for X and Y, for a length that is not positive;
 * the acquisition date is the first ``TimeStampList`` entry (FILETIME ticks, hexadecimal) to the second,
   and each plane's DeltaT is its own entry (by plane index) minus the first;
 * each plane's position is the stage position of the confocal setting in metres: ``StagePosX``/``Y``,
   exchanged when ``SwapXY`` is 1 and then negated per axis when ``FlipX``/``FlipY`` is 1;
-* channel names are the distinct ``MultiBand`` dye names of the active detectors;
+* channel names are the distinct ``MultiBand`` dye names of the active detectors, a blank one as it is;
 * one Instrument per image with one Objective, whose magnification and NA Bio-Formats takes only from
   the old ``FilterSettingRecord`` layout (so here none).
 
@@ -32,7 +33,7 @@ It claims a file only when every image is of that understood kind: a confocal im
 ``HardwareSetting`` attachment holding exactly one ``ATLConfocalSettingDefinition`` with a stage position
 and 0/1 flip flags), dimensions X/Y/Z/T only (no tiles/mosaic, no lambda or other extra dimension) in
 metres, 8- or 16-bit gray pixels, a LAS AF 3.1+ ``TimeStampList``, one named dye per active detector and
-channel, no laser settings outside the attachment (a sequential setting would give excitation
+channel (no two alike), no laser settings outside the attachment (a sequential setting would give excitation
 wavelengths by rules not reproduced here), no old-style ``FilterSettingRecord``/``ScannerSettingRecord``
 (objective magnification, exposure times, z steps), no processing history, no nested images, and XML that
 is plain Latin-1 (Bio-Formats reads the UTF-16 as ISO-8859-1 bytes, so other characters come out mangled).
@@ -282,10 +283,13 @@ def _dimensions(image: etree._Element) -> tuple[tuple[int, int, int, int, int], 
             order += axis
     if len(order) != 5:
         raise Declined("a dimension order Bio-Formats would not make")
-    for value in (physical_x, physical_y):
-        if value is not None and (value < 0 or 0 < value < 1e-6):
-            raise Declined("a negative or vanishing pixel size")
+    # a negative X or Y length gives no physical size (live Bio-Formats 7.3.1 on edited corpus files, as
+    # for zero); a positive one below 1e-6 µm it writes in nm and 1e-6 itself not at all (the ND2
+    # differential test), which is not reproduced
     z_step = abs(physical_z) if physical_z is not None else None
+    for value in (physical_x, physical_y, z_step):
+        if value is not None and 0 < value <= 1e-6:
+            raise Declined("a vanishing pixel size")
     physical = tuple(v if v is not None and v > 0 else None for v in (physical_x, physical_y, z_step))
     return size, order, pixel[0], pixel[1], (physical[0], physical[1], physical[2])
 
@@ -356,8 +360,8 @@ def _confocal(image: etree._Element, size_c: int) -> tuple[tuple[float, float], 
         if band is None:
             raise Declined("an active detector without a spectral band")
         dye = band.get("DyeName", "")
-        if not dye.strip() or dye in dyes:
-            raise Declined("an active detector without a distinct dye name")
+        if dye in dyes:  # Bio-Formats then leaves some channels unnamed, by a rule not reproduced
+            raise Declined("two active detectors with one dye name")
         dyes.append(dye)
     if len(dyes) != size_c:
         raise Declined(f"{len(dyes)} active detectors for {size_c} channels")

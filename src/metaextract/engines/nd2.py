@@ -15,7 +15,8 @@ Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2
   CalibratedMagnification, from no source here), LensNA from the text info's "Numerical Aperture", no
   excitation wavelength (only an XML/text "Excitation wavelength" key gives one); emission wavelengths
   from the LV ``EmWavelength`` values, channel names from the text info's "Name:" lines (equal to the
-  XML ``Name`` elements, or the file is declined), physical X = Y = ``dCalibration``, Z = ``dZStep``.
+  XML ``Name`` elements, or the file is declined), physical X = Y = ``dCalibration``, Z = ``dZStep``
+  (none where the value is not positive or is 1e-6; below 1e-6 declined, Bio-Formats writes nm).
 - Plane DeltaT: the ``CustomData|AcqTimesCache`` doubles (one per frame, ms) divided by 1000 and indexed,
   for plane (Z=z, T=t), by ``z * SizeC + t * SizeZ`` (Bio-Formats applies ``getIndex(z, 0, 0)`` of the
   channel-split plane order to a per-frame list); an index past the frame count leaves DeltaT unset.
@@ -86,8 +87,8 @@ class Proven:
     size: tuple[int, int, int, int, int]  # X, Y, Z, C, T
     pixel_type: str
     significant_bits: int
-    calibration: float
-    z_step: float
+    calibration: float | None  #: µm, None: no physical size X/Y
+    z_step: float | None  #: µm, None: no physical size Z
     channel_names: list[str]
     emission: list[float]
     exposure: list[float]  # seconds
@@ -205,6 +206,16 @@ def _unique(values: list[float], tolerance: float | None) -> int:
     return count
 
 
+def _physical(value: float) -> float | None:
+    """A physical size as Bio-Formats 7.3.1 writes it (live, on edited copies of the corpus file): none for
+    a value that is not positive, and for 1e-6 µm; one below that it writes in nm (not reproduced: declined)."""
+    if value <= 0 or value == 1e-6:
+        return None
+    if value < 1e-6:
+        raise Declined("a physical size below 1e-6 µm (Bio-Formats writes it in nm)")
+    return value
+
+
 def inspect_nd2(path: str) -> Proven:
     """Read ``path`` and check it is of the claimed kind (:class:`Declined` says why not)."""
     import nd2
@@ -267,10 +278,12 @@ def inspect_nd2(path: str) -> Proven:
                     raise Declined("LV stage positions (Bio-Formats would count positions)")
         calibration_block = meta.get(next(c.name for c in lv if "CalibrationLV" in c.name).rstrip("!"), {})
         first = next(_walk(calibration_block), None)
-        if first is None or first[0] != "dCalibration" or not float(first[1]) > 0:
+        if first is None or first[0] != "dCalibration" or not math.isfinite(float(first[1])):
             raise Declined("calibration block without a leading dCalibration")
-        if z_step is None or not z_step > 0:
+        if z_step is None or not math.isfinite(z_step):
             raise Declined("no Z step")
+        calibration = _physical(float(first[1]))
+        z_size = _physical(z_step)
         if not exposure:
             raise Declined("no exposure time")
 
@@ -348,7 +361,7 @@ def inspect_nd2(path: str) -> Proven:
         size=(width, attrs.heightPx, size_z, size_c, size_t),
         pixel_type=f"uint{attrs.bitsPerComponentInMemory}",
         significant_bits=attrs.bitsPerComponentSignificant,
-        calibration=float(first[1]), z_step=z_step, channel_names=names[:size_c], emission=emission,
+        calibration=calibration, z_step=z_size, channel_names=names[:size_c], emission=emission,
         exposure=exposure, lens_na=lens_na, times=times, stage=stage,
     )
 
