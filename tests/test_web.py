@@ -235,7 +235,7 @@ def test_a_request_storm_leaves_postgresql_rows_unchanged_and_writes_are_refused
     from sqlalchemy import func, select
 
     from metaextract.store import open_store
-    from metaextract.store.models import Base
+    from metaextract.store.models import metadata
     from metaextract.store.views import open_read_only
     from metaextract.synth import write_metaxpress_plate
 
@@ -247,7 +247,7 @@ def test_a_request_storm_leaves_postgresql_rows_unchanged_and_writes_are_refused
     def counts() -> dict[str, int]:
         with open_store(pg_url) as s, s.connect() as conn:
             return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                    for t in Base.metadata.sorted_tables}
+                    for t in metadata.sorted_tables}
 
     before = counts()
     base = serve(pg_url)
