@@ -63,7 +63,7 @@ def serve() -> Iterator[Any]:
     yield start
     for p in procs:
         p.terminate()
-        p.wait(timeout=30)
+        p.communicate(timeout=30)  # waits, and closes its stderr pipe
 
 
 def _missing(why: str) -> None:
@@ -365,7 +365,7 @@ def test_a_submission_page_follows_a_submit_in_another_process(sqlite_url: str, 
         assert browser.execute_script("return window.__notReloaded === true;")
         SHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SHOTS / "submission.png"))
-        sub.wait(timeout=600)
+        sub.communicate(timeout=600)  # waits, and closes its stderr pipe
         WebDriverWait(browser, 30, poll_frequency=0.2).until(
             lambda d: d.find_element(By.ID, "state").text != "running")
         assert int(browser.find_element(By.ID, "files-ok").text) == len(files)
