@@ -46,8 +46,10 @@ def status(store: Store, experiment_id: int) -> dict[str, Any]:
                 .where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
                 .group_by(job_runs.c.job_id)).all()}
         live = {int(r.id): job_alive(r) for r in running_jobs(conn, jobs.c.experiment_id == experiment_id)}
-        job_rows = conn.execute(select(jobs).where(jobs.c.experiment_id == experiment_id,
-                                                   jobs.c.phase == "run").order_by(jobs.c.number)).all()
+        # not the batch column: its JSON lists every file id (20,000 ints to decode for 20,000 files)
+        job_rows = conn.execute(select(jobs.c.id, jobs.c.number, jobs.c.state, jobs.c.host, jobs.c.pid)
+                                .where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
+                                .order_by(jobs.c.number)).all()
     by_status: dict[str, int] = {}
     for counts in per_job.values():
         for st, n in counts.items():
