@@ -143,10 +143,9 @@ def test_extraction_processes_of_a_killed_pool_leave_no_traceback(tmp_path: Path
               "with ExtractionPool(2, engine='bioformats') as pool:\n"
               f"    for r in pool.map(sorted(glob.glob({str(tmp_path)!r} + '/*.tif'))):\n        pass\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(1.0)  # the pool is up, its processes are starting their JVMs
-    os.kill(proc.pid, signal.SIGKILL)
-    assert proc.stderr is not None
-    err = proc.stderr.read()  # EOF once every extraction process (which inherited stderr) has ended
-    proc.wait()
+    with subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, env=env) as proc:
+        time.sleep(1.0)  # the pool is up, its processes are starting their JVMs
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.stderr is not None
+        err = proc.stderr.read()  # EOF once every extraction process (which inherited stderr) has ended
     assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -93,7 +93,8 @@ def test_declines_what_it_does_not_prove(rel: str, corpus: Path) -> None:
 def test_the_split_spec_samples_carry_malformed_xml(corpus: Path, reference: Path) -> None:
     folder = corpus / "ome-tiff-spec-samples" / "meta-companion-set"
     for rel in PLAIN_FALLBACK[1:]:
-        text = tifffile.TiffFile(corpus / rel).pages.first.description
+        with tifffile.TiffFile(corpus / rel) as tf:
+            text = tf.pages.first.description
         assert "<BinaryOnly" in text and "</BinaryOnly>" not in text and "/>" not in text
         with pytest.raises(etree.XMLSyntaxError):
             etree.fromstring(text.encode())
@@ -110,7 +111,8 @@ def test_the_split_spec_samples_carry_malformed_xml(corpus: Path, reference: Pat
 
 def test_binary_only_without_its_metadata_file_is_a_plain_tiff(corpus: Path, reference: Path, tmp_path: Path) -> None:
     rel = "ome-tiff/plane.ome.tiff"
-    assert "BinaryOnly" in tifffile.TiffFile(corpus / rel).pages.first.description
+    with tifffile.TiffFile(corpus / rel) as tf:
+        assert "BinaryOnly" in tf.pages.first.description
     assert not (corpus / "ome-tiff" / "multi-channel-4D-series.companion.ome").exists()
     xml = OmeEngine().extract(str(corpus / rel))
     assert normalise(xml) == normalise((reference / f"{rel}.xml").read_text("utf-8"))
@@ -336,7 +338,8 @@ def test_ome_tiff_written_by_tifffile(tmp_path: Path) -> None:
 
 def test_forged_plane_size_is_declined(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "f.ome.tif", np.zeros((4, 4), np.uint8), ome=True)
-    text = tifffile.TiffFile(tmp_path / "f.ome.tif").pages.first.description
+    with tifffile.TiffFile(tmp_path / "f.ome.tif") as tf:
+        text = tf.pages.first.description
     forged = tmp_path / "forged.ome.tif"
     tifffile.imwrite(forged, np.zeros((4, 4), np.uint8), metadata=None,
                      description=text.replace('SizeX="4"', 'SizeX="1048576"').replace("f.ome.tif", "forged.ome.tif"))

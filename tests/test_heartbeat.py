@@ -51,7 +51,7 @@ def _killed_elsewhere(db_url: str, folder: Path) -> str:
         _wait_for_progress(proc, 1)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.communicate()  # waits, and closes its stdout pipe
     store = open_store(db_url)
     with store.begin() as conn:
         conn.execute(update(submissions).values(host=OTHER_HOST))

@@ -114,7 +114,8 @@ def test_postgres_backend_terminated_mid_job_then_resubmit_completes(pg_url: str
                     "AND pid <> pg_backend_pid()", (dbname,)).fetchall())
             finally:
                 admin.close()  # type: ignore[attr-defined]
-    code = proc.wait(timeout=300)
+    proc.communicate(timeout=300)  # waits, and closes its stdout pipe
+    code = proc.returncode
     text = "".join(lines)
     assert terminated >= 1, text
     assert code == 0, text  # a lost connection is retried: the submitter goes on to the end

@@ -138,7 +138,7 @@ def test_killed_run_keeps_finished_files_and_can_be_rerun(db_url: str, tmp_path:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "stalled"
     finally:
         os.killpg(proc.pid, 9)  # kill -9 the run and its extraction process
-        proc.wait(10)
+        proc.communicate(timeout=10)  # waits, and closes its stdout pipe
     st = cli_json(db_url, "e", "status", "--json")
     assert (st["files"]["ok"], st["files"]["pending"]) == (7, 13)
     assert st["jobs"][0]["state"] == "running" and st["jobs"][0]["stale"] is True

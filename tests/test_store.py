@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
-from metaextract.store import Base, Store, open_store
+from metaextract.store import Store, metadata, open_store
 from metaextract.store.db import default_url, normalise_url
 from metaextract.store.migrations import HEAD
 from metaextract.store.models import experiments
@@ -17,7 +17,7 @@ from metaextract.store.models import experiments
 
 def test_migrations_create_exactly_the_models(store: Store) -> None:
     with store.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
         assert MigrationContext.configure(conn).get_current_revision() == HEAD
     tables = set(inspect(store.engine).get_table_names())

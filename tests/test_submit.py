@@ -98,7 +98,7 @@ def test_a_killed_local_submitter_leaves_no_extraction_process_behind(sqlite_url
     children = psutil.Process(proc.pid).children()
     assert len(children) == 1, children  # one extraction process per --max-jobs, and no Dask
     proc.kill()  # the submitter alone, not its process group
-    proc.wait()
+    proc.communicate()  # waits, and closes its stdout pipe
     gone, alive = psutil.wait_procs(children, timeout=60)
     assert not alive, alive  # each saw its socket close and left
     out = cli(sqlite_url, name, "resubmit", "--interval", "1")
@@ -154,13 +154,13 @@ def test_scheduler_with_a_worker_killed_mid_run(sqlite_url: str, tmp_path: Path,
             if ok >= 200:
                 w1.kill()  # kill -9 of a whole Dask worker, mid-run
                 killed = True
-    assert sub.wait(timeout=300) == 0, "".join(lines)
+    sub.communicate(timeout=300)  # waits, and closes its stdout pipe
+    assert sub.returncode == 0, "".join(lines)
     assert killed, "".join(lines)
     st = status(sqlite_url, name)
     assert st["files"] == {**st["files"], "total": 2000, "ok": 2000, "failed": 0, "pending": 0}
     stored_once(sqlite_url)
-    store = open_store(sqlite_url)
-    with store.connect() as conn:
+    with open_store(sqlite_url) as store, store.connect() as conn:
         states = conn.execute(select(jobs.c.state, func.count()).where(jobs.c.phase == "run")
                               .group_by(jobs.c.state)).all()
     assert dict(states) == {"done": 40}
@@ -192,15 +192,14 @@ def test_resubmit_finishes_after_the_submitter_is_killed(db_url: str, tmp_path: 
     proc = _start_submit(db_url, name)
     _wait_for_progress(proc, 50)
     os.killpg(proc.pid, signal.SIGKILL)  # the submitter and its local cluster, all at once
-    proc.wait()
+    proc.communicate()  # waits, and closes its stdout pipe
     assert status(db_url, name)["files"]["pending"] > 0
     out = cli(db_url, name, "resubmit", "--max-jobs", "2", "--interval", "0.5")
     assert out.returncode == 0, out.stdout + out.stderr
     st = status(db_url, name)
     assert st["files"]["ok"] == n and st["files"]["pending"] == 0
     stored_once(db_url)
-    store = open_store(db_url)
-    with store.connect() as conn:
+    with open_store(db_url) as store, store.connect() as conn:
         subs = dict(conn.execute(select(submissions.c.id, submissions.c.state).order_by(submissions.c.id)).all())
     assert list(subs.values()) == ["failed", "done"]
 
@@ -213,9 +212,9 @@ def test_sigterm_cancels_and_a_second_submit_is_refused(sqlite_url: str, tmp_pat
     assert second.returncode == 1
     assert "still running" in second.stderr
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 130
-    store = open_store(sqlite_url)
-    with store.connect() as conn:
+    proc.communicate(timeout=120)  # waits, and closes its stdout pipe
+    assert proc.returncode == 130
+    with open_store(sqlite_url) as store, store.connect() as conn:
         sub_state = conn.execute(select(submissions.c.state)).scalar_one()
         job_states = dict(conn.execute(select(jobs.c.state, func.count()).where(jobs.c.phase == "run")
                                        .group_by(jobs.c.state)).all())

@@ -63,7 +63,7 @@ def serve() -> Iterator[Any]:
     yield start
     for p in procs:
         p.terminate()
-        p.wait(timeout=30)
+        p.communicate(timeout=30)  # waits, and closes its stderr pipe
 
 
 def _missing(why: str) -> None:
@@ -235,7 +235,7 @@ def test_a_request_storm_leaves_postgresql_rows_unchanged_and_writes_are_refused
     from sqlalchemy import func, select
 
     from metaextract.store import open_store
-    from metaextract.store.models import Base
+    from metaextract.store.models import metadata
     from metaextract.store.views import open_read_only
     from metaextract.synth import write_metaxpress_plate
 
@@ -247,7 +247,7 @@ def test_a_request_storm_leaves_postgresql_rows_unchanged_and_writes_are_refused
     def counts() -> dict[str, int]:
         with open_store(pg_url) as s, s.connect() as conn:
             return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                    for t in Base.metadata.sorted_tables}
+                    for t in metadata.sorted_tables}
 
     before = counts()
     base = serve(pg_url)
@@ -365,7 +365,7 @@ def test_a_submission_page_follows_a_submit_in_another_process(sqlite_url: str, 
         assert browser.execute_script("return window.__notReloaded === true;")
         SHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SHOTS / "submission.png"))
-        sub.wait(timeout=600)
+        sub.communicate(timeout=600)  # waits, and closes its stderr pipe
         WebDriverWait(browser, 30, poll_frequency=0.2).until(
             lambda d: d.find_element(By.ID, "state").text != "running")
         assert int(browser.find_element(By.ID, "files-ok").text) == len(files)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -48,11 +49,11 @@ def as_click(exc: BaseException) -> click.ClickException | None:
     return None
 
 
-def cli_errors(fn: F) -> F:
+def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn library errors into one clean message (exit 1 or 2), never a traceback."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
@@ -61,4 +62,4 @@ def cli_errors(fn: F) -> F:
                 raise
             raise mapped from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

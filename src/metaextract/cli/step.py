@@ -221,7 +221,13 @@ def cleanup(ctx: click.Context, force: bool) -> None:
 @cli_errors
 def status(ctx: click.Context, as_json: bool) -> None:
     """Per job state and file counts, and totals."""
-    data = open_extractor(ctx).status()
+    # what MetadataExtractor.status() reports, without importing the job machinery: status is typed often
+    from metaextract.store import open_store
+    from metaextract.store.experiments import find_experiment
+    from metaextract.store.reports import status as report
+
+    with open_store(root_obj(ctx).get("db")) as store:
+        data = report(store, find_experiment(store, ctx.obj["experiment"])[0])
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

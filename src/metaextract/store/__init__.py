@@ -1,34 +1,12 @@
-"""The metaextract database: SQLAlchemy models, :func:`open_store`, Alembic migrations."""
+"""The metaextract database: the schema (:mod:`.models`, SQLAlchemy Core), :func:`open_store`, Alembic migrations.
+
+Importing the package is light (the engine code and SQLAlchemy's Core, no ORM): ``metaextract EXP status``
+needs no more.
+"""
 
 from __future__ import annotations
 
-from metaextract.store import filesets as _filesets  # noqa: F401  (its tables join the models' metadata)
 from metaextract.store.db import Store, StoreError, StoreHolder, default_url, open_store
-from metaextract.store.models import (
-    Acquisition,
-    Base,
-    Experiment,
-    ImageFile,
-    Job,
-    JobRun,
-    MetadataFile,
-    Plate,
-    Submission,
-)
+from metaextract.store.models import metadata
 
-__all__ = [
-    "Acquisition",
-    "Base",
-    "Experiment",
-    "ImageFile",
-    "Job",
-    "JobRun",
-    "MetadataFile",
-    "Plate",
-    "Store",
-    "StoreError",
-    "StoreHolder",
-    "Submission",
-    "default_url",
-    "open_store",
-]
+__all__ = ["Store", "StoreError", "StoreHolder", "default_url", "metadata", "open_store"]

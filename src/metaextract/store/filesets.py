@@ -1,6 +1,6 @@
 """Filesets in the database: each acquisition's filesets, their members and every image member's planes.
 
-Three tables on the models' metadata (SQLAlchemy Core; created by migration ``0004``):
+The queries of three tables (defined in :mod:`.models`; created by migration ``0004``):
 
 - ``filesets``: one per fileset :func:`metaextract.filesets.detect` found in an acquisition (kind, view,
   master path, whether the layout is from names only, the notes of detection and layout), and the
@@ -21,29 +21,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Connection,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    delete,
-    func,
-    select,
-)
+from sqlalchemy import Connection, Table, delete, func, select
 
 from metaextract.filesets.model import FilesetLayout, FilesetSpec, Place
 from metaextract.result import Result, one_line
 from metaextract.store.db import Store
-from metaextract.store.models import Base, acquisitions, image_files, metadata_files, plates
+from metaextract.store.models import (
+    acquisitions,
+    fileset_members,
+    filesets,
+    image_files,
+    metadata_files,
+    planes,
+    plates,
+)
 
 __all__ = ["SINGLE", "FilesetFound", "FilesetJob", "StoredDocument", "fileset_documents", "fileset_jobs",
            "member_result", "store_fileset_read", "stored_member_document",
@@ -58,59 +49,6 @@ BATCH = 5000
 MISSING_KEPT = 50
 #: File states as a plate map counts them.
 _STATE_OF = {"ok": "ok", "pending": "pending", "failed": "failed", "timeout": "failed", "unsupported": "failed"}
-
-filesets = Table(
-    "filesets", Base.metadata,
-    Column("id", Integer, primary_key=True),
-    Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False,
-           index=True),
-    Column("acquisition_id", Integer, ForeignKey("acquisitions.id", ondelete="CASCADE"), nullable=False,
-           index=True),
-    Column("kind", String(32), nullable=False),
-    Column("view", String(8), nullable=False),
-    Column("master", Text, nullable=False),
-    Column("layout_from_names", Boolean, nullable=False, default=False),
-    Column("notes", JSON),
-    Column("status", String(16), nullable=False, default="pending"),
-    Column("omexml", Text),
-    Column("error", Text),
-    Column("engine", String(64)),
-    Column("engine_version", String(64)),
-    Column("extracted_at", DateTime(timezone=True)),
-)
-
-fileset_members = Table(
-    "fileset_members", Base.metadata,
-    Column("id", Integer, primary_key=True),
-    Column("fileset_id", Integer, ForeignKey("filesets.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("image_file_id", Integer, ForeignKey("image_files.id", ondelete="CASCADE")),
-    Column("metadata_file_id", Integer, ForeignKey("metadata_files.id", ondelete="CASCADE")),
-    Column("role", String(16), nullable=False),
-    UniqueConstraint("image_file_id", name="uq_fileset_members_image_file"),
-    UniqueConstraint("metadata_file_id", name="uq_fileset_members_metadata_file"),
-)
-
-planes = Table(
-    "planes", Base.metadata,
-    Column("id", Integer, primary_key=True),
-    Column("fileset_id", Integer, ForeignKey("filesets.id", ondelete="CASCADE"), nullable=False),
-    Column("image_file_id", Integer, ForeignKey("image_files.id", ondelete="CASCADE"), nullable=False),
-    Column("image", Integer, nullable=False),
-    Column("plate", String(255)),
-    Column("well", String(16)),
-    Column("field", Integer),
-    Column("z", Integer, nullable=False),
-    Column("c", Integer, nullable=False),
-    Column("t", Integer, nullable=False),
-    Column("plane", Integer, nullable=False, default=0),
-    Column("pos_x", Float),
-    Column("pos_y", Float),
-    Column("pos_z", Float),
-    Column("time", Float),
-    Index("ix_planes_fileset_well", "fileset_id", "well"),
-    Index("ix_planes_image_file_id", "image_file_id"),
-)
-
 
 @dataclass
 class FilesetFound:

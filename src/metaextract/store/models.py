@@ -1,28 +1,33 @@
-"""The database schema: experiments → plates → acquisitions → image and metadata files; jobs, runs, submissions.
+"""The database schema: experiments → plates → acquisitions → image and metadata files; jobs, runs,
+submissions; filesets, their members and planes.
 
-The tables are created and upgraded only by the Alembic migrations in :mod:`metaextract.store.migrations`;
-these models describe them for queries (a test checks that both agree).
+SQLAlchemy Core tables on one :data:`metadata` (no ORM: the store's queries are Core, and importing
+``sqlalchemy.orm`` would cost every command, ``status`` included, ~0.1 s). The tables are created and
+upgraded only by the Alembic migrations in :mod:`metaextract.store.migrations`; these definitions describe
+them for queries (a test checks that both agree).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
+    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: File states: pending until extracted, then one of the Result statuses.
 FILE_STATES = ("pending", "ok", "failed", "timeout", "unsupported")
@@ -36,141 +41,181 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Base(DeclarativeBase):
-    pass
+metadata = MetaData()
 
 
-class _OfExperiment:
-    """A row of an experiment's: its id and its experiment (the rows go with it; indexed), the table's first
-    columns (``sort_order``: a mixin's columns would otherwise come after the class's own)."""
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-2)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True,
-                                               sort_order=-2)
-
-
-class _RegisteredFile(_OfExperiment):
-    """A file registered in an acquisition (these columns follow the experiment's)."""
-
-    acquisition_id: Mapped[int] = mapped_column(ForeignKey("acquisitions.id", ondelete="CASCADE"), sort_order=-1)
-    name: Mapped[str] = mapped_column(Text, sort_order=-1)  # relative to the acquisition's root
-    location: Mapped[str] = mapped_column(Text, sort_order=-1)  # absolute path
-    size: Mapped[int] = mapped_column(BigInteger, sort_order=-1)
-    mtime: Mapped[float] = mapped_column(Float, sort_order=-1)
+def _of_experiment() -> tuple[Column[int], Column[int]]:
+    """A row of an experiment's: its id and its experiment (the rows go with it; indexed): the first columns
+    of plates, files, jobs, submissions and filesets (fresh columns for each table)."""
+    return (Column("id", Integer, primary_key=True),
+            Column("experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False,
+                   index=True))
 
 
-class Experiment(Base):
-    __tablename__ = "experiments"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True)
-    description: Mapped[str | None] = mapped_column(Text)
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+def _registered_file() -> tuple[Column[Any], ...]:
+    """A file registered in an acquisition: its experiment's columns, then where it is and its stamp."""
+    return (*_of_experiment(),
+            Column("acquisition_id", Integer, ForeignKey("acquisitions.id", ondelete="CASCADE"), nullable=False),
+            Column("name", Text, nullable=False),  # relative to the acquisition's root
+            Column("location", Text, nullable=False),  # absolute path
+            Column("size", BigInteger, nullable=False),
+            Column("mtime", Float, nullable=False))
+
+
+experiments = Table(
+    "experiments", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("description", Text),
+    Column("created", DateTime(timezone=True), nullable=False, default=utcnow),
     #: Bumped by every ``init`` and ``cleanup``: a submission records it when it starts, and its claims
     #: and writes are refused once it changed (the jobs it selected were replaced or reset meanwhile).
-    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    Column("generation", Integer, nullable=False, default=0, server_default="0"),
+)
 
+plates = Table(
+    "plates", metadata,
+    *_of_experiment(),
+    Column("name", String(255), nullable=False),
+    UniqueConstraint("experiment_id", "name", name="uq_plates_experiment_name"),
+)
 
-class Plate(_OfExperiment, Base):
-    __tablename__ = "plates"
-    __table_args__ = (UniqueConstraint("experiment_id", "name", name="uq_plates_experiment_name"),)
-    name: Mapped[str] = mapped_column(String(255))
+acquisitions = Table(
+    "acquisitions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("plate_id", Integer, ForeignKey("plates.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("root", Text),
+    UniqueConstraint("plate_id", "name", name="uq_acquisitions_plate_name"),
+)
 
-
-class Acquisition(Base):
-    __tablename__ = "acquisitions"
-    __table_args__ = (UniqueConstraint("plate_id", "name", name="uq_acquisitions_plate_name"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    plate_id: Mapped[int] = mapped_column(ForeignKey("plates.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(255))
-    root: Mapped[str | None] = mapped_column(Text)
-
-
-class ImageFile(_RegisteredFile, Base):
-    """An image file and, once its job ran, its extraction result."""
-
-    __tablename__ = "image_files"
-    __table_args__ = (UniqueConstraint("acquisition_id", "name", name="uq_image_files_acquisition_name"),)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    omexml: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
-    engine: Mapped[str | None] = mapped_column(String(64))
-    engine_version: Mapped[str | None] = mapped_column(String(64))
-    seconds: Mapped[float | None] = mapped_column(Float)
-    valid: Mapped[bool | None] = mapped_column(Boolean)
-    validation_error: Mapped[str | None] = mapped_column(Text)
+#: An image file and, once its job ran, its extraction result.
+image_files = Table(
+    "image_files", metadata,
+    *_registered_file(),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("omexml", Text),
+    Column("error", Text),
+    Column("engine", String(64)),
+    Column("engine_version", String(64)),
+    Column("seconds", Float),
+    Column("valid", Boolean),
+    Column("validation_error", Text),
     #: :attr:`metaextract.result.Result.notes`, one a line (None: no notes)
-    notes: Mapped[str | None] = mapped_column(Text)
-    extracted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+    Column("notes", Text),
+    Column("extracted_at", DateTime(timezone=True)),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="SET NULL"), index=True),
+    UniqueConstraint("acquisition_id", "name", name="uq_image_files_acquisition_name"),
+)
 
+#: A sidecar that is not an image (``.mlf``, ``.nd``, ``_metadata.txt``, ...): registered, not extracted.
+metadata_files = Table(
+    "metadata_files", metadata,
+    *_registered_file(),
+    Column("kind", String(64)),
+    UniqueConstraint("acquisition_id", "name", name="uq_metadata_files_acquisition_name"),
+)
 
-class MetadataFile(_RegisteredFile, Base):
-    """A sidecar that is not an image (``.mlf``, ``.nd``, ``_metadata.txt``, ...): registered, not extracted."""
-
-    __tablename__ = "metadata_files"
-    __table_args__ = (UniqueConstraint("acquisition_id", "name", name="uq_metadata_files_acquisition_name"),)
-    kind: Mapped[str | None] = mapped_column(String(64))
-
-
-class Job(_OfExperiment, Base):
-    """One job of the step: ``phase`` "init" (number 1) or "run" (numbers 1..N, one batch each)."""
-
-    __tablename__ = "jobs"
-    __table_args__ = (UniqueConstraint("experiment_id", "phase", "number", name="uq_jobs_experiment_phase_number"),)
-    phase: Mapped[str] = mapped_column(String(16))
-    number: Mapped[int] = mapped_column(Integer)
-    batch: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
-    host: Mapped[str | None] = mapped_column(String(255))  # who holds it while running
-    pid: Mapped[int | None] = mapped_column(Integer)
-    updated: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+#: One job of the step: ``phase`` "init" (number 1) or "run" (numbers 1..N, one batch each).
+jobs = Table(
+    "jobs", metadata,
+    *_of_experiment(),
+    Column("phase", String(16), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("batch", JSON),
+    Column("state", String(16), nullable=False, default="pending"),
+    Column("host", String(255)),  # who holds it while running
+    Column("pid", Integer),
+    Column("updated", DateTime(timezone=True)),
     #: Written every few seconds by a ``run`` that holds the job (a submission beats its own row instead).
-    heartbeat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    Column("heartbeat", DateTime(timezone=True)),
+    UniqueConstraint("experiment_id", "phase", "number", name="uq_jobs_experiment_phase_number"),
+)
 
-
-class Submission(_OfExperiment, Base):
-    """One ``submit``/``resubmit`` of an experiment's jobs (at most one running per experiment)."""
-
-    __tablename__ = "submissions"
-    started: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    state: Mapped[str] = mapped_column(String(16), default="running")
-    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    host: Mapped[str | None] = mapped_column(String(255))
-    pid: Mapped[int | None] = mapped_column(Integer)
+#: One ``submit``/``resubmit`` of an experiment's jobs (at most one running per experiment).
+submissions = Table(
+    "submissions", metadata,
+    *_of_experiment(),
+    Column("started", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("finished", DateTime(timezone=True)),
+    Column("state", String(16), nullable=False, default="running"),
+    Column("options", JSON),
+    Column("host", String(255)),
+    Column("pid", Integer),
     #: Written every few seconds while it runs: how any host tells a live submission from a dead one.
-    heartbeat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    #: The experiment's generation when it started (see :attr:`Experiment.generation`).
-    generation: Mapped[int | None] = mapped_column(Integer)
+    Column("heartbeat", DateTime(timezone=True)),
+    #: The experiment's generation when it started (see ``experiments.generation``).
+    Column("generation", Integer),
     #: Why it ended when another process ended it (taken over, found dead).
-    note: Mapped[str | None] = mapped_column(Text)
+    Column("note", Text),
+)
 
+#: One attempt at a job: where, when, how it ended, and its log.
+job_runs = Table(
+    "job_runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("submission_id", Integer, ForeignKey("submissions.id", ondelete="SET NULL"), index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("started", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("ended", DateTime(timezone=True)),
+    Column("state", String(16), nullable=False, default="running"),
+    Column("exit_code", Integer),
+    Column("log", Text),
+)
 
-class JobRun(Base):
-    """One attempt at a job: where, when, how it ended, and its log."""
+# -- filesets (migration 0004; their queries are in :mod:`metaextract.store.filesets`) ----------------------
+#: One per fileset :func:`metaextract.filesets.detect` found in an acquisition, and its one read's result.
+filesets = Table(
+    "filesets", metadata,
+    *_of_experiment(),
+    Column("acquisition_id", Integer, ForeignKey("acquisitions.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("kind", String(32), nullable=False),
+    Column("view", String(8), nullable=False),
+    Column("master", Text, nullable=False),
+    Column("layout_from_names", Boolean, nullable=False, default=False),
+    Column("notes", JSON),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("omexml", Text),
+    Column("error", Text),
+    Column("engine", String(64)),
+    Column("engine_version", String(64)),
+    Column("extracted_at", DateTime(timezone=True)),
+)
 
-    __tablename__ = "job_runs"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"),
-                                                      index=True)
-    attempt: Mapped[int] = mapped_column(Integer)
-    host: Mapped[str | None] = mapped_column(String(255))
-    pid: Mapped[int | None] = mapped_column(Integer)
-    started: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    ended: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    state: Mapped[str] = mapped_column(String(16), default="running")
-    exit_code: Mapped[int | None] = mapped_column(Integer)
-    log: Mapped[str | None] = mapped_column(Text)
+#: Each registered file of a fileset once (image or metadata file), with its role.
+fileset_members = Table(
+    "fileset_members", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fileset_id", Integer, ForeignKey("filesets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("image_file_id", Integer, ForeignKey("image_files.id", ondelete="CASCADE")),
+    Column("metadata_file_id", Integer, ForeignKey("metadata_files.id", ondelete="CASCADE")),
+    Column("role", String(16), nullable=False),
+    UniqueConstraint("image_file_id", name="uq_fileset_members_image_file"),
+    UniqueConstraint("metadata_file_id", name="uq_fileset_members_metadata_file"),
+)
 
-
-#: The tables, for SQLAlchemy Core queries (a declarative class's ``__table__`` is typed as a ``FromClause``;
-#: it is a Table).
-experiments = cast(Table, Experiment.__table__)
-plates = cast(Table, Plate.__table__)
-acquisitions = cast(Table, Acquisition.__table__)
-image_files = cast(Table, ImageFile.__table__)
-metadata_files = cast(Table, MetadataFile.__table__)
-jobs = cast(Table, Job.__table__)
-job_runs = cast(Table, JobRun.__table__)
-submissions = cast(Table, Submission.__table__)
+#: Each plane an image member holds, with its place in the fileset's document.
+planes = Table(
+    "planes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fileset_id", Integer, ForeignKey("filesets.id", ondelete="CASCADE"), nullable=False),
+    Column("image_file_id", Integer, ForeignKey("image_files.id", ondelete="CASCADE"), nullable=False),
+    Column("image", Integer, nullable=False),
+    Column("plate", String(255)),
+    Column("well", String(16)),
+    Column("field", Integer),
+    Column("z", Integer, nullable=False),
+    Column("c", Integer, nullable=False),
+    Column("t", Integer, nullable=False),
+    Column("plane", Integer, nullable=False, default=0),
+    Column("pos_x", Float),
+    Column("pos_y", Float),
+    Column("pos_z", Float),
+    Column("time", Float),
+    Index("ix_planes_fileset_well", "fileset_id", "well"),
+    Index("ix_planes_image_file_id", "image_file_id"),
+)

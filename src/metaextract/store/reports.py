@@ -31,27 +31,31 @@ def status(store: Store, experiment_id: int) -> dict[str, Any]:
     with store.connect() as conn:
         exp = conn.execute(select(experiments.c.id, experiments.c.name)
                            .where(experiments.c.id == experiment_id)).one()
-        by_status = {str(s): int(n) for s, n in conn.execute(
-            select(image_files.c.status, func.count()).where(image_files.c.experiment_id == experiment_id)
-            .group_by(image_files.c.status)).all()}
-        unassigned = conn.execute(select(func.count()).select_from(image_files).where(
-            image_files.c.experiment_id == experiment_id, image_files.c.job_id.is_(None))).scalar_one()
         n_meta = conn.execute(select(func.count()).select_from(metadata_files)
                               .where(metadata_files.c.experiment_id == experiment_id)).scalar_one()
-        per_job: dict[int, dict[str, int]] = {}
+        # one pass over the experiment's files: per job (None: in no job yet) and status
+        per_job: dict[int | None, dict[str, int]] = {}
         for jid, st, n in conn.execute(
                 select(image_files.c.job_id, image_files.c.status, func.count())
-                .where(image_files.c.experiment_id == experiment_id, image_files.c.job_id.is_not(None))
+                .where(image_files.c.experiment_id == experiment_id)
                 .group_by(image_files.c.job_id, image_files.c.status)).all():
-            per_job.setdefault(int(jid), {})[str(st)] = int(n)
+            per_job.setdefault(None if jid is None else int(jid), {})[str(st)] = int(n)
         attempts: dict[int, int] = {
             int(jid): int(n) for jid, n in conn.execute(
                 select(job_runs.c.job_id, func.count()).join(jobs)
                 .where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
                 .group_by(job_runs.c.job_id)).all()}
         live = {int(r.id): job_alive(r) for r in running_jobs(conn, jobs.c.experiment_id == experiment_id)}
-        job_rows = conn.execute(select(jobs).where(jobs.c.experiment_id == experiment_id,
-                                                   jobs.c.phase == "run").order_by(jobs.c.number)).all()
+        # not the batch column: its JSON lists every file id (20,000 ints to decode for 20,000 files)
+        job_rows = conn.execute(select(jobs.c.id, jobs.c.number, jobs.c.state, jobs.c.host, jobs.c.pid)
+                                .where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
+                                .order_by(jobs.c.number)).all()
+    by_status: dict[str, int] = {}
+    for counts in per_job.values():
+        for st, n in counts.items():
+            by_status[st] = by_status.get(st, 0) + n
+    by_status = dict(sorted(by_status.items()))
+    unassigned = sum(per_job.get(None, {}).values())
     out_jobs = []
     for j in job_rows:
         counts = per_job.get(j.id, {})

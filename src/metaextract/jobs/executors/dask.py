@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from metaextract.jobs.arguments import SubmitOptions
+from metaextract.jobs.executors import dask_api
 from metaextract.jobs.executors.base import Batch, Event, FileItem, Read, Remark, SchedulerUnavailable, work
 from metaextract.jobs.executors.task import run_batch
 from metaextract.result import Result, one_line
@@ -39,10 +40,8 @@ TICK = 0.5  # seconds without a finished task before the runner hears from us
 def _connect(address: str) -> Any:
     """A client of the scheduler at ``address``, or :class:`SchedulerUnavailable` within
     :data:`CONNECT_TIMEOUT` seconds."""
-    from distributed import Client
-
     try:
-        return Client(address, timeout=f"{CONNECT_TIMEOUT}s")
+        return dask_api.client(address, timeout=f"{CONNECT_TIMEOUT}s")
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
         raise SchedulerUnavailable(f"cannot reach the Dask scheduler {address}: "
                                    f"{one_line(str(exc) or type(exc).__name__, 300)}") from None
@@ -59,8 +58,6 @@ def dask_client(opts: SubmitOptions) -> Iterator[Any]:
     """
     import logging
 
-    from distributed import Client, LocalCluster
-
     cluster: Any = None
     if opts.scheduler:
         client = _connect(opts.scheduler)
@@ -70,10 +67,10 @@ def dask_client(opts: SubmitOptions) -> Iterator[Any]:
         client, cluster = slurm_client(opts)
     elif opts.cluster == "dask":
         n = opts.max_jobs or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               memory_limit=f"{opts.memory}MB" if "memory" in opts.explicit else "auto",
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
-        client = Client(cluster)
+        cluster = dask_api.local_cluster(n_workers=n,
+                                         memory_limit=f"{opts.memory}MB" if "memory" in opts.explicit else "auto",
+                                         dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+        client = dask_api.client(cluster)
     else:
         raise ValueError(f"unknown Dask cluster {opts.cluster!r}: use dask or slurm, or --scheduler ADDRESS")
     try:
@@ -109,9 +106,7 @@ class DaskExecutor:
 
     def results(self, batches: Iterator[Batch]) -> Iterator[Event]:
         """Send every batch (bundled), then yield each finished task's Results."""
-        from distributed import as_completed
-
-        self._completed = as_completed()
+        self._completed = dask_api.completions()
         size, bundle = self._bundle_size(), []
         for batch in batches:
             bundle.append(batch)

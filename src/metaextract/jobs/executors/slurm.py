@@ -68,7 +68,7 @@ def _close_refused(cluster: Any) -> None:
 def slurm_client(opts: SubmitOptions) -> tuple[Any, Any]:
     """A client of a new SLURMCluster whose ``opts.max_jobs`` worker jobs (default 1) SLURM accepted, and
     the cluster; :class:`SchedulerUnavailable` (the cluster closed) when SLURM refused them."""
-    from distributed import Client
+    from metaextract.jobs.executors.dask_api import client
 
     cluster = slurm_cluster(opts)
     try:
@@ -76,4 +76,4 @@ def slurm_client(opts: SubmitOptions) -> tuple[Any, Any]:
     except SchedulerUnavailable:
         _close_refused(cluster)
         raise
-    return Client(cluster), cluster
+    return client(cluster), cluster
