@@ -31,10 +31,28 @@ _WELL = re.compile(r"^(?:[A-Z]|A[A-F])\d{2}$")
 STATUS_CLASS = {"ok": "ok", "pending": "pending", "failed": "failed", "timeout": "failed", "unsupported": "failed"}
 
 
+def spans(values: list[int]) -> str:
+    """Sorted distinct integers as runs: ``[0, 1, 2, 5]`` → ``0–2, 5`` (a well's fields, Z, ...)."""
+    out: list[str] = []
+    ordered = sorted(set(values))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}\u2013{ordered[j]}")
+        i = j + 1
+    return ", ".join(out)
+
+
 def _environment() -> jinja2.Environment:
+    """The templates' environment, every template compiled now (not at a page's first request)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+                             undefined=jinja2.StrictUndefined, auto_reload=False)
     env.filters["status_class"] = lambda s: STATUS_CLASS.get(str(s), "failed")
+    env.filters["spans"] = spans
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
     return env
 
 
@@ -112,15 +130,15 @@ class Views:
     # -- plates ---------------------------------------------------------------------------------------------
     def plate(self, request: Request) -> Response:
         exp, pid = self._int(request, "exp"), self._int(request, "plate")
-        data = self._lookup("plate", views.plate_map, f"#{exp}", pid)
         if request.url.path.startswith("/api/"):
-            return JSONResponse(data)
+            return JSONResponse(self._lookup("plate", views.plate_map, f"#{exp}", pid))
         well = request.query_params.get("well", "").upper()
-        detail = None
-        if well:
-            if not _WELL.match(well):
-                raise HTTPException(400, "a well is a row letter and a two-digit column (B03)")
-            detail = self._lookup("plate", views.well_files, f"#{exp}", pid, well)
+        if well and not _WELL.match(well):
+            raise HTTPException(400, "a well is a row letter and a two-digit column (B03)")
+        try:
+            data, detail = views.plate_page(self.store, f"#{exp}", pid, well or None)
+        except views.NOT_FOUND:
+            raise _not_found("plate") from None
         return self.page("plate.html", plate=data, grid=_grid(data), well=detail, selected=well)
 
     def well(self, request: Request) -> Response:
