@@ -598,3 +598,31 @@ def test_serve_refuses_a_missing_database_in_one_line_and_creates_nothing(tmp_pa
     assert out.returncode == 1 and "no such database file" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("values", "text"), [([], ""), ([0], "0"), ([2, 0, 1], "0\u20132"), ([3, 3], "3"),
+                                              ([0, 1, 2, 5, 7, 8], "0\u20132, 5, 7\u20138")])
+def test_fields_z_and_t_show_as_runs(values: list[int], text: str) -> None:
+    from metaextract.web.app import spans
+
+    assert spans(values) == text
+
+
+def test_warming_fills_every_plate_map_as_a_first_request_would(db_url: str, tmp_path: Path) -> None:
+    from metaextract.store.views import _CACHES, experiment_view, open_read_only, plate_map, warm
+    from metaextract.synth import write_metaxpress_plate
+
+    write_metaxpress_plate(tmp_path / "a", plate="P", wells=["A01", "B02"], sites=1, channels=2)
+    write_metaxpress_plate(tmp_path / "b", plate="Q", wells=["C03"], sites=2, channels=1)
+    new_experiment(db_url, "w", tmp_path / "a", "--plate", "P")
+    cli(db_url, "experiment", "add", "w", str(tmp_path / "b"), "--plate", "Q")
+    warmed, cold = open_read_only(db_url), open_read_only(db_url)
+    try:
+        assert warm(warmed) == 2
+        assert sum(1 for key in _CACHES if key[0] == id(warmed)) == 2
+        for p in experiment_view(cold, "w")["plates"]:
+            assert plate_map(warmed, "w", p["id"]) == plate_map(cold, "w", p["id"])
+        assert warm(warmed, budget=0.0) == 0  # out of time before the first plate
+    finally:
+        warmed.close()
+        cold.close()

@@ -18,6 +18,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +36,7 @@ from metaextract.store.reports import FAILED
 from metaextract.store.results import FileResult
 
 __all__ = ["FAILED", "NOT_FOUND", "PlateWell", "experiment_view", "experiments_overview", "file_view", "file_wells",
-           "grid_shape", "open_read_only", "plate_map", "plate_page", "submission_progress", "well_files"]
+           "grid_shape", "open_read_only", "plate_map", "plate_page", "submission_progress", "warm", "well_files"]
 
 #: Page cache of each read-only SQLite connection (KiB): a plate of 100,000 files' rows and indexes stay in it.
 CACHE_KIB = 32768
@@ -368,6 +369,8 @@ class _PlateCache:
     request, and the well index of its files that no plane places."""
 
     def __init__(self) -> None:
+        #: Held while the caches are brought up to date (a request for another plate never waits for it).
+        self.lock = threading.Lock()
         self.planes = _PlanesSummary()
         self.common: str | None = None
         self.rest = _PlateIndex()
@@ -407,6 +410,7 @@ def _plate_state(store: Store, conn: Connection, exp: Any, plate_id: int) -> _Pl
                 .scalar_one())
     with _CACHE_LOCK:
         cache = _CACHES.setdefault(key, _PlateCache())
+    with cache.lock:
         cache.planes.refresh(conn, ids)
         if cache.rest_key != cache.planes.key:  # other files placed: the rest is another set of files
             cache.rest, cache.rest_key = _PlateIndex(), cache.planes.key
@@ -512,6 +516,25 @@ def plate_page(store: Store, experiment: int | str, plate_id: int, well: str | N
         state = _plate_state(store, conn, exp, plate_id)
         return (_plate_map(conn, exp, plate, state),
                 None if well is None else _well_files(conn, plate, state, exp, well))
+
+
+def warm(store: Store, stop: threading.Event | None = None, budget: float = 120.0) -> int:
+    """Bring every plate's caches up to date as its first request would (newest experiments first), until
+    ``stop`` is set or ``budget`` seconds have passed; returns how many plates. ``serve`` runs it in the
+    background as it starts, so the first look at a plate costs what any later one does."""
+    with store.connect() as conn:
+        todo = conn.execute(select(plates.c.experiment_id, plates.c.id)
+                            .order_by(plates.c.experiment_id.desc(), plates.c.id)).all()
+    start, done = time.monotonic(), 0
+    for experiment_id, plate_id in todo:
+        if (stop is not None and stop.is_set()) or time.monotonic() - start > budget:
+            break
+        try:
+            plate_map(store, f"#{experiment_id}", int(plate_id))
+        except NOT_FOUND:  # removed since
+            continue
+        done += 1
+    return done
 
 
 def _spans(values: list[int]) -> list[int]:

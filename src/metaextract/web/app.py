@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +212,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(f"{exc.status_code}: {exc.detail}\n", status_code=exc.status_code)
 
 
-def create_app(store: Store) -> Starlette:
-    """The web application over ``store`` (open it with :func:`metaextract.store.views.open_read_only`)."""
+def create_app(store: Store, *, warm: bool = True) -> Starlette:
+    """The web application over ``store`` (open it with :func:`metaextract.store.views.open_read_only`);
+    ``warm``: bring every plate's map up to date in the background as the server starts."""
     v = Views(store)
     routes = [
         Route("/", v.experiments),
@@ -230,4 +234,29 @@ def create_app(store: Store) -> Starlette:
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error},
-                     middleware=[Middleware(SecurityHeaders)])
+                     middleware=[Middleware(SecurityHeaders)], lifespan=_warming(store) if warm else None)
+
+
+def _warming(store: Store) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """A lifespan that brings every plate's caches up to date in a background thread as the server starts
+    (:func:`metaextract.store.views.warm`), and stops it when the server stops."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                views.warm(store, stop)
+            except Exception as exc:  # noqa: BLE001 - a request then does the work itself; say why, go on
+                print(f"metaextract serve: warming the plate maps stopped: {type(exc).__name__}: {exc}",
+                      file=sys.stderr)
+
+        thread = threading.Thread(target=run, name="metaextract-warm", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+
+    return lifespan
