@@ -435,13 +435,22 @@ def _placed_states(conn: Connection, plate_id: int, state: _PlateState) -> dict[
         common = max(counts, key=lambda st: counts[st]) if counts else "pending"
     out: dict[str, dict[str, int]] = {w: {} for w in cache.planes.wells}
     tally: dict[str, int] = {}
-    for well, st, n in _raw(conn, select(planes.c.well, image_files.c.status,
-                                         func.count(func.distinct(image_files.c.id)))
-                            .join_from(image_files, planes, planes.c.image_file_id == image_files.c.id)
-                            .where(placed, image_files.c.status != common)
-                            .group_by(planes.c.well, image_files.c.status)):
-        out.setdefault(str(well), {})[str(st)] = int(n)
-        tally[str(st)] = tally.get(str(st), 0) + int(n)
+    q = (select(planes.c.well, image_files.c.status, func.count(func.distinct(image_files.c.id)))
+         .join_from(image_files, planes, planes.c.image_file_id == image_files.c.id)
+         .where(placed, image_files.c.status != common).group_by(planes.c.well, image_files.c.status))
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        # Tables just filled have no statistics until ANALYZE (autovacuum may be off; this read-only view
+        # cannot run it): the planner then expects a few planes and probes image_files once per plane, 10x
+        # slower than hashing the two tables, which is right at any size a plate map is asked for.
+        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+    try:
+        for well, st, n in _raw(conn, q):
+            out.setdefault(str(well), {})[str(st)] = int(n)
+            tally[str(st)] = tally.get(str(st), 0) + int(n)
+    finally:
+        if postgres:
+            conn.exec_driver_sql("SET LOCAL enable_nestloop = on")
     for well, counts in out.items():
         left = cache.planes.wells.get(well, {}).get("files", 0) - sum(counts.values())
         if left > 0:
