@@ -235,9 +235,10 @@ def run(quick: bool) -> str:
         "first computation of a plate also counts its planes per well (fields, channels, Z, T), kept while the "
         "planes stay the same, and a server does it for every plate in the background as it starts (the first "
         "row times it alone, in-process; the first requests are timed as soon as the new server answers). "
-        "*CPU ms*: the server process's CPU time for the request, plus, on PostgreSQL, "
-        "that of the database's server processes (10 ms ticks): what the request costs whatever else runs on "
-        "the machine. The load average below says how busy the machine was.",
+        "*CPU ms*: the CPU time the server process spent while the request ran (all its threads: just after "
+        "start-up, the background warming too), plus, on PostgreSQL, that of the database's processes "
+        "serving it (10 ms ticks): what the request costs whatever else runs on the machine. The load average "
+        "below says how busy the machine was.",
         "",
         md_table(["database", "request", "files", "ms", "CPU ms", "body", f"< {TARGET_MS:.0f} ms"], rows),
     ])
