@@ -258,5 +258,6 @@ def _warming(store: Store) -> Callable[[Starlette], AbstractAsyncContextManager[
             yield
         finally:
             stop.set()
+            thread.join(timeout=10)  # it ends after the plate at hand, before the store is closed
 
     return lifespan
