@@ -183,8 +183,15 @@ def _well_from_xml(omexml: str) -> str | None:
     return min(wells) if wells else None
 
 
-def _plate_files(plate_id: int) -> Any:
-    return (image_files.c.acquisition_id.in_(select(acquisitions.c.id).where(acquisitions.c.plate_id == plate_id)))
+def _plate_acquisitions(conn: Connection, plate_id: int) -> list[int]:
+    return [int(i) for i in conn.execute(select(acquisitions.c.id).where(acquisitions.c.plate_id == plate_id)
+                                         .order_by(acquisitions.c.id)).scalars()]
+
+
+def _plate_files(acquisition_ids: list[int]) -> Any:
+    """The image files of a plate (its acquisitions' ids as values: a plan that reads only those files,
+    statistics or not)."""
+    return image_files.c.acquisition_id.in_(acquisition_ids)
 
 
 def _raw(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
@@ -197,15 +204,16 @@ def _raw(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
         result.close()
 
 
-def file_wells(conn: Connection, plate_id: int, ids: list[int] | None = None, where: Any = None
+def file_wells(conn: Connection, acquisition_ids: list[int], ids: list[int] | None = None, where: Any = None
                ) -> dict[int, str | None]:
-    """File id → well label of a plate's image files (all of them, those ``where`` holds for, or ``ids``) by
+    """File id → well label of the image files of a plate's acquisitions (all of them, those ``where`` holds
+    for, or ``ids``) by
     their names: where no plane places a file, THE source of the plate map.
 
     The name is read first (one narrow query); only files whose name holds no well and whose OME-XML
     mentions a plate have their OME-XML read, in pages.
     """
-    clauses = [_plate_files(plate_id)] if ids is None else [image_files.c.id.in_(ids)]
+    clauses = [_plate_files(acquisition_ids)] if ids is None else [image_files.c.id.in_(ids)]
     if where is not None and ids is None:
         clauses.append(where)
     out: dict[int, str | None] = {}
@@ -239,37 +247,38 @@ class _PlateIndex:
         #: The status most files had at the previous request (None: not known yet).
         self.common: str | None = None
 
-    def refresh(self, conn: Connection, plate_id: int, where: Any) -> None:
-        mine = and_(_plate_files(plate_id), where)
+    def refresh(self, conn: Connection, acquisition_ids: list[int], where: Any) -> None:
+        mine = and_(_plate_files(acquisition_ids), where)
         count, max_id = conn.execute(select(func.count(), func.max(image_files.c.id)).where(mine)).one()
         count, max_id = int(count), int(max_id or 0)
         if max_id < self.max_id or count < len(self.wells):
             self.wells, self.max_id, self.retry = {}, 0, set()
         if max_id > self.max_id:
-            new = file_wells(conn, plate_id, None, where) if not self.wells else {
+            new = file_wells(conn, acquisition_ids, None, where) if not self.wells else {
                 int(fid): place_from_name(name).well for fid, name in _raw(conn, select(
                     image_files.c.id, image_files.c.name).where(mine, image_files.c.id > self.max_id))}
             self.wells = {**self.wells, **new}
             self.retry |= {fid for fid, w in new.items() if w is None}
             self.max_id = max_id
         if len(self.wells) != count:  # ids below max_id that this index never saw: rebuild once
-            self.wells = file_wells(conn, plate_id, None, where)
+            self.wells = file_wells(conn, acquisition_ids, None, where)
             self.retry = {fid for fid, w in self.wells.items() if w is None}
         if self.retry:  # wells from no name, pending when seen: read their OME-XML once they are extracted
             done = {int(fid) for (fid,) in _raw(conn, select(image_files.c.id).where(
                 mine, image_files.c.status != "pending"))} & self.retry
             wells = dict(self.wells)
             for start in range(0, len(done), 500):
-                wells.update(file_wells(conn, plate_id, sorted(done)[start:start + 500]))
+                wells.update(file_wells(conn, acquisition_ids, sorted(done)[start:start + 500]))
             self.wells = wells
             self.retry -= done
 
 
-def _status_by_file(conn: Connection, plate_id: int, index: _PlateIndex, where: Any) -> tuple[str, dict[int, str]]:
+def _status_by_file(conn: Connection, acquisition_ids: list[int], index: _PlateIndex, where: Any
+                    ) -> tuple[str, dict[int, str]]:
     """A status ``common`` and the status of every file of the index not in it: the files not listed have
     status ``common``, whichever it is. It is the status most common at the index's previous request, so a
     finished plate of 100,000 files reads only its failures (one grouped count the first time)."""
-    mine = and_(_plate_files(plate_id), where)
+    mine = and_(_plate_files(acquisition_ids), where)
     common = index.common
     if common is None:
         counts = {str(st): int(n) for st, n in conn.execute(
@@ -394,6 +403,7 @@ class _PlateState:
     are placed by no plane (``rest``: their well index, else None)."""
 
     cache: _PlateCache
+    acquisitions: list[int]
     filesets: list[dict[str, Any]]
     rest: _PlateIndex | None
 
@@ -404,10 +414,10 @@ class _PlateState:
 
 def _plate_state(store: Store, conn: Connection, exp: Any, plate_id: int) -> _PlateState:
     key = (id(store), plate_id, f"{exp.id}:{exp.created}")
+    acq = _plate_acquisitions(conn, plate_id)
     sets = _plate_filesets(conn, plate_id)
     ids = [f["id"] for f in sets]
-    files = int(conn.execute(select(func.count()).select_from(image_files).where(_plate_files(plate_id)))
-                .scalar_one())
+    files = int(conn.execute(select(func.count()).select_from(image_files).where(_plate_files(acq))).scalar_one())
     with _CACHE_LOCK:
         cache = _CACHES.setdefault(key, _PlateCache())
     with cache.lock:
@@ -416,12 +426,12 @@ def _plate_state(store: Store, conn: Connection, exp: Any, plate_id: int) -> _Pl
             cache.rest, cache.rest_key = _PlateIndex(), cache.planes.key
         rest = None
         if files > cache.planes.axes["files"]:  # the placed files are some of the plate's: not all
-            cache.rest.refresh(conn, plate_id, _no_plane(ids))
+            cache.rest.refresh(conn, acq, _no_plane(ids))
             rest = cache.rest
-        return _PlateState(cache, sets, rest)
+        return _PlateState(cache, acq, sets, rest)
 
 
-def _placed_states(conn: Connection, plate_id: int, state: _PlateState) -> dict[str, dict[str, int]]:
+def _placed_states(conn: Connection, state: _PlateState) -> dict[str, dict[str, int]]:
     """Per well, its placed files by status, in one aggregated query: the files with the status most of
     them had at the previous request are counted as the well's files less the others, so only the others
     are joined with their planes (a finished plate: its failures)."""
@@ -431,13 +441,14 @@ def _placed_states(conn: Connection, plate_id: int, state: _PlateState) -> dict[
     placed = _placed(state.fileset_ids)
     common = cache.common
     if common is None:  # the first request: the plate's most common status
-        counts = _by_status(conn, _plate_files(plate_id))
+        counts = _by_status(conn, _plate_files(state.acquisitions))
         common = max(counts, key=lambda st: counts[st]) if counts else "pending"
     out: dict[str, dict[str, int]] = {w: {} for w in cache.planes.wells}
     tally: dict[str, int] = {}
     q = (select(planes.c.well, image_files.c.status, func.count(func.distinct(image_files.c.id)))
          .join_from(image_files, planes, planes.c.image_file_id == image_files.c.id)
-         .where(placed, image_files.c.status != common).group_by(planes.c.well, image_files.c.status))
+         .where(placed, _plate_files(state.acquisitions), image_files.c.status != common)
+         .group_by(planes.c.well, image_files.c.status))
     postgres = conn.dialect.name == "postgresql"
     if postgres:
         # Tables just filled have no statistics until ANALYZE (autovacuum may be off; this read-only view
@@ -462,12 +473,12 @@ def _placed_states(conn: Connection, plate_id: int, state: _PlateState) -> dict[
 
 
 def _plate_map(conn: Connection, exp: Any, plate: Any, state: _PlateState) -> dict[str, Any]:
-    per_well = _placed_states(conn, int(plate.id), state)
+    per_well = _placed_states(conn, state)
     rest = state.rest
     common: str = "pending"
     others: dict[int, str] = {}
     if rest is not None:
-        common, others = _status_by_file(conn, int(plate.id), rest, _no_plane(state.fileset_ids))
+        common, others = _status_by_file(conn, state.acquisitions, rest, _no_plane(state.fileset_ids))
     summary = state.cache.planes
     unplaced: dict[str, int] = {}
     for fid, well in (rest.wells.items() if rest is not None else ()):
