@@ -306,19 +306,23 @@ def test_the_planes_not_the_names_place_the_files(db_url: str, tmp_path: Path) -
                 (fs,) = list_filesets(conn, exp)
                 places = fileset_places(conn, fs["id"])
             moved, dropped = str(written["P_A01_s1_w1"]), str(written["P_B02_s2_w2"])
+            odd = str(written["P_B02_s1_w1"])
             places[moved] = [replace(p, well="H12", field=5) for p in places[moved]]
             places[dropped] = []
+            places[odd] = [replace(p, well='"><b>x</b>') for p in places[odd]]  # no grid has it: unplaced
             spec = FilesetSpec(kind=fs["kind"], master=fs["master"], images=tuple(sorted(places)))
             replace_filesets(rw, exp, acq, [FilesetFound(spec, fs["view"], FilesetLayout(spec, places))])
         after = plate_map(ro, "pl", pid)  # the same server-side cache: it sees the new planes
         assert {w: (v["total"], v["planes"]) for w, v in after["wells"].items()} == \
-            {"A01": (3, 3), "B02": (4, 3), "C03": (1, 0), "H12": (1, 1)}
+            {"A01": (3, 3), "B02": (3, 2), "C03": (1, 0), "H12": (1, 1)}
         assert (after["wells"]["H12"]["fields"], after["axes"]["files"], after["axes"]["planes"]) == (1, 7, 7)
+        assert (after["unplaced"]["total"], after["axes"]["wells"]) == (1, 3)
         (h12,) = well_files(ro, "pl", pid, "H12")["files"]
         assert (h12["name"], h12["place"], h12["fields"], h12["channels"]) == (written["P_A01_s1_w1"].name, "planes",
                                                                                 [5], [0])
         b02 = {f["name"]: f["place"] for f in well_files(ro, "pl", pid, "B02")["files"]}
-        assert b02 == {written[k].name: "name" if k == "P_B02_s2_w2" else "planes" for k in written if "_B02_" in k}
+        assert b02 == {written[k].name: "name" if k == "P_B02_s2_w2" else "planes" for k in written
+                       if "_B02_" in k and k != "P_B02_s1_w1"}
     finally:
         ro.close()
 

@@ -48,6 +48,8 @@ _WELL_TOKEN = re.compile(r"(?:^|[_\-. ])([A-Pa-p]|[Q-Z]|A[A-Fa-f])(\d{2})(?=[_\-
 #: Opera/Operetta ``r02c03f04p01-ch2…``: row and column numbers, field, plane, channel.
 _RC_TOKEN = re.compile(r"(?:^|[^a-z0-9])r(\d{1,2})c(\d{1,2})(?:f(\d{1,3}))?(?:p(\d{1,3}))?(?:-ch(\d{1,2}))?",
                        re.IGNORECASE)
+#: A well label the grid can show: one or two row letters, a two- or three-digit column.
+_LABEL = re.compile(r"^[A-Z]{1,2}\d{2,3}$")
 _FIELD = re.compile(r"_s(\d{1,4})(?=[_.])")
 #: ``_w2`` before ``_``, ``.``, the end, or the UUID MetaXpress may append (``_w16BAA9455-E3E7-…``: channel 1).
 _CHANNEL = re.compile(r"_w(\d{1,2})(?=[_.]|$|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-)")
@@ -485,6 +487,9 @@ def _plate_map(conn: Connection, exp: Any, plate: Any, state: _PlateState) -> di
         st = others.get(fid, common)
         counts = per_well.setdefault(well, {}) if well else unplaced
         counts[st] = counts.get(st, 0) + 1
+    for well in [w for w in per_well if not _LABEL.match(w)]:  # a vendor's well no grid can show: unplaced
+        for st, n in per_well.pop(well).items():
+            unplaced[st] = unplaced.get(st, 0) + n
     rows, cols = grid_shape(list(per_well))
     none = {"planes": 0, "fields": 0, "channels": 0, "z": 0, "t": 0}
     wells = {w: {"state": _well_state(c), **_totals(c),
@@ -494,7 +499,7 @@ def _plate_map(conn: Connection, exp: Any, plate: Any, state: _PlateState) -> di
             "rows": rows, "columns": cols, "row_labels": [_row_label(r + 1) for r in range(rows)],
             "column_labels": [f"{c + 1:02d}" for c in range(cols)], "wells": wells,
             "unplaced": _totals(unplaced), "filesets": state.filesets,
-            "axes": {"wells": len(summary.wells), **summary.axes}}
+            "axes": {"wells": sum(1 for w in summary.wells if _LABEL.match(w)), **summary.axes}}
 
 
 def plate_map(store: Store, experiment: int | str, plate_id: int) -> dict[str, Any]:
