@@ -181,8 +181,7 @@ def measure(url: str) -> list[tuple[str, float, float, int]]:
     import json
 
     wall, cpu = cold(url)
-    out = [("plate map, its first computation (in-process: what a server's start does in the background)",
-            wall, cpu, 0)]
+    out = [("plate map, its first computation (in-process: what a server does as it starts)", wall, cpu, 0)]
     server = _Server(url)
     try:
         wall, cpu, body = server.request("api/" + server.plate)
@@ -233,8 +232,9 @@ def run(quick: bool) -> str:
         f"{TARGET_MS:.0f} ms, the first request included. A request counts the plate's files and planes and "
         "joins the files whose status is not the most common one with their planes (one grouped query); the "
         "first computation of a plate also counts its planes per well (fields, channels, Z, T), kept while the "
-        "planes stay the same, and a server does it for every plate in the background as it starts (the first "
-        "row times it alone, in-process; the first requests are timed as soon as the new server answers). "
+        "planes stay the same; a server does it for every plate as it starts, before it answers (for at most "
+        "5 s, then in the background): the first row times it alone, in-process; the first requests are timed "
+        "as soon as a new server answers. "
         "*CPU ms*: the CPU time the server process spent while the request ran (all its threads: just after "
         "start-up, the background warming too), plus, on PostgreSQL, that of the database's processes "
         "serving it (10 ms ticks): what the request costs whatever else runs on the machine. The load average "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
@@ -256,9 +257,14 @@ def create_app(store: Store, *, warm: bool = True) -> Starlette:
                      middleware=[Middleware(SecurityHeaders)], lifespan=_warming(store) if warm else None)
 
 
+#: Seconds the server may wait, as it starts, for the plate maps to be warm before it answers.
+WARM_FIRST = 5.0
+
+
 def _warming(store: Store) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """A lifespan that brings every plate's caches up to date in a background thread as the server starts
-    (:func:`metaextract.store.views.warm`), and stops it when the server stops."""
+    """A lifespan that brings every plate's caches up to date in a thread as the server starts
+    (:func:`metaextract.store.views.warm`): the server answers when they are, or after
+    :data:`WARM_FIRST` seconds while the thread goes on; it stops the thread when the server stops."""
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -273,6 +279,8 @@ def _warming(store: Store) -> Callable[[Starlette], AbstractAsyncContextManager[
 
         thread = threading.Thread(target=run, name="metaextract-warm", daemon=True)
         thread.start()
+        # the server answers once the plates are warm, or after WARM_FIRST seconds (then it goes on behind)
+        await asyncio.get_running_loop().run_in_executor(None, thread.join, WARM_FIRST)
         try:
             yield
         finally:
