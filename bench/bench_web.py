@@ -4,8 +4,10 @@
 wells, 65 or 66 files each), are registered with ``experiment add``; then results are written for most of
 them through the submitter's own ``record_results`` (ok, some failed, the rest left pending), so every well
 colour occurs. A ``metaextract serve`` process (read-only) answers; the time is the wall time of one whole
-HTTP request from this process (the median of several, after one warm-up): the JSON endpoint, the HTML
-page, and one well's files. ``--quick``: SQLite only; otherwise SQLite and PostgreSQL.
+HTTP request from this process: the first request of a new server (JSON, then HTML in another server),
+and the median of several after one warm-up: the JSON endpoint, the HTML page, and one well's files; and
+the CPU time the server (and PostgreSQL's processes) spent on it. ``--quick``: SQLite only; otherwise
+SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -87,48 +89,120 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _time(url: str) -> tuple[float, int]:
-    """Median milliseconds of one whole request, and the body's size."""
-    size = len(urllib.request.urlopen(url, timeout=120).read())  # warm-up (the cold request is timed apart)
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        urllib.request.urlopen(url, timeout=120).read()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), size
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def measure(url: str) -> list[tuple[str, float, int]]:
-    """Start ``serve`` on ``url``; time the plate map (JSON and HTML) and one well."""
-    import json
-
-    port = _port()
-    proc = subprocess.Popen([sys.executable, "-m", "metaextract", "--db", url, "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 where /proc cannot say)."""
     try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _database_cpu_s(database: str | None) -> float:
+    """CPU seconds so far of PostgreSQL's server processes connected to ``database`` (0 for SQLite)."""
+    if database is None:
+        return 0.0
+    import psycopg
+
+    from common import PG_ADMIN
+
+    with psycopg.connect(PG_ADMIN) as conn:
+        pids = [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))]
+    return sum(_cpu_s(p) for p in pids)
+
+
+def cold(url: str) -> tuple[float, float]:
+    """The plate map's first computation in this process, no server and no warm-up (the work a server's
+    start-up does in the background): wall and CPU ms (this thread's, plus PostgreSQL's processes')."""
+    from metaextract.store.views import experiment_view, open_read_only, plate_map
+
+    store = open_read_only(url)
+    try:
+        pid = int(experiment_view(store, "web")["plates"][0]["id"])
+        database = url.rsplit("/", 1)[1] if url.startswith("postgresql") else None
+        cpu, own, t0 = _database_cpu_s(database), time.thread_time(), time.perf_counter()
+        pmap = plate_map(store, "web", pid)
+        wall = (time.perf_counter() - t0) * 1000
+        spent = (time.thread_time() - own + _database_cpu_s(database) - cpu) * 1000
+        assert len(pmap["wells"]) == 1536, len(pmap["wells"])
+        return wall, spent
+    finally:
+        store.close()
+
+
+class _Server:
+    """A ``metaextract serve`` process on ``url``, and the CPU it (and, on PostgreSQL, the database's server
+    processes for its database) spends: the machine may be shared, CPU time says what a request costs."""
+
+    def __init__(self, url: str) -> None:
+        import json
+
+        self.url, port = url, _port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "metaextract", "--db", url, "serve", "--port", str(port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{port}"
         for _ in range(300):
             try:
-                exp = json.loads(urllib.request.urlopen(base + "/api/experiments", timeout=5).read())[0]
+                self.exp = json.loads(urllib.request.urlopen(self.base + "/api/experiments", timeout=5).read())[0]
                 break
             except OSError:
                 time.sleep(0.2)
-        plate = json.loads(urllib.request.urlopen(f"{base}/api/experiments/{exp['id']}", timeout=60).read())
-        pid = plate["plates"][0]["id"]
-        t0 = time.perf_counter()
-        pmap = json.loads(urllib.request.urlopen(f"{base}/api/experiments/{exp['id']}/plates/{pid}").read())
-        cold = (time.perf_counter() - t0) * 1000
+        plate = json.loads(urllib.request.urlopen(f"{self.base}/api/experiments/{self.exp['id']}", timeout=60).read())
+        self.plate = f"experiments/{self.exp['id']}/plates/{plate['plates'][0]['id']}"
+        self.database = url.rsplit("/", 1)[1] if url.startswith("postgresql") else None
+
+    def _cpu(self) -> float:
+        return _cpu_s(self.proc.pid) + _database_cpu_s(self.database)
+
+    def request(self, path: str) -> tuple[float, float, bytes]:
+        """One whole request: (wall ms, CPU ms of the server and its database processes, body)."""
+        cpu, t0 = self._cpu(), time.perf_counter()
+        body = urllib.request.urlopen(f"{self.base}/{path}", timeout=120).read()
+        wall = (time.perf_counter() - t0) * 1000
+        return wall, (self._cpu() - cpu) * 1000, body
+
+    def steady(self, path: str) -> tuple[float, float, int]:
+        """Median wall and CPU ms of :data:`REPEATS` requests after a warm-up, and the body's size."""
+        size = len(self.request(path)[2])
+        runs = [self.request(path) for _ in range(REPEATS)]
+        return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), size
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def measure(url: str) -> list[tuple[str, float, float, int]]:
+    """Start ``serve`` on ``url``; time the plate map's first request (JSON; then, in a new server, the HTML
+    page), and steady requests: the map (JSON and HTML), one well's files (HTML page and JSON)."""
+    import json
+
+    wall, cpu = cold(url)
+    out = [("plate map, its first computation (in-process: what a server does as it starts)", wall, cpu, 0)]
+    server = _Server(url)
+    try:
+        wall, cpu, body = server.request("api/" + server.plate)
+        pmap = json.loads(body)
         assert len(pmap["wells"]) == 1536 and (pmap["rows"], pmap["columns"]) == (32, 48), pmap["rows"]
-        out = [("plate map, JSON, first request (builds the well index from 100,000 names)", cold, 0)]
-        for label, path in (("plate map, JSON", f"/api/experiments/{exp['id']}/plates/{pid}"),
-                            ("plate map, HTML page", f"/experiments/{exp['id']}/plates/{pid}"),
-                            ("one well's files (65 files), HTML", f"/experiments/{exp['id']}/plates/{pid}?well=P24")):
-            ms, size = _time(base + path)
-            out.append((label, ms, size))
-        return out
+        assert pmap["axes"]["planes"] == FILES and pmap["unplaced"]["total"] == 0, pmap["axes"]
+        out.append(("plate map, JSON, first request of a new server (just started)", wall, cpu, len(body)))
+        for label, path in (("plate map, JSON", "api/" + server.plate),
+                            ("plate map, HTML page", server.plate),
+                            ("plate map + one well's files (65), HTML page", server.plate + "?well=P24"),
+                            ("one well's files (65), JSON", f"api/{server.plate}/wells/P24")):
+            out.append((label, *server.steady(path)))
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
+    server = _Server(url)
+    try:
+        wall, cpu, body = server.request(server.plate)
+        out.insert(2, ("plate map, HTML page, first request of a new server (just started)", wall, cpu, len(body)))
+    finally:
+        server.stop()
+    return out
 
 
 def run(quick: bool) -> str:
@@ -143,21 +217,31 @@ def run(quick: bool) -> str:
                 t0 = time.perf_counter()
                 n = fill(url, folder)
                 setup = time.perf_counter() - t0
-                for label, ms, size in measure(url):
-                    rows.append((name, label, f"{n:,}", f"{ms:.0f}", f"{size / 1024:.0f} KiB" if size else "",
-                                 "yes" if ms < TARGET_MS else "**no**"))
-                rows.append((name, "(set-up: register + write results)", f"{n:,}", f"{setup * 1000:.0f}", "", ""))
+                for label, ms, cpu, size in measure(url):
+                    verdict = ("yes" if ms < TARGET_MS else "**no**") if size else ""  # the in-process row: no request
+                    rows.append((name, label, f"{n:,}", f"{ms:.0f}", f"{cpu:.0f}",
+                                 f"{size / 1024:.0f} KiB" if size else "", verdict))
+                rows.append((name, "(set-up: register + write results)", f"{n:,}", f"{setup * 1000:.0f}", "", "",
+                             ""))
     return "\n".join([
         "## Web view: plate map of a 1,536-well plate with 100,000 files",
         "",
-        "`metaextract serve` (read-only, one uvicorn process) answering over HTTP on this machine; the median of "
-        f"{REPEATS} whole requests after a warm-up. Wells come from the file names (`PLATE_AF48_s12_w2.tif`); "
-        "80 % of the files ok, 2 % failed, the rest pending. Target: the plate map in under "
-        f"{TARGET_MS:.0f} ms. The first request of a plate reads every file name once (the well index, kept "
-        "by the server and brought up to date on each request); later ones read only the files whose status "
-        "is not the plate's most common one. The load average below says how busy the machine was.",
+        "`metaextract serve` (read-only, one uvicorn process) answering over HTTP on this machine: a first request "
+        f"to a new server, else the median of {REPEATS} whole requests after a warm-up. The plate is one fileset "
+        "(MetaXpress names without an .HTD: `PLATE_AF48_s12_w2.tif`, laid out at registration), so every file is "
+        "placed by its plane; 80 % of the files ok, 2 % failed, the rest pending. Target: the plate map in under "
+        f"{TARGET_MS:.0f} ms, the first request included. A request counts the plate's files and planes and "
+        "joins the files whose status is not the most common one with their planes (one grouped query); the "
+        "first computation of a plate also counts its planes per well (fields, channels, Z, T), kept while the "
+        "planes stay the same; a server does it for every plate as it starts, before it answers (for at most "
+        "5 s, then in the background): the first row times it alone, in-process; the first requests are timed "
+        "as soon as a new server answers. "
+        "*CPU ms*: the CPU time the server process spent while the request ran (all its threads: just after "
+        "start-up, the background warming too), plus, on PostgreSQL, that of the database's processes "
+        "serving it (10 ms ticks): what the request costs whatever else runs on the machine. The load average "
+        "below says how busy the machine was.",
         "",
-        md_table(["database", "request", "files", "ms", "body", f"< {TARGET_MS:.0f} ms"], rows),
+        md_table(["database", "request", "files", "ms", "CPU ms", "body", f"< {TARGET_MS:.0f} ms"], rows),
     ])
 
 

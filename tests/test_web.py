@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,9 @@ def test_plate_map_of_a_corpus_plate_click_a_well_see_its_files(sqlite_url: str,
     assert shown == [n for n in names if f"_{wells[0]}_" in n]
     statuses = {td.text for td in browser.find_elements(By.CSS_SELECTOR, "#well-files td.status")}
     assert statuses == {"ok"}
-    browser.save_screenshot(str(SHOTS / "plate-map.png"))
+    # a MetaXpress plate without its .HTD is a fileset laid out from its names: its files are placed by planes
+    places = {r.get_attribute("data-place") for r in browser.find_elements(By.CSS_SELECTOR, "#well-files tbody tr")}
+    assert places == {"planes"}
     browser.find_element(By.CSS_SELECTOR, "#well-files a.file-link").click()  # the file's page
     assert browser.find_element(By.ID, "file-status").text == "ok"
     keys = {r.find_element(By.TAG_NAME, "th").text for r in browser.find_elements(By.CSS_SELECTOR, "#keys tr")}
@@ -197,6 +200,131 @@ def test_json_endpoints_give_what_the_cli_json_gives(db_url: str, serve: Any) ->
     well = sorted(pmap["wells"])[0]
     files = _json(f"{base}/api/experiments/{exp}/plates/{plate['id']}/wells/{well}")["files"]
     assert {f["name"] for f in files} == {f["name"] for f in summary if f"_{well}_" in f["name"]}
+    layout = cli_json(db_url, "hcs", "plate", "--format", "json")
+    assert len(layout) == 1 and pmap["filesets"][0]["id"] == layout[0]["fileset"]["id"]
+    for w in layout[0]["per_well"]:  # the wells, their planes and axes are the CLI's plate map
+        mine = pmap["wells"][w["well"]]
+        assert {k: mine[k] for k in ("planes", "fields", "channels", "z", "t")} == \
+            {k: w[k] for k in ("planes", "fields", "channels", "z", "t")}
+        assert {k: mine[k] for k in ("ok", "failed", "pending")} == w["files"]
+    assert {k: pmap["axes"][k] for k in layout[0]["axes"]} == layout[0]["axes"]
+    assert pmap["axes"]["planes"] == layout[0]["planes"] and pmap["axes"]["wells"] == len(layout[0]["wells"])
+
+
+# -- a plate registered as a fileset: wells, fields, channels, Z and T from its planes ----------------------------
+HTD_PLATE = "metaxpress-htd/faim-ipa_9987_Plate_3433"
+
+
+def _htd_files(folder: Path) -> dict[str, tuple[int, int, int] | None]:
+    """Each TIFF of the ``ZStep_N`` ImageXpress plate (``…/ZStep_2/9987_B02_s1_w2.TIF``) → (field, channel, z)
+    as its folder and name say, 0-based; None for the ``ZStep_0`` projections, which the plate's planes leave out."""
+    out: dict[str, tuple[int, int, int] | None] = {}
+    for f in sorted(folder.rglob("*.TIF")):
+        step = int(f.parent.name.removeprefix("ZStep_"))
+        _, _, site, wave = f.stem.split("_")
+        out[str(f.relative_to(folder))] = None if step == 0 else (int(site[1:]) - 1, int(wave[1:]) - 1, step - 1)
+    return out
+
+
+def test_an_htd_plate_shows_its_wells_fields_channels_z_and_t_from_its_planes(sqlite_url: str, serve: Any,
+                                                                              browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    folder = corpus_hcs_root() / HTD_PLATE
+    if not folder.is_dir():
+        _missing(f"{folder} is missing")
+    expected = _htd_files(folder)
+    exp = new_experiment(sqlite_url, "htd", folder, "--plate", "P3433")
+    cli(sqlite_url, "htd", "init")
+    cli(sqlite_url, "htd", "submit")
+    layout = cli_json(sqlite_url, "htd", "plate", "--format", "json")[0]
+    assert layout["fileset"]["kind"] == "metaxpress-htd"
+    base = serve(sqlite_url)
+    browser.get(f"{base}/experiments/{exp}")
+    browser.find_element(By.CSS_SELECTOR, "#plates a.plate-link").click()
+    axes = layout["axes"]
+    assert browser.find_element(By.ID, "axes").text == (
+        f"{len(layout['wells'])} wells × {axes['fields']} fields × {axes['channels']} channels × {axes['z']} Z × "
+        f"{axes['t']} T")
+    assert (len(layout["wells"]), axes["z"]) == (2, 3)  # B02 and B03, three Z steps (ZStep_1..3)
+    assert "metaxpress-htd" in browser.find_element(By.ID, "filesets").text
+    for w in layout["per_well"]:
+        cell = browser.find_element(By.ID, f"well-{w['well']}")
+        assert "ok" in cell.get_attribute("class").split()
+        per_well = [n for n in expected if f"_{w['well']}_" in n]
+        assert cell.text == str(len(per_well))  # every file of the well: placed ones and projections
+        assert (f"{w['fields']} fields × {w['channels']} channels × {w['z']} Z × {w['t']} T, "
+                f"{w['planes']} planes") in cell.get_attribute("title")
+    browser.find_element(By.CSS_SELECTOR, "#well-B02 a").click()
+    placed = {n: v for n, v in expected.items() if v is not None and "_B02_" in n}
+    assert browser.find_element(By.ID, "well-planes").text == str(len(placed))
+    fields, channels, zs = ({v[i] for v in placed.values()} for i in range(3))
+    assert browser.find_element(By.ID, "well-fields").text == f"{min(fields)}\u2013{max(fields)}"
+    assert browser.find_element(By.ID, "well-channels").text == f"{min(channels)}\u2013{max(channels)}"
+    assert browser.find_element(By.ID, "well-z").text == f"{min(zs)}\u2013{max(zs)}"
+    assert browser.find_element(By.ID, "well-t").text == "0"
+    rows = {r.find_element(By.CSS_SELECTOR, "a.file-link").text: r
+            for r in browser.find_elements(By.CSS_SELECTOR, "#well-files tbody tr")}
+    assert set(rows) == {n for n in expected if "_B02_" in n}
+    for name, row in rows.items():
+        shown = tuple(row.find_element(By.CSS_SELECTOR, f"td.{c}").text for c in ("field", "channel", "z", "t"))
+        if expected[name] is None:  # a projection: no plane; its well, field and channel from its name
+            assert row.get_attribute("data-place") == "name" and shown[2:] == ("", "")
+        else:
+            assert row.get_attribute("data-place") == "planes"
+            assert shown == (*(str(v) for v in expected[name] or ()), "0"), name
+        assert row.find_element(By.CSS_SELECTOR, "td.status").text == "ok"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.set_window_size(1280, 1100)  # the plate map and the well's first files in one picture
+    browser.execute_script("window.scrollTo(0, 0);")
+    browser.save_screenshot(str(SHOTS / "plate-map.png"))
+
+
+def test_the_planes_not_the_names_place_the_files(db_url: str, tmp_path: Path) -> None:
+    """A file's well is its planes', whatever its name says; a file without a plane falls back to its name;
+    the plate map kept by the server follows the planes when they change."""
+    from metaextract.filesets import FilesetLayout, FilesetSpec
+    from metaextract.store import open_store
+    from metaextract.store.filesets import FilesetFound, fileset_places, list_filesets, replace_filesets
+    from metaextract.store.views import experiment_view, open_read_only, plate_map, well_files
+    from metaextract.synth import write_metaxpress_plate
+
+    written = {p.name.split("_w")[0] + "_w" + p.name.split("_w")[1][0]: p  # P_A01_s1_w1 → its path
+               for p in write_metaxpress_plate(tmp_path / "a", plate="P", wells=["A01", "B02"], sites=2, channels=2)}
+    (tmp_path / "a" / "scan of C03.tif").write_bytes(b"II*\x00" + b"\x00" * 4)  # a lone file: its name's well
+    exp = new_experiment(db_url, "pl", tmp_path / "a", "--plate", "P")
+    ro = open_read_only(db_url)
+    try:
+        view = experiment_view(ro, "pl")
+        pid, acq = int(view["plates"][0]["id"]), int(view["plates"][0]["acquisitions"][0]["id"])
+        before = plate_map(ro, "pl", pid)
+        assert {w: (v["total"], v["planes"]) for w, v in before["wells"].items()} == \
+            {"A01": (4, 4), "B02": (4, 4), "C03": (1, 0)}
+        assert well_files(ro, "pl", pid, "C03")["files"][0]["place"] == "name"
+        with open_store(db_url) as rw:
+            with rw.connect() as conn:
+                (fs,) = list_filesets(conn, exp)
+                places = fileset_places(conn, fs["id"])
+            moved, dropped = str(written["P_A01_s1_w1"]), str(written["P_B02_s2_w2"])
+            odd = str(written["P_B02_s1_w1"])
+            places[moved] = [replace(p, well="H12", field=5) for p in places[moved]]
+            places[dropped] = []
+            places[odd] = [replace(p, well='"><b>x</b>') for p in places[odd]]  # no grid has it: unplaced
+            spec = FilesetSpec(kind=fs["kind"], master=fs["master"], images=tuple(sorted(places)))
+            replace_filesets(rw, exp, acq, [FilesetFound(spec, fs["view"], FilesetLayout(spec, places))])
+        after = plate_map(ro, "pl", pid)  # the same server-side cache: it sees the new planes
+        assert {w: (v["total"], v["planes"]) for w, v in after["wells"].items()} == \
+            {"A01": (3, 3), "B02": (3, 2), "C03": (1, 0), "H12": (1, 1)}
+        assert (after["wells"]["H12"]["fields"], after["axes"]["files"], after["axes"]["planes"]) == (1, 7, 7)
+        assert (after["unplaced"]["total"], after["axes"]["wells"]) == (1, 3)
+        (h12,) = well_files(ro, "pl", pid, "H12")["files"]
+        assert (h12["name"], h12["place"], h12["fields"], h12["channels"]) == (written["P_A01_s1_w1"].name, "planes",
+                                                                                [5], [0])
+        b02 = {f["name"]: f["place"] for f in well_files(ro, "pl", pid, "B02")["files"]}
+        assert b02 == {written[k].name: "name" if k == "P_B02_s2_w2" else "planes" for k in written
+                       if "_B02_" in k and k != "P_B02_s1_w1"}
+    finally:
+        ro.close()
 
 
 # -- read-only ----------------------------------------------------------------------------------------------------
@@ -430,14 +558,20 @@ def test_the_plate_map_follows_extraction_and_new_registrations(db_url: str, tmp
         cli(db_url, "pm", "submit", expect=1)
         after = plate_map(ro, "pm", pid)
         assert {w: v["state"] for w, v in after["wells"].items()} == {"A01": "ok", "B02": "failed"}
-        assert after["wells"]["B02"] == {"state": "failed", "total": 3, "ok": 2, "failed": 1, "pending": 0}
+        # B02: s1_w1, s1_w2 and the broken s9_w1 (fields 0 and 8, channels 0 and 1: one plane each)
+        assert after["wells"]["B02"] == {"state": "failed", "total": 3, "ok": 2, "failed": 1, "pending": 0,
+                                         "planes": 3, "fields": 2, "channels": 2, "z": 1, "t": 1}
         write_metaxpress_plate(tmp_path / "b", plate="P", wells=["P24"], sites=1, channels=1)
         cli(db_url, "experiment", "add", "pm", str(tmp_path / "b"), "--plate", "P", "--acquisition", "b")
         grown = plate_map(ro, "pm", pid)
         assert grown["wells"]["P24"]["state"] == "pending" and (grown["rows"], grown["columns"]) == (16, 24)
         files = well_files(ro, "pm", pid, "A01")["files"]
         assert sorted(f["name"] for f in files) == sorted(p.name for p in first if "_A01_" in p.name)
-        assert [(f["field"], f["channel"], f["status"]) for f in files] == [(1, 1, "ok"), (1, 2, "ok")]
+        assert [(f["place"], f["field"], f["channel"], f["z"], f["t"], f["status"]) for f in files] == \
+            [("planes", 0, 0, [0], [0], "ok"), ("planes", 0, 1, [0], [0], "ok")]
+        b02 = well_files(ro, "pm", pid, "B02")["files"]  # by field, then channel: s1_w1, s1_w2, the broken s9_w1
+        assert [f["name"] for f in b02 if f["place"] == "planes"] == \
+            sorted(p.name for p in first if "_B02_" in p.name) + ["P_B02_s9_w1.tif"]
     finally:
         ro.close()
 
@@ -468,3 +602,31 @@ def test_serve_refuses_a_missing_database_in_one_line_and_creates_nothing(tmp_pa
     assert out.returncode == 1 and "no such database file" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("values", "text"), [([], ""), ([0], "0"), ([2, 0, 1], "0\u20132"), ([3, 3], "3"),
+                                              ([0, 1, 2, 5, 7, 8], "0\u20132, 5, 7\u20138")])
+def test_fields_z_and_t_show_as_runs(values: list[int], text: str) -> None:
+    from metaextract.web.app import spans
+
+    assert spans(values) == text
+
+
+def test_warming_fills_every_plate_map_as_a_first_request_would(db_url: str, tmp_path: Path) -> None:
+    from metaextract.store.views import _CACHES, experiment_view, open_read_only, plate_map, warm
+    from metaextract.synth import write_metaxpress_plate
+
+    write_metaxpress_plate(tmp_path / "a", plate="P", wells=["A01", "B02"], sites=1, channels=2)
+    write_metaxpress_plate(tmp_path / "b", plate="Q", wells=["C03"], sites=2, channels=1)
+    new_experiment(db_url, "w", tmp_path / "a", "--plate", "P")
+    cli(db_url, "experiment", "add", "w", str(tmp_path / "b"), "--plate", "Q")
+    warmed, cold = open_read_only(db_url), open_read_only(db_url)
+    try:
+        assert warm(warmed) == 2
+        assert sum(1 for key in _CACHES if key[0] == id(warmed)) == 2
+        for p in experiment_view(cold, "w")["plates"]:
+            assert plate_map(warmed, "w", p["id"]) == plate_map(cold, "w", p["id"])
+        assert warm(warmed, budget=0.0) == 0  # out of time before the first plate
+    finally:
+        warmed.close()
+        cold.close()

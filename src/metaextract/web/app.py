@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -31,17 +36,53 @@ _WELL = re.compile(r"^(?:[A-Z]|A[A-F])\d{2}$")
 STATUS_CLASS = {"ok": "ok", "pending": "pending", "failed": "failed", "timeout": "failed", "unsupported": "failed"}
 
 
+def spans(values: list[int]) -> str:
+    """Sorted distinct integers as runs: ``[0, 1, 2, 5]`` → ``0–2, 5`` (a well's fields, Z, ...)."""
+    out: list[str] = []
+    ordered = sorted(set(values))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}\u2013{ordered[j]}")
+        i = j + 1
+    return ", ".join(out)
+
+
 def _environment() -> jinja2.Environment:
+    """The templates' environment, every template compiled now (not at a page's first request)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+                             undefined=jinja2.StrictUndefined, auto_reload=False)
     env.filters["status_class"] = lambda s: STATUS_CLASS.get(str(s), "failed")
+    env.filters["spans"] = spans
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)
     return env
 
 
-def _grid(plate: dict[str, Any]) -> list[tuple[str, list[tuple[str, dict[str, Any] | None]]]]:
-    """The plate map's rows: (row label, [(well label, its counts or None when empty), ...])."""
+def _grid(plate: dict[str, Any], selected: str) -> list[tuple[str, Markup]]:
+    """The plate map's rows: (row label, its cells as markup). Built here rather than in the template: a
+    1,536-well grid is most of the page, and this costs a fifth of what the template loop did. Every value
+    that is not one of our own numbers is escaped."""
     wells = plate["wells"]
-    return [(r, [(r + c, wells.get(r + c)) for c in plate["column_labels"]]) for r in plate["row_labels"]]
+    rows = []
+    for r in plate["row_labels"]:
+        cells = []
+        for c in plate["column_labels"]:
+            label = r + c
+            w = wells.get(label)
+            if not w:
+                cells.append('<td class="well empty"></td>')
+                continue
+            title = (f"{label}: {w['ok']:d} ok, {w['failed']:d} failed, {w['pending']:d} pending of {w['total']:d}"
+                     + (f"; {w['fields']:d} fields \u00d7 {w['channels']:d} channels \u00d7 {w['z']:d} Z \u00d7 "
+                        f"{w['t']:d} T, {w['planes']:d} planes" if w.get("planes") else ""))
+            cls = f"well {escape(w['state'])}" + (" selected" if label == selected else "")
+            cells.append(f'<td class="{cls}" id="well-{escape(label)}" title="{escape(title)}">'
+                         f'<a href="?well={escape(label)}#well">{w["total"]:d}</a></td>')
+        rows.append((r, Markup("".join(cells))))
+    return rows
 
 
 def _not_found(what: str) -> HTTPException:
@@ -112,16 +153,16 @@ class Views:
     # -- plates ---------------------------------------------------------------------------------------------
     def plate(self, request: Request) -> Response:
         exp, pid = self._int(request, "exp"), self._int(request, "plate")
-        data = self._lookup("plate", views.plate_map, f"#{exp}", pid)
         if request.url.path.startswith("/api/"):
-            return JSONResponse(data)
+            return JSONResponse(self._lookup("plate", views.plate_map, f"#{exp}", pid))
         well = request.query_params.get("well", "").upper()
-        detail = None
-        if well:
-            if not _WELL.match(well):
-                raise HTTPException(400, "a well is a row letter and a two-digit column (B03)")
-            detail = self._lookup("plate", views.well_files, f"#{exp}", pid, well)
-        return self.page("plate.html", plate=data, grid=_grid(data), well=detail, selected=well)
+        if well and not _WELL.match(well):
+            raise HTTPException(400, "a well is a row letter and a two-digit column (B03)")
+        try:
+            data, detail = views.plate_page(self.store, f"#{exp}", pid, well or None)
+        except views.NOT_FOUND:
+            raise _not_found("plate") from None
+        return self.page("plate.html", plate=data, grid=_grid(data, well), well=detail, selected=well)
 
     def well(self, request: Request) -> Response:
         well = str(request.path_params["well"]).upper()
@@ -191,8 +232,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(f"{exc.status_code}: {exc.detail}\n", status_code=exc.status_code)
 
 
-def create_app(store: Store) -> Starlette:
-    """The web application over ``store`` (open it with :func:`metaextract.store.views.open_read_only`)."""
+def create_app(store: Store, *, warm: bool = True) -> Starlette:
+    """The web application over ``store`` (open it with :func:`metaextract.store.views.open_read_only`);
+    ``warm``: bring every plate's map up to date in the background as the server starts."""
     v = Views(store)
     routes = [
         Route("/", v.experiments),
@@ -212,4 +254,37 @@ def create_app(store: Store) -> Starlette:
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error},
-                     middleware=[Middleware(SecurityHeaders)])
+                     middleware=[Middleware(SecurityHeaders)], lifespan=_warming(store) if warm else None)
+
+
+#: Seconds the server may wait, as it starts, for the plate maps to be warm before it answers.
+WARM_FIRST = 5.0
+
+
+def _warming(store: Store) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """A lifespan that brings every plate's caches up to date in a thread as the server starts
+    (:func:`metaextract.store.views.warm`): the server answers when they are, or after
+    :data:`WARM_FIRST` seconds while the thread goes on; it stops the thread when the server stops."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                views.warm(store, stop)
+            except Exception as exc:  # noqa: BLE001 - a request then does the work itself; say why, go on
+                print(f"metaextract serve: warming the plate maps stopped: {type(exc).__name__}: {exc}",
+                      file=sys.stderr)
+
+        thread = threading.Thread(target=run, name="metaextract-warm", daemon=True)
+        thread.start()
+        # the server answers once the plates are warm, or after WARM_FIRST seconds (then it goes on behind)
+        await asyncio.get_running_loop().run_in_executor(None, thread.join, WARM_FIRST)
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=10)  # it ends after the plate at hand, before the store is closed
+
+    return lifespan
