@@ -81,7 +81,11 @@ from metaextract.engines.base import (
     key_fields_only,
     package_version,
 )
-from metaextract.engines.czi_meta import Extras, read_extras
+from metaextract.engines.czi_meta import Extras, display_channel, read_extras
+from metaextract.engines.czi_meta import all_below as _descendants
+from metaextract.engines.czi_meta import first as _first
+from metaextract.engines.czi_meta import grandchildren as _grandchildren
+from metaextract.engines.czi_meta import text_of as _first_text
 from metaextract.ome import writer as ox
 
 NAME = "czi"
@@ -266,31 +270,6 @@ def read_czi(path: str) -> CziFile:
 
 
 # -- the XML document -----------------------------------------------------------------------------------
-def _descendants(root: etree._Element, name: str) -> list[etree._Element]:
-    """The elements called ``name`` below ``root``, in document order (DOM ``getElementsByTagName``)."""
-    return [el for el in root.iter(name) if el is not root]
-
-
-def _first(root: etree._Element | None, name: str) -> etree._Element | None:
-    """The first descendant called ``name`` (DOM ``getElementsByTagName(name).item(0)``)."""
-    if root is None:
-        return None
-    return next((el for el in root.iter(name) if el is not root), None)
-
-
-def _first_text(root: etree._Element | None, name: str) -> str | None:
-    el = _first(root, name)
-    return None if el is None else "".join(el.itertext())
-
-
-def _grandchildren(root: etree._Element | None, child: str, name: str) -> list[etree._Element] | None:
-    """Bio-Formats' ``getGrandchildren``: the ``name`` descendants of the first ``child`` descendant."""
-    holder = _first(root, child)
-    if holder is None:
-        return None
-    return _descendants(holder, name)
-
-
 @dataclass
 class Channel:
     name: str | None = None
@@ -558,14 +537,7 @@ def read_document(xml: bytes) -> Document:
     # Display settings override channel names and dye wavelengths
     for display in root.iter("DisplaySetting"):
         for i, node in enumerate(_grandchildren(display, "Channels", "Channel") or []):
-            ch = _channel(doc.channels, i)
-            ch.name = node.get("Name", "")
-            emission = _first_text(node, "DyeMaxEmission")
-            if emission is not None:
-                ch.emission = emission
-            excitation = _first_text(node, "DyeMaxExcitation")
-            if excitation is not None:
-                ch.excitation = excitation
+            display_channel(node, _channel(doc.channels, i))
     return doc
 
 

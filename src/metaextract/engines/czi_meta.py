@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from lxml import etree
 
@@ -90,6 +91,24 @@ def text_of(root: etree._Element | None, name: str) -> str | None:
     """Bio-Formats' ``getFirstNodeValue``: the text content of the first descendant called ``name``."""
     el = first(root, name)
     return None if el is None else "".join(el.itertext())
+
+
+class _DyeChannel(Protocol):
+    name: str | None
+    emission: str | None
+    excitation: str | None
+
+
+def display_channel(node: etree._Element, channel: _DyeChannel) -> None:
+    """What a ``DisplaySetting`` channel says of a channel: its name always, its dye's peak emission and
+    excitation where given (both engines' documents, the whole and the key fields, read it so)."""
+    channel.name = node.get("Name", "")
+    emission = text_of(node, "DyeMaxEmission")
+    if emission is not None:
+        channel.emission = emission
+    excitation = text_of(node, "DyeMaxExcitation")
+    if excitation is not None:
+        channel.excitation = excitation
 
 
 def grandchildren(root: etree._Element | None, child: str, name: str) -> list[etree._Element] | None:
@@ -431,13 +450,7 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
             fluor = text_of(node, "DyeName")
             if fluor is not None:
                 c.fluor = fluor
-            c.name = node.get("Name", "")
-            emission = text_of(node, "DyeMaxEmission")
-            if emission is not None:
-                c.emission = emission
-            excitation = text_of(node, "DyeMaxExcitation")
-            if excitation is not None:
-                c.excitation = excitation
+            display_channel(node, c)
             # an illumination here counts only for a channel whose Information gave none or Other (the
             # differential test: any other Information value stays whatever this one says)
             illumination = text_of(node, "IlluminationType")
