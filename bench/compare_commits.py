@@ -269,12 +269,13 @@ def render(trees: tuple[Tree, Tree], figures: dict[str, Figure], outcomes: dict[
     ])
 
 
-def write_section(path: Path, body: str) -> None:
+def write_section(path: Path, body: str, section: str = SECTION) -> None:
+    """Put ``body`` between the ``section``'s markers in ``path`` (appended where it has none)."""
     import run as bench_run
 
     text = path.read_text() if path.is_file() else ""
-    block = f"<!-- bench:{SECTION} -->\n{body.rstrip()}\n<!-- /bench:{SECTION} -->\n"
-    match = next((m for m in bench_run._SECTION.finditer(text) if m["name"] == SECTION), None)
+    block = f"<!-- bench:{section} -->\n{body.rstrip()}\n<!-- /bench:{section} -->\n"
+    match = next((m for m in bench_run._SECTION.finditer(text) if m["name"] == section), None)
     text = text[:match.start()] + block + text[match.end():].lstrip("\n") if match else \
         text.rstrip("\n") + "\n\n" + block
     path.write_text(text)

@@ -28,8 +28,9 @@ if str(BENCH) not in sys.path:
 from common import ROOT, machine_info  # noqa: E402
 
 OUTPUT = ROOT / "BENCHMARKS.md"
-# hand-run records that no bench_*.py module writes and a whole run keeps: bench/compare_commits.py
-HAND_RUN = {"compare-commits"}
+# hand-run records that no bench_*.py module writes and a whole run keeps: bench/compare_commits.py,
+# bench/native_share.py
+HAND_RUN = {"compare-commits", "native-share"}
 _SECTION = re.compile(r"<!-- bench:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->", re.S)
 
 
