@@ -421,9 +421,9 @@ def _fileset_map(conn: Connection, fs: dict[str, Any], names: list[str]) -> dict
 
 def _gaps(conn: Connection, fileset_id: int, well: str | None, axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """The (field, c, z, t) of ``well`` with no plane, in that order."""
-    have = set(conn.execute(select(planes.c.field, planes.c.c, planes.c.z, planes.c.t)
-                            .where(planes.c.fileset_id == fileset_id,
-                                   planes.c.well.is_(None) if well is None else planes.c.well == well)).tuples())
+    have = {tuple(row) for row in conn.execute(
+        select(planes.c.field, planes.c.c, planes.c.z, planes.c.t)
+        .where(planes.c.fileset_id == fileset_id, planes.c.well.is_(None) if well is None else planes.c.well == well))}
     return [{"well": well, "field": f, "c": c, "z": z, "t": t}
             for f in axes["field"] for c in axes["c"] for z in axes["z"] for t in axes["t"]
             if (f, c, z, t) not in have]
