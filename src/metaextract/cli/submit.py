@@ -48,12 +48,12 @@ def _go(ctx: click.Context, mode: str, **kw: Any) -> None:
     explicit = {k for k in ("cores", "memory")
                 if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     opts = SubmitOptions(mode=mode, explicit=sorted(explicit), **kw)  # validates the seed's resources
-    store = open_store(ctx.obj.get("db"))
-    try:
-        code = submit(store, ctx.obj["experiment"], opts, echo=lambda s: click.echo(s))
-    except (JobBusyError, NotFoundError, SubmissionFailed) as exc:
-        click.echo(f"metaextract: {exc}", err=True)
-        sys.exit(1)
+    with open_store(ctx.obj.get("db")) as store:
+        try:
+            code = submit(store, ctx.obj["experiment"], opts, echo=lambda s: click.echo(s))
+        except (JobBusyError, NotFoundError, SubmissionFailed) as exc:
+            click.echo(f"metaextract: {exc}", err=True)
+            code = 1
     sys.exit(code)
 
 
