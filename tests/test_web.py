@@ -131,9 +131,11 @@ def _storm(base: str, exp_id: int) -> int:
 
 def _digest(db_file: Path) -> dict[str, str]:
     """The database file and its write-ahead log (the ``-shm`` index is shared memory where every reader,
-    read-only ones included, marks what it reads: it holds no data and is left out)."""
+    read-only ones included, marks what it reads: it holds no data and is left out). An empty log is no log:
+    SQLite makes one, empty, when a reader opens a WAL database whose log the last writer removed on closing;
+    any write adds frames to it."""
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in (db_file, db_file.with_name(db_file.name + "-wal")) if p.exists()}
+            for p in (db_file, db_file.with_name(db_file.name + "-wal")) if p.exists() and p.stat().st_size}
 
 
 def _registered_mx(db_url: str) -> int:
