@@ -13,7 +13,6 @@ are what the JVM says for the same bytes; nothing is copied from the engine.
 from __future__ import annotations
 
 import random
-import struct
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,23 +24,13 @@ from metaextract import engines
 from metaextract.extraction.pipeline import extract_file, read_head
 from metaextract.ome import key_fields, normalise
 
+from .test_engines_lif import _build, _split
+
 SEED = 20
 VARIANTS = 40
 SOURCES = ("LeicaLASX_xz-plane_example.lif", "testdata_2channel_xz.lif")
 NAMES = ("scan 1", "S\u00e9rie \u00e9t\u00e9", "", "a  b", "Position 12", "A/B", "x\u2013z")  # the last: not Latin-1
 DYES = ("Leica/FITC", "DAPI", "Alexa 488", "Cy5", "Leica/TRITC", "", " ")
-
-
-def _split(path: Path) -> tuple[str, bytes]:
-    data = path.read_bytes()
-    length = struct.unpack_from("<i", data, 4)[0]
-    chars = struct.unpack_from("<i", data, 9)[0]
-    return data[13:13 + 2 * chars].decode("utf-16-le"), data[8 + length:]
-
-
-def _build(xml: str, rest: bytes) -> bytes:
-    body = b"\x2a" + struct.pack("<i", len(xml)) + xml.encode("utf-16-le")
-    return struct.pack("<ii", 0x70, len(body)) + body + rest
 
 
 def _images(root: Any) -> list[Any]:
