@@ -97,16 +97,19 @@ def test_full_disk_is_a_clear_error_and_the_job_resumes(tmp_path: Path, small_di
 
 def test_postgres_backend_terminated_mid_job_then_resubmit_completes(pg_url: str, pg_admin: str,
                                                                       tmp_path: Path) -> None:
-    name = make_experiment(pg_url, tmp_path / "plate", 400, batch=50)
+    # enough files that the submit outlasts several progress lines on a fast, quiet machine (400 were read
+    # within one 0.2 s interval there, and the backends were gone before they could be terminated)
+    total = 2000
+    name = make_experiment(pg_url, tmp_path / "plate", total, batch=50)
     dbname = pg_url.rsplit("/", 1)[-1]
-    proc = subprocess.Popen([EXE, "--db", pg_url, name, "submit", "--cores", "1", "--interval", "0.2"],
+    proc = subprocess.Popen([EXE, "--db", pg_url, name, "submit", "--cores", "1", "--interval", "0.1"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     assert proc.stdout is not None
     lines = []
     terminated = 0
     for line in proc.stdout:
         lines.append(line)
-        if not terminated and " files " in line and int(line.split("files ")[1].split(" ok")[0]) >= 50:
+        if not terminated and " files " in line and 50 <= int(line.split("files ")[1].split(" ok")[0]) < total:
             admin = _pg_connect(pg_admin)
             try:
                 terminated = len(admin.execute(  # type: ignore[attr-defined]
@@ -123,7 +126,7 @@ def test_postgres_backend_terminated_mid_job_then_resubmit_completes(pg_url: str
     out = cli(pg_url, name, "resubmit", "--cores", "2", "--interval", "1")
     assert out.returncode == 0, out.stdout + out.stderr
     st = status(pg_url, name)
-    assert st["files"]["ok"] == 400 and st["files"]["pending"] == 0
+    assert st["files"]["ok"] == total and st["files"]["pending"] == 0
     stored_once(pg_url)
 
 
