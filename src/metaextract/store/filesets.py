@@ -39,7 +39,7 @@ from metaextract.store.models import (
 __all__ = ["SINGLE", "FilesetFound", "FilesetJob", "StoredDocument", "fileset_documents", "fileset_jobs",
            "member_result", "store_fileset_read", "stored_member_document",
            "acquisition_paths", "file_filesets", "fileset_members", "fileset_places",
-           "filesets", "list_filesets", "plate_map", "planes", "record_read", "replace_filesets"]
+           "filesets", "list_filesets", "plane_counts", "plate_map", "planes", "record_read", "replace_filesets"]
 
 #: How a file outside any fileset is shown: a fileset of one, with no row.
 SINGLE = "single"
@@ -376,15 +376,20 @@ def _axes(conn: Connection, fileset_id: int) -> dict[str, list[Any]]:
     return axes
 
 
+def plane_counts() -> tuple[Any, ...]:
+    """What a plate map counts of a set of planes (per well when grouped so): its files, planes, fields,
+    channels, Z and T, labelled ``files``, ``planes``, ``fields``, ``channels``, ``z`` and ``n_t`` (a row's
+    ``t`` is taken), in that order; the CLI's map and the web view's use the same."""
+    return (func.count(func.distinct(planes.c.image_file_id)).label("files"), func.count().label("planes"),
+            func.count(func.distinct(planes.c.field)).label("fields"),
+            func.count(func.distinct(planes.c.c)).label("channels"),
+            func.count(func.distinct(planes.c.z)).label("z"), func.count(func.distinct(planes.c.t)).label("n_t"))
+
+
 def _fileset_map(conn: Connection, fs: dict[str, Any], names: list[str]) -> dict[str, Any]:
     fid = fs["id"]
     axes = _axes(conn, fid)
-    per_well = (select(planes.c.well, func.count().label("planes"),
-                       func.count(func.distinct(planes.c.field)).label("fields"),
-                       func.count(func.distinct(planes.c.c)).label("channels"),
-                       func.count(func.distinct(planes.c.z)).label("z"),
-                       func.count(func.distinct(planes.c.t)).label("n_t"))
-                .where(planes.c.fileset_id == fid).group_by(planes.c.well))
+    per_well = select(planes.c.well, *plane_counts()).where(planes.c.fileset_id == fid).group_by(planes.c.well)
     states = (select(planes.c.well, image_files.c.status, func.count(func.distinct(planes.c.image_file_id)))
               .join(image_files, image_files.c.id == planes.c.image_file_id)
               .where(planes.c.fileset_id == fid).group_by(planes.c.well, image_files.c.status))

@@ -30,7 +30,7 @@ from sqlalchemy.pool import QueuePool
 
 from metaextract.experiment import NotFoundError, list_experiments, resolve, show_experiment
 from metaextract.store.db import Store, StoreError, at_head, check_url, default_url
-from metaextract.store.filesets import fileset_documents, filesets, planes
+from metaextract.store.filesets import fileset_documents, filesets, plane_counts, planes
 from metaextract.store.models import acquisitions, image_files, job_runs, jobs, plates, submissions
 from metaextract.store.reports import FAILED
 from metaextract.store.results import FileResult
@@ -364,9 +364,7 @@ class _PlanesSummary:
         key = (tuple(fileset_ids), int(n), int(top or 0))
         if key == self.key:
             return
-        axes = (func.count(func.distinct(planes.c.image_file_id)), func.count(),
-                func.count(func.distinct(planes.c.field)), func.count(func.distinct(planes.c.c)),
-                func.count(func.distinct(planes.c.z)), func.count(func.distinct(planes.c.t)))
+        axes = plane_counts()
         names = ("files", "planes", "fields", "channels", "z", "t")
         placed = _placed(fileset_ids)
         self.wells = {str(r[0]): dict(zip(names, map(int, r[1:]), strict=True)) for r in _raw(
