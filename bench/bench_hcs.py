@@ -4,11 +4,11 @@ Plates, each in a temporary folder: ImageXpress plates with their ``.HTD``, hard
 TIFFs of ``corpus-hcs`` (:func:`metaextract.synth.link_htd_plate`; 96 wells x 4 sites x 3 wavelengths =
 1,152 TIFFs, and 384 wells = 4,608; ``--quick``: the 1,152 one only), and the CellVoyager measurement
 ``CV7000-example`` completed with the ~2,000 TIFFs its ``.mlf`` names
-(:func:`metaextract.synth.complete_cellvoyager`). For each: ``experiment create``, ``experiment add``,
-``init``, ``submit`` typed as four ``metaextract`` processes, timed from outside, on a fresh SQLite database
-per round; after each round a slice of the seed's random sample of the same files, vendor files present,
-each run in its folder with its absolute path as the seed did (one JVM per file, two at a time); the I/O
-floor (open, read 4 KiB, one SQLite row, per file) on every file.
+(:func:`metaextract.synth.complete_cellvoyager`). For each: ``experiment add --create`` (the experiment
+made by the same command), ``init``, ``submit`` typed as three ``metaextract`` processes, timed from outside,
+on a fresh SQLite database per round; after each round a slice of the seed's random sample of the same
+files, vendor files present, each run in its folder with its absolute path as the seed did (one JVM per
+file, two at a time); the I/O floor (open, read 4 KiB, one SQLite row, per file) on every file.
 
 ``METAEXTRACT_BENCH_HCS_SMALL=1``: a 2-well ImageXpress plate instead of the big ones (for a tree where
 an ``.HTD`` plate is still read whole once per file, which grows as N²).
@@ -93,7 +93,7 @@ def status_totals(text: str) -> tuple[int, int, int]:
     raise RuntimeError(f"no total in status output: {text[-500:]}")
 
 
-STEPS = ("create", "add", "init", "submit")
+STEPS = ("add", "init", "submit")
 
 
 @dataclass
@@ -137,8 +137,8 @@ def measure(label: str, folder: Path, tmp: Path, rounds: int, seed_sample: int) 
         db = tmp / f"{folder.name}-{r}.db"
         db.unlink(missing_ok=True)
         url = f"sqlite:///{db}"
-        for step, args in (("create", ("experiment", "create", name)), ("add", ("experiment", "add", name,
-                           str(folder))), ("init", (name, "init")), ("submit", (name, "submit"))):
+        for step, args in (("add", ("experiment", "add", "--create", name, str(folder))), ("init", (name, "init")),
+                           ("submit", (name, "submit"))):
             run.steps[step].append(typed(url, *args)[0])
         run.stored = status_totals(typed(url, name, "status")[1])
         run.db_bytes.append(_db_size(db))
@@ -179,7 +179,7 @@ def _flat(a: PlateRun, b: PlateRun) -> str:
     s = b.bytes_per_file / a.bytes_per_file - 1
     return (f"From {a.n:,} to {b.n:,} files (same plate layout, 4x the wells): time per file "
             f"{t:+.0%}{_mark(t <= TARGET_FLAT)}, stored bytes per file {s:+.0%}{_mark(s <= TARGET_FLAT)} "
-            f"(target: no growth beyond +{TARGET_FLAT:.0%}; a fall is the four processes' fixed start "
+            f"(target: no growth beyond +{TARGET_FLAT:.0%}; a fall is the three processes' fixed start "
             "spread over more files).")
 
 
@@ -200,15 +200,15 @@ def _bounds(runs: Sequence[PlateRun], start: Timing) -> str:
     """Where the time goes: the three short commands (mostly a process start each) against the floor."""
     parts = []
     for r in runs:
-        short = sum(Timing(tuple(r.steps[s])).median for s in ("create", "add", "init"))
-        parts.append(f"{r.label.split(' (')[0]}: `create` + `add` + `init` {short:.2f} s, `submit` "
+        short = sum(Timing(tuple(r.steps[s])).median for s in ("add", "init"))
+        parts.append(f"{r.label.split(' (')[0]}: `add --create` + `init` {short:.2f} s, `submit` "
                      f"{Timing(tuple(r.steps['submit'])).median:.2f} s, the floor for every file "
                      f"{r.floor.median * 1e3:.0f} ms")
     return ("What bounds these figures: each command is its own process, and its start — the interpreter, the "
-            "imports (SQLAlchemy; Alembic for `create`'s new database), opening the database — costs the same "
+            "imports (SQLAlchemy; Alembic for the new database), opening the database — costs the same "
             f"whatever the plate (a bare `metaextract --version` process: {start.fmt()}); `submit` adds its "
             "extraction processes' start and, per plate, one read of the vendor files and TIFF headers. "
-            + "; ".join(parts) + ". Four process starts alone are "
+            + "; ".join(parts) + ". Three process starts alone are "
             "well over 10x the floor of a plate of a few thousand files. The CellVoyager TIFFs are read by "
             "the native TIFF engine: the `.wpi` beside them does not make Bio-Formats group them (its CV7000 "
             "reader takes the `.wpi` alone), which the engine had taken as a reason to leave every TIFF to the "
@@ -262,8 +262,8 @@ def run(quick: bool) -> str:
                   "(`METAEXTRACT_BENCH_HCS_SMALL=1`); the 1,152- and 4,608-file plates wait for that reader.",
                   ""]
     lines += [
-        "Each plate: `metaextract --db URL experiment create NAME`, `experiment add NAME DIR`, `NAME init`, "
-        "`NAME submit`, each its own process timed from outside (interpreter start, imports, opening the "
+        "Each plate: `metaextract --db URL experiment add --create NAME DIR` (which creates the experiment), "
+        "`NAME init`, `NAME submit`, each its own process timed from outside (interpreter start, imports, opening the "
         "database included), on a fresh SQLite database per round; after each round one slice of the seed's "
         "random sample of the same files (vendor files present; one `ImageInfo` JVM per file, started in the "
         "file's folder with its absolute path, 2 at a time), so the machine's drift hits both; the I/O "

@@ -158,17 +158,17 @@ def cli(url: str, *args: str, timeout: float = 3600.0) -> float:
 
 
 def typed(tmp: Path, folders: list[Path], n: int, sample: list[Path], rounds: int) -> dict[str, Any]:
-    """The plate as a user types it — ``experiment create``, ``experiment add`` per folder, ``init``,
+    """The plate as a user types it — ``experiment add --create`` per folder (the first creates the
+    experiment), ``init``,
     ``submit``, each command its own process timed from outside — and the seed on ``sample``, interleaved
     (ours, seed, ours, seed, ...: one slice of the sample per round) so the machine's drift hits both."""
-    steps: dict[str, list[float]] = {"create": [], "add": [], "init": [], "submit": [], "status": []}
+    steps: dict[str, list[float]] = {"add": [], "init": [], "submit": [], "status": []}
     seed_s, seed_out = 0.0, {}
     for r in range(rounds):
         db = tmp / f"typed-{r}.db"
         db.unlink(missing_ok=True)
         url = f"sqlite:///{db}"
-        steps["create"].append(cli(url, "experiment", "create", "bench-plate"))
-        steps["add"].append(sum(cli(url, "experiment", "add", "bench-plate", str(f)) for f in folders))
+        steps["add"].append(sum(cli(url, "experiment", "add", "--create", "bench-plate", str(f)) for f in folders))
         steps["init"].append(cli(url, "bench-plate", "init"))
         steps["submit"].append(cli(url, "bench-plate", "submit"))
         steps["status"].append(cli(url, "bench-plate", "status"))
@@ -227,18 +227,18 @@ def run(quick: bool) -> str:
     speedup = seed_per * n / ours
     vs_floor = (ours / n) / (floor.median / n)
     typed_steps = {k: Timing(tuple(v)) for k, v in user["steps"].items()}
-    typed_total = Timing(tuple(sum(user["steps"][k][i] for k in ("create", "add", "init", "submit"))
+    typed_total = Timing(tuple(sum(user["steps"][k][i] for k in ("add", "init", "submit"))
                                for i in range(repeats)))
     typed_speedup = seed_per * n / typed_total.median
     typed_floor = typed_total.median / floor.median
     typed_rows = [[label, typed_steps[key].fmt()] for key, label in (
-        ("create", "`metaextract --db URL experiment create bench-plate`"),
-        ("add", "`metaextract --db URL experiment add bench-plate DIR`, once per plate folder (2 processes)"),
+        ("add", "`metaextract --db URL experiment add --create bench-plate DIR`, once per plate folder "
+                "(2 processes; the first creates the experiment)"),
         ("init", "`metaextract --db URL bench-plate init`"),
         ("submit", "`metaextract --db URL bench-plate submit`"),
         ("status", "`metaextract --db URL bench-plate status` (not in the total)"),
     )]
-    typed_rows.append(["**typed end to end** (create + add + init + submit, 5 processes)",
+    typed_rows.append(["**typed end to end** (add + init + submit, 4 processes)",
                        f"**{typed_total.fmt()}**"])
     rows = [
         ["`experiment add` (2 plates)", add.fmt(), f"{n / add.median:,.0f}", f"{add.median / n * 1e6:.0f} µs",

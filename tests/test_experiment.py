@@ -43,6 +43,22 @@ def test_add_registers_images_and_metadata_and_readding_adds_only_new_files(db_u
     assert "plate 'plate1'" in cli(db_url, "experiment", "show", "e").stdout
 
 
+def test_add_create_makes_a_new_plate_one_command_and_never_creates_an_id_or_a_refused_name(
+        db_url: str, tmp_path: Path) -> None:
+    data = small_plate(tmp_path / "plate1", wells=2, channels=2, bad=1)
+    res = cli(db_url, "experiment", "add", "new", str(data), expect=1)  # without --create: still an error
+    assert "new" in res.output
+    out = cli(db_url, "experiment", "add", "--create", "new", str(data)).stdout
+    assert out.splitlines()[0] == "created experiment 'new' (1)"
+    assert "5 image files and 2 metadata files added" in out
+    out = cli(db_url, "experiment", "add", "--create", "new", str(data)).stdout  # there now: used as it is
+    assert "created" not in out and "7 already registered" in out
+    assert "no experiment" in cli(db_url, "experiment", "add", "--create", "#9", str(data), expect=1).output
+    assert "command word" in cli(db_url, "experiment", "add", "--create", "init", str(data), expect=2).output
+    rows = cli_json(db_url, "experiment", "list", "--json")
+    assert [(r["id"], r["name"], r["image_files"]) for r in rows] == [(1, "new", 5)]
+
+
 def test_files_are_stored_relative_and_absolute_with_size_and_mtime(store: Store, tmp_path: Path) -> None:
     data = small_plate(tmp_path / "p", wells=1, channels=1)
     exp = create_experiment(store, "e")

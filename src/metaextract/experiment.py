@@ -269,6 +269,32 @@ def create_experiment(store: Store, name: str, description: str | None = None) -
     return insert_experiment(store, check_name(name), description)
 
 
+def ensure_experiment(store: Store, name: str) -> tuple[int, bool]:
+    """``(id, created)`` of the experiment ``name`` refers to, created first when there is none (``experiment
+    add --create``: a new plate registered in one command instead of two).
+
+    Raises
+    ------
+    NotFoundError
+        For an id (``#3``) that names no experiment: an id is never created.
+    ValueError
+        For a name :func:`check_name` refuses.
+    """
+    try:
+        return find_experiment(store, name)[0], False
+    except NotFoundError:
+        if parse_ref(name)[0] == "id":
+            raise
+    try:
+        return create_experiment(store, name), True
+    except ValueError:
+        try:  # another process created it meanwhile
+            return find_experiment(store, name)[0], False
+        except NotFoundError:
+            pass
+        raise
+
+
 # -- registration ---------------------------------------------------------------------------------------
 def _register(store: Store, experiment_id: int, acquisition_id: int, root: Path, include: Sequence[str],
               exclude: Sequence[str], stats: _WalkStats) -> int:

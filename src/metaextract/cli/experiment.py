@@ -13,6 +13,7 @@ from metaextract.experiment import (
     add_folder,
     create_experiment,
     delete_experiment,
+    ensure_experiment,
     list_experiments,
     show_experiment,
 )
@@ -49,17 +50,24 @@ def create(ctx: click.Context, name: str, description: str | None) -> None:
 @click.option("--acquisition", default=None, help="Acquisition name, unique per plate (default: default).")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files or folders matching (repeatable).")
+@click.option("--create", is_flag=True, help="Create experiment EXP first when there is none of that name.")
 @click.pass_context
 @cli_errors
 def add(ctx: click.Context, experiment: str, folder: str, plate: str | None, acquisition: str | None,
-        include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+        include: tuple[str, ...], exclude: tuple[str, ...], create: bool) -> None:
     """Register DIR recursively: image files, and metadata files (sidecars) that are not extracted.
 
     Re-adding a folder adds only new files; symlinks leaving DIR are not followed. Folders or files that
     cannot be read (permissions, paths longer than the system allows) are counted and named on stderr (the
-    first 5; -v: all), and the exit code stays 0.
+    first 5; -v: all), and the exit code stays 0. With --create a new plate is one command: EXP is created
+    when no experiment has that name (an existing one is used as it is).
     """
-    reg = add_folder(_store(ctx), experiment, folder, plate=plate, acquisition=acquisition,
+    store = _store(ctx)
+    if create:
+        exp_id, created = ensure_experiment(store, experiment)
+        if created:
+            click.echo(f"created experiment {experiment!r} ({exp_id})")
+    reg = add_folder(store, experiment, folder, plate=plate, acquisition=acquisition,
                      include=include, exclude=exclude)
     click.echo(f"plate {reg.plate!r}, acquisition {reg.acquisition!r}: {reg.image_files} image files and "
                f"{reg.metadata_files} metadata files added, {reg.already_registered} already registered, "

@@ -32,6 +32,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
 from metaextract.filesets._hcs import (
@@ -136,7 +137,20 @@ def _named_images(mlf: str, present: set[str]) -> tuple[str, ...]:
 
 # -- the vendor files --------------------------------------------------------------------------------------
 def read_records(mlf: str) -> list[Record]:
-    """The ``IMG`` records of ``mlf`` (``ERR`` records, the instrument's failed acquisitions, are skipped)."""
+    """The ``IMG`` records of ``mlf`` (``ERR`` records, the instrument's failed acquisitions, are skipped).
+
+    Registration asks twice (which TIFFs the set names, then their places) and a plate's ``.mlf`` is
+    megabytes of XML: the last one read is kept, keyed by its size and modification time so an edited
+    file is read again."""
+    try:
+        st = os.stat(mlf)
+    except OSError:
+        return list(_read_records.__wrapped__(mlf, -1, -1))  # (not kept: it cannot be told from its edit)
+    return list(_read_records(mlf, st.st_size, st.st_mtime_ns))
+
+
+@lru_cache(maxsize=2)
+def _read_records(mlf: str, size: int, mtime_ns: int) -> tuple[Record, ...]:
     root = vendor_xml(mlf)
     folder = os.path.dirname(mlf)
     records = []
@@ -150,7 +164,7 @@ def read_records(mlf: str) -> list[Record]:
             records.append(_record(attrs, os.path.join(folder, (el.text or "").strip())))
         except (KeyError, ValueError) as exc:
             raise VendorFileError(f"{mlf}: a MeasurementRecord lacks or garbles {exc}") from None
-    return records
+    return tuple(records)
 
 
 def _record(a: dict[str, str], file: str) -> Record:
