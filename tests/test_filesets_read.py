@@ -140,6 +140,14 @@ def test_cellvoyager_members_alone_and_the_plate_once(db_url: str, tmp_path: Pat
     got = _stored(db_url)
     (fs,) = got["filesets"]
     assert fs["status"] == "ok" and fs["engine"] == "metaextract-cellvoyager" and "<Plate" in fs["omexml"]
+    # status says what the job holding no file is: the plate's document, read (not an empty job)
+    jobs = cli_json(db_url, "cv", "status", "--json")["jobs"]  # type: ignore[index]
+    documents = [j for j in jobs if j["fileset"]]
+    assert [(j["files"], j["fileset"]["kind"], j["fileset"]["status"]) for j in documents] == [(0, "cellvoyager",
+                                                                                                 "ok")]
+    assert all(j["files"] > 0 for j in jobs if not j["fileset"])
+    text = cli(db_url, "cv", "status").stdout
+    assert "cellvoyager plate document from " + os.path.basename(fs["master"]) + ": ok" in text
     assert got["states"] == {"ok": n_tiffs}
     assert got["file_bytes"] > 0  # each TIFF's own document ...
     store = open_store(db_url)

@@ -9,6 +9,7 @@ A thin layer over :class:`metaextract.jobs.step.MetadataExtractor`. Other comman
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -236,8 +237,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"{'job':>5}  {'state':<10} {'files':>6} {'ok':>6} {'failed':>6} {'pending':>7}")
     for j in data["jobs"]:
         state = j["state"] + ("?" if j["stale"] else "")
+        fs = j.get("fileset")
         click.echo(f"{j['id']:>5}  {state:<10} {j['files']:>6} {j['files_ok']:>6} {j['files_failed']:>6} "
-                   f"{j['files_pending']:>7}")
+                   f"{j['files_pending']:>7}" + (f"  {fs['kind']} plate document from "
+                                                 f"{os.path.basename(fs['master'])}: {fs['status']} (its images "
+                                                 "are in their own jobs)" if fs else ""))
     click.echo(f"{'total':>5}  {'':<10} {files['total']:>6} {files['ok']:>6} {files['failed']:>6} "
                f"{files['pending']:>7}")
     if files["unassigned"]:

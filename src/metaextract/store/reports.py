@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from metaextract.store.db import Store
 from metaextract.store.holders import job_alive, running_jobs
-from metaextract.store.models import experiments, image_files, job_runs, jobs, metadata_files
+from metaextract.store.models import experiments, filesets, image_files, job_runs, jobs, metadata_files
 
 #: Statuses that count as failed in the summaries.
 FAILED = ("failed", "timeout", "unsupported")
@@ -26,7 +26,9 @@ def status(store: Store, experiment_id: int) -> dict[str, Any]:
     dict
         ``{"experiment": {"id", "name"}, "files": {"total", "ok", "failed", "pending", "by_status",
         "unassigned", "metadata_files"}, "jobs": [{"id", "state", "files", "files_ok", "files_failed",
-        "files_pending", "attempts", "host", "pid", "stale"}]}``; a job's ``id`` is its number.
+        "files_pending", "attempts", "host", "pid", "stale", "fileset"}]}``; a job's ``id`` is its number.
+        ``fileset`` is ``{"id", "kind", "master", "status"}`` for a job that reads only a fileset's document
+        (a CellVoyager plate, whose TIFFs are read in per-file jobs: it holds no file), else None.
     """
     with store.connect() as conn:
         exp = conn.execute(select(experiments.c.id, experiments.c.name)
@@ -50,6 +52,7 @@ def status(store: Store, experiment_id: int) -> dict[str, Any]:
         job_rows = conn.execute(select(jobs.c.id, jobs.c.number, jobs.c.state, jobs.c.host, jobs.c.pid)
                                 .where(jobs.c.experiment_id == experiment_id, jobs.c.phase == "run")
                                 .order_by(jobs.c.number)).all()
+        documents = _document_jobs(conn, [int(j.id) for j in job_rows if not per_job.get(j.id)])
     by_status: dict[str, int] = {}
     for counts in per_job.values():
         for st, n in counts.items():
@@ -65,6 +68,7 @@ def status(store: Store, experiment_id: int) -> dict[str, Any]:
             "files_pending": counts.get("pending", 0), "attempts": int(attempts.get(j.id, 0)),
             "host": j.host, "pid": j.pid,
             "stale": j.state == "running" and not live.get(int(j.id), False),
+            "fileset": documents.get(int(j.id)),
         })
     return {
         "experiment": {"id": exp.id, "name": exp.name},
@@ -73,6 +77,23 @@ def status(store: Store, experiment_id: int) -> dict[str, Any]:
                   "by_status": by_status, "unassigned": int(unassigned), "metadata_files": int(n_meta)},
         "jobs": out_jobs,
     }
+
+
+def _document_jobs(conn: Any, job_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """For the jobs among ``job_ids`` (jobs holding no file) that read a fileset's document, that fileset;
+    only their batches are decoded (a per-file job's lists every file id)."""
+    if not job_ids:
+        return {}
+    wanted = {}
+    for jid, batch in conn.execute(select(jobs.c.id, jobs.c.batch).where(jobs.c.id.in_(job_ids))).all():
+        if isinstance(batch, dict) and batch.get("fileset_id") is not None:
+            wanted[int(batch["fileset_id"])] = int(jid)
+    if not wanted:
+        return {}
+    rows = conn.execute(select(filesets.c.id, filesets.c.kind, filesets.c.master, filesets.c.status)
+                        .where(filesets.c.id.in_(list(wanted)))).all()
+    return {wanted[int(r.id)]: {"id": int(r.id), "kind": r.kind, "master": r.master, "status": r.status}
+            for r in rows}
 
 
 def info(store: Store, job_id: int) -> dict[str, Any]:
