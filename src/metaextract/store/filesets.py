@@ -124,6 +124,11 @@ def replace_filesets(store: Store, experiment_id: int, acquisition_id: int, foun
                 rows = []
         _batched(conn, fileset_members, members)
         _batched(conn, planes, rows)
+        if conn.dialect.name == "postgresql":
+            # fresh statistics for what was just filled (autovacuum may be off, or not yet round): without
+            # them the planner takes a plate's tables for a few rows and joins them by nested loops
+            conn.exec_driver_sql(f"ANALYZE {image_files.name}, {filesets.name}, {fileset_members.name}, "
+                                 f"{planes.name}")
     return len(found)
 
 
