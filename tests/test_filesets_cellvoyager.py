@@ -202,3 +202,26 @@ def test_the_synthetic_measurement_of_make_demo_is_one_bioformats_reads_alike(tm
     assert len(ours["images"]) == 6 and {i["pixels"]["size_c"] for i in ours["images"]} == {3}
     assert ours == ome.key_fields(engines.get("bioformats").extract(str(wpi)))
     assert ome.validate(result.omexml) == (True, None)
+
+
+def test_a_measurement_widened_to_more_columns_reads_as_bioformats_reads_it(tmp_path: Path) -> None:
+    """``synth.complete_cellvoyager(columns=2)`` (the bench's larger CellVoyager plate): every well measured
+    again one plate column to the right, its TIFFs named for the new well; Bio-Formats' CV7000 reader and
+    ours agree on the key fields, and the plate has twice the measured wells and images."""
+    from metaextract import synth
+
+    source = _hcs() / "yokogawa-cv7000" / "CV7000-example"
+    tiffs = synth.complete_cellvoyager(source, tmp_path / "cv", columns=2)
+    before, after = _mlf_records(source / "MeasurementData.mlf"), _mlf_records(tmp_path / "cv" / "MeasurementData.mlf")
+    assert len(after) == len(tiffs) == 2 * len(before) and len({t.name for t in tiffs}) == len(tiffs)
+    for old, new in zip(before, after[len(before):], strict=True):
+        assert int(new["Column"]) == int(old["Column"]) + 1 and new["Row"] == old["Row"]
+        assert new["file"] == old["file"].replace(f"{int(old['Column']):02d}_T", f"{int(new['Column']):02d}_T", 1)
+    (spec,), rest = cellvoyager.detect(_listing(tmp_path / "cv"))
+    assert rest == [] and len(spec.images) == len(tiffs)
+    result = cellvoyager.read(spec)
+    ours = ome.key_fields(result.omexml)
+    assert ours == ome.key_fields(engines.get("bioformats").extract(spec.master))
+    measured = {(w["row"], w["column"]) for w in ours["plates"][0]["wells"] if w["samples"]}
+    assert len(measured) == 2 * len({(r["Row"], r["Column"]) for r in before})
+    assert len(result.places) == len(tiffs)

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import tifffile
@@ -443,12 +443,18 @@ def write_htd_plate(root: str | os.PathLike[str], *, plate: str = "PLATE", wells
 _BTS = "{http://www.yokogawa.co.jp/BTS/BTSSchema/1.0}"
 
 
-def complete_cellvoyager(source: str | os.PathLike[str], into: str | os.PathLike[str]) -> list[Path]:
+def complete_cellvoyager(source: str | os.PathLike[str], into: str | os.PathLike[str], *,
+                         columns: int = 1) -> list[Path]:
     """A metadata-only CellVoyager measurement (``.mlf``, ``.mrf``, ``.wpi``, …) made whole.
 
     Copies ``source``'s files into ``into`` (which must not exist) and writes there every TIFF its
     ``MeasurementData.mlf`` names (``IMG`` records): a 16x16 uint16 plane, plain TIFF without metadata,
     as the instrument's TIFFs carry none. Returns the TIFFs written, in the ``.mlf``'s order.
+
+    ``columns`` > 1 makes the plate that many times larger, as the instrument would have written it had
+    the same wells of the next ``columns - 1`` plate columns been measured too: every record of a well is
+    repeated for the well as many columns to its right (same fields, channels, Z, times and stage offsets;
+    its TIFF named for the new well), so the plate keeps its layout and only grows.
     """
     import shutil
 
@@ -460,7 +466,12 @@ def complete_cellvoyager(source: str | os.PathLike[str], into: str | os.PathLike
         if f.is_file():
             shutil.copyfile(f, out / f.name)
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    root = etree.parse(str(out / "MeasurementData.mlf"), parser).getroot()
+    mlf = out / "MeasurementData.mlf"
+    tree = etree.parse(str(mlf), parser)
+    root = tree.getroot()
+    if columns > 1:
+        _widen_cellvoyager(root, columns)
+        tree.write(str(mlf), xml_declaration=True, encoding="utf-8")
     plane = np.zeros((16, 16), np.uint16)
     files: list[Path] = []
     for record in root.iter(f"{_BTS}MeasurementRecord"):
@@ -469,6 +480,28 @@ def complete_cellvoyager(source: str | os.PathLike[str], into: str | os.PathLike
             tifffile.imwrite(path, plane, metadata=None)
             files.append(path)
     return files
+
+
+def _widen_cellvoyager(root: Any, columns: int) -> None:
+    """Repeat each well's ``IMG`` records for the same well ``1 .. columns - 1`` plate columns to the right
+    (:func:`complete_cellvoyager`); the new records follow the measured ones, well by well."""
+    import copy
+
+    measured = [r for r in root.iter(f"{_BTS}MeasurementRecord") if r.get(f"{_BTS}Type") == "IMG"]
+    for shift in range(1, columns):
+        for record in measured:
+            row, column = int(record.get(f"{_BTS}Row")), int(record.get(f"{_BTS}Column"))
+            old, new = _cv_well(row, column), _cv_well(row, column + shift)
+            twin = copy.deepcopy(record)
+            twin.set(f"{_BTS}Column", str(column + shift))
+            twin.text = (record.text or "").replace(f"_{old}_", f"_{new}_", 1)
+            twin.tail = record.tail
+            root.append(twin)
+
+
+def _cv_well(row: int, column: int) -> str:
+    """A CellVoyager file name's well: ``C03`` for row 3, column 3 (both 1-based)."""
+    return f"{chr(ord('A') + row - 1)}{column:02d}"
 
 
 # -- OME-TIFF --------------------------------------------------------------------------------------------
