@@ -37,10 +37,14 @@ class Tally:
                 + "".join(f"\nBio-Formats fails: {failure}" for failure in self.bioformats_fails))
 
 
-def _reason(error: str | None) -> str:
-    """The reason in a native engine's one-line error, without the file name before it."""
-    text = (error or "").strip()
-    return text.rsplit(": ", 1)[-1][:100] if ": " in text else text[:100]
+def _reason(error: str | None, path: Path) -> str:
+    """The reason in a native engine's one-line error: without the file's path and the engine's preamble,
+    the values it quotes after ``: [`` or ``: (`` dropped (so variants of one kind count together)."""
+    text = (error or "").replace(str(path), "*").replace(path.stem, "*")
+    text = text.split("(use Bio-Formats): ", 1)[-1].removeprefix("*: ")
+    for quote in (": [", ": ("):
+        text = text.split(quote, 1)[0]
+    return text[:100]
 
 
 def compare_with_bioformats(variants: Iterable[tuple[Path, str]], native: str) -> Tally:
@@ -51,10 +55,10 @@ def compare_with_bioformats(variants: Iterable[tuple[Path, str]], native: str) -
         ours = extract_file(str(path), "auto")
         name = (ours.engine or "").split(" ", 1)[0]
         tally.answered[name] += 1
-        why = "" if name != "bioformats" else _reason(extract_file(str(path), native).error).replace(path.stem, "*")
+        why = "" if name != "bioformats" else _reason(extract_file(str(path), native).error, path)
         if theirs.status != "ok":  # a native answer here is more than Bio-Formats gives, never less
             tally.bioformats_fails.append(f"{label} (auto: {name} {ours.status}, {native}: {why or 'answers'}): "
-                                          f"{_reason(theirs.error)}")
+                                          f"{_reason(theirs.error, path)}")
             continue
         if name == "bioformats":
             tally.declined[why] += 1
