@@ -28,7 +28,7 @@ VARIANTS = 56
 AGREE_FLOOR = 28  #: native answers that must equal Bio-Formats' whole (the rest are declined kinds)
 #: file pixel mode -> bytes per pixel (3 and 4 are complex: the engine declines them)
 MODES = {0: 1, 1: 2, 2: 4, 6: 2, 7: 4, 8: 8, 3: 4, 4: 8}
-KNOWN_LENSES = (10000, 10002, 10003, 10007, 10403, 10602, 10612)
+KNOWN_LENSES = (0, 10000, 10002, 10003, 10007, 10403, 10602, 10612)
 SECTION_INTS, SECTION_FLOATS = 8, 32  #: what DeltaVision writes per plane section
 #: first titles: plain, Latin-1, UTF-8 (read as Latin-1), padded, with control characters, blank
 TITLES = (b"", b"", b"toxo 60x", b"Decon: 10 cycles", b"\x01\x02binary", b"  ", b" a b\n", b"caf\xe9",
@@ -104,7 +104,7 @@ def _spec(rng: random.Random) -> tuple[dict[str, Any], list[str]]:
     if unusual < 0.05:
         spec["file_type"], kinds = 100, ["new header layout"]
     elif unusual < 0.10:
-        spec["lens"], kinds = rng.choice((0, 12345)), ["unknown lens"]
+        spec["lens"], kinds = rng.choice((-1, 12345)), ["unknown lens"]
     elif unusual < 0.13:
         spec["mode"], kinds = rng.choice((3, 4)), ["complex pixels"]
     elif unusual < 0.25:

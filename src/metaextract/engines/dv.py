@@ -57,16 +57,18 @@ SEQUENCES = {0: "ZTWP", 1: "WZTP", 2: "ZWTP", 3: "ZPWT", 4: "ZWPT", 5: "WZPT", 6
 @dataclass(frozen=True)
 class Lens:
     magnification: float
-    na: float
+    na: float | None
     immersion: str
     correction: str
-    manufacturer: str
+    manufacturer: str | None
     model: str | None
     working_distance: float | None
 
 
-#: Lens IDs from Bio-Formats' DeltavisionReader.populateObjective that this engine knows (others declined).
+#: Lens IDs from Bio-Formats' DeltavisionReader.populateObjective that this engine knows (others declined);
+#: 0 is its default case (checked live: Correction and Immersion Other, magnification 0.0, nothing else).
 LENSES = {
+    0: Lens(0.0, None, "Other", "Other", None, None, None),  # no lens recorded: Bio-Formats' default objective
     10000: Lens(100.0, 1.30, "Oil", "Apo", "Olympus", "1-LB393", None),
     10002: Lens(100.0, 1.40, "Oil", "PlanApo", "Olympus", "1-UB935", 0.10),
     10003: Lens(100.0, 1.35, "Oil", "PlanApo", "Olympus", "1-UB836", 0.10),
@@ -247,8 +249,11 @@ def document(image: DvImage) -> str:
     objective_id = f"Objective:{image.lens_id}"
     instrument = ox.El("Instrument", {"ID": "Instrument:0"})
     objective = {"ID": objective_id, "Correction": lens.correction, "Immersion": lens.immersion,
-                 "LensNA": ox.jdouble(lens.na), "Manufacturer": lens.manufacturer,
                  "NominalMagnification": ox.jdouble(lens.magnification)}
+    if lens.na is not None:
+        objective["LensNA"] = ox.jdouble(lens.na)
+    if lens.manufacturer is not None:
+        objective["Manufacturer"] = lens.manufacturer
     if lens.model is not None:
         objective["Model"] = lens.model
     if lens.working_distance is not None:
