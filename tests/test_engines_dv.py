@@ -123,6 +123,18 @@ def test_damaged_headers_never_raise_anything_else(corpus: Path, tmp_path: Path)
         damaged_copy_is_contained(engine, tmp_path / f"d{i}.dv", bytes(raw))
 
 
+@pytest.mark.parametrize(("title", "description"), [
+    (b"", None), (b"Decon: 10 cycles", "Decon: 10 cycles"), (b"caf\xe9", "caf\u00e9"),
+    (b"\xc3\xa9t\xc3\xa9", "\u00c3\u00a9t\u00c3\u00a9"), (b" a b\n", "a b"), (b"x\x00y\rz", "xyz"),
+    (b"\x01\x02", ""), (b"  ", "  "), (b"\x85 \xa0nbsp\x7f", "\u00a0nbsp"),
+])
+def test_the_first_title_reads_as_bioformats_reads_it(corpus: Path, tmp_path: Path, title: bytes,
+                                                        description: str | None) -> None:
+    # as live Bio-Formats 7.3.1 gave it for these titles (tests/test_differential_dv.py draws them too)
+    path = _variant(corpus, tmp_path, "title.dv", {224: title.ljust(80, b"\x00")})
+    assert read_dv(str(path)).description == description
+
+
 def test_read_dv_reports_the_header(corpus: Path) -> None:
     image = read_dv(str(corpus / REL))
     assert image.size == (128, 128, 17, 2, 1)

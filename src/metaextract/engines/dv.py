@@ -25,7 +25,9 @@ It claims only the kind checked: a ``.dv`` file with no ``.log``/``_log.txt`` co
 override positions, channel names, objective), the old header layout (file type at 160 not 100: no
 panels, no acquisition date), a whole file (every plane present, every extended-header read inside the
 file), exactly one series by Bio-Formats' stage-tile rule, no complex pixel types, finite numbers, pixel
-sizes 0 or above 1e-3 µm and a lens ID in the table below. Everything else is left to Bio-Formats.
+sizes 0 or above 1e-3 µm and a lens ID in the table below. Everything else is left to Bio-Formats (also the
+stage layouts Bio-Formats fails on: a zero and a single non-zero X, or Y, position while the other axis has
+two).
 """
 
 from __future__ import annotations
@@ -55,16 +57,18 @@ SEQUENCES = {0: "ZTWP", 1: "WZTP", 2: "ZWTP", 3: "ZPWT", 4: "ZWPT", 5: "WZPT", 6
 @dataclass(frozen=True)
 class Lens:
     magnification: float
-    na: float
+    na: float | None
     immersion: str
     correction: str
-    manufacturer: str
+    manufacturer: str | None
     model: str | None
     working_distance: float | None
 
 
-#: Lens IDs from Bio-Formats' DeltavisionReader.populateObjective that this engine knows (others declined).
+#: Lens IDs from Bio-Formats' DeltavisionReader.populateObjective that this engine knows (others declined);
+#: 0 is its default case (checked live: Correction and Immersion Other, magnification 0.0, nothing else).
 LENSES = {
+    0: Lens(0.0, None, "Other", "Other", None, None, None),  # no lens recorded: Bio-Formats' default objective
     10000: Lens(100.0, 1.30, "Oil", "Apo", "Olympus", "1-LB393", None),
     10002: Lens(100.0, 1.40, "Oil", "PlanApo", "Olympus", "1-UB935", 0.10),
     10003: Lens(100.0, 1.35, "Oil", "PlanApo", "Olympus", "1-UB836", 0.10),
@@ -172,8 +176,7 @@ def read_dv(path: str) -> DvImage:
         emission = list(struct.unpack_from(e + "5h", head, 198)) + [0] * max(0, size_c - 5)
         if lens_id not in LENSES:
             raise Declined(f"lens ID {lens_id} (not in this engine's table)")
-        title = head[224:304].replace(b"\x00", b"").decode("utf-8", errors="replace")
-        description = title if title and all(ch >= " " or ch in "\t\n" for ch in title) else None
+        description = _title(head[224:304])
         ints, floats = struct.unpack_from(e + "hh", head, 128)
         start = HEADER + ints * 4
         step = (ints + floats) * 4
@@ -199,6 +202,18 @@ def read_dv(path: str) -> DvImage:
                    LENSES[lens_id], description, planes)
 
 
+def _title(raw: bytes) -> str | None:
+    """The first title as Bio-Formats' document holds it (checked live on crafted titles): Latin-1, NULs
+    dropped (none left: no Description), ISO control characters but tab and newline dropped, then trimmed as
+    Java trims unless only white space is left (kept: an empty Description is written differently). The
+    title count at 220 is not consulted."""
+    text = raw.replace(b"\x00", b"").decode("latin-1")
+    if not text:
+        return None
+    kept = "".join(ch for ch in text if ch in "\t\n" or not (ch < " " or "\x7f" <= ch <= "\x9f"))
+    return ox.jtrim(kept) or kept
+
+
 def _tiles(values: list[float]) -> tuple[int, bool]:
     unique: list[float] = []
     zero = False
@@ -211,12 +226,19 @@ def _tiles(values: list[float]) -> tuple[int, bool]:
 
 
 def _check_one_series(planes: list[PlaneHeader], size_t: int) -> None:
-    """Bio-Formats splits T into stage positions when the distinct stage X times Y positions divide it."""
-    x_tiles, zero_x = _tiles([p.position[0] for p in planes])
-    y_tiles, zero_y = _tiles([p.position[1] for p in planes])
+    """Bio-Formats splits T into stage positions when the distinct stage X times Y positions divide it (a zero
+    position counts as a tile of its axis once either axis has two)."""
+    x_unique, zero_x = _tiles([p.position[0] for p in planes])
+    y_unique, zero_y = _tiles([p.position[1] for p in planes])
+    x_tiles, y_tiles = x_unique, y_unique
     if x_tiles > 1 or y_tiles > 1:
         x_tiles += zero_x
         y_tiles += zero_y
+    if (x_tiles > 1 and x_unique < 2) or (y_tiles > 1 and y_unique < 2):
+        # it then compares its first two distinct non-zero positions of that axis, and there is one: it throws
+        # IndexOutOfBoundsException (checked live: tests/test_differential_dv.py)
+        raise Declined("one non-zero stage position beside zeros on an axis whose tiles Bio-Formats counts "
+                       "(Bio-Formats fails on it)")
     positions = x_tiles * y_tiles
     if 0 < positions <= size_t and positions > 1 and size_t % positions == 0:
         raise Declined(f"{positions} stage positions (Bio-Formats makes one series each)")
@@ -227,15 +249,18 @@ def document(image: DvImage) -> str:
     objective_id = f"Objective:{image.lens_id}"
     instrument = ox.El("Instrument", {"ID": "Instrument:0"})
     objective = {"ID": objective_id, "Correction": lens.correction, "Immersion": lens.immersion,
-                 "LensNA": ox.jdouble(lens.na), "Manufacturer": lens.manufacturer,
                  "NominalMagnification": ox.jdouble(lens.magnification)}
+    if lens.na is not None:
+        objective["LensNA"] = ox.jdouble(lens.na)
+    if lens.manufacturer is not None:
+        objective["Manufacturer"] = lens.manufacturer
     if lens.model is not None:
         objective["Model"] = lens.model
     if lens.working_distance is not None:
         objective.update(WorkingDistance=ox.jdouble(lens.working_distance), WorkingDistanceUnit="mm")
     instrument.add(ox.El("Objective", objective))
     img = ox.El("Image", {"ID": "Image:0", "Name": image.name})
-    if image.description:
+    if image.description is not None:
         img.add(ox.El("Description", text=image.description))
     img.add(ox.El("InstrumentRef", {"ID": "Instrument:0"}))
     img.add(ox.El("ObjectiveSettings", {"ID": objective_id}))

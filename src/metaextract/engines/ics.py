@@ -27,7 +27,8 @@ synthetic headers in ``tests/test_engines_ics.py``):
 * ``parameter scale`` gives the physical size of axis ``x``/``y``/``z`` at the same index when its
   ``parameter units`` word is ``um``, ``microns``, ``micrometers`` or missing (case kept; a ``units``
   list one short gets ``nm`` inserted at the ``ch`` axis), values at or below zero giving none, and the
-  time increment of axis ``t`` in ms (unit ``ms`` or missing) or s (``s``, ``seconds``);
+  time increment of axis ``t`` in ms (unit ``ms`` or missing) or s (``s``, ``seconds``), zero or negative
+  as it is;
 * channel axes of one length and one kind (``c…`` or other) add a ModuloAlongC annotation (type other,
   "TCSPC", 0 … length - 1) when that length is above 1;
 * every other Bio-Formats element is the same for every such header (an Experiment of type Other, an
@@ -313,9 +314,7 @@ def describe(header: IcsHeader, *, strict: bool) -> IcsImage:
                     raise Declined(f"physical size {value} µm (Bio-Formats may change its unit)")
                 if value > 0:
                     physical[axis.upper()] = value
-            elif axis == "t" and unit in ("", "ms", "s", "seconds"):
-                if value <= 0:
-                    raise Declined(f"time increment {value}")
+            elif axis == "t" and unit in ("", "ms", "s", "seconds"):  # zero and negative ones too (checked live)
                 time_increment = (value, "ms" if unit in ("", "ms") else "s")
     lengths_c = {length for length, _ in channel_axes} or {1}
     kinds = {kind for _, kind in channel_axes} or {"channel"}
