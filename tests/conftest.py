@@ -115,6 +115,16 @@ def pg_admin() -> str:
 @pytest.fixture
 def pg_url(pg_admin: str) -> Iterator[str]:
     """A fresh PostgreSQL database, dropped after the test."""
+    yield from _fresh_pg(pg_admin)
+
+
+@pytest.fixture
+def pg_url_2(pg_admin: str) -> Iterator[str]:
+    """Another fresh PostgreSQL database, for a test that compares two."""
+    yield from _fresh_pg(pg_admin)
+
+
+def _fresh_pg(pg_admin: str) -> Iterator[str]:
     name = f"metaextract_test_{uuid.uuid4().hex[:12]}"
     conn = _pg_connect(pg_admin)
     try:

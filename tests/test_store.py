@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -39,6 +40,90 @@ def test_the_head_known_without_alembic_is_alembics_head(store: Store) -> None:
     with store.begin() as conn:  # a database one revision behind is not at the head: Alembic runs
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
     assert not at_head(store.engine)
+
+
+def _schema(conn: Any) -> list[tuple[Any, ...]]:
+    """Everything a schema is made of, as the database itself tells it (tables, columns, types, defaults,
+    constraints, indexes), in a fixed order."""
+    if conn.dialect.name == "sqlite":
+        return [tuple(r) for r in conn.exec_driver_sql(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").all()]
+    columns = conn.exec_driver_sql(
+        "SELECT table_name, column_name, data_type, is_nullable, column_default, character_maximum_length "
+        "FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY 1, 2").all()
+    constraints = conn.exec_driver_sql(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE connamespace = current_schema()::regnamespace ORDER BY 1, 2").all()
+    indexes = conn.exec_driver_sql("SELECT tablename, indexname, indexdef FROM pg_indexes "
+                                   "WHERE schemaname = current_schema() ORDER BY 1, 2").all()
+    return [tuple(r) for r in (*columns, *constraints, *indexes)]
+
+
+def test_a_new_database_is_made_from_the_recorded_migrations_without_alembic(db_url: str, tmp_path: Path,
+                                                                           request: pytest.FixtureRequest) -> None:
+    """The recording is what Alembic runs today (a migration added without recording again fails here, with
+    the command that records), and a database made from it equals one Alembic migrated, while the process
+    that made it never imported Alembic."""
+    import subprocess
+    import sys
+
+    from metaextract.store.db import create_store_engine
+    from metaextract.store.migrations import recorded
+
+    script = ("import sys; from metaextract.store import open_store; open_store(sys.argv[1]).close(); "
+              "print('alembic' in sys.modules)")
+    made = subprocess.run([sys.executable, "-c", script, db_url], capture_output=True, text=True, check=True)
+    assert made.stdout.strip() == "False", made.stderr
+    migrated_url = (f"sqlite:///{tmp_path / 'migrated.db'}" if db_url.startswith("sqlite")
+                    else str(request.getfixturevalue("pg_url_2")))
+    engine = create_store_engine(migrated_url)
+    try:
+        got = recorded.record(engine)
+        dialect = engine.dialect.name
+        assert got == recorded.statements(dialect), (
+            "the migrations changed: record them again with `python -m metaextract.store.migrations.recorded "
+            "postgresql+psycopg://USER@HOST/AN_EMPTY_DATABASE`")
+        with engine.connect() as conn:
+            by_alembic = _schema(conn)
+    finally:
+        engine.dispose()
+    with open_store(db_url) as store, store.connect() as conn:
+        assert _schema(conn) == by_alembic and len(by_alembic) > 30
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == HEAD
+
+
+def test_processes_making_one_new_database_at_once_make_it_once(db_url: str) -> None:
+    """Four commands opening the same new database together: one makes the schema (SQLite's immediate
+    transaction, PostgreSQL's advisory lock), the others find it made; all of them work."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from metaextract.store import open_store; from metaextract.experiment import "
+              "create_experiment; s = open_store(sys.argv[1]); create_experiment(s, sys.argv[2]); s.close()")
+    procs = [subprocess.Popen([sys.executable, "-c", script, db_url, f"e{i}"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outs]
+    with open_store(db_url) as store, store.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [(HEAD,)]
+        names = sorted(r[0] for r in conn.execute(select(experiments.c.name)))
+    assert names == ["e0", "e1", "e2", "e3"]
+
+
+def test_a_database_holding_other_tables_is_migrated_by_alembic_not_replayed(sqlite_url: str) -> None:
+    """Only an empty database gets the recording: one with a table of someone else's goes through Alembic."""
+    import sqlite3
+
+    path = sqlite_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE theirs (x INTEGER)")
+    raw.close()
+    from metaextract.store.migrations import recorded
+
+    with open_store(sqlite_url) as store, store.connect() as conn:
+        assert not recorded.is_empty(conn)
+        names = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"theirs", "experiments", "planes", "alembic_version"} <= names
 
 
 def test_open_store_twice_keeps_data(db_url: str) -> None:

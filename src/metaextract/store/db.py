@@ -163,6 +163,10 @@ def create_store_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+#: The PostgreSQL advisory lock that serialises schema creation and migration between processes.
+MIGRATION_LOCK = 726354
+
+
 def at_head(engine: Engine) -> bool:
     """Whether the database's schema is already at this version's newest revision (one small read; a
     database without the version table, new or not ours, is not)."""
@@ -178,11 +182,21 @@ def at_head(engine: Engine) -> bool:
     return [r[0] for r in rows] == [HEAD]
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, *, replaying: bool = True) -> None:
     """Run the Alembic migrations up to ``head`` (serialised between processes on both databases); a
-    database already at the head is left as it is without starting Alembic."""
+    database already at the head is left as it is without starting Alembic, and an empty one gets the
+    migrations' recorded statements (:mod:`~metaextract.store.migrations.recorded`; not with
+    ``replaying=False``), also without Alembic."""
     if at_head(engine):
         return
+    if replaying:
+        from metaextract.store.migrations import recorded
+
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            if recorded.replay(conn):
+                return
     from alembic import command
     from alembic.config import Config
 
@@ -190,7 +204,7 @@ def upgrade(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(726354)")
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         _refuse_newer(cfg, conn)
         command.upgrade(cfg, "head")
