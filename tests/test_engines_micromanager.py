@@ -314,6 +314,7 @@ def _variant(text: str, name: str) -> str:
         "camera-key-before-core-camera": _edit(text, ('"FrameKey-0-0-0": {',
                                                       '"FrameKey-0-0-0": {\n  "Andor Zyla 4.2-Temperature": "-5",')),
         "binning-2": _edit(text, ('"Andor Zyla 4.2-Binning": "1x1",', '"Andor Zyla 4.2-Binning": "2",')),
+        "binning-3x3": _edit(text, ('"Andor Zyla 4.2-Binning": "1x1",', '"Andor Zyla 4.2-Binning": "3x3",')),
         "comment": _edit(text, ('"Positions": 1', '"Positions": 1,\n  "Comment": "cells, fixed: day 3"')),
         "z-step": _edit(text, ('"Slices": 1,', '"Slices": 3,'),
                         ('"Positions": 1', '"Positions": 1,\n  "z-step_um": 0.5')),
@@ -333,8 +334,9 @@ def _variant(text: str, name: str) -> str:
 
 
 VARIANTS = ("time-utc", "time-gmt", "time-ut", "time-cet", "time-jst", "exposure", "exposure-string", "position-name",
-            "position-name-null", "camera", "camera-key-before-core-camera", "binning-2", "comment", "z-step", "colour",
-            "pixel-size-0", "slices-first", "two-frames-sorted-stamps", "frame-missing-for-t0", "three-t-two-frames",
+            "position-name-null", "camera", "camera-key-before-core-camera", "binning-2", "binning-3x3", "comment",
+            "z-step", "colour", "pixel-size-0", "slices-first", "two-frames-sorted-stamps", "frame-missing-for-t0",
+            "three-t-two-frames",
             "two-channels", "fewer-names-than-channels", "last-line-loses-a-character", "crlf")
 
 
@@ -352,6 +354,7 @@ def test_metadata_txt_variants_equal_live_bioformats(name: str, tmp_path: Path, 
         "exposure": 'ExposureTime="50.0" ExposureTimeUnit="ms"',
         "position-name": 'Name="Pos-A1"',
         "camera": 'Gain="-3.0"',
+        "binning-3x3": 'Binning="Other"',
         "two-frames-sorted-stamps": 'DeltaT="1000.0" DeltaTUnit="ms" ExposureTime="80.0" ExposureTimeUnit="ms" '
                                     'TheC="0" TheT="0"',
         "last-line-loses-a-character": 'DeltaT="12345.0"',
@@ -382,7 +385,8 @@ DECLINED_TXT: dict[str, tuple[tuple[str, str], ...] | str] = {
     "spim": (('"Positions": 1', '"Positions": 1,\n  "SPIMmode": 1'),),
     "ccd-mode": ((AFTER, AFTER + '\n  "Andor Zyla 4.2-CCDMode": "EM"'),),
     "dac-volts": ((AFTER, AFTER + '\n  "DAC-1-Volts": "2.5",'),),
-    "no-binning": (('"Andor Zyla 4.2-Binning": "1x1",', '"Andor Zyla 4.2-Binning": "3x3",'),),
+    "no-binning": (('"Andor Zyla 4.2-Binning": "1x1",', '"Andor Zyla 4.2-Binning": "bin 2",'),),
+    "first-plane-without-frame": (('"Slices": 1,', '"Slices": 2,'), ('"FrameKey-0-0-0"', '"FrameKey-0-0-1"')),
     "ij-type-2": (('"IJType": 1,', '"IJType": 2,'),),
     "no-channels": (('  "Channels": 1,\n', ''),),
     "more-names": (('"ChNames": ["Default"],', '"ChNames": ["A", "B"],'),),
@@ -403,7 +407,7 @@ DECLINED_WHY = {
     "no-binning": "binning", "ij-type-2": "IJType", "no-channels": "no Channels", "more-names": "more channel names",
     "array-over-lines": "summary line", "blank-line": "summary line", "nested-block": "frame line",
     "coords-block": "other than FrameKey", "missing-tiff": "not in the folder", "tiny-pixel": "PixelSize_um",
-    "huge": "sizes",
+    "huge": "sizes", "first-plane-without-frame": "no frame among the first planes",
 }
 
 
@@ -429,14 +433,20 @@ def test_metadata_txt_folders_that_change_the_reader(tmp_path: Path, corpus: Pat
     assert _claim(mm, acq) == 0
 
 
-def test_metadata_txt_with_stage_positions_in_the_tiff_is_declined(tmp_path: Path, corpus: Path,
-                                                                    mm: MicromanagerEngine) -> None:
+def test_metadata_txt_with_stage_positions_in_the_tiff(tmp_path: Path, corpus: Path, mm: MicromanagerEngine,
+                                                       bioformats: BioFormatsEngine) -> None:
+    # MicromanagerReader does not read the positions in the TIFF's Micro-Manager tag (checked live here and over
+    # random variants in test_differential_micromanager.py); positions in its ImageJ metadata stay declined
     text = (corpus / METADATA_TXT).read_text("utf-8")
     path = _mm_folder(tmp_path, corpus, "positions", text)
     tiff = path.parent / _MM_TIF
     tiff.unlink()
     tifffile.imwrite(tiff, np.zeros((8, 8), np.uint16),
                      extratags=[(51123, "s", 0, '{"XPositionUm": 12.5, "ChannelIndex": 0}', True)])
+    assert _claim(mm, path) == CLAIM
+    assert normalise(mm.extract(str(path))) == normalise(bioformats.extract(str(path)))
+    tiff.unlink()
+    tifffile.imwrite(tiff, np.zeros((8, 8), np.uint16), imagej=True, metadata={"Info": "XPositionUm=12.5"})
     assert _claim(mm, path) == 0
     with pytest.raises(ExtractionError, match="stage positions"):
         mm.extract(str(path))
