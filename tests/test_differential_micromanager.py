@@ -54,9 +54,12 @@ METADATA_VARIANTS = 36
 MMSTACK_VARIANTS = 16
 #: native answers (each Bio-Formats' whole document) expected at least, of the 52 variants this seed draws
 AGREE_FLOOR = 20
-#: summary times: zones Joda-Time parses (UTC, GMT, PST) and does not (CEST, JST), a weekday not the date's
+#: summary times: zones Joda-Time parses (UTC, GMT, US zones in and out of daylight saving time, in a change)
+#: and does not (CEST, JST), weekdays not the date's
 TIMES = (TIME, "Wed Jul 06 10:50:32 UTC 2016", "Thu Jan 07 08:00:01 GMT 2016", "Wed Jul 06 10:50:32 JST 2016",
-         "Wed Jul 06 10:50:32 PST 2016", "Mon Jul 06 10:50:32 UTC 2016")
+         "Wed Jul 06 10:50:32 PST 2016", "Mon Jul 06 10:50:32 UTC 2016", "Tue Jan 05 23:30:00 EST 2016",
+         "Fri Jul 08 10:50:32 CDT 2016", "Sun Jul 06 22:05:00 MST 2016", "Sat Dec 31 23:59:59 PDT 2016",
+         "Sun Mar 13 02:30:00 PST 2016", "Sun Nov 06 01:30:00 EST 2016")
 NAMES = ("DAPI", "GFP", "Cy5", "Default", "mCherry 561")
 FRAME_KEY = '"FrameKey-0-0-0": {'
 ELAPSED = '"ElapsedTime-ms": 4422406,'
@@ -197,8 +200,7 @@ def variants(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> list[tup
 DECLINED_KINDS = {
     "frames in several TIFF files": "frames in two TIFFs (multi-file)",
     "Pos_ folder": "a Pos_ folder (multi-position)",
-    "zone whose offset": "a US time zone",
-    "weekday": "a weekday not the date's",
+    "daylight-saving change": "a US time in a daylight-saving change",
     "no frame among the first planes": "no frame among the first planes (TIFF not read)",
     "camera binning": "a binning that is not NxM",
     "planes in another file": "MMStack planes in another file",

@@ -50,8 +50,9 @@ Which Bio-Formats reader answers decides what it prints. In ``readers.txt`` ``OM
   type and the byte order come from that TIFF's first IFD. The date is ``Time`` read with Joda-Time's
   ``EEE MMM dd HH:mm:ss zzz yyyy``, which knows only the zone names UT, UTC, GMT and the US ones: any
   other zone (CEST as in the corpus, CET, JST, BST …) gives no date; UT/UTC/GMT give that time
-  (Bio-Formats prints it in the JVM's zone, UTC for the reference); US zones and a weekday that is not the
-  date's (Joda moves the date) are declined. Everything else is constant: Instrument:0 with Detector:0:0
+  (Bio-Formats prints it in the JVM's zone, UTC for the reference), US zones their city's time (daylight
+  saving by the date; a time in a change is declined), and a weekday that is not the date's moves the date
+  within its ISO week, as Joda does. Everything else is constant: Instrument:0 with Detector:0:0
   of type Other, one DetectorSettings (binning, gain) per named channel, no objective.
   Claimed only for one position (no ``Pos_`` folder, no ``Acqusition.xml``, no plain ``metadata.txt``
   beside a prefixed one) whose file is a Summary block then FrameKey blocks of one-line entries, every
@@ -391,6 +392,10 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _TIME = re.compile(r"([A-Z][a-z]{2}) ([A-Z][a-z]{2}) (\d\d) (\d\d):(\d\d):(\d\d) ([A-Za-z]{1,6}) (\d{4})")
 #: Zone names Joda-Time (Bio-Formats' DateTools) parses; any other zone name gives no date.
 JODA_ZONES = frozenset({"UT", "UTC", "GMT", "EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT"})
+#: Joda-Time's default zone names: the US ones are cities' zones (``DateTimeUtils.getDefaultTimeZoneNames``).
+US_ZONES = {f"{letter}{kind}": city for letter, city in (("E", "America/New_York"), ("C", "America/Chicago"),
+                                                         ("M", "America/Denver"), ("P", "America/Los_Angeles"))
+            for kind in ("ST", "DT")}
 BINNINGS = frozenset({"1x1", "2x2", "4x4", "8x8"})
 #: a camera binning ``NxM``: one outside :data:`BINNINGS` is written ``Other``, as Bio-Formats does
 _BINNING = re.compile(r"[0-9]{1,6}x[0-9]{1,6}")
@@ -399,7 +404,12 @@ _MM_TYPES = {8: "uint8", 16: "uint16"}
 
 
 def _acquisition_date(time: str | None) -> str | None:
-    """``Time`` as ``DateTools.formatDate(time, "EEE MMM dd HH:mm:ss zzz yyyy")`` gives it (Joda, UTC JVM)."""
+    """``Time`` as ``DateTools.formatDate(time, "EEE MMM dd HH:mm:ss zzz yyyy")`` gives it (Joda, UTC JVM).
+
+    Joda sets the parsed fields largest range first, so the weekday comes after the day of the month and moves
+    the date within its ISO week (Monday first); a US zone name is its city's zone, daylight saving time by
+    the date whatever the name says (``PST`` in July is UTC-7). Local times in a daylight-saving change are
+    declined."""
     if time is None:
         return None
     match = _TIME.fullmatch(time)
@@ -408,16 +418,21 @@ def _acquisition_date(time: str | None) -> str | None:
     day, month, dd, hh, mi, ss, zone, year = match.groups()
     if zone not in JODA_ZONES:
         return None  # Joda-Time knows no other zone name: Bio-Formats writes no date (checked live)
-    if zone not in ("UT", "UTC", "GMT") or month not in _MONTHS or day not in _DAYS:
-        raise Decline(f"a summary Time in a zone whose offset this engine does not reproduce: {time!r}")
+    if month not in _MONTHS or day not in _DAYS:
+        raise Decline(f"a summary Time of an unknown month or day name: {time!r}")
     import datetime
+    from zoneinfo import ZoneInfo
 
     try:
         when = datetime.datetime(int(year), _MONTHS.index(month) + 1, int(dd), int(hh), int(mi), int(ss))
-    except ValueError:
+        when += datetime.timedelta(days=_DAYS.index(day) - when.weekday())
+    except (ValueError, OverflowError):
         raise Decline(f"a summary Time that is no calendar date: {time!r}") from None
-    if _DAYS[when.weekday()] != day:
-        raise Decline(f"a summary Time whose weekday is not its date's (Joda moves the date): {time!r}")
+    if zone in US_ZONES:
+        local = when.replace(tzinfo=ZoneInfo(US_ZONES[zone]))
+        if local.utcoffset() != local.replace(fold=1).utcoffset():
+            raise Decline(f"a summary Time in a daylight-saving change: {time!r}")
+        when = local.astimezone(datetime.UTC).replace(tzinfo=None)
     return when.strftime("%Y-%m-%dT%H:%M:%S")
 
 
