@@ -8,7 +8,8 @@ none, an empty value), an optical path, total pixel matrices, dates and times (c
 study; an old ``yyyy.MM.dd`` date with times with and without colons), instance and series numbers, the
 transfer syntax (explicit or implicit VR), and siblings in the folder (another series, or the same one,
 which Bio-Formats may group with the file). PALETTE COLOR, inner empty ImageType values, old dates with a
-time without colons and implicit VR were declined before this test showed them whole; they are claimed now.
+time without colons, implicit VR and two optical paths of an image that is not tiled were declined before
+this test showed them whole; they are claimed now.
 
 For each, ``auto`` (through :func:`~metaextract.extraction.pipeline.extract_file`) is compared with
 Bio-Formats for the same file: wherever the pydicom engine answers, its document must equal Bio-Formats'
@@ -43,7 +44,7 @@ DECLINED_KINDS = {
     "ImageType with only empty values": "an ImageType of only empty values",
     "with a time of colons": "an old-style ContentDate with a time of colons (a date Bio-Formats reads oddly)",
     "sibling DICOM files": "a sibling Bio-Formats may group with the file",
-    "optical paths": "more than one optical path",
+    "optical paths in a tiled image": "more than one optical path in a tiled image",
 }
 
 
@@ -110,8 +111,12 @@ def make_variant(rng: random.Random, folder: Path) -> tuple[Path, list[str]]:
     change = rng.choice((None, None, None, "optical path", "two optical paths", "shared spacing", "total matrix"))
     if change == "optical path":
         edit(path, optical_paths(1, rng.choice(("GFP", None))))
-    elif change == "two optical paths":
+    elif change == "two optical paths":  # described alike, apart, or the first not at all
         edit(path, optical_paths(2))
+        second, first = rng.choice((("GFP", "GFP"), ("DAPI", "GFP"), ("DAPI", None)))
+        edit(path, lambda ds: setattr(ds.OpticalPathSequence[1], "OpticalPathDescription", second))
+        if first is None:
+            edit(path, lambda ds: delattr(ds.OpticalPathSequence[0], "OpticalPathDescription"))
     elif change == "shared spacing":
         edit(path, shared_spacing)
     elif change == "total matrix":

@@ -23,7 +23,8 @@ DicomReader's rules reproduced (learnt from its source and the 7.3.1 bytecode):
   groups winning over the top-level one; PhysicalSizeZ is SpacingBetweenSlices in mm; values <= 0 are
   left out;
 - the first Plane gets ImagePositionPatient as its position in mm;
-- the channel is named by OpticalPathDescription (one optical path);
+- the channel is named by the first OpticalPathDescription of its optical paths (one channel whatever their
+  number, checked on images that are not tiled);
 - no AcquisitionDate: Bio-Formats builds it from ContentDate/ContentTime with the pattern
   ``yyyy.MM.dd HH:mm:ss``, which a standard DA value (``YYYYMMDD``) never matches, nor a time without
   colons (an old ``2020.01.02`` date with ``10:11:12.5`` gives ``2020-01-02T10:11:12.005``: declined);
@@ -42,7 +43,8 @@ Declined (left to Bio-Formats; ``extract`` says why): transfer syntaxes other th
 little endian, JPEG (baseline, extended, lossless) and JPEG 2000 (big endian, RLE, deflate ...);
 elements of a VR 7.3.1 throws on (Bio-Formats fails: the rescue path answers); photometric
 interpretations other than MONOCHROME1/2, RGB, YBR_FULL(_422), PALETTE COLOR; SamplesPerPixel other than 1 or
-3; BitsAllocated other than 1, 8, 16 or 32; more than one optical path; PixelSpacing without two values;
+3; BitsAllocated other than 1, 8, 16 or 32; more than one optical path in a tiled image; PixelSpacing without
+two values;
 ImageType with only empty values; a non-standard ContentDate with a time of colons; float pixel data;
 elements after uncompressed
 pixel data; a folder with siblings that might be grouped with the file, more than 64 sibling DICOMs, or
@@ -252,8 +254,10 @@ def image_of(ds: Any, file_name: str) -> DicomImage:
 
     paths = ds.get("OpticalPathSequence") or []
     names = [str(item.get("OpticalPathDescription")) for item in paths if "OpticalPathDescription" in item]
-    if len([item for item in paths if "OpticalPathIdentifier" in item]) > 1 or len(paths) > 1:
-        declined.append(f"{len(paths)} optical paths")
+    tiled = any(keyword in ds for keyword in ("TotalPixelMatrixColumns", "TotalPixelMatrixRows",
+                                               "TotalPixelMatrixFocalPlanes", "DimensionOrganizationType"))
+    if len(paths) > 1 and tiled:  # a classic image: one channel, named by the first description (live)
+        declined.append(f"{len(paths)} optical paths in a tiled image")
     if "" in names:
         declined.append("an empty OpticalPathDescription")
     channel_name = names[0] if names else None
