@@ -67,6 +67,15 @@ BINNING = '"Andor Zyla 4.2-Binning": "1x1",'
 FILE_NAME = f'"FileName": "{_MM_TIF}",'
 
 
+def _random_time(rng: random.Random) -> str:
+    """A summary Time of any weekday (the date's or not), in a zone Joda knows or not, across DST rules."""
+    day, month = rng.choice(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")), rng.choice(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))
+    zone = rng.choice(("EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT", "UTC", "GMT", "CET"))
+    return (f"{day} {month} {rng.randint(1, 28):02d} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:"
+            f"{rng.randint(0, 59):02d} {zone} {rng.choice((1999, 2006, 2016, 2024))}")
+
+
 def _summary(rng: random.Random, text: str, sizes: dict[str, int], done: list[str]) -> str:
     """The corpus summary with sizes, channels, calibration, time and extra fields drawn from ``rng``."""
     c = sizes["C"]
@@ -74,7 +83,7 @@ def _summary(rng: random.Random, text: str, sizes: dict[str, int], done: list[st
     colours = [str(rng.choice((-1, -16776961, -16711936, 65280))) for _ in range(rng.choice((c, 1)))]
     pixel = rng.choice(("0.108", "0.065", "1", "0", "2.5"))
     order = rng.choice(("false", "true", None))
-    time = rng.choice(TIMES)
+    time = rng.choice(TIMES) if rng.random() < 0.5 else _random_time(rng)
     text = _edit(text, ('"Slices": 1,', f'"Slices": {sizes["Z"]},'), ('"Frames": 1,', f'"Frames": {sizes["T"]},'),
                  ('"Channels": 1,', f'"Channels": {c},'),
                  ('"ChNames": ["Default"],', f'"ChNames": [{", ".join(names)}],'),
