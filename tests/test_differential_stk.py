@@ -42,6 +42,8 @@ DECLINED_EDITS = {
     "Bit Depth": "a Bit Depth description line",
     "2010:13:45": "a DateTime that is no date",
     "2010-03-05": "a DateTime not in the TIFF form",
+    "illumination b''": "an empty illumination setting",
+    "3e2 ms": "an exposure that is not a plain number",
 }
 UNITS_AT, ILLUM_AT = 6, 49  # UIC1 entries: the calibration unit, the first plane property (_IllumSetting_)
 
