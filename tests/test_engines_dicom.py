@@ -126,10 +126,18 @@ SYNTHETIC: dict[str, dict[str, Any]] = {
                      "DimensionOrganizationType": "TILED_FULL"},
     "optical-path-described": {"arr": np.zeros((6, 8), np.uint16), "edit": optical_paths(1)},
     "optical-path-undescribed": {"arr": np.zeros((6, 8), np.uint16), "edit": optical_paths(1, None)},
+    "two-optical-paths": {"arr": np.zeros((2, 6, 8), np.uint16), "frames": 2, "edit": optical_paths(2)},
     "shared-pixel-spacing-wins": {"arr": np.zeros((6, 8), np.uint16), "edit": shared_spacing},
     "content-date-and-time": {"arr": np.zeros((6, 8), np.uint16), "ContentDate": "20200102",
                               "ContentTime": "101112.5"},
     "zero-row-spacing": {"arr": np.zeros((6, 8), np.uint16), "spacing": (0.0, 0.5)},
+    "implicit-vr": {"arr": np.zeros((2, 6, 8), np.uint16), "frames": 2, "syntax": ImplicitVRLittleEndian,
+                    "edit": optical_paths(1)},
+    "palette": {"arr": np.zeros((6, 8), np.uint8), "photometric": "PALETTE COLOR",
+                "RedPaletteColorLookupTableDescriptor": [256, 0, 16], "RedPaletteColorLookupTableData": bytes(512)},
+    "empty-image-type-values": {"arr": np.zeros((6, 8), np.uint8), "image_type": ("ORIGINAL", "", "PRIMARY", "X")},
+    "old-content-date-without-colons": {"arr": np.zeros((6, 8), np.uint8), "ContentDate": "2020.01.02",
+                                        "ContentTime": "101112"},
 }
 
 
@@ -268,17 +276,20 @@ def _recode(ds: Dataset, syntax: str) -> None:
 
 
 DECLINED: dict[str, tuple[dict[str, Any], str]] = {
-    "implicit-vr": ({"arr": np.zeros((6, 8), np.uint16), "syntax": ImplicitVRLittleEndian}, "transfer syntax"),
+    "jpeg-ls": ({"arr": np.zeros((6, 8), np.uint8), "edit": lambda ds: _recode(ds, "1.2.840.10008.1.2.4.80")},
+                "transfer syntax 1.2.840.10008.1.2.4.80"),
     # RLE: Bio-Formats reports it not interleaved (checked live); not reproduced
     "rle": ({"arr": np.zeros((6, 8), np.uint8), "edit": lambda ds: _recode(ds, "1.2.840.10008.1.2.5")},
             "transfer syntax 1.2.840.10008.1.2.5"),
-    "palette": ({"arr": np.zeros((6, 8), np.uint8), "photometric": "PALETTE COLOR"}, "PALETTE COLOR"),
-    "two-optical-paths": ({"arr": np.zeros((2, 6, 8), np.uint16), "frames": 2, "edit": optical_paths(2)},
-                          "2 optical paths"),
-    "empty-image-type-value": ({"arr": np.zeros((6, 8), np.uint8), "image_type": ("ORIGINAL", "", "AXIAL")},
-                               "ImageType with empty values"),
+    "hsv": ({"arr": np.zeros((6, 8, 3), np.uint8), "samples": 3, "photometric": "HSV"}, "HSV"),
+    "two-optical-paths-tiled": ({"arr": np.zeros((2, 6, 8), np.uint16), "frames": 2, "edit": optical_paths(2),
+                                 "TotalPixelMatrixColumns": 16, "TotalPixelMatrixRows": 12},
+                                "2 optical paths in a tiled image"),
+    "only-empty-image-type-values": ({"arr": np.zeros((6, 8), np.uint8), "image_type": ("", "", "")},
+                                     "ImageType with only empty values"),
+    # live: 2020-01-02T10:11:12.005 (the fraction read as milliseconds); not reproduced
     "old-content-date": ({"arr": np.zeros((6, 8), np.uint8), "ContentDate": "2020.01.02",
-                          "ContentTime": "101112"}, "ContentDate"),
+                          "ContentTime": "10:11:12.5"}, "ContentDate"),
     "bits-allocated-12": ({"arr": np.zeros((6, 8), np.uint16), "edit": lambda ds: setattr(ds, "BitsAllocated", 12)},
                           "BitsAllocated 12"),
 }

@@ -198,7 +198,7 @@ def test_stk_outside_the_proven_kind_is_declined(corpus: Path, tmp_path: Path) -
     (tmp_path / "nd" / "MetamorphImage.nd").write_text('"NDInfoFile", Version 1.0\n')
     assert _claim(StkEngine(), nd) == 0
     units = _copy(corpus, STK_FILE, tmp_path / "mm", "a.tif")
-    _patch(units, _uic1_value(units, 6) + 4, b"mm")
+    _patch(units, _uic1_value(units, 6) + 4, b"\xb5m")  # a unit that is not UTF-8 (any other is read as µm)
     assert _claim(StkEngine(), units) == 0
     bits = _copy(corpus, STK_FILE, tmp_path / "bits", "a.tif")
     _patch(bits, bits.read_bytes().index(b"Subtract: Off"), b"Bit Depth: 12")

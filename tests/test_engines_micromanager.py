@@ -305,6 +305,11 @@ def _variant(text: str, name: str) -> str:
         "time-ut": _edit(text, (TIME, "Wed Jul 06 10:50:32 UT 2016")),
         "time-cet": _edit(text, (TIME, "Wed Jan 06 10:50:32 CET 2016")),
         "time-jst": _edit(text, (TIME, "Wed Jul 06 10:50:32 JST 2016")),
+        # US zone names are their cities' zones, daylight saving by the date (PST in July is UTC-7)
+        "time-pst": _edit(text, (TIME, "Wed Jul 06 10:50:32 PST 2016")),
+        "time-edt": _edit(text, (TIME, "Wed Jul 06 10:50:32 EDT 2016")),
+        # Joda sets the weekday after the day of the month: the date moves within its ISO week
+        "time-wrong-weekday": _edit(text, (TIME, "Mon Jul 06 10:50:32 UTC 2016")),
         "exposure": _edit(text, (AFTER, AFTER + '\n  "Exposure-ms": 50,')),
         "exposure-string": _edit(text, (AFTER, AFTER + '\n  "Exposure-ms": "12.5",')),
         "position-name": _edit(text, (AFTER, AFTER + '\n  "PositionName": "Pos-A1",')),
@@ -314,6 +319,7 @@ def _variant(text: str, name: str) -> str:
         "camera-key-before-core-camera": _edit(text, ('"FrameKey-0-0-0": {',
                                                       '"FrameKey-0-0-0": {\n  "Andor Zyla 4.2-Temperature": "-5",')),
         "binning-2": _edit(text, ('"Andor Zyla 4.2-Binning": "1x1",', '"Andor Zyla 4.2-Binning": "2",')),
+        "binning-3x3": _edit(text, ('"Andor Zyla 4.2-Binning": "1x1",', '"Andor Zyla 4.2-Binning": "3x3",')),
         "comment": _edit(text, ('"Positions": 1', '"Positions": 1,\n  "Comment": "cells, fixed: day 3"')),
         "z-step": _edit(text, ('"Slices": 1,', '"Slices": 3,'),
                         ('"Positions": 1', '"Positions": 1,\n  "z-step_um": 0.5')),
@@ -332,9 +338,11 @@ def _variant(text: str, name: str) -> str:
     return edits[name]
 
 
-VARIANTS = ("time-utc", "time-gmt", "time-ut", "time-cet", "time-jst", "exposure", "exposure-string", "position-name",
-            "position-name-null", "camera", "camera-key-before-core-camera", "binning-2", "comment", "z-step", "colour",
-            "pixel-size-0", "slices-first", "two-frames-sorted-stamps", "frame-missing-for-t0", "three-t-two-frames",
+VARIANTS = ("time-utc", "time-gmt", "time-ut", "time-cet", "time-jst", "time-pst", "time-edt", "time-wrong-weekday",
+            "exposure", "exposure-string", "position-name",
+            "position-name-null", "camera", "camera-key-before-core-camera", "binning-2", "binning-3x3", "comment",
+            "z-step", "colour", "pixel-size-0", "slices-first", "two-frames-sorted-stamps", "frame-missing-for-t0",
+            "three-t-two-frames",
             "two-channels", "fewer-names-than-channels", "last-line-loses-a-character", "crlf")
 
 
@@ -352,6 +360,10 @@ def test_metadata_txt_variants_equal_live_bioformats(name: str, tmp_path: Path, 
         "exposure": 'ExposureTime="50.0" ExposureTimeUnit="ms"',
         "position-name": 'Name="Pos-A1"',
         "camera": 'Gain="-3.0"',
+        "binning-3x3": 'Binning="Other"',
+        "time-pst": "<AcquisitionDate>2016-07-06T17:50:32</AcquisitionDate>",
+        "time-edt": "<AcquisitionDate>2016-07-06T14:50:32</AcquisitionDate>",
+        "time-wrong-weekday": "<AcquisitionDate>2016-07-04T10:50:32</AcquisitionDate>",
         "two-frames-sorted-stamps": 'DeltaT="1000.0" DeltaTUnit="ms" ExposureTime="80.0" ExposureTimeUnit="ms" '
                                     'TheC="0" TheT="0"',
         "last-line-loses-a-character": 'DeltaT="12345.0"',
@@ -374,15 +386,14 @@ def test_metadata_txt_named_plainly(tmp_path: Path, corpus: Path, mm: Micromanag
 
 #: Edits that leave the file to Bio-Formats (its rule there is not reproduced), with the reason given.
 DECLINED_TXT: dict[str, tuple[tuple[str, str], ...] | str] = {
-    "time-pst": ((TIME, "Wed Jul 06 10:50:32 PST 2016"),),  # live: 17:50 UTC (Los Angeles in summer)
-    "time-edt": ((TIME, "Wed Jul 06 10:50:32 EDT 2016"),),
-    "time-wrong-weekday": ((TIME, "Mon Jul 06 10:50:32 UTC 2016"),),  # live: Joda moves it to 2016-07-04
+    "time-dst-gap": ((TIME, "Sun Mar 13 02:30:00 PST 2016"),),  # a local time that does not exist
     "time-odd": ((TIME, "2016-07-06 10:50:32"),),
     "summary-filename": (('"Positions": 1', '"Positions": 1,\n  "FileName": "x.tif"'),),
     "spim": (('"Positions": 1', '"Positions": 1,\n  "SPIMmode": 1'),),
     "ccd-mode": ((AFTER, AFTER + '\n  "Andor Zyla 4.2-CCDMode": "EM"'),),
     "dac-volts": ((AFTER, AFTER + '\n  "DAC-1-Volts": "2.5",'),),
-    "no-binning": (('"Andor Zyla 4.2-Binning": "1x1",', '"Andor Zyla 4.2-Binning": "3x3",'),),
+    "no-binning": (('"Andor Zyla 4.2-Binning": "1x1",', '"Andor Zyla 4.2-Binning": "bin 2",'),),
+    "first-plane-without-frame": (('"Slices": 1,', '"Slices": 2,'), ('"FrameKey-0-0-0"', '"FrameKey-0-0-1"')),
     "ij-type-2": (('"IJType": 1,', '"IJType": 2,'),),
     "no-channels": (('  "Channels": 1,\n', ''),),
     "more-names": (('"ChNames": ["Default"],', '"ChNames": ["A", "B"],'),),
@@ -398,12 +409,12 @@ DECLINED_TXT: dict[str, tuple[tuple[str, str], ...] | str] = {
 
 #: What each declined edit's message names.
 DECLINED_WHY = {
-    "time-pst": "zone", "time-edt": "zone", "time-wrong-weekday": "weekday", "time-odd": "Time",
+    "time-dst-gap": "daylight-saving", "time-odd": "Time",
     "summary-filename": "FileName", "spim": "SPIMmode", "ccd-mode": "CCDMode", "dac-volts": "DAC",
     "no-binning": "binning", "ij-type-2": "IJType", "no-channels": "no Channels", "more-names": "more channel names",
     "array-over-lines": "summary line", "blank-line": "summary line", "nested-block": "frame line",
     "coords-block": "other than FrameKey", "missing-tiff": "not in the folder", "tiny-pixel": "PixelSize_um",
-    "huge": "sizes",
+    "huge": "sizes", "first-plane-without-frame": "no frame among the first planes",
 }
 
 
@@ -429,14 +440,20 @@ def test_metadata_txt_folders_that_change_the_reader(tmp_path: Path, corpus: Pat
     assert _claim(mm, acq) == 0
 
 
-def test_metadata_txt_with_stage_positions_in_the_tiff_is_declined(tmp_path: Path, corpus: Path,
-                                                                    mm: MicromanagerEngine) -> None:
+def test_metadata_txt_with_stage_positions_in_the_tiff(tmp_path: Path, corpus: Path, mm: MicromanagerEngine,
+                                                       bioformats: BioFormatsEngine) -> None:
+    # MicromanagerReader does not read the positions in the TIFF's Micro-Manager tag (checked live here and over
+    # random variants in test_differential_micromanager.py); positions in its ImageJ metadata stay declined
     text = (corpus / METADATA_TXT).read_text("utf-8")
     path = _mm_folder(tmp_path, corpus, "positions", text)
     tiff = path.parent / _MM_TIF
     tiff.unlink()
     tifffile.imwrite(tiff, np.zeros((8, 8), np.uint16),
                      extratags=[(51123, "s", 0, '{"XPositionUm": 12.5, "ChannelIndex": 0}', True)])
+    assert _claim(mm, path) == CLAIM
+    assert normalise(mm.extract(str(path))) == normalise(bioformats.extract(str(path)))
+    tiff.unlink()
+    tifffile.imwrite(tiff, np.zeros((8, 8), np.uint16), imagej=True, metadata={"Info": "XPositionUm=12.5"})
     assert _claim(mm, path) == 0
     with pytest.raises(ExtractionError, match="stage positions"):
         mm.extract(str(path))

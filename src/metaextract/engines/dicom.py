@@ -23,9 +23,13 @@ DicomReader's rules reproduced (learnt from its source and the 7.3.1 bytecode):
   groups winning over the top-level one; PhysicalSizeZ is SpacingBetweenSlices in mm; values <= 0 are
   left out;
 - the first Plane gets ImagePositionPatient as its position in mm;
-- the channel is named by OpticalPathDescription (one optical path);
+- the channel is named by the first OpticalPathDescription of its optical paths (one channel whatever their
+  number, checked on images that are not tiled);
 - no AcquisitionDate: Bio-Formats builds it from ContentDate/ContentTime with the pattern
-  ``yyyy.MM.dd HH:mm:ss``, which a standard DA value (``YYYYMMDD``) never matches.
+  ``yyyy.MM.dd HH:mm:ss``, which a standard DA value (``YYYYMMDD``) never matches, nor a time without
+  colons (an old ``2020.01.02`` date with ``10:11:12.5`` gives ``2020-01-02T10:11:12.005``: declined);
+- PALETTE COLOR is reported as grey (the lookup tables change nothing in the document);
+- ImageType values are Java's ``split``: inner and leading empty values count, trailing ones do not.
 
 Bio-Formats groups a DICOM with its siblings (same series, acquisition date and time) when the file has
 an InstanceNumber, SOPInstanceUID, acquisition date and time; ``auto`` reads such a file alone only when
@@ -35,12 +39,14 @@ acquisition date, or no acquisition date/time/instance), or a sibling makes Dico
 throw (an element of a value representation 7.3.1 cannot read -- OD, OF, OL, SV, UV, UR -- before the
 scan has what it looks for, as in a bulk annotation without Rows).
 
-Declined (left to Bio-Formats; ``extract`` says why): transfer syntaxes other than explicit VR little
-endian, JPEG (baseline, extended, lossless) and JPEG 2000 (implicit VR, big endian, RLE, deflate ...);
-elements of a VR 7.3.1 throws on (Bio-Formats fails: the rescue path answers); PALETTE COLOR and other
-photometric interpretations than MONOCHROME1/2, RGB, YBR_FULL(_422); SamplesPerPixel other than 1 or 3;
-BitsAllocated other than 1, 8, 16 or 32; more than one optical path; PixelSpacing without two values;
-ImageType with empty values; a non-standard ContentDate; float pixel data; elements after uncompressed
+Declined (left to Bio-Formats; ``extract`` says why): transfer syntaxes other than explicit and implicit VR
+little endian, JPEG (baseline, extended, lossless) and JPEG 2000 (big endian, RLE, deflate ...);
+elements of a VR 7.3.1 throws on (Bio-Formats fails: the rescue path answers); photometric
+interpretations other than MONOCHROME1/2, RGB, YBR_FULL(_422), PALETTE COLOR; SamplesPerPixel other than 1 or
+3; BitsAllocated other than 1, 8, 16 or 32; more than one optical path in a tiled image; PixelSpacing without
+two values;
+ImageType with only empty values; a non-standard ContentDate with a time of colons; float pixel data;
+elements after uncompressed
 pixel data; a folder with siblings that might be grouped with the file, more than 64 sibling DICOMs, or
 a DICOMDIR.
 
@@ -72,12 +78,16 @@ THROWING_VRS = frozenset({"OD", "OF", "OL", "SV", "UV", "UR"})
 #: Bio-Formats' own DICOM suffixes (isThisType(name) is true on the name alone)
 DICOM_SUFFIXES = (".dic", ".dcm", ".dicom", ".j2ki", ".j2kr")
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
+#: implicit VR little endian: random headers (sequences, dates, calibrations, photometrics) read as in explicit VR
+#: (tests/test_differential_dicom.py); its pixel data element has no VR field
+IMPLICIT_LE = "1.2.840.10008.1.2"
 #: JPEG baseline, extended, lossless (.57, .70) and JPEG 2000 (.90, .91): Bio-Formats stops reading tags at
 #: their encapsulated pixel data and reports the same document as uncompressed (RLE is not interleaved: declined)
 JPEG_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
                            "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"})
-CHECKED_SYNTAXES = frozenset({EXPLICIT_LE}) | JPEG_SYNTAXES
-PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422"})
+CHECKED_SYNTAXES = frozenset({EXPLICIT_LE, IMPLICIT_LE}) | JPEG_SYNTAXES
+#: PALETTE COLOR with or without its lookup tables (8 or 16-bit entries) gives the grey document (differential test)
+PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR"})
 _DATE = re.compile(r"\d{8}")
 
 
@@ -210,8 +220,8 @@ def image_of(ds: Any, file_name: str) -> DicomImage:
         kept = list(types)
         while kept and kept[-1] == "":
             kept.pop()
-        if "" in kept or not kept:
-            declined.append("ImageType with empty values")
+        if not kept:  # Java's split gives no value at all: not checked (inner empty values are kept, as here)
+            declined.append("ImageType with only empty values")
         name = kept[min(2, len(kept) - 1)] if kept else ""
     else:
         name = file_name
@@ -244,14 +254,18 @@ def image_of(ds: Any, file_name: str) -> DicomImage:
 
     paths = ds.get("OpticalPathSequence") or []
     names = [str(item.get("OpticalPathDescription")) for item in paths if "OpticalPathDescription" in item]
-    if len([item for item in paths if "OpticalPathIdentifier" in item]) > 1 or len(paths) > 1:
-        declined.append(f"{len(paths)} optical paths")
+    tiled = any(keyword in ds for keyword in ("TotalPixelMatrixColumns", "TotalPixelMatrixRows",
+                                               "TotalPixelMatrixFocalPlanes", "DimensionOrganizationType"))
+    if len(paths) > 1 and tiled:  # a classic image: one channel, named by the first description (live)
+        declined.append(f"{len(paths)} optical paths in a tiled image")
     if "" in names:
         declined.append("an empty OpticalPathDescription")
     channel_name = names[0] if names else None
 
-    if "ContentDate" in ds and "ContentTime" in ds and not _DATE.fullmatch(str(ds.get("ContentDate") or "")):
-        declined.append(f"ContentDate {str(ds.get('ContentDate'))!r} not in the DA form YYYYMMDD")
+    if "ContentDate" in ds and "ContentTime" in ds and not _DATE.fullmatch(str(ds.get("ContentDate") or "")) \
+            and ":" in str(ds.get("ContentTime") or ""):  # without colons the pattern never matches: no date
+        declined.append(f"ContentDate {str(ds.get('ContentDate'))!r} not in the DA form YYYYMMDD, with a time "
+                        "of colons")
     return DicomImage(name=name, description=description, size=(size_x, size_y, size_z, samples),
                       pixel_type=pixel_type, bits=bits, interleaved=interleaved, physical=(px, py, pz),
                       position=position, channel_name=channel_name, declined=declined)
@@ -498,10 +512,14 @@ def _pixel_data_problem(path: str, offset: int, syntax: str) -> str | None:
         return "pixel data not where the header ends"
     if syntax in JPEG_SYNTAXES:
         return None  # Bio-Formats stops reading tags at compressed pixel data
-    if head[4:6] not in (b"OB", b"OW"):
+    if syntax == IMPLICIT_LE:
+        length = int.from_bytes(head[4:8], "little")
+        end = offset + 8 + length
+    elif head[4:6] not in (b"OB", b"OW"):
         return f"pixel data of VR {head[4:6]!r}"
-    length = int.from_bytes(head[8:12], "little")
-    end = offset + 12 + length
+    else:
+        length = int.from_bytes(head[8:12], "little")
+        end = offset + 12 + length
     if length == 0xFFFFFFFF or end > size:
         return "uncompressed pixel data longer than the file"
     if size - end > 4:

@@ -23,12 +23,13 @@ by MetaMorph (``Software`` starting with "MetaMorph", which is what makes Bio-Fo
 take it) that carries only the UIC1 tag (33628) — no UIC2/UIC3/UIC4, so Bio-Formats builds no plane table,
 no light source and no z step. Bio-Formats then names the image "" (no ``.nd``, not a plate), takes the
 date from the TIFF ``DateTime``, the pixel size from UIC1 ``XCalibration``/``YCalibration`` (µm whatever
-the calibration unit says: only ``um`` is claimed), the stage position from UIC1 ``StagePosition``, the
-channel name from the first ``_IllumSetting_`` plane property, the exposure from an ``Exposure: N ms``
-description line, and writes DeltaT 0. Files with UIC2/3/4 tables (true STK stacks), a ``<MetaData>``
-description, a ``Bit Depth`` description line, a calibration in another unit than ``um``, a binning outside
-the OME enumeration, or an ``.nd``/``.scan``/``.htd`` or other companion in the folder are left to
-Bio-Formats. (Stage labels, which can make Bio-Formats build a plate, live in UIC4: excluded.)
+the calibration unit says: ``um``, ``mm``, ``nm``, ``in``, ``pixel`` were checked), the stage position from
+UIC1 ``StagePosition``, the channel name from the first ``_IllumSetting_`` plane property, the exposure
+from an ``Exposure: N ms`` description line, and writes DeltaT 0; a binning outside the OME enumeration is
+``Other``. Files with UIC2/3/4 tables (true STK stacks), a ``<MetaData>`` description, a ``Bit Depth``
+description line, no calibration unit (or one that is not UTF-8), a binning that is not of two positive
+factors, or an ``.nd``/``.scan``/``.htd`` or other companion in the folder are left to Bio-Formats. (Stage
+labels, which can make Bio-Formats build a plate, live in UIC4: excluded.)
 """
 
 from __future__ import annotations
@@ -485,6 +486,8 @@ STK_ALLOWED = frozenset({254, 256, 257, 258, 259, 262, 266, 270, 273, 277, 278, 
                          306, 317, UIC1})
 #: ``MetadataTools.getBinning`` values the engine writes as they are (anything else is declined).
 BINNINGS = frozenset({"1x1", "2x2", "4x4", "8x8"})
+#: a binning of positive factors: one outside :data:`BINNINGS` is written ``Other``
+_BINNING = re.compile(r"[1-9][0-9]{0,5}x[1-9][0-9]{0,5}")
 #: Siblings that make Bio-Formats read a MetaMorph file as part of a set (or a plate).
 STK_COMPANIONS = (".nd", ".scan", ".htd")
 _EXPOSURE = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
@@ -656,8 +659,8 @@ def parse_uic1(r: _Reader, offset: int, count: int) -> dict[str, Any]:
 
 def _stk_info(uic1: dict[str, Any]) -> StkInfo:
     """:class:`StkInfo` from :func:`parse_uic1`'s fields (raises :class:`_Decline` for anything unproven)."""
-    if uic1.get("units") != "um":
-        raise _Decline("calibration not in µm")
+    if not isinstance(uic1.get("units"), str):
+        raise _Decline("no calibration unit")  # any unit is read as µm (mm, nm, in, pixel: differential test)
     x, y = uic1.get("x"), uic1.get("y")
     if not isinstance(x, float) or not isinstance(y, float) or not (EPSILON < x < 1e6 and EPSILON < y < 1e6):
         raise _Decline("no usable spatial calibration")
@@ -671,8 +674,10 @@ def _stk_info(uic1: dict[str, Any]) -> StkInfo:
             raise _Decline("an illumination setting that is not plain text")
         channel_name = name
     binning = uic1.get("binning")
-    if binning is not None and binning not in BINNINGS:
+    if binning is not None and not _BINNING.fullmatch(binning):
         raise _Decline("camera binning not modelled")
+    if binning is not None and binning not in BINNINGS:
+        binning = "Other"  # MetadataTools.getBinning's fallback (1x2, 3x3: differential test)
     return StkInfo(big_endian=False, size_x=0, size_y=0, pixel_type="uint16", bits=16, date=None,
                    physical_x=physical_size(x), physical_y=physical_size(y), channel_name=channel_name,
                    binning=binning, exposure=None, stage=stage)
