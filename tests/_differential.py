@@ -11,9 +11,10 @@ first, so one run shows every kind that differs.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from metaextract.extraction.pipeline import extract_file
 from metaextract.ome import normalise
@@ -36,6 +37,25 @@ class Tally:
                 "declined kinds:\n" + "\n".join(f"  {n} x {reason}" for reason, n in self.declined.most_common())
                 + "".join(f"\nBio-Formats fails: {failure}" for failure in self.bioformats_fails))
 
+    def assert_proven(self, total: int, native: str, floor: int, *, reasons: Iterable[str] = (),
+                      known: Iterable[str] | None = None) -> None:
+        """A differential test's verdict on ``total`` variants: no native answer differs from Bio-Formats'
+        whole document; where Bio-Formats fails, ``auto`` left the variant to it (no native answer is more
+        than the seed's failure); at least ``floor`` variants agree and every native answer is ``native``'s;
+        each of ``reasons`` (kinds the test drew to be declined) is among the declines and failures; with
+        ``known``, every declined kind is one of those."""
+        report = self.report(total)
+        print("\n" + report)
+        assert self.mismatches == [], "\n".join(self.mismatches)
+        for failure in self.bioformats_fails:
+            assert "(auto: bioformats " in failure, failure
+        assert self.agree >= floor and self.answered[native] == self.agree, report
+        seen = " | ".join([*self.declined, *self.bioformats_fails])
+        for reason in reasons:
+            assert reason in seen, f"{reason!r} was drawn but not declined: {seen}"
+        if known is not None:
+            assert set(self.declined) <= set(known), f"declined for an unknown reason: {dict(self.declined)}"
+
 
 def _reason(error: str | None, path: Path) -> str:
     """The reason in a native engine's one-line error: without the file's path and the engine's preamble,
@@ -47,21 +67,26 @@ def _reason(error: str | None, path: Path) -> str:
     return text[:100]
 
 
-def compare_with_bioformats(variants: Iterable[tuple[Path, str]], native: str) -> Tally:
-    """Read each ``(path, label)`` with Bio-Formats and in ``auto``; ``native`` is the engine under test."""
+def compare_with_bioformats(variants: Iterable[tuple[Path, Any]], native: str,
+                            why: Callable[[Path, Any], str] | None = None) -> Tally:
+    """Read each ``(path, label)`` with Bio-Formats and in ``auto``; ``native`` is the engine under test. A
+    label is text or a list of what was drawn; ``why(path, label)``, when given, names the kind of a variant
+    ``auto`` left to Bio-Formats (default: the native engine's own error, asked by name)."""
     tally = Tally()
-    for path, label in variants:
+    for path, drawn in variants:
+        label = drawn if isinstance(drawn, str) else "; ".join(map(str, drawn))
         theirs = extract_file(str(path), "bioformats")
         ours = extract_file(str(path), "auto")
         name = (ours.engine or "").split(" ", 1)[0]
         tally.answered[name] += 1
-        why = "" if name != "bioformats" else _reason(extract_file(str(path), native).error, path)
+        why_not = ("" if name != "bioformats" else why(path, drawn) if why is not None
+                   else _reason(extract_file(str(path), native).error, path))
         if theirs.status != "ok":  # a native answer here is more than Bio-Formats gives, never less
-            tally.bioformats_fails.append(f"{label} (auto: {name} {ours.status}, {native}: {why or 'answers'}): "
+            tally.bioformats_fails.append(f"{label} (auto: {name} {ours.status}, {native}: {why_not or 'answers'}): "
                                           f"{_reason(theirs.error, path)}")
             continue
         if name == "bioformats":
-            tally.declined[why] += 1
+            tally.declined[why_not] += 1
             continue
         if ours.status != "ok":
             tally.mismatches.append(f"{label}: {name} failed where Bio-Formats reads it: {ours.error}")
@@ -72,3 +97,17 @@ def compare_with_bioformats(variants: Iterable[tuple[Path, str]], native: str) -
             continue
         tally.agree += 1
     return tally
+
+
+def named_kind(native: str, path: Path, kinds: Mapping[str, str],
+               answered: Callable[[str], str] = lambda _: "answered by name") -> str:
+    """The kind of a variant ``auto`` left to Bio-Formats, from the ``native`` engine's own answer by name:
+    ``kinds`` maps a part of its error to the kind; an answer it gives by name is ``answered(xml)``."""
+    from metaextract import engines
+    from metaextract.engines.base import ExtractionError
+
+    try:
+        message = answered(engines.get(native).extract(str(path)))
+    except ExtractionError as exc:
+        message = str(exc)
+    return next((kind for part, kind in kinds.items() if part in message), message)

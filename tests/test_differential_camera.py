@@ -83,15 +83,9 @@ def spe_variants(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> list
 
 @pytest.mark.slow
 def test_every_spe_answer_on_edited_files_equals_live_bioformats(spe_variants: list[tuple[Path, str]]) -> None:
-    tally = compare_with_bioformats(spe_variants, "spe")
-    print("\n" + tally.report(len(spe_variants)))
-    assert tally.mismatches == [], "\n".join(tally.mismatches)
-    for failure in tally.bioformats_fails:  # where Bio-Formats fails, the spe engine declines too
-        assert "(auto: bioformats failed" in failure, failure
-    assert tally.agree >= SPE_AGREE_FLOOR and tally.answered["spe"] == tally.agree, tally.report(len(spe_variants))
-    reasons = " | ".join([*tally.declined, *tally.bioformats_fails])
-    for reason in ("spe: datatype", "spe: NumFrames", "spe: a zero dimension", "ROIs (more than"):
-        assert reason in reasons, reasons
+    compare_with_bioformats(spe_variants, "spe").assert_proven(
+        len(spe_variants), "spe", SPE_AGREE_FLOOR,
+        reasons=("spe: datatype", "spe: NumFrames", "spe: a zero dimension", "ROIs (more than"))
 
 
 # -- SIF --------------------------------------------------------------------------------------------------
@@ -143,15 +137,9 @@ def sif_variants(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> list
 
 @pytest.mark.slow
 def test_every_sif_answer_on_edited_files_equals_live_bioformats(sif_variants: list[tuple[Path, str]]) -> None:
-    tally = compare_with_bioformats(sif_variants, "sif")
-    print("\n" + tally.report(len(sif_variants)))
-    assert tally.mismatches == [], "\n".join(tally.mismatches)
-    for failure in tally.bioformats_fails:  # where Bio-Formats fails, the sif engine declines too
-        assert "(auto: bioformats failed" in failure, failure
-    assert tally.agree >= SIF_AGREE_FLOOR and tally.answered["sif"] == tally.agree, tally.report(len(sif_variants))
-    reasons = " | ".join([*tally.declined, *tally.bioformats_fails])
-    for reason in ("not a plain integer", "fewer than", "below 1", "inside an earlier", "not plain ASCII"):
-        assert reason in reasons, reasons
+    compare_with_bioformats(sif_variants, "sif").assert_proven(
+        len(sif_variants), "sif", SIF_AGREE_FLOOR,
+        reasons=("not a plain integer", "fewer than", "below 1", "inside an earlier", "not plain ASCII"))
 
 
 def test_spe_edits_change_only_the_fields_set(corpus: Path, tmp_path: Path) -> None:

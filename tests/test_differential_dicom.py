@@ -19,7 +19,6 @@ whole (after normalisation); what it leaves to Bio-Formats is what it declines, 
 from __future__ import annotations
 
 import random
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,7 @@ import numpy as np
 import pytest
 from pydicom.uid import ImplicitVRLittleEndian
 
-from metaextract import engines
-from metaextract.engines.base import ExtractionError
-from metaextract.extraction.pipeline import extract_file
-from metaextract.ome import normalise
-from metaextract.ome.diff import first_difference
-
+from ._differential import compare_with_bioformats, named_kind
 from .test_engines_dicom import GROUPABLE, edit, optical_paths, shared_spacing, write_dicom
 
 SEED = 20
@@ -139,41 +133,9 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, list[
     return [make_variant(rng, folder / f"v{index:03d}") for index in range(VARIANTS)]
 
 
-def why_declined(path: Path) -> str:
-    """The kind of a variant ``auto`` left to Bio-Formats, from the engine's own answer by name."""
-    try:
-        engines.get("pydicom").extract(str(path))
-    except ExtractionError as exc:
-        message = str(exc)
-    else:
-        message = "answered by name"
-    return next((kind for part, kind in DECLINED_KINDS.items() if part in message), message)
-
-
 @pytest.mark.slow
 def test_every_native_answer_on_generated_dicoms_equals_live_bioformats(
         variants: list[tuple[Path, list[str]]]) -> None:
-    by_engine: Counter[str] = Counter()
-    declined: Counter[str] = Counter()
-    unreadable = 0
-    for path, done in variants:
-        theirs = extract_file(str(path), "bioformats")
-        ours = extract_file(str(path), "auto")
-        name = (ours.engine or "").split(" ", 1)[0]
-        if theirs.status != "ok":
-            unreadable += 1  # Bio-Formats fails on the variant: the native engine must not answer it either
-            assert name != "pydicom" or ours.status != "ok", (done, theirs.error)
-            continue
-        by_engine[name] += 1
-        if name != "pydicom":
-            declined[why_declined(path)] += 1
-            continue
-        assert ours.status == "ok", (done, ours.error)
-        difference = first_difference(ours.omexml or "", theirs.omexml or "")
-        assert difference is None, f"{done}: {difference}"
-        assert normalise(ours.omexml or "") == normalise(theirs.omexml or "")
-    print(f"\n{len(variants)} variants: {dict(by_engine)}, Bio-Formats failed on {unreadable}; "
-          f"declined: {dict(declined)}")
     # the comparison has teeth: most variants are answered natively, and every decline is a known kind
-    assert by_engine["pydicom"] >= AGREE_FLOOR, by_engine
-    assert set(declined) <= set(DECLINED_KINDS.values()), declined
+    tally = compare_with_bioformats(variants, "pydicom", lambda path, _: named_kind("pydicom", path, DECLINED_KINDS))
+    tally.assert_proven(len(variants), "pydicom", AGREE_FLOOR, known=DECLINED_KINDS.values())

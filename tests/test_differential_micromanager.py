@@ -24,19 +24,13 @@ import json
 import os
 import random
 import re
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 
-from metaextract import engines
-from metaextract.engines.base import ExtractionError
-from metaextract.extraction.pipeline import extract_file
-from metaextract.ome import normalise
-from metaextract.ome.diff import first_difference
-
+from ._differential import compare_with_bioformats, named_kind
 from .test_engines_micromanager import (
     _MM_TIF,
     AFTER,
@@ -217,41 +211,16 @@ DECLINED_KINDS = {
 }
 
 
-def why_declined(path: Path) -> str:
-    """The kind of a variant ``auto`` left to Bio-Formats, from the engine's own answer by name."""
-    try:
-        xml = engines.get("micromanager").extract(str(path))
-    except ExtractionError as exc:
-        message = str(exc)
-    else:
-        message = "key fields only" if 'ID="Instrument:0"' in xml else "answered by name"
-    return next((kind for part, kind in DECLINED_KINDS.items() if part in message), message)
+def why_declined(path: Path, _: object) -> str:
+    """The kind of a variant ``auto`` left to Bio-Formats; an MMStack answer by name that keeps Micro-Manager's
+    own instrument IDs is the engine's key-fields-only kind."""
+    return named_kind("micromanager", path, DECLINED_KINDS,
+                      lambda xml: "key fields only" if 'ID="Instrument:0"' in xml else "answered by name")
 
 
 @pytest.mark.slow
 def test_every_native_answer_on_generated_micromanager_files_equals_live_bioformats(
         variants: list[tuple[Path, list[str]]]) -> None:
-    by_engine: Counter[str] = Counter()
-    declined: Counter[str] = Counter()
-    unreadable = 0
-    for path, done in variants:
-        theirs = extract_file(str(path), "bioformats")
-        ours = extract_file(str(path), "auto")
-        name = (ours.engine or "").split(" ", 1)[0]
-        if theirs.status != "ok":
-            unreadable += 1  # Bio-Formats fails on the variant: the native engine must not answer it either
-            assert name == "bioformats", (done, theirs.error)
-            continue
-        by_engine[name] += 1
-        if name == "bioformats":
-            declined[why_declined(path)] += 1
-            continue
-        assert ours.status == "ok", (done, ours.error)
-        difference = first_difference(ours.omexml or "", theirs.omexml or "")
-        assert difference is None, f"{done}: {difference}"
-        assert normalise(ours.omexml or "") == normalise(theirs.omexml or "")
-    print(f"\n{len(variants)} variants: {dict(by_engine)}, Bio-Formats failed on {unreadable}; "
-          f"declined: {dict(declined)}")
     # the comparison has teeth: many variants are answered natively, and every decline is a known kind
-    assert by_engine["micromanager"] >= AGREE_FLOOR, by_engine
-    assert set(declined) <= set(DECLINED_KINDS.values()), declined
+    compare_with_bioformats(variants, "micromanager", why_declined).assert_proven(
+        len(variants), "micromanager", AGREE_FLOOR, known=DECLINED_KINDS.values())

@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import random
 import struct
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from metaextract.extraction.pipeline import extract_file
-from metaextract.ome import normalise
-from metaextract.ome.diff import first_difference
-
+from ._differential import compare_with_bioformats
 from .test_engines_lsm_stk import STK_FILE, _copy, _patch, _uic1_value
 
 SEED = 20
@@ -137,28 +133,10 @@ def variants(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> list[tup
 @pytest.mark.slow
 def test_every_native_answer_on_generated_metamorph_files_equals_live_bioformats(
         variants: list[tuple[Path, list[str]]]) -> None:
-    by_engine: Counter[str] = Counter()
-    declined: Counter[str] = Counter()
-    unreadable = 0
-    for path, done in variants:
-        theirs = extract_file(str(path), "bioformats")
-        ours = extract_file(str(path), "auto")
-        name = (ours.engine or "").split(" ", 1)[0]
-        if theirs.status != "ok":
-            unreadable += 1  # Bio-Formats fails on the variant: no native engine may answer it either
-            assert name == "bioformats", (done, theirs.error)
-            continue
-        by_engine[name] += 1
-        if name == "bioformats":
-            kinds = [kind for part, kind in DECLINED_EDITS.items() if any(part in edit for edit in done)]
-            assert kinds, f"declined without a known reason: {done}"
-            declined[kinds[0]] += 1
-            continue
-        assert ours.status == "ok", (done, ours.error)
-        difference = first_difference(ours.omexml or "", theirs.omexml or "")
-        assert difference is None, f"{name} on {done}: {difference}"
-        assert normalise(ours.omexml or "") == normalise(theirs.omexml or "")
-    print(f"\n{len(variants)} variants: {dict(by_engine)}, Bio-Formats failed on {unreadable}; "
-          f"declined: {dict(declined)}")
+    def why(_: Path, done: list[str]) -> str:  # a decline is the kind of edit drawn, or it is unknown
+        kinds = [kind for part, kind in DECLINED_EDITS.items() if any(part in edit for edit in done)]
+        return kinds[0] if kinds else f"declined without a known reason: {done}"
+
     # the comparison has teeth: most variants are answered natively (each was Bio-Formats' whole document)
-    assert by_engine["tifffile-stk"] >= AGREE_FLOOR, by_engine
+    compare_with_bioformats(variants, "tifffile-stk", why).assert_proven(
+        len(variants), "tifffile-stk", AGREE_FLOOR, known=DECLINED_EDITS.values())
