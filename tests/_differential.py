@@ -27,6 +27,7 @@ class Tally:
     answered: Counter[str] = field(default_factory=Counter)  #: variants each engine answered in ``auto``
     agree: int = 0  #: native answers equal to Bio-Formats' whole document
     declined: Counter[str] = field(default_factory=Counter)  #: the native engine's reason -> variants
+    declined_labels: list[str] = field(default_factory=list)  #: the labels of the declined variants
     bioformats_fails: list[str] = field(default_factory=list)  #: variants Bio-Formats fails on, what auto did
     mismatches: list[str] = field(default_factory=list)  #: labels and first differences (must stay empty)
 
@@ -62,6 +63,7 @@ def compare_with_bioformats(variants: Iterable[tuple[Path, str]], native: str) -
             continue
         if name == "bioformats":
             tally.declined[why] += 1
+            tally.declined_labels.append(label)
             continue
         if ours.status != "ok":
             tally.mismatches.append(f"{label}: {name} failed where Bio-Formats reads it: {ours.error}")
