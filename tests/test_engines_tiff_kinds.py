@@ -124,8 +124,8 @@ def test_auto_routes_corpus_imagej_natively_and_sanity_passes(rel: str, corpus: 
 def test_stk_and_lsm_are_not_imagej_hyperstacks(rel: str, corpus: Path, imagej: ImageJEngine) -> None:
     path = str(corpus / rel)
     assert _claim(imagej, corpus / rel) == 0
-    # the LSM engine gives the key fields only, so auto leaves LSMs to Bio-Formats (issue 20)
-    assert engines.choose(path, read_head(path), "auto").name in ("bioformats", "tifffile-stk")
+    # each goes to its own engine, which gives Bio-Formats' whole document (issue 20)
+    assert engines.choose(path, read_head(path), "auto").name in ("tifffile-lsm", "tifffile-stk")
 
 
 @pytest.mark.parametrize("case", sorted(CLAIMED))
