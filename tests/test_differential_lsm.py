@@ -6,9 +6,9 @@ objective text (correction, magnification/NA, immersion, iris), the laser's name
 track's acquire flag and time between stacks, the detection channel's gains, pinhole, name and acquire
 flag, the beam splitters' filters, the illumination channel's name, wavelength and acquire flag, the data
 channel's acquire flag, the user, the zoom and the channel colour. Text is rewritten within its stored
-size (padded with NULs, which end it). Each variant draws a few edits (seeded, so a failure is
-reproducible); ``auto`` must give Bio-Formats' whole document wherever the LSM engine answers
-(:func:`tests._differential.compare_with_bioformats`).
+size (padded with NULs, which end it); a value is removed by renaming its key. Each variant draws a few
+edits (seeded, so a failure is reproducible); ``auto`` must give Bio-Formats' whole document wherever
+the LSM engine answers (:func:`tests._differential.compare_with_bioformats`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from metaextract.extraction.pipeline import read_head
 from ._differential import compare_with_bioformats
 
 SEED = 20
-VARIANTS = 60
-AGREE_FLOOR = 35
+VARIANTS = 80
+AGREE_FLOOR = 50
 LSM_FILE = "zeiss-lsm/test.lsm"
+UNKNOWN_KEY = 0x7FFFFFFF  #: a scan-information key no block reads
 
 #: Objective texts Zeiss writes (correction tokens, magnification/NA, immersion, extras).
 OBJECTIVES = ("EC Plan-Neofluar 40x/1.30 Oil DIC M27", "Plan-Apochromat 63x/1.40 Oil DIC M27",
@@ -105,6 +106,14 @@ def _edit(kind: int, key: int, what: str, values: tuple[object, ...], nth: int =
     return apply
 
 
+def _drop(kind: int, key: int, what: str) -> Edit:
+    """An edit that renames the entry's key (one no reader knows): the value is then missing."""
+    def apply(rng: random.Random, path: Path, scan: Scan) -> str:
+        _patch(path, scan.entries[(kind, 0, key)][2] - 12, struct.pack("<I", UNKNOWN_KEY))
+        return f"no {what}"
+    return apply
+
+
 def _color(rng: random.Random, path: Path, scan: Scan) -> str:
     data = path.read_bytes()
     offset = struct.unpack_from("<i", data, scan.colors + 12)[0]
@@ -129,6 +138,10 @@ EDITS: tuple[Edit, ...] = (
     _edit(ILLUM, 0x90000004, "illumination acquire", (0, 1, 1)),
     _edit(DATA, 0xD0000017, "data acquire", (0, 1, 1)),
     _color,
+    _drop(R, 0x10000047, "user"), _drop(R, 0x10000016, "zoom"), _drop(R, 0x10000004, "objective"),
+    _drop(LASER, 0x50000001, "laser name"), _drop(LASER, 0x50000002, "laser acquire"),
+    _drop(TRACK, 0x4000000B, "interval"), _drop(TRACK, 0x40000006, "track acquire"),
+    _drop(DET, 0x70000003, "gain"), _drop(DET, 0x70000009, "pinhole"), _drop(ILLUM, 0x90000003, "wavelength"),
 )
 
 
@@ -174,7 +187,7 @@ def test_scan_information_the_replay_does_not_model_is_declined(case: str, corpu
         assert _set(path, scan, ILLUM, 0x90000001, "5x1")  # Java might read it as a number: not modelled
     else:  # the entry's key renamed: the channel has no name
         kind, key = (DET, 0x70000014) if case == "no detection name" else (DATA, 0xD0000001)
-        _patch(path, scan.entries[(kind, 0, key)][2] - 12, struct.pack("<I", 0x7FFFFFFF))
+        _patch(path, scan.entries[(kind, 0, key)][2] - 12, struct.pack("<I", UNKNOWN_KEY))
     assert LsmEngine().claim(str(path), read_head(str(path))) == 0
 
 
