@@ -28,6 +28,7 @@ class Tally:
     answered: Counter[str] = field(default_factory=Counter)  #: variants each engine answered in ``auto``
     agree: int = 0  #: native answers equal to Bio-Formats' whole document
     declined: Counter[str] = field(default_factory=Counter)  #: the native engine's reason -> variants
+    declined_labels: list[str] = field(default_factory=list)  #: the labels of the declined variants
     bioformats_fails: list[str] = field(default_factory=list)  #: variants Bio-Formats fails on, what auto did
     mismatches: list[str] = field(default_factory=list)  #: labels and first differences (must stay empty)
 
@@ -35,7 +36,8 @@ class Tally:
         return (f"{total} variants: answered {dict(self.answered)}, {self.agree} agree with Bio-Formats whole, "
                 f"{sum(self.declined.values())} declined, Bio-Formats fails on {len(self.bioformats_fails)}\n"
                 "declined kinds:\n" + "\n".join(f"  {n} x {reason}" for reason, n in self.declined.most_common())
-                + "".join(f"\nBio-Formats fails: {failure}" for failure in self.bioformats_fails))
+                + "".join(f"\nBio-Formats fails: {failure}" for failure in self.bioformats_fails)
+                + "".join(f"\n  declined: {label}" for label in self.declined_labels))
 
     def assert_proven(self, total: int, native: str, floor: int, *, reasons: Iterable[str] = (),
                       known: Iterable[str] | None = None) -> None:
@@ -87,6 +89,7 @@ def compare_with_bioformats(variants: Iterable[tuple[Path, Any]], native: str,
             continue
         if name == "bioformats":
             tally.declined[why_not] += 1
+            tally.declined_labels.append(label)
             continue
         if ours.status != "ok":
             tally.mismatches.append(f"{label}: {name} failed where Bio-Formats reads it: {ours.error}")

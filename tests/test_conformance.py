@@ -40,6 +40,7 @@ NATIVE = {
     "imagej-tiff/_blobs_3d_fiji_skeleton.tif": "tifffile-imagej",
     "imagej-tiff/calcium.ome0000.tif": "tifffile-imagej",
     "metamorph-stk/MetamorphImage.tif": "tifffile-stk",
+    "zeiss-lsm/test.lsm": "tifffile-lsm",
     "dv/toxo.dv": "dv",
     "czi/100x100.czi": "czi",
     "czi/Al2O3_SE_020_sp.czi": "czi",
@@ -118,7 +119,7 @@ NATIVE = {
 }
 #: Corpus files ``auto`` leaves to Bio-Formats because the engine that reads them gives Bio-Formats' key
 #: fields but not its whole document (``compare --engine NAME FILE`` prints the first differing element):
-#: LIF, ND2 and LSM leave out Experimenter, detectors, filters, dichroics, stage labels …; two CZIs name a
+#: LIF and ND2 leave out Experimenter, detectors, filters, dichroics, stage labels …; two CZIs name a
 #: dichroic with an ID the schema refuses (``Beamsplitter.2076-903``), which Bio-Formats prints as it is (its
 #: document is then invalid) and the czi engine does not reproduce; the
 #: MMStack files name instrument parts with IDs the schema refuses, which Bio-Formats prints as they are and
@@ -130,7 +131,6 @@ KEY_FIELDS_ONLY = {
     "lif/LeicaLASX_xz-plane_example.lif": "lif",
     "lif/testdata_2channel_xz.lif": "lif",
     "nd2/cluster.nd2": "nd2",
-    "zeiss-lsm/test.lsm": "tifffile-lsm",
     "micromanager-mmstack/Cos7_A647_WF1/Cos7_A647_WF1_MMStack_Pos0.ome.tif": "micromanager",
     "micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1/HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0.ome.tif":
         "micromanager",

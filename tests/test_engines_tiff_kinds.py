@@ -67,6 +67,9 @@ CLAIMED: dict[str, dict[str, Any]] = {
     "min-max-origin": _raw("ImageJ=1.53c\nimages=2\nframes=2\nxorigin=3\nyorigin=4\nmin=1.0\nmax=9.0\nfps=5"),
     "int16": _raw("ImageJ=1.53c\nimages=2\nchannels=2\nmode=composite", dtype="int16"),
     "resunit-inch": _raw("ImageJ=1.53c\nimages=2\nslices=2\nunit=micron", resolutionunit="INCH"),
+    "unit-inch": _raw("ImageJ=1.53c\nimages=2\nslices=2\nunit=inch"),  # a word Bio-Formats does not know: µm
+    "vunit-after-unit": _raw("ImageJ=1.54f\nimages=2\nslices=2\nunit=micron\nspacing=0.5\ncf=0\nc0=-32768.0\n"
+                             "c1=1.0\nvunit=Gray Value\nloop=false"),  # the last unit= is "Gray": µm
     "resunit-cm-unit-mm": _raw("ImageJ=1.53c\nimages=2\nslices=2\nunit=mm", resolutionunit="CENTIMETER"),
 }
 
@@ -121,8 +124,8 @@ def test_auto_routes_corpus_imagej_natively_and_sanity_passes(rel: str, corpus: 
 def test_stk_and_lsm_are_not_imagej_hyperstacks(rel: str, corpus: Path, imagej: ImageJEngine) -> None:
     path = str(corpus / rel)
     assert _claim(imagej, corpus / rel) == 0
-    # the LSM engine gives the key fields only, so auto leaves LSMs to Bio-Formats (issue 20)
-    assert engines.choose(path, read_head(path), "auto").name in ("bioformats", "tifffile-stk")
+    # each goes to its own engine, which gives Bio-Formats' whole document (issue 20)
+    assert engines.choose(path, read_head(path), "auto").name in ("tifffile-lsm", "tifffile-stk")
 
 
 @pytest.mark.parametrize("case", sorted(CLAIMED))
@@ -167,7 +170,7 @@ DECLINED: dict[str, dict[str, Any]] = {
     "not-an-integer": _raw("ImageJ=1.53c\nimages=2\nslices=two"),
     "crlf": _raw("ImageJ=1.53c\r\nimages=2\r\nslices=2"),
     "sizes-do-not-match-ifds": _raw("ImageJ=1.53c\nimages=6\nslices=3\nchannels=2", pages=4),
-    "unknown-unit": _raw("ImageJ=1.53c\nimages=2\nslices=2\nunit=inch"),
+    "unknown-unit": _raw("ImageJ=1.53c\nimages=2\nslices=2\nunit=furlong"),
     "spacing-without-unit": _raw("ImageJ=1.53c\nimages=2\nslices=2\nspacing=2"),
     "zero-interval": _raw("ImageJ=1.53c\nimages=2\nframes=2\nfinterval=0"),
     "rgb-channels": {"data": np.zeros((2, 5, 7, 3), "uint8"), "photometric": "rgb", "metadata": None,

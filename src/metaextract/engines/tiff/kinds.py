@@ -42,8 +42,11 @@ KNOWN_KEYS = frozenset({
 SENSITIVE = (b"channels=", b"slices=", b"frames=", b"spacing=", b"finterval=")
 #: ``unit=WORD`` -> the unit Bio-Formats gives PhysicalSizeX/Y (``UnitsLength.fromString``; the words
 #: it does not know give µm). Only the words checked against Bio-Formats are listed; others decline.
+#: The last ``unit=WORD`` counts, so ImageJ's ``vunit=Gray Value`` (written for every calibrated image)
+#: makes it "Gray": µm, whatever ``unit=`` said before (``tests/test_differential_tiff_instruments.py``).
 XY_UNITS = {"micron": ox.MICRON, "um": ox.MICRON, "micrometer": ox.MICRON, "mm": "mm", "cm": "cm",
-            "nm": "nm", "m": "m", "pixel": "pixel"}
+            "nm": "nm", "m": "m", "pixel": "pixel", "inch": ox.MICRON, "Gray": ox.MICRON,
+            "Intensity": ox.MICRON}
 #: ``unit=`` values that mean microns, the one unit Bio-Formats' µm label for ``spacing=`` is right for.
 MICRON_WORDS = frozenset({"micron", "um", "micrometer", "\\u00B5m"})
 _UNIT = re.compile(r"(.*)unit=(\w+)(.*)", re.DOTALL | re.ASCII)  # BaseTiffReader's unit-from-comment

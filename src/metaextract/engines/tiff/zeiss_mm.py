@@ -7,16 +7,21 @@ position from its position and tile-position tables (each added to the origin), 
 information blocks: the acquisition date (``Sample 0Time``, days since 1899-12-30, with Bio-Formats'
 Microsoft epoch, which is five hours off), the objective (``"<correction> <mag>x/<NA> <immersion>"``), the
 significant bits (the last data channel's ``Bits Per Sample``) and the channel name (from the channel
-colours-and-names block). The image is named after the file without its extension.
+colours-and-names block). The image is named after the file without its extension. The experimenter,
+the instrument (lasers, detectors, objective, dichroics), the description, the time increment and the
+channel's colour, pinhole and detector settings come from replaying the reader's walk over the scan
+information (:mod:`.lsm_scan`): the document is Bio-Formats' whole, so the engine answers in ``auto``.
 
 The kind claimed is the one proven on the corpus sample and on byte-edited copies of it checked against
 the live Bio-Formats engine (``tests/test_engines_lsm_stk.py``): a little-endian classic TIFF named
 ``*.lsm`` with exactly two IFDs (one image plane, one thumbnail), one sample per pixel of 8 or 16 bits,
 ``DimensionZ = DimensionTime = 1``, one position (``DimensionM * DimensionP <= 1``), no rotations, phases or
 illuminations, no drawn overlays (ROIs), no application tags (SIM), no events, exactly one recording block
-whose objective text and sample time parse unambiguously, and no ``.mdb`` in the folder (Bio-Formats would
-read the whole database). Stacks, time series and multi-channel files (samples per pixel > 1, which
-Bio-Formats splits into channels) are left to Bio-Formats: no corpus file proves them.
+whose objective text and sample time parse unambiguously, scan information the replay models (no
+emission filters, named detection and data channels; ``tests/test_differential_lsm.py`` checks edited
+copies against live Bio-Formats), and no ``.mdb`` in the folder (Bio-Formats would read the whole
+database). Stacks, time series and multi-channel files (samples per pixel > 1, which Bio-Formats splits
+into channels) are left to Bio-Formats: no corpus file proves them.
 
 **MetaMorph TIFF** (``tifffile-stk``). The kind claimed is the one in the corpus: a single-plane TIFF written
 by MetaMorph (``Software`` starting with "MetaMorph", which is what makes Bio-Formats' ``MetamorphReader``
@@ -47,7 +52,7 @@ from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from metaextract.engines.base import FileContext
-from metaextract.engines.tiff import common
+from metaextract.engines.tiff import common, lsm_scan
 from metaextract.engines.tiff.plain import TiffKindEngine
 from metaextract.extraction.snapshot import Snapshot
 from metaextract.ome import writer as ox
@@ -167,6 +172,8 @@ class LsmInfo:
     magnification: float | None
     lens_na: float | None
     position: tuple[float, float, float] | None
+    scan: lsm_scan.LsmScan
+    color: int | None  #: the channel's colour as OME's signed RGBA integer
 
 
 class _Reader:
@@ -397,9 +404,16 @@ def _inspect_lsm_mapped(path: str, base: str, data: Any, listings: common.Listin
     if not 1 <= significant <= 64:
         return None
 
-    channel_name = None
+    try:
+        scan = lsm_scan.replay(blocks)
+    except lsm_scan.Unproven:
+        return None
+    channel_name = color = None
     colors = cz.int32(108)
     if colors:
+        colors_offset = r.int32(colors + 12)
+        if colors_offset > 0:
+            color = _channel_color(r.int32(colors + colors_offset))
         names_offset = r.int32(colors + 16)
         if names_offset > 0:
             at = colors + names_offset
@@ -417,7 +431,7 @@ def _inspect_lsm_mapped(path: str, base: str, data: Any, listings: common.Listin
         physical=(physical_size(voxel[0] * 1000000), physical_size(voxel[1] * 1000000),
                   physical_size(voxel[2] * 1000000)),
         date=date, channel_name=channel_name, magnification=magnification, lens_na=lens_na,
-        position=_lsm_position(r, cz, origin),
+        position=_lsm_position(r, cz, origin), scan=scan, color=color,
     )
     if listings is not None:
         folder = os.path.dirname(os.path.abspath(path))
@@ -426,37 +440,56 @@ def _inspect_lsm_mapped(path: str, base: str, data: Any, listings: common.Listin
     return info
 
 
-def lsm_document(info: LsmInfo) -> str:
-    """The OME-XML Bio-Formats' ``ZeissLSMReader`` gives for a file :func:`inspect_lsm` accepted.
+def _channel_color(stored: int) -> int:
+    """The channel colour Bio-Formats writes for a stored ``0x00BBGGRR`` (black becomes white)."""
+    red, green, blue = stored & 0xFF, (stored >> 8) & 0xFF, (stored >> 16) & 0xFF
+    if red == green == blue == 0:
+        red = green = blue = 255  # (SIM files copy the previous channel's instead: declined)
+    rgba = (red << 24) | (green << 16) | (blue << 8) | 0xFF
+    return rgba - (1 << 32) if rgba >= 1 << 31 else rgba
 
-    It carries every key field; the instrument's lasers, detectors and dichroics, the channel colour and
-    pinhole and the time increment (none of them key fields) are not written.
-    """
-    instrument = ox.El("Instrument", {"ID": "Instrument:0"})
-    objective = instrument.add(ox.El("Objective", {"ID": "Objective:0:0"}))
-    if info.magnification is not None:
-        objective.attrs["NominalMagnification"] = ox.jdouble(info.magnification)
-    if info.lens_na is not None:
-        objective.attrs["LensNA"] = ox.jdouble(info.lens_na)
+
+def lsm_document(info: LsmInfo) -> str:
+    """The OME-XML Bio-Formats' ``ZeissLSMReader`` gives for a file :func:`inspect_lsm` accepted: the
+    experimenter, the instrument and channel settings of the scan information (:mod:`.lsm_scan`), and
+    the image."""
+    scan = info.scan
+    elements = []
+    if scan.user is not None:
+        elements.append(ox.El("Experimenter", {"ID": "Experimenter:0", "UserName": scan.user}))
+    elements.append(lsm_scan.instrument(scan, info.magnification, info.lens_na))
     image = ox.El("Image", {"ID": "Image:0", "Name": info.name})
     if info.date:
         image.add(ox.El("AcquisitionDate", text=info.date))
+    if scan.description is not None:
+        image.add(ox.El("Description", text=scan.description))
     image.add(ox.El("InstrumentRef", {"ID": "Instrument:0"}))
-    image.add(ox.El("ObjectiveSettings", {"ID": "Objective:0:0"}))
+    if scan.objective_settings:
+        image.add(ox.El("ObjectiveSettings", {"ID": "Objective:0:0"}))
     pixels = image.add(ox.pixels(
         dimension_order=info.dimension_order, pixel_type=info.pixel_type, big_endian=False,
         significant_bits=info.significant_bits, size=(info.size_x, info.size_y, 1, 1, 1),
     ))
     for axis, size in zip("XYZ", info.physical, strict=True):
         _set_physical(pixels, axis, size)
-    attrs = {"Name": info.channel_name} if info.channel_name is not None else {}
-    pixels.add(ox.channel(0, 0, 1, **attrs))
+    if scan.time_increment is not None:
+        pixels.attrs.update(TimeIncrement=ox.jdouble(scan.time_increment), TimeIncrementUnit="s")
+    channel = pixels.add(ox.El("Channel", {"ID": "Channel:0:0", "SamplesPerPixel": "1"}))
+    if info.color is not None:
+        channel.attrs["Color"] = str(info.color)
+    if info.channel_name is not None:
+        channel.attrs["Name"] = info.channel_name
+    if scan.pinhole is not None:
+        channel.attrs.update(PinholeSize=ox.jdouble(scan.pinhole), PinholeSizeUnit=ox.MICRON)
+    if scan.detector_settings is not None:
+        channel.add(ox.El("DetectorSettings", {"ID": f"Detector:0:{scan.detector_settings}"}))
+    channel.add(ox.El("LightPath"))
     pixels.add(ox.El("MetadataOnly"))
     plane = {"TheC": "0", "TheT": "0", "TheZ": "0"}
     if info.position is not None:
         ox.positions(plane, info.position)
     pixels.add(ox.El("Plane", plane))
-    return ox.document(instrument, image)
+    return ox.document(*elements, image)
 
 
 class LsmEngine(TiffKindEngine[LsmInfo]):
@@ -464,9 +497,8 @@ class LsmEngine(TiffKindEngine[LsmInfo]):
 
     name = LSM
     score = CLAIM
-    #: its documents agree with Bio-Formats' on the key fields only (Bio-Formats writes more: instrument,
-    #: experimenter …), so ``auto`` leaves its files to Bio-Formats; ``--engine tifffile-lsm`` still answers
-    whole_document_in_auto = False
+    #: its documents are Bio-Formats' whole (the corpus file, and edited copies in
+    #: ``tests/test_differential_lsm.py``), so it answers in ``auto``
     what = "a Zeiss LSM file"
 
     def wants(self, path: str, head: bytes) -> bool:
