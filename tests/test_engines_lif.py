@@ -10,7 +10,9 @@ Bio-Formats 7.3.1 on crafted variants of these files and are pinned here without
 * ``ChannelDescription/@Resolution`` does not change SignificantBits (8 for uint8);
 * a channel's colour comes from its ``LUTName`` (any case; gray and unknown names are white), and only a
   coloured channel has an emission filter, numbered among the coloured channels;
-* a detector switched on without a dye name of its own still leaves the channels their dye names.
+* a detector switched on without a dye name of its own still leaves the channels their dye names;
+* the description is the ``ContextDescription`` attachment's content, trimmed; Bio-Formats blanks control
+  characters and the ``&`` of character references before it parses the XML (``&#10;`` reads " #10;").
 
 Kinds whose mapping is not checked (tiles, extra dimensions, sequential settings, old LAS AF layouts,
 widefield, non-Latin-1 XML …) are declined, and ``extract`` on them raises ExtractionError with the reason.
@@ -132,6 +134,16 @@ def test_a_detector_switched_on_without_a_dye_keeps_the_channel_names(corpus: Pa
     assert engine.claim(str(path), read_head(path)) == CLAIM
     images = key_fields(engine.extract(str(path)))["images"]
     assert [c["name"] for image in images for c in image["channels"]] == ["Leica/TRITC"] * 3
+
+
+def test_a_description_reads_as_bioformats_sanitises_it(corpus: Path, tmp_path: Path) -> None:
+    # as live Bio-Formats 7.3.1 gave it
+    path = _variant(corpus, tmp_path, "described.lif", {'<Attachment Name="PreviewMarker"':
+                    '<Attachment Name="ContextDescription" Content="two&#10;lines  &#10;  three "/>'
+                    '<Attachment Name="PreviewMarker"'})
+    xml = LifEngine().extract(str(path))
+    assert "<Description>two #10;lines   #10;  three</Description>" in xml
+    assert xml.count("<Description>") == 3  # one for each image
 
 
 @pytest.mark.parametrize(("change", "reason"), [

@@ -30,6 +30,8 @@ corpus does not show, against live Bio-Formats 7.3.1 on generated variants, test
 * each channel's colour comes from its ``LUTName`` (red, green, blue, cyan, magenta, yellow in any case;
   every other name is white), its pinhole is the setting's ``Pinhole`` in µm, and each coloured channel
   has an emission filter of its own (an empty ``Filter``, numbered among the coloured channels);
+* the description is the ``Content`` of the last ``ContextDescription`` attachment, else the text of the
+  first ``User-Comment``;
 * one Instrument per image: a microscope of type Other and one Objective (correction and immersion
   Other, the model the setting's ``ObjectiveName``); LAS X's magnification, NA, immersion, refractive
   index, zoom, detectors and the attachment's laser lines Bio-Formats 7.3.1 does not write for this kind.
@@ -40,7 +42,7 @@ and 0/1 flip flags), dimensions X/Y/Z/T only (no tiles/mosaic, no lambda or othe
 metres, 8- or 16-bit gray pixels, a LAS AF 3.1+ ``TimeStampList``, no laser settings outside the
 attachment (a sequential setting would give excitation wavelengths by rules not reproduced here), no
 old-style ``FilterSettingRecord``/``ScannerSettingRecord`` (objective magnification, exposure times,
-z steps, detectors), no ROIs, no description, no processing history, no nested images, memory blocks
+z steps, detectors), no ROIs, no processing history, no nested images, memory blocks
 Bio-Formats can assign to the images, and XML that is plain Latin-1 (Bio-Formats reads the UTF-16 as
 ISO-8859-1 bytes, so other characters come out mangled). Such files it answers whole, in ``auto`` too.
 Everything else is left to Bio-Formats.
@@ -212,6 +214,7 @@ class Series:
     colors: list[int] = field(default_factory=list)
     pinhole: float | None = None
     objective: str | None = None
+    description: str | None = None
 
 
 @dataclass
@@ -336,6 +339,20 @@ def _colors(image: etree._Element) -> list[int]:
     return [LUT_COLORS.get(c.get("LUTName", "").lower(), WHITE) for c in _all(channels, "ChannelDescription")]
 
 
+def _description(image: etree._Element) -> str | None:
+    """The ``Content`` of the last ``ContextDescription`` attachment, else the text of the first
+    ``User-Comment`` anywhere in the image (Bio-Formats' order of preference), trimmed."""
+    contexts = [a for a in _all(image, "Attachment") if a.get("Name") == "ContextDescription"]
+    comment = _first(image, "User-Comment")
+    if contexts:
+        text = contexts[-1].get("Content", "")
+    elif comment is not None:
+        text = "".join(comment.itertext())
+    else:
+        return None
+    return ox.jtrim(text)  # Bio-Formats' printed document trims the text (its indenting)
+
+
 def _hex_seconds(token: str) -> float:
     text = token.strip()
     if not text or len(text) > 16 or any(ch not in "0123456789abcdefABCDEF" for ch in text):
@@ -424,9 +441,20 @@ def _dye_names(setting: etree._Element, size_c: int) -> list[str | None]:
     return [dyes[i + shift] if 0 <= i + shift < len(dyes) else None for i in range(size_c)]
 
 
+#: What Bio-Formats' ``XMLTools.sanitizeXML`` blanks before it parses the description: every ISO control
+#: character (line breaks and tabs too, in text and between elements alike)
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def sanitize(xml: str) -> str:
+    """The description as Bio-Formats parses it: control characters made spaces, and the ``&`` of each
+    character reference (``&#10;``) too, so such a reference reads as its own text (``" #10;"``)."""
+    return _CONTROLS.sub(" ", xml).replace("&#", " #")
+
+
 def read_series(xml: str) -> list[Series]:
     """Every image of the XML description; raises :class:`Declined` for a kind not checked."""
-    text = xml.strip("\x00")
+    text = sanitize(xml.strip("\x00"))
     if not text.startswith("<") or text.startswith("<?"):
         raise Declined("XML description that does not start with its root element")
     root = ome.parse_or(text.encode("utf-8"), lambda why: ExtractionError(f"LIF XML refused: {why}"),
@@ -446,16 +474,14 @@ def read_series(xml: str) -> list[Series]:
             raise Declined("an Image outside Element/Data")
         if any(a.tag in ("Image", "Attachment") for a in image.iterancestors()):
             raise Declined("an image nested in another image")
-        for marker in ("Annotation", "ROI", "User-Comment"):  # ROIs and a description, not reproduced
+        for marker in ("Annotation", "ROI"):  # ROIs, not reproduced
             if _first(image, marker) is not None:
                 raise Declined(f"{marker} (not checked)")
-        if any(a.get("Name") == "ContextDescription" for a in _all(image, "Attachment")):
-            raise Declined("a context description (not checked)")
         size, order, pixel_type, bits, physical = _dimensions(image)
         confocal = _confocal(image, size[3])
         series.append(Series(_image_name(image), size, order, pixel_type, bits, physical, confocal.names,
                              confocal.position, _timestamps(image), _colors(image), confocal.pinhole,
-                             confocal.objective))
+                             confocal.objective, _description(image)))
     return series
 
 
@@ -483,6 +509,8 @@ def document(series: list[Series]) -> str:
         stamps = s.timestamps
         if stamps and stamps[0] > 0:
             image.add(ox.El("AcquisitionDate", text=_date(stamps[0])))
+        if s.description is not None:
+            image.add(ox.El("Description", text=s.description))
         image.add(ox.El("InstrumentRef", {"ID": f"Instrument:{i}"}))
         image.add(ox.El("ObjectiveSettings", {"ID": f"Objective:{i}:0"}))
         pixels = image.add(ox.pixels(index=i, dimension_order=s.order, pixel_type=s.pixel_type, size=s.size,
