@@ -19,8 +19,9 @@ corpus does not show, against live Bio-Formats 7.3.1 on generated variants, test
   that becomes Z; C is the number of ``ChannelDescription`` elements;
 * the dimension order is ``XY`` followed by the axes sorted by their ``BytesInc`` (channels with a
   non-zero ``BytesInc`` count as C), then the missing ones in Z, C, T order;
-* physical sizes are ``Length / (n - 1)`` in µm (Z as its absolute value), absent for one element and,
-  for X and Y, for a length that is not positive;
+* physical sizes are ``Length / (n - 1)`` in µm (Z as its absolute value), from metres (``Unit="m"``),
+  kiloseconds (``Ks``, divided by 1000) or, for any other unit, as the number is; absent for one element
+  and, for X and Y, for a length that is not positive;
 * the acquisition date is the first ``TimeStampList`` entry (FILETIME ticks, hexadecimal) to the second,
   and each plane's DeltaT is its own entry (by plane index) minus the first;
 * each plane's position is the stage position of the confocal setting in metres: ``StagePosX``/``Y``,
@@ -38,8 +39,8 @@ corpus does not show, against live Bio-Formats 7.3.1 on generated variants, test
 
 It claims a file only when every image is of that understood kind: a confocal image (one
 ``HardwareSetting`` attachment holding exactly one ``ATLConfocalSettingDefinition`` with a stage position
-and 0/1 flip flags), dimensions X/Y/Z/T only (no tiles/mosaic, no lambda or other extra dimension) in
-metres, 8- or 16-bit gray pixels, a LAS AF 3.1+ ``TimeStampList``, no laser settings outside the
+and 0/1 flip flags), dimensions X/Y/Z/T only (no tiles/mosaic, no lambda or other extra dimension),
+8- or 16-bit gray pixels, a LAS AF 3.1+ ``TimeStampList``, no laser settings outside the
 attachment (a sequential setting would give excitation wavelengths by rules not reproduced here), no
 old-style ``FilterSettingRecord``/``ScannerSettingRecord`` (objective magnification, exposure times,
 z steps, detectors), no ROIs, no processing history, no nested images, memory blocks
@@ -274,11 +275,11 @@ def _dimensions(image: etree._Element) -> tuple[tuple[int, int, int, int, int], 
         if count <= 0:
             raise Declined("a dimension without elements")
         step = _int(dim.get("BytesInc"), "dimension BytesInc")
-        unit = dim.get("Unit", "")
-        if ident != 4 and unit != "m":
-            raise Declined(f"a spatial dimension in {unit[:10]!r}, not metres")
         length = _float(dim.get("Length") or "0", "dimension Length")
-        per_pixel = length / (count - 1) * METRE_TO_MICRON if count > 1 else 0.0
+        per_pixel = length / (count - 1) if count > 1 else 0.0
+        # Bio-Formats scales metres to µm and kiloseconds to seconds and takes any other unit as µm
+        unit = dim.get("Unit", "")
+        per_pixel = per_pixel * METRE_TO_MICRON if unit == "m" else per_pixel / 1000 if unit == "Ks" else per_pixel
         if ident == 1:
             size_x = count
             if step not in PIXEL_TYPES:
