@@ -44,8 +44,9 @@ and 0/1 flip flags), dimensions X/Y/Z/T only (no tiles/mosaic, no lambda or othe
 attachment (a sequential setting would give excitation wavelengths by rules not reproduced here), no
 old-style ``FilterSettingRecord``/``ScannerSettingRecord`` (objective magnification, exposure times,
 z steps, detectors), no ROIs, no processing history, no nested images, memory blocks
-Bio-Formats can assign to the images, and XML that is plain Latin-1 (Bio-Formats reads the UTF-16 as
-ISO-8859-1 bytes, so other characters come out mangled). Such files it answers whole, in ``auto`` too.
+Bio-Formats can assign to the images. The XML is read as Bio-Formats reads it (UTF-16 bytes as ISO-8859-1,
+sanitised), so characters beyond Latin-1 come out mangled as they do there. Such files it answers whole,
+in ``auto`` too.
 Everything else is left to Bio-Formats.
 """
 
@@ -160,11 +161,10 @@ def read_lif(path: str) -> LifFile:
 
 
 def _decode(raw: bytes) -> str:
-    """The XML description. Bio-Formats reads the UTF-16 bytes as ISO-8859-1 and drops the NULs, which is
-    the same text only while every code unit is below 256; anything else it mangles (declined)."""
-    if any(raw[1::2]):
-        raise Declined("XML has characters beyond Latin-1, which Bio-Formats reads mangled")
-    return raw[0::2].decode("latin-1").replace("\x00", "")
+    """The XML description as Bio-Formats reads it: the UTF-16 bytes as ISO-8859-1, NULs dropped. That is
+    the text while every code unit is below 256; any other character becomes its two bytes (U+2013 reads
+    as ``"\\x13 "``, which :func:`sanitize` then blanks), and so it is read here too."""
+    return raw.decode("latin-1").replace("\x00", "")
 
 
 # -- the XML description --------------------------------------------------------------------------------
