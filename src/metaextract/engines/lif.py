@@ -18,7 +18,8 @@ corpus does not show, against live Bio-Formats 7.3.1 on generated variants, test
   3 = Z, 4 = T, where a Z or T dimension seen before any Y becomes Y (XZ and XT scans), and a Y seen after
   that becomes Z; C is the number of ``ChannelDescription`` elements;
 * the dimension order is ``XY`` followed by the axes sorted by their ``BytesInc`` (channels with a
-  non-zero ``BytesInc`` count as C), then the missing ones in Z, C, T order;
+  non-zero ``BytesInc`` count as C; of two axes with one ``BytesInc`` the later counts), then the
+  missing ones in Z, C, T order;
 * physical sizes are ``Length / (n - 1)`` in µm (Z as its absolute value), from metres (``Unit="m"``),
   kiloseconds (``Ks``, divided by 1000) or, for any other unit, as the number is; absent for one element
   and, for X and Y, for a length that is not positive;
@@ -252,9 +253,7 @@ def _dimensions(image: etree._Element) -> tuple[tuple[int, int, int, int, int], 
     axes: dict[int, str] = {}
 
     def put(key: int, axis: str) -> None:
-        if key in axes and axes[key] != axis:
-            raise Declined("two axes with the same BytesInc")
-        axes[key] = axis
+        axes[key] = axis  # Bio-Formats' map: a later axis with the same BytesInc takes the place
 
     for channel in channels:
         key = _int(channel.get("BytesInc"), "channel BytesInc")
