@@ -432,7 +432,7 @@ def _dye_names(setting: etree._Element, size_c: int) -> list[str | None]:
         if band is None:
             dyes.append("")
             continue
-        for edge in ("LeftWorld", "RightWorld"):  # Bio-Formats reads both and fails on a missing one
+        for edge in ("LeftWorld", "RightWorld"):  # Bio-Formats reads both as numbers; others are not checked
             _float(band.get(edge), f"MultiBand {edge}")
         dye = band.get("DyeName", "")
         if dye not in dyes:
