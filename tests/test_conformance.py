@@ -57,6 +57,8 @@ NATIVE = {
     "czi/s_1_t_1_c_1_z_1.czi": "czi",
     "czi/tiles.czi": "czi",
     "czi/tiles_z.czi": "czi",
+    "lif/LeicaLASX_xz-plane_example.lif": "lif",
+    "lif/testdata_2channel_xz.lif": "lif",
     "svs/small.svs": "svs",
     "cellomics-c01/iamac01file.c01": "cellomics",
     "olympus-oib/test.oib": "oib",
@@ -119,7 +121,7 @@ NATIVE = {
 }
 #: Corpus files ``auto`` leaves to Bio-Formats because the engine that reads them gives Bio-Formats' key
 #: fields but not its whole document (``compare --engine NAME FILE`` prints the first differing element):
-#: LIF and ND2 leave out Experimenter, detectors, filters, dichroics, stage labels …; two CZIs name a
+#: ND2 leaves out Experimenter, detectors, filters, dichroics, stage labels …; two CZIs name a
 #: dichroic with an ID the schema refuses (``Beamsplitter.2076-903``), which Bio-Formats prints as it is (its
 #: document is then invalid) and the czi engine does not reproduce; the
 #: MMStack files name instrument parts with IDs the schema refuses, which Bio-Formats prints as they are and
@@ -128,8 +130,6 @@ NATIVE = {
 KEY_FIELDS_ONLY = {
     "czi/1_tileregion.czi": "czi",
     "czi/WellD6_S1.czi": "czi",
-    "lif/LeicaLASX_xz-plane_example.lif": "lif",
-    "lif/testdata_2channel_xz.lif": "lif",
     "nd2/cluster.nd2": "nd2",
     "micromanager-mmstack/Cos7_A647_WF1/Cos7_A647_WF1_MMStack_Pos0.ome.tif": "micromanager",
     "micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1/HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0.ome.tif":

@@ -22,7 +22,7 @@ CZI = "czi/1_tileregion.czi"
 MMSTACK = "micromanager-mmstack/Cos7_A647_WF1/Cos7_A647_WF1_MMStack_Pos0.ome.tif"
 
 
-@pytest.mark.parametrize(("rel", "name"), [("lif/testdata_2channel_xz.lif", "lif"), ("nd2/cluster.nd2", "nd2")])
+@pytest.mark.parametrize(("rel", "name"), [("nd2/cluster.nd2", "nd2")])
 def test_a_key_fields_only_engine_declines_in_auto_but_answers_by_name(rel: str, name: str, corpus: Path,
                                                                       reference: Path) -> None:
     path = str(corpus / rel)

@@ -9,8 +9,8 @@ All metadata is in the XML: one ``Element/Data/Image`` per series, with its ``Im
 their ``MultiBand`` dye names). This engine reads the header and walks the block headers, never the
 pixels, and needs no third-party package beyond lxml (parsed without DTD or entities).
 
-How each key field is made (checked against the corpus references and, for the rules the corpus does
-not show, against live Bio-Formats 7.3.1 on crafted variants):
+How each part of the document is made (checked against the corpus references and, for the rules the
+corpus does not show, against live Bio-Formats 7.3.1 on generated variants, tests/test_differential_lif.py):
 
 * one image per ``Image`` element, in document order, named by its ``Element`` ancestors below the
   outermost one, joined with ``/``;
@@ -18,31 +18,43 @@ not show, against live Bio-Formats 7.3.1 on crafted variants):
   3 = Z, 4 = T, where a Z or T dimension seen before any Y becomes Y (XZ and XT scans), and a Y seen after
   that becomes Z; C is the number of ``ChannelDescription`` elements;
 * the dimension order is ``XY`` followed by the axes sorted by their ``BytesInc`` (channels with a
-  non-zero ``BytesInc`` count as C), then the missing ones in Z, C, T order;
-* physical sizes are ``Length / (n - 1)`` in µm (Z as its absolute value), absent for one element and,
-  for X and Y, for a length that is not positive;
+  non-zero ``BytesInc`` count as C; of two axes with one ``BytesInc`` the later counts), then the
+  missing ones in Z, C, T order;
+* physical sizes are ``Length / (n - 1)`` in µm (Z as its absolute value), from metres (``Unit="m"``),
+  kiloseconds (``Ks``, divided by 1000) or, for any other unit, as the number is; absent for one element
+  and, for X and Y, for a length that is not positive;
 * the acquisition date is the first ``TimeStampList`` entry (FILETIME ticks, hexadecimal) to the second,
   and each plane's DeltaT is its own entry (by plane index) minus the first;
 * each plane's position is the stage position of the confocal setting in metres: ``StagePosX``/``Y``,
   exchanged when ``SwapXY`` is 1 and then negated per axis when ``FlipX``/``FlipY`` is 1;
-* channel names are the distinct ``MultiBand`` dye names of the active detectors, a blank one as it is;
-* one Instrument per image with one Objective, whose magnification and NA Bio-Formats takes only from
-  the old ``FilterSettingRecord`` layout (so here none).
+* channel names are the active detectors' ``MultiBand`` dye names, each name once (a detector without a
+  band adds a blank one every time), the last C of them aligned to the channels;
+* each channel's colour comes from its ``LUTName`` (red, green, blue, cyan, magenta, yellow in any case;
+  every other name is white), its pinhole is the setting's ``Pinhole`` in µm, and each coloured channel
+  has an emission filter of its own (an empty ``Filter``, numbered among the coloured channels);
+* the description is the ``Content`` of the last ``ContextDescription`` attachment, else the text of the
+  first ``User-Comment``;
+* one Instrument per image: a microscope of type Other and one Objective (correction and immersion
+  Other, the model the setting's ``ObjectiveName``); LAS X's magnification, NA, immersion, refractive
+  index, zoom, detectors and the attachment's laser lines Bio-Formats 7.3.1 does not write for this kind.
 
 It claims a file only when every image is of that understood kind: a confocal image (one
 ``HardwareSetting`` attachment holding exactly one ``ATLConfocalSettingDefinition`` with a stage position
-and 0/1 flip flags), dimensions X/Y/Z/T only (no tiles/mosaic, no lambda or other extra dimension) in
-metres, 8- or 16-bit gray pixels, a LAS AF 3.1+ ``TimeStampList``, one named dye per active detector and
-channel (no two alike), no laser settings outside the attachment (a sequential setting would give excitation
-wavelengths by rules not reproduced here), no old-style ``FilterSettingRecord``/``ScannerSettingRecord``
-(objective magnification, exposure times, z steps), no processing history, no nested images, and XML that
-is plain Latin-1 (Bio-Formats reads the UTF-16 as ISO-8859-1 bytes, so other characters come out mangled).
+and 0/1 flip flags), dimensions X/Y/Z/T only (no tiles/mosaic, no lambda or other extra dimension),
+8- or 16-bit gray pixels, a LAS AF 3.1+ ``TimeStampList``, no laser settings outside the
+attachment (a sequential setting would give excitation wavelengths by rules not reproduced here), no
+old-style ``FilterSettingRecord``/``ScannerSettingRecord`` (objective magnification, exposure times,
+z steps, detectors), no ROIs, no processing history, no nested images, memory blocks
+Bio-Formats can assign to the images. The XML is read as Bio-Formats reads it (UTF-16 bytes as ISO-8859-1,
+sanitised), so characters beyond Latin-1 come out mangled as they do there. Such files it answers whole,
+in ``auto`` too.
 Everything else is left to Bio-Formats.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -64,7 +76,21 @@ METRE_TO_MICRON = 1000000
 #: Bytes per X step -> OME pixel type (gray only; 3 or 6 would be RGB).
 PIXEL_TYPES = {1: ("uint8", 8), 2: ("uint16", 16)}
 COBOL_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
-#: What Java's String.trim removes: every character up to and including the space.
+#: A number both Java's ``Double.parseDouble`` and Python's ``float`` read alike (no ``inf``, ``1_0``, ``1d``)
+NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _rgba(red: int, green: int, blue: int) -> int:
+    """An OME ``Color`` (RGBA packed into a signed 32-bit integer), opaque."""
+    value = red << 24 | green << 16 | blue << 8 | 255
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+#: A channel's colour by its ``LUTName`` (lower case); any other name, gray and black included, is white.
+#: The colour also decides the channel's emission filter (a white channel has none).
+LUT_COLORS = {"red": _rgba(255, 0, 0), "green": _rgba(0, 255, 0), "blue": _rgba(0, 0, 255),
+              "cyan": _rgba(0, 255, 255), "magenta": _rgba(255, 0, 255), "yellow": _rgba(255, 255, 0)}
+WHITE = -1
 
 
 @dataclass
@@ -73,6 +99,7 @@ class LifFile:
 
     xml: str
     blocks: list[tuple[str, int, int]] = field(default_factory=list)
+    length: int = 0
 
 
 def _read_exact(fh: Any, size: int, what: str) -> bytes:
@@ -100,7 +127,7 @@ def read_lif(path: str) -> LifFile:
         if not 0 < chars <= MAX_XML_CHARS:
             raise ExtractionError(f"LIF header has an impossible XML length ({chars} characters)")
         raw = _read_exact(fh, 2 * chars, "XML description")
-        lif = LifFile(_decode(raw))
+        lif = LifFile(_decode(raw), length=length)
         for _ in range(MAX_BLOCKS):
             pos = fh.tell()
             if pos >= length:
@@ -135,11 +162,10 @@ def read_lif(path: str) -> LifFile:
 
 
 def _decode(raw: bytes) -> str:
-    """The XML description. Bio-Formats reads the UTF-16 bytes as ISO-8859-1 and drops the NULs, which is
-    the same text only while every code unit is below 256; anything else it mangles (declined)."""
-    if any(raw[1::2]):
-        raise Declined("XML has characters beyond Latin-1, which Bio-Formats reads mangled")
-    return raw[0::2].decode("latin-1").replace("\x00", "")
+    """The XML description as Bio-Formats reads it: the UTF-16 bytes as ISO-8859-1, NULs dropped. That is
+    the text while every code unit is below 256; any other character becomes its two bytes (U+2013 reads
+    as ``"\\x13 "``, which :func:`sanitize` then blanks), and so it is read here too."""
+    return raw.decode("latin-1").replace("\x00", "")
 
 
 # -- the XML description --------------------------------------------------------------------------------
@@ -166,10 +192,9 @@ def _int(value: str | None, what: str) -> int:
 
 def _float(value: str | None, what: str) -> float:
     text = (value or "").strip()
-    try:
-        number = float(text)
-    except ValueError:
-        raise Declined(f"{what} is not a number: {text[:40]!r}") from None
+    if NUMBER.fullmatch(text) is None:
+        raise Declined(f"{what} is not a number: {text[:40]!r}")
+    number = float(text)
     if number != number or number in (float("inf"), float("-inf")):
         raise Declined(f"{what} is not finite")
     return number
@@ -185,9 +210,23 @@ class Series:
     pixel_type: str
     bits: int
     physical: tuple[float | None, float | None, float | None]
-    channel_names: list[str]
+    channel_names: list[str | None]
     position: tuple[float, float]
     timestamps: list[float] | None
+    colors: list[int] = field(default_factory=list)
+    pinhole: float | None = None
+    objective: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class Confocal:
+    """What Bio-Formats takes from the one confocal setting: stage position, dye names, pinhole, objective."""
+
+    position: tuple[float, float]
+    names: list[str | None]
+    pinhole: float | None
+    objective: str | None
 
 
 def _image_name(image: etree._Element) -> str:
@@ -214,9 +253,7 @@ def _dimensions(image: etree._Element) -> tuple[tuple[int, int, int, int, int], 
     axes: dict[int, str] = {}
 
     def put(key: int, axis: str) -> None:
-        if key in axes and axes[key] != axis:
-            raise Declined("two axes with the same BytesInc")
-        axes[key] = axis
+        axes[key] = axis  # Bio-Formats' map: a later axis with the same BytesInc takes the place
 
     for channel in channels:
         key = _int(channel.get("BytesInc"), "channel BytesInc")
@@ -237,11 +274,11 @@ def _dimensions(image: etree._Element) -> tuple[tuple[int, int, int, int, int], 
         if count <= 0:
             raise Declined("a dimension without elements")
         step = _int(dim.get("BytesInc"), "dimension BytesInc")
-        unit = dim.get("Unit", "")
-        if ident != 4 and unit != "m":
-            raise Declined(f"a spatial dimension in {unit[:10]!r}, not metres")
         length = _float(dim.get("Length") or "0", "dimension Length")
-        per_pixel = length / (count - 1) * METRE_TO_MICRON if count > 1 else 0.0
+        per_pixel = length / (count - 1) if count > 1 else 0.0
+        # Bio-Formats scales metres to µm and kiloseconds to seconds and takes any other unit as µm
+        unit = dim.get("Unit", "")
+        per_pixel = per_pixel * METRE_TO_MICRON if unit == "m" else per_pixel / 1000 if unit == "Ks" else per_pixel
         if ident == 1:
             size_x = count
             if step not in PIXEL_TYPES:
@@ -294,6 +331,28 @@ def _dimensions(image: etree._Element) -> tuple[tuple[int, int, int, int, int], 
     return size, order, pixel[0], pixel[1], (physical[0], physical[1], physical[2])
 
 
+def _colors(image: etree._Element) -> list[int]:
+    """Each channel's colour from its ``LUTName`` (a missing name is blank, so white)."""
+    channels = _first(_first(image, "ImageDescription"), "Channels")
+    if channels is None:  # declined before: an image without channel descriptions
+        return []
+    return [LUT_COLORS.get(c.get("LUTName", "").lower(), WHITE) for c in _all(channels, "ChannelDescription")]
+
+
+def _description(image: etree._Element) -> str | None:
+    """The ``Content`` of the last ``ContextDescription`` attachment, else the text of the first
+    ``User-Comment`` anywhere in the image (Bio-Formats' order of preference), trimmed."""
+    contexts = [a for a in _all(image, "Attachment") if a.get("Name") == "ContextDescription"]
+    comment = _first(image, "User-Comment")
+    if contexts:
+        text = contexts[-1].get("Content", "")
+    elif comment is not None:
+        text = "".join(comment.itertext())
+    else:
+        return None
+    return ox.jtrim(text)  # Bio-Formats' printed document trims the text (its indenting)
+
+
 def _hex_seconds(token: str) -> float:
     text = token.strip()
     if not text or len(text) > 16 or any(ch not in "0123456789abcdefABCDEF" for ch in text):
@@ -325,7 +384,7 @@ def _flag(setting: etree._Element, name: str) -> bool:
     return value == "1"
 
 
-def _confocal(image: etree._Element, size_c: int) -> tuple[tuple[float, float], list[str]]:
+def _confocal(image: etree._Element, size_c: int) -> Confocal:
     attachments = _all(image, "Attachment")
     if any(a.get("Name") == "TileScanInfo" for a in attachments):
         raise Declined("a tile scan")
@@ -349,28 +408,53 @@ def _confocal(image: etree._Element, size_c: int) -> tuple[tuple[float, float], 
     flip_x, flip_y, swap = _flag(setting, "FlipX"), _flag(setting, "FlipY"), _flag(setting, "SwapXY")
     x, y = (stage_y, stage_x) if swap else (stage_x, stage_y)
     position = (-x if flip_x else x, -y if flip_y else y)
+    pinhole = None
+    if ox.jtrim(setting.get("Pinhole", "")):
+        pinhole = _float(setting.get("Pinhole"), "Pinhole") * METRE_TO_MICRON
+    objective = ox.jtrim(setting.get("ObjectiveName", "")) or None
+    return Confocal(position, _dye_names(setting, size_c), pinhole, objective)
 
+
+def _dye_names(setting: etree._Element, size_c: int) -> list[str | None]:
+    """Channel names as Bio-Formats gives them: the active detectors' dye names in detector order, each name
+    once (a detector without a band counts as a blank name every time), the last ``size_c`` of them to the
+    channels - aligned at the end, so with fewer names the first channels have none."""
+    detectors = _all(setting, "Detector")
+    if not detectors:
+        return [None] * size_c
     bands = _all(setting, "MultiBand")
     dyes: list[str] = []
-    for detector in _all(setting, "Detector"):
+    for detector in detectors:
         if detector.get("IsActive") != "1":
             continue
         channel = _int(detector.get("Channel"), "detector Channel")
         band = next((b for b in bands if _int(b.get("Channel"), "MultiBand Channel") == channel), None)
         if band is None:
-            raise Declined("an active detector without a spectral band")
+            dyes.append("")
+            continue
+        for edge in ("LeftWorld", "RightWorld"):  # Bio-Formats reads both as numbers; others are not checked
+            _float(band.get(edge), f"MultiBand {edge}")
         dye = band.get("DyeName", "")
-        if dye in dyes:  # Bio-Formats then leaves some channels unnamed, by a rule not reproduced
-            raise Declined("two active detectors with one dye name")
-        dyes.append(dye)
-    if len(dyes) != size_c:
-        raise Declined(f"{len(dyes)} active detectors for {size_c} channels")
-    return position, dyes
+        if dye not in dyes:
+            dyes.append(dye)
+    shift = len(dyes) - size_c
+    return [dyes[i + shift] if 0 <= i + shift < len(dyes) else None for i in range(size_c)]
+
+
+#: What Bio-Formats' ``XMLTools.sanitizeXML`` blanks before it parses the description: every ISO control
+#: character (line breaks and tabs too, in text and between elements alike)
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def sanitize(xml: str) -> str:
+    """The description as Bio-Formats parses it: control characters made spaces, and the ``&`` of each
+    character reference (``&#10;``) too, so such a reference reads as its own text (``" #10;"``)."""
+    return _CONTROLS.sub(" ", xml).replace("&#", " #")
 
 
 def read_series(xml: str) -> list[Series]:
     """Every image of the XML description; raises :class:`Declined` for a kind not checked."""
-    text = xml.strip("\x00")
+    text = sanitize(xml.strip("\x00"))
     if not text.startswith("<") or text.startswith("<?"):
         raise Declined("XML description that does not start with its root element")
     root = ome.parse_or(text.encode("utf-8"), lambda why: ExtractionError(f"LIF XML refused: {why}"),
@@ -390,10 +474,14 @@ def read_series(xml: str) -> list[Series]:
             raise Declined("an Image outside Element/Data")
         if any(a.tag in ("Image", "Attachment") for a in image.iterancestors()):
             raise Declined("an image nested in another image")
+        for marker in ("Annotation", "ROI"):  # ROIs, not reproduced
+            if _first(image, marker) is not None:
+                raise Declined(f"{marker} (not checked)")
         size, order, pixel_type, bits, physical = _dimensions(image)
-        position, names = _confocal(image, size[3])
-        series.append(Series(_image_name(image), size, order, pixel_type, bits, physical, names, position,
-                             _timestamps(image)))
+        confocal = _confocal(image, size[3])
+        series.append(Series(_image_name(image), size, order, pixel_type, bits, physical, confocal.names,
+                             confocal.position, _timestamps(image), _colors(image), confocal.pinhole,
+                             confocal.objective, _description(image)))
     return series
 
 
@@ -409,18 +497,33 @@ def document(series: list[Series]) -> str:
     for i, s in enumerate(series):
         instrument = ox.El("Instrument", {"ID": f"Instrument:{i}"})
         instrument.add(ox.El("Microscope", {"Type": "Other"}))
-        instrument.add(ox.El("Objective", {"ID": f"Objective:{i}:0"}))
+        objective = {"ID": f"Objective:{i}:0", "Correction": "Other", "Immersion": "Other"}
+        if s.objective is not None:
+            objective["Model"] = s.objective
+        instrument.add(ox.El("Objective", objective))
+        filters = [c for c, color in enumerate(s.colors) if color != WHITE]  # one per coloured channel
+        for f in range(len(filters)):
+            instrument.add(ox.El("Filter", {"ID": f"Filter:{i}:{f}"}))
         instruments.append(instrument)
         image = ox.El("Image", {"ID": f"Image:{i}", "Name": s.name})
         stamps = s.timestamps
         if stamps and stamps[0] > 0:
             image.add(ox.El("AcquisitionDate", text=_date(stamps[0])))
+        if s.description is not None:
+            image.add(ox.El("Description", text=s.description))
         image.add(ox.El("InstrumentRef", {"ID": f"Instrument:{i}"}))
         image.add(ox.El("ObjectiveSettings", {"ID": f"Objective:{i}:0"}))
         pixels = image.add(ox.pixels(index=i, dimension_order=s.order, pixel_type=s.pixel_type, size=s.size,
                                      big_endian=False, significant_bits=s.bits, physical=s.physical))
         for c, name in enumerate(s.channel_names):
-            pixels.add(ox.channel(i, c, 1, Name=name))
+            attrs = {"Color": str(s.colors[c])}
+            if name is not None:
+                attrs["Name"] = name
+            if s.pinhole is not None:
+                attrs.update(PinholeSize=ox.jdouble(s.pinhole), PinholeSizeUnit=ox.MICRON)
+            channel = pixels.add(ox.channel(i, c, 1, **attrs))
+            if c in filters:
+                channel.children[0].add(ox.El("EmissionFilterRef", {"ID": f"Filter:{i}:{filters.index(c)}"}))
         pixels.add(ox.El("MetadataOnly"))
         count = s.size[2] * s.size[3] * s.size[4]
         for plane in range(count):
@@ -435,9 +538,36 @@ def document(series: list[Series]) -> str:
     return ox.document(*instruments, *images)
 
 
+def check_blocks(series: list[Series], lif: LifFile) -> None:
+    """Decline a file whose memory blocks Bio-Formats cannot assign to its images.
+
+    With more (non-empty) blocks than images Bio-Formats gives each image, in order, the next block whose
+    span (to the next block's data, or to the end of the file) holds all its planes, skipping the smaller
+    ones; when it runs out of blocks it fails (an index past its list), so the file is left to it.
+    """
+    offsets = [start for _, start, size in lif.blocks if size > 0]
+    if len(offsets) <= len(series):
+        return
+    index = 0
+    for s in series:
+        x, y, z, c, t = s.size
+        needed = x * y * (s.bits // 8) * z * c * t
+        while True:
+            if index >= len(offsets):
+                raise Declined("memory blocks too small for the images (Bio-Formats fails)")
+            end = offsets[index + 1] if index + 1 < len(offsets) else lif.length
+            if end - offsets[index] >= needed:
+                break
+            index += 1
+        index += 1
+
+
 def inspect_lif(path: str) -> list[Series]:
     """Read and classify ``path``; raises :class:`Declined` when this engine leaves it to Bio-Formats."""
-    return read_series(read_lif(path).xml)
+    lif = read_lif(path)
+    series = read_series(lif.xml)
+    check_blocks(series, lif)
+    return series
 
 
 def _looks_like_lif(head: bytes) -> bool:
@@ -445,14 +575,12 @@ def _looks_like_lif(head: bytes) -> bool:
 
 
 class LifEngine(ReaderEngine[list[Series]]):
-    """Single-tile confocal LIF (LAS X layout) from its own XML; every other LIF goes to Bio-Formats."""
+    """Single-tile confocal LIF (LAS X layout) from its own XML, Bio-Formats' whole document; every other LIF
+    goes to Bio-Formats."""
 
     name = NAME
     score = CLAIM
     magic = b"\x70\x00\x00\x00"
-    #: its documents agree with Bio-Formats' on the key fields only (Bio-Formats writes more: instrument,
-    #: experimenter …), so ``auto`` leaves its files to Bio-Formats; ``--engine lif`` still answers
-    whole_document_in_auto = False
     kind, label = "a LIF", "LIF"
 
     def wants(self, path: str, head: bytes) -> bool:
