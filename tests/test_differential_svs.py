@@ -34,9 +34,9 @@ def _fields(rng: random.Random, mpp: float | None) -> str:
     """One description's ``|key = value`` fields (an MPP for the level when given)."""
     out = []
     if mpp is not None:
-        out.append(f"MPP = {mpp:.4f}")
+        out.append(f"MPP = {rng.choice((f'{mpp:.4f}', repr(mpp), f'{mpp:.6f}', f' {mpp:.3f} '))}")
     if rng.random() < 0.6:
-        out.append(f"AppMag = {rng.choice(('20', '40', '10.5', '63'))}")
+        out.append(f"AppMag = {rng.choice(('20', '40', '10.5', '63', '40.000', '2.5'))}")
     if rng.random() < 0.5:
         out += [f"Date = {rng.choice(('05/17/21', '12/29/09', '01/02/99', '02/29/24'))}",
                 f"Time = {rng.choice(('13:45:01', '00:00:00', '23:59:59'))}"]
@@ -70,7 +70,8 @@ def svs_variant(rng: random.Random, path: Path) -> str:
     mpp = rng.choice((0.252, 0.499, 1.0, 0.5, 2.0))
     tile = rng.choice(((16, 16), (32, 32), (64, 64)))
     head = rng.choice((HDR, "Aperio Image Library v9  \n", "Aperio Image Library v12.0.15 \r\n"))
-    comment = rng.choice((BASE, "46000x32914 [0,100 46000x32914] (240x240) JPEG/RGB Q=70", "Whole slide"))
+    comment = rng.choice((BASE, "46000x32914 [0,100 46000x32914] (240x240) JPEG/RGB Q=70", "Whole slide",
+                          "a & <b>", "line 1\nline 2"))
     levels = rng.choice((1, 2, 2, 3, 4))
     pages: list[dict[str, Any]] = []
     for level in range(levels):

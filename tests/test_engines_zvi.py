@@ -177,6 +177,16 @@ def test_unchecked_kinds_are_declined(corpus: Path, tmp_path: Path, stream: str,
         engine.extract(str(path))
 
 
+def test_a_scale_factor_at_most_1e6_is_declined(corpus: Path, tmp_path: Path) -> None:
+    """Found by tests/test_differential_ole.py: live Bio-Formats 7.3.1 writes a 1e-7 µm pixel size in nm."""
+    path = copy_of(corpus, REL, tmp_path)
+    patch_stream(path, DOC, struct.pack("<hd", 5, 0.22639345896102386), struct.pack("<hd", 5, 1e-7))
+    engine = ZviEngine()
+    assert engine.claim(str(path), read_head(path)) == 0
+    with pytest.raises(ExtractionError, match="Scale Factor for X 1e-07 is positive but at most 1e-6"):
+        engine.extract(str(path))
+
+
 def test_plane_data_and_extra_tag_streams_are_declined(corpus: Path, tmp_path: Path) -> None:
     engine = ZviEngine()
     planes = copy_of(corpus, REL, tmp_path, "planes.zvi")
