@@ -6,13 +6,15 @@ have their INI texts edited the ways FluoView files differ: image and pixel size
 bits, Z and T steps, channel names, wavelengths, PMT gain and voltage, barrier filters and dichroics, dyes,
 light types, lasers switched on or off, channels activated, an acquisition date, the objective and stage
 positions of the plane files; and some kinds the engine leaves to Bio-Formats (a laser medium for a dye, a date
-in another spelling, a light type it cannot map). ZVI variants are written with the ZVI writer of
+in another spelling, a light type it cannot map, a size or wavelength of at most 1e-6, a number spelled with
+a ``+``, a barrier filter with digits on one side of its ``-``). ZVI variants are written with the ZVI writer of
 tests/test_engines_zvi.py over Z x C x T plane layouts in every nesting order, 8/16-bit grey and
 RGB, zlib-flagged planes, with extra item tags (objective name, magnification, NA, working distance, gain and
 offset, comments, wavelengths, exposures, stage positions, a smaller image size, one-based channel indices,
-colours) and kinds the engine declines (JPEG planes, tiles, an experimenter's name, an acquisition-date
-tag); a few are in-place edits of the corpus ZVI's values. Every variant is drawn with a seed, so a failure
-is reproducible.
+colours, the document's scale factors) and kinds the engine declines (JPEG planes, tiles, an experimenter's
+name, an acquisition-date tag, a scale factor of at most 1e-6); a few are in-place edits of the corpus ZVI's
+values. Every variant is drawn with a seed, so a failure is reproducible. (No ``GST`` value is drawn: Bio-Formats
+7.3.1 loops forever on one such as ``UserName="GSTuser"``; the engine declines it.)
 
 Each is read in ``auto`` and by live Bio-Formats (:func:`tests._engines.differential`): wherever the native
 engine answers, its document is Bio-Formats' whole; what it declines is counted and listed with the reason.
