@@ -26,7 +26,7 @@ from .test_engines_cellomics import _copy, _synthetic
 
 SEED = 20
 VARIANTS = 48
-PLATES = ("PLATE1", "a_b_P2", "MFGTMP_150101120000", "plate 7", "X")
+PLATES = ("PLATE1", "a_b_P2", "MFGTMP_150101120000", "plate 7", "X", "plate.v2", "P-1")
 
 
 def _name(rng: random.Random) -> tuple[str, str]:
@@ -37,8 +37,8 @@ def _name(rng: random.Random) -> tuple[str, str]:
     row = rng.choice("ABCHPabh")
     column = rng.choice((1, 3, 12, 24, 0)) if rng.random() < 0.1 else rng.choice((1, 3, 12, 24))
     field = rng.choice(("", "f00", "f02", "f15", "f102"))
-    channel = rng.choice(("d0", "d1", "d3", "o0", "o2", "o12")) if rng.random() < 0.92 else ""
-    return f"{plate}_{row}{column:02d}{field}{channel}.c01", plate
+    channel = rng.choice(("d0", "d1", "d3", "o0", "o2", "o12", "o1d2")) if rng.random() < 0.92 else ""
+    return f"{plate}_{row}{column:02d}{field}{channel}{rng.choice(('.c01', '.c01', '.C01'))}", plate
 
 
 def c01_variant(rng: random.Random, folder: Path, corpus: Path) -> tuple[Path, str]:
@@ -70,12 +70,14 @@ def variants(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> list[tup
     return [c01_variant(rng, root / f"v{i:03d}", corpus) for i in range(VARIANTS)]
 
 
-#: what the cellomics engine is known to leave to Bio-Formats among these variants
-C01_DECLINED = ("sibling of its plate", "24 bits per pixel", "negative pixels per metre")
+#: what the cellomics engine is known to leave to Bio-Formats among these variants (a name without a channel or
+#: with column 00 fails in Bio-Formats alone, but not always beside a sibling of its plate, which it groups)
+C01_DECLINED = ("sibling of its plate", "24 bits per pixel", "negative pixels per metre", "without a channel",
+                "column 00")
 
 
 @pytest.mark.slow
 def test_every_native_answer_on_generated_c01_files_equals_live_bioformats(variants: list[tuple[Path, str]]) -> None:
     counts, declined = differential("cellomics", variants, C01_DECLINED)
-    assert counts["agree"] >= 36, (counts, declined)
+    assert counts["agree"] >= 32, (counts, declined)
     print(f"\n{len(variants)} C01 variants: {dict(counts)}; declined:\n" + "\n".join(declined))

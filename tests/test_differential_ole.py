@@ -303,9 +303,10 @@ def zvi_written(rng: random.Random, path: Path) -> str:
     names = tuple(rng.choice(("DAPI", "GFP", "Cy5", "", "Brightfield", "a b")) for _ in range(3))
     colors = tuple(rng.choice((0, 255, 65280, 16711680, 0xFFFFFF, 12345)) for _ in range(3))
     extra, chosen = _extra(rng)
-    write_zvi(path, planes, bpp=bpp, names=names, colors=colors, extra=extra, **plane_args)
+    size = rng.choice(((64, 48), (64, 48), (1, 1), (17, 5), (300, 200)))
+    write_zvi(path, planes, bpp=bpp, names=names, colors=colors, extra=extra, size=size, **plane_args)
     scales = [_scale(rng, path, key, old) for key, old in ((769, 0.5), (772, 0.5), (775, 2.0)) if rng.random() < 0.4]
-    return f"{path.name} {layout} bpp {bpp} {kind} {list(chosen)} {scales}"
+    return f"{path.name} {size} {layout} bpp {bpp} {kind} {list(chosen)} {scales}"
 
 
 def _scale(rng: random.Random, path: Path, key: int, old: float) -> float:

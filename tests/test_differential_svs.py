@@ -73,9 +73,11 @@ def svs_variant(rng: random.Random, path: Path) -> str:
     comment = rng.choice((BASE, "46000x32914 [0,100 46000x32914] (240x240) JPEG/RGB Q=70", "Whole slide",
                           "a & <b>", "line 1\nline 2"))
     levels = rng.choice((1, 2, 2, 3, 4))
+    scales = [2 ** level for level in range(levels)]
+    if rng.random() < 0.3:  # the reduced levels out of IFD order (Bio-Formats sorts them by size)
+        scales[1:] = rng.sample(scales[1:], len(scales) - 1)
     pages: list[dict[str, Any]] = []
-    for level in range(levels):
-        scale = 2 ** level
+    for level, scale in enumerate(scales):
         desc = head + comment + (f" -> {width // scale}x{height // scale}" if level else "")
         with_mpp = rng.random() < 0.85 or level == 0
         pages.append({"shape": shape(height // scale, width // scale), "tile": tile, "dtype": dtype,

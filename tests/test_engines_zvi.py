@@ -73,10 +73,10 @@ def plane_stream(zct: tuple[int, int, int], size: tuple[int, int], bpp: int, val
 
 
 def write_zvi(path: Path, planes: list[tuple[int, int, int]], bpp: int = 2, names: tuple[str, ...] = ("DAPI", "GFP"),
-              colors: tuple[int, ...] = (16711680, 65280), extra: object = None, **plane_args: object) -> Path:
-    """A ZVI of 64 x 48 planes (item n has indices ``planes[n]``) with per-item names, colours, stage positions,
+              colors: tuple[int, ...] = (16711680, 65280), extra: object = None, size: tuple[int, int] = (64, 48),
+              **plane_args: object) -> Path:
+    """A ZVI of ``size`` planes (item n has indices ``planes[n]``) with per-item names, colours, stage positions,
     times, exposures and wavelengths; ``extra(n, z, c, t)`` adds item tags."""
-    size = (64, 48)
     streams = {("Image", "Tags", "Contents"): tag_stream([
         (v_int(size[0]), 515), (v_int(size[1]), 516), (v_double(0.5), 769), (v_double(0.5), 772),
         (v_double(2.0), 775), (v_text("A comment"), 1540)])}
