@@ -78,7 +78,7 @@ def pixel_size(rng: random.Random, oif: str) -> str:
 
 def image_size(rng: random.Random, oif: str) -> str:
     for axis in (0, 1):
-        oif = put(oif, f"Axis {axis} Parameters Common", "MaxSize", str(rng.choice((32, 100, 256, 512, 1024))))
+        oif = put(oif, f"Axis {axis} Parameters Common", "MaxSize", str(rng.choice((1, 32, 100, 256, 512, 1024))))
     return oif
 
 
@@ -194,7 +194,13 @@ def bits(rng: random.Random, pty: str) -> str:
     return put(pty, "Acquisition Parameters Common", "ValidBitCounts", rng.choice(("8", "12", "16")))
 
 
-PTY_EDITS: tuple[Edit, ...] = (objective, stage, bits)
+def times(rng: random.Random, pty: str) -> str:
+    """A plane's own time and Z position (its DeltaT and PositionZ)."""
+    pty = put(pty, "Axis 4 Parameters", "AbsPositionValue", rng.choice(("0.0", "1e3", "-5", "123456.789")))
+    return put(pty, "Axis 3 Parameters", "AbsPositionValue", rng.choice(("0", "-994150.0", "12.5")))
+
+
+PTY_EDITS: tuple[Edit, ...] = (objective, stage, bits, times)
 
 
 def _text(raw: bytes) -> str:
@@ -249,7 +255,7 @@ TagMaker = Callable[[int, int, int, int], list[tuple[bytes, int]]]
 def _extra(rng: random.Random) -> tuple[TagMaker, list[str]]:
     """Item tags added after the writer's own (a later tag wins where Bio-Formats keeps the last)."""
     chosen = rng.sample(("objective", "gain", "comment", "waves", "exposure", "stage", "size", "one-based",
-                         "user"), rng.choice((0, 1, 2, 3)))
+                         "user", "typed"), rng.choice((0, 1, 2, 3)))
     if rng.random() < 0.15:  # a kind the engine declines
         chosen.append(rng.choice(("experimenter", "date tag")))
     name = rng.choice(("Plan-Apochromat 40x/0.95 Korr", "EC Plan-Neofluar 10x/0.30 M27", "Fluar 5x", "20x/0.8"))
@@ -272,6 +278,9 @@ def _extra(rng: random.Random) -> tuple[TagMaker, list[str]]:
             out += [(v_int(waves[0] + c), 16777488), (v_int(waves[1] + c), 16777489)]
         if "exposure" in chosen:
             out += [(v_double(exposure * (n + 1)), 2564)]
+        if "typed" in chosen:  # numbers in other VARIANT types: text, float, int
+            out += [(v_text(f"{exposure * (c + 1)}"), 2564), (struct.pack("<hf", 4, gain + 0.5), 65633),
+                    (v_text(str(waves[1] + c)), 16777489), (v_int(n * 10), 2073)]
         if "stage" in chosen:
             out += [(v_double(-1000.5 + n), 2073), (v_double(0.25 * n), 2074)]
         if "size" in chosen:
