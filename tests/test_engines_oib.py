@@ -172,6 +172,23 @@ def test_unchecked_kinds_are_declined(corpus: Path, tmp_path: Path, stream: str,
         engine.extract(str(path))
 
 
+@pytest.mark.parametrize(("table", "old", "new", "reason"), [
+    ("Reference Image Parameter", "WidthConvertValue=0.177", "WidthConvertValue=1e-07", "at most 1e-6"),
+    ("GUI Channel 1 Parameters", "ExcitationWavelength=488", "ExcitationWavelength=+88", r"spelled with a \+"),
+    ("GUI Channel 1 Parameters", 'BF Name="BA505-525"', 'BF Name="BAxxx-525"', "digits on one side"),
+])
+def test_spellings_bioformats_reads_its_own_way_are_declined(corpus: Path, tmp_path: Path, table: str, old: str,
+                                                             new: str, reason: str) -> None:
+    """Found by tests/test_differential_ole.py against live Bio-Formats 7.3.1: it writes a pixel size of 1e-7 µm
+    in nm, drops a wavelength or gain spelled with a ``+``, and keeps the cut-out alone of ``BA-505-525``."""
+    path = copy_of(corpus, REL, tmp_path)
+    patch_stream(path, OIF, utf16(old), utf16(new), _nth(corpus, table, old))
+    engine = OibEngine()
+    assert engine.claim(str(path), read_head(path)) == 0
+    with pytest.raises(ExtractionError, match=reason):
+        engine.extract(str(path))
+
+
 def test_truncated_copies_are_refused(corpus: Path, tmp_path: Path) -> None:
     data = (corpus / REL).read_bytes()
     engine = OibEngine()

@@ -73,10 +73,10 @@ def plane_stream(zct: tuple[int, int, int], size: tuple[int, int], bpp: int, val
 
 
 def write_zvi(path: Path, planes: list[tuple[int, int, int]], bpp: int = 2, names: tuple[str, ...] = ("DAPI", "GFP"),
-              colors: tuple[int, ...] = (16711680, 65280), extra: object = None, **plane_args: object) -> Path:
-    """A ZVI of 64 x 48 planes (item n has indices ``planes[n]``) with per-item names, colours, stage positions,
+              colors: tuple[int, ...] = (16711680, 65280), extra: object = None, size: tuple[int, int] = (64, 48),
+              **plane_args: object) -> Path:
+    """A ZVI of ``size`` planes (item n has indices ``planes[n]``) with per-item names, colours, stage positions,
     times, exposures and wavelengths; ``extra(n, z, c, t)`` adds item tags."""
-    size = (64, 48)
     streams = {("Image", "Tags", "Contents"): tag_stream([
         (v_int(size[0]), 515), (v_int(size[1]), 516), (v_double(0.5), 769), (v_double(0.5), 772),
         (v_double(2.0), 775), (v_text("A comment"), 1540)])}
@@ -174,6 +174,16 @@ def test_unchecked_kinds_are_declined(corpus: Path, tmp_path: Path, stream: str,
     engine = ZviEngine()
     assert engine.claim(str(path), read_head(path)) == 0
     with pytest.raises(ExtractionError, match=reason):
+        engine.extract(str(path))
+
+
+def test_a_scale_factor_at_most_1e6_is_declined(corpus: Path, tmp_path: Path) -> None:
+    """Found by tests/test_differential_ole.py: live Bio-Formats 7.3.1 writes a 1e-7 µm pixel size in nm."""
+    path = copy_of(corpus, REL, tmp_path)
+    patch_stream(path, DOC, struct.pack("<hd", 5, 0.22639345896102386), struct.pack("<hd", 5, 1e-7))
+    engine = ZviEngine()
+    assert engine.claim(str(path), read_head(path)) == 0
+    with pytest.raises(ExtractionError, match="Scale Factor for X 1e-07 is positive but at most 1e-6"):
         engine.extract(str(path))
 
 

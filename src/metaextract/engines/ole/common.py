@@ -25,6 +25,14 @@ def positive(value: float | None) -> float | None:
     return value
 
 
+def not_tiny(value: float, what: str) -> float:
+    """``value`` unless it is positive and at most EPSILON: Bio-Formats 7.3.1 writes such a physical size in
+    nm and keeps such a wavelength where the engines' rule drops it (checked live), so it is declined."""
+    if 0 < value <= EPSILON:
+        raise Declined(f"{what} {value!r} is positive but at most 1e-6 (Bio-Formats writes it its own way)")
+    return value
+
+
 def read_storage(path: str, suffix: str, label: str, read: Callable[[OleFile], R]) -> R:
     """``read`` of the compound document at ``path``: a name without ``suffix`` is declined, a damaged
     document raises :class:`ExtractionError` ("{label} cannot be read: …")."""

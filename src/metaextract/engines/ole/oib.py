@@ -38,8 +38,8 @@ The rules of FV1000Reader reproduced here (checked against the corpus reference)
 Declined (left to Bio-Formats): ``.oif`` sets, anything but exactly one storage folder, preview (``-R``)
 or multi-plane ``.pty`` files, a missing or non-TIFF plane stream, planes that are not
 Z x C x T, ROI files with shapes, non-ASCII text, any value containing ``GST`` (Bio-Formats rewrites
-those), laser dye names that are laser media, dates in other spellings, and every spelling Bio-Formats
-would fail on.
+those), laser dye names that are laser media, dates in other spellings, numbers spelled with a leading ``+``,
+physical sizes or wavelengths in (0, 1e-6], and every spelling Bio-Formats would fail on.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ import struct
 from dataclasses import dataclass, field
 
 from metaextract.engines.base import CLAIM, Declined, UnsupportedFormatError
-from metaextract.engines.ole.common import CONTROL, OleEngine, positive, read_storage
+from metaextract.engines.ole.common import CONTROL, OleEngine, not_tiny, positive, read_storage
 from metaextract.engines.ole.storage import JavaNumberError, OleFile, parse_double, parse_int, strip_string
 from metaextract.ome import writer as ox
 
@@ -196,6 +196,8 @@ class OibImage:
 
 
 def _number(text: str | None, what: str) -> float:
+    if text is not None and ox.jtrim(text).startswith("+"):  # checked live: dropped, kept or read as a
+        raise Declined(f"{what} is spelled with a + ({text!r}; Bio-Formats drops some such)")  # laser's
     try:
         return parse_double(text)
     except JavaNumberError:
@@ -385,7 +387,7 @@ def _read(oib: _Oib) -> OibImage:
         if enable is None:
             raise Declined("a laser without Laser Enable (Bio-Formats fails on it)")
         if enable == "1":
-            lasers.append(_number(laser.get("LaserWavelength"), "LaserWavelength"))
+            lasers.append(not_tiny(_number(laser.get("LaserWavelength"), "LaserWavelength"), "LaserWavelength"))
         date = laser.get("ImageCaputreDate")
         if date is None:
             date = laser.get("ImageCaptureDate")
@@ -402,8 +404,9 @@ def _read(oib: _Oib) -> OibImage:
             voltage=_number(gui["AnalogPMTVoltage"], "AnalogPMTVoltage") if "AnalogPMTVoltage" in gui else None,
             barrier=gui.get("BF Name"), dye=gui.get("DyeName"), emission_dm=gui.get("EmissionDM Name"),
             excitation_dm=gui.get("ExcitationDM Name"),
-            em_wave=_number(em, "EmissionWavelength") if em is not None else None,
-            ex_wave=_number(gui.get("ExcitationWavelength"), "ExcitationWavelength") if em is not None else None))
+            em_wave=not_tiny(_number(em, "EmissionWavelength"), "EmissionWavelength") if em is not None else None,
+            ex_wave=not_tiny(_number(gui.get("ExcitationWavelength"), "ExcitationWavelength"), "ExcitationWavelength")
+            if em is not None else None))
         index += 1
     illuminations: list[str | None] = []
     index = 1
@@ -452,6 +455,8 @@ def _read(oib: _Oib) -> OibImage:
             elif dim == 7:
                 for attr, key in (("x", "AbsPositionValueX"), ("y", "AbsPositionValueY")):
                     if key in axis:
+                        if ox.jtrim(axis[key]).startswith("+"):
+                            raise Declined(f"Axis 7 {key} is spelled with a + (not checked)")
                         with contextlib.suppress(JavaNumberError):  # Bio-Formats ignores an unreadable one
                             setattr(plane, attr, parse_double(axis[key]))
         bits = valid_bits
@@ -525,6 +530,9 @@ def _read(oib: _Oib) -> OibImage:
             parts.pop()
         if "-" in channel.barrier and len(parts) < 2:
             raise Declined(f"barrier filter {channel.barrier!r} (Bio-Formats fails on it)")
+        digits = [re.sub(r"[^0-9]", "", part) for part in parts[:2]]
+        if "-" in channel.barrier and bool(digits[0]) != bool(digits[1]):  # live: only the other one is kept
+            raise Declined(f"barrier filter {channel.barrier!r} has digits on one side of its - only")
         cuts = _cuts(channel.barrier)
         if cuts is not None and min(cuts) <= 0:
             raise Declined(f"barrier filter {channel.barrier!r} has a zero cut-in or cut-out")
@@ -542,8 +550,11 @@ def _read(oib: _Oib) -> OibImage:
         pixel_t = 1.0
     if pixel_t != pixel_t or pixel_z != pixel_z:
         raise Declined("a Z or T step that is not a number")
-    physical_xy = (positive(_number(width, "WidthConvertValue")) if width is not None else None,
-                   positive(_number(height, "HeightConvertValue")) if height is not None else None)
+    physical_xy = (positive(not_tiny(_number(width, "WidthConvertValue"), "WidthConvertValue"))
+                   if width is not None else None,
+                   positive(not_tiny(_number(height, "HeightConvertValue"), "HeightConvertValue"))
+                   if height is not None else None)
+    not_tiny(pixel_z, "the Z step")
     return OibImage(size=(size_x, size_y, size_z, size_c, size_t), order=order, pixel_type=PIXEL_TYPES[depth],
                     bits=bits, physical_xy=physical_xy, physical_z=positive(pixel_z), time_increment=pixel_t,
                     date=date, lasers=lasers, channels=active, illuminations=illuminations, planes=planes,

@@ -35,8 +35,8 @@ against live Bio-Formats on edited copies and on ZVIs written by the tests):
 Declined (left to Bio-Formats): tiles or several series, planes whose headers do not cover the image
 count, JPEG planes or other bytes per pixel, plane data outside ``Image/Item(n)/Contents``, two tag streams
 for one item or several document tag streams, ROI shapes, experimenter names, acquisition-date tags
-(1793), non-ASCII text in a value that is used, unknown VARIANT types, and every spelling Bio-Formats
-would fail on.
+(1793), non-ASCII text in a value that is used, unknown VARIANT types, scale factors or wavelengths in
+(0, 1e-6], and every spelling Bio-Formats would fail on.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import struct
 from dataclasses import dataclass, field
 
 from metaextract.engines.base import CLAIM, Declined
-from metaextract.engines.ole.common import CONTROL, OleEngine, positive, read_storage
+from metaextract.engines.ole.common import CONTROL, OleEngine, not_tiny, positive, read_storage
 from metaextract.engines.ole.storage import JavaNumberError, OleFile, parse_double, parse_int, strip_string
 from metaextract.ome import writer as ox
 
@@ -296,11 +296,11 @@ def parse_main_tags(state: State, image: int, tags: list[Tag], effective_c: int,
                 if axis not in state.physical:
                     state.physical[axis] = parse_double(value)
             elif key == "Emission Wavelength" and c != -1:
-                wave = positive(parse_double(value))
+                wave = positive(not_tiny(parse_double(value), key))
                 if wave is not None:
                     state.em[c] = wave
             elif key == "Excitation Wavelength" and c != -1:
-                wave = positive(parse_double(value))
+                wave = positive(not_tiny(parse_double(value), key))
                 if wave is not None:
                     state.ex[c] = wave
             elif key == "Channel Name" and c != -1:
@@ -479,6 +479,8 @@ def _read(ole: OleFile, name: str) -> ZviImage:
     state.stage_y.clear()
     for number, p in item_tags:
         parse_main_tags(state, number, read_tags(_stream(ole, p)), effective_c, real=True)
+    for axis, scale in state.physical.items():
+        not_tiny(scale, f"Scale Factor for {axis}")
     # pass 6: sizes and pixel type
     if state.size_x < 0 or state.size_y < 0:
         raise Declined("a negative image size")
