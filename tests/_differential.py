@@ -10,6 +10,7 @@ first, so one run shows every kind that differs.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,23 +41,29 @@ class Tally:
                 + "".join(f"\n  declined: {label}" for label in self.declined_labels))
 
     def assert_proven(self, total: int, native: str, floor: int, *, reasons: Iterable[str] = (),
-                      known: Iterable[str] | None = None) -> None:
+                      known: Iterable[str] | None = None, declinable: Iterable[str] | None = None) -> None:
         """A differential test's verdict on ``total`` variants: no native answer differs from Bio-Formats'
         whole document; where Bio-Formats fails, ``auto`` left the variant to it (no native answer is more
         than the seed's failure); at least ``floor`` variants agree and every native answer is ``native``'s;
         each of ``reasons`` (kinds the test drew to be declined) is among the declines and failures; with
-        ``known``, every declined kind is one of those."""
+        ``known``, every declined kind is one of those; with ``declinable`` (patterns), every declined kind
+        matches one of them."""
         report = self.report(total)
         print("\n" + report)
         assert self.mismatches == [], "\n".join(self.mismatches)
         for failure in self.bioformats_fails:
             assert "(auto: bioformats " in failure, failure
         assert self.agree >= floor and self.answered[native] == self.agree, report
+        assert set(self.answered) <= {native, "bioformats"}, report
         seen = " | ".join([*self.declined, *self.bioformats_fails])
         for reason in reasons:
             assert reason in seen, f"{reason!r} was drawn but not declined: {seen}"
         if known is not None:
             assert set(self.declined) <= set(known), f"declined for an unknown reason: {dict(self.declined)}"
+        if declinable is not None:
+            kinds = [re.compile(pattern) for pattern in declinable]
+            odd = [reason for reason in self.declined if not any(kind.search(reason) for kind in kinds)]
+            assert not odd, f"declined for an unknown reason: {odd}"
 
 
 def _reason(error: str | None, path: Path) -> str:
@@ -114,3 +121,11 @@ def named_kind(native: str, path: Path, kinds: Mapping[str, str],
     except ExtractionError as exc:
         message = str(exc)
     return next((kind for part, kind in kinds.items() if part in message), message)
+
+
+def engine_reason(native: str) -> Callable[[Path, Any], str]:
+    """A ``why`` for :func:`compare_with_bioformats`: the ``native`` engine's whole reason, asked by name
+    (not shortened to its kind), for tests whose declinable kinds are patterns."""
+    def why(path: Path, _: Any) -> str:
+        return (extract_file(str(path), native).error or "").split("(use Bio-Formats): ")[-1]
+    return why

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
 import textwrap
-from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from metaextract.engines.base import ExtractionError
-from metaextract.extraction.pipeline import extract_file, read_head
+from metaextract.extraction.pipeline import read_head
 from metaextract.ome import key_fields, normalise, validate
-from metaextract.ome.diff import first_difference
 
 
 def reads_as_the_reference(engine: Any, corpus: Path, reference: Path, rel: str, claim: int) -> str:
@@ -58,40 +54,3 @@ def install_plugin_engine(site: Path, name: str, source: str, monkeypatch: pytes
     old = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", str(site) + (os.pathsep + old if old else ""))
     return site
-
-
-def differential(engine: str, variants: Iterable[tuple[Path, str]],
-                 declinable: Iterable[str]) -> tuple[Counter[str], list[str]]:
-    """Read each ``(path, label)`` variant in ``auto`` and with the live Bio-Formats engine (issue 20).
-
-    Wherever ``auto`` answers natively, the answer must be ``engine``'s and its document Bio-Formats' whole
-    (after normalisation; the first difference in the failure). Where Bio-Formats fails, ``auto`` must not
-    answer natively either. Every variant left to Bio-Formats is asked of ``engine`` by name: its reason must
-    match one of the ``declinable`` patterns (the kinds the engine is known to leave to Bio-Formats), so a
-    kind declined by mistake fails too. Returns the counts ("agree", "declined", "refused by Bio-Formats")
-    and, for each declined variant, its label and the engine's reason.
-    """
-    kinds = [re.compile(pattern) for pattern in declinable]
-    counts: Counter[str] = Counter()
-    declined: list[str] = []
-    for path, label in variants:
-        theirs = extract_file(str(path), "bioformats")
-        ours = extract_file(str(path), "auto")
-        name = (ours.engine or "").split(" ", 1)[0]
-        assert name in (engine, "bioformats"), (label, ours.engine)
-        if theirs.status != "ok":
-            counts["refused by Bio-Formats"] += 1
-            assert name == "bioformats", (label, theirs.error)
-            continue
-        if name == "bioformats":
-            reason = (extract_file(str(path), engine).error or "").split("(use Bio-Formats): ")[-1]
-            assert any(kind.search(reason) for kind in kinds), f"{label}: declined for {reason!r}"
-            counts["declined"] += 1
-            declined.append(f"{label}: {reason}")
-            continue
-        assert ours.status == "ok", (label, ours.error)
-        difference = first_difference(ours.omexml or "", theirs.omexml or "")
-        assert difference is None, f"{label}: {difference}"
-        assert normalise(ours.omexml or "") == normalise(theirs.omexml or ""), label
-        counts["agree"] += 1
-    return counts, declined

@@ -10,7 +10,8 @@ sibling of the same plate, which Bio-Formats groups; 24-bit pixels; negative pix
 Bio-Formats fails on (a pattern name without a channel, column 00), where ``auto`` must not answer natively
 either. Every variant is drawn with a seed, so a failure is reproducible.
 
-Each is read in ``auto`` and by live Bio-Formats (:func:`tests._engines.differential`): wherever the cellomics
+Each is read in ``auto`` and by live Bio-Formats
+(:func:`tests._differential.compare_with_bioformats`): wherever the cellomics
 engine answers, its document is Bio-Formats' whole; what it declines is counted and listed with the reason.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ._engines import differential
+from ._differential import compare_with_bioformats, engine_reason
 from .test_engines_cellomics import _copy, _synthetic
 
 SEED = 20
@@ -78,6 +79,5 @@ C01_DECLINED = ("sibling of its plate", "24 bits per pixel", "negative pixels pe
 
 @pytest.mark.slow
 def test_every_native_answer_on_generated_c01_files_equals_live_bioformats(variants: list[tuple[Path, str]]) -> None:
-    counts, declined = differential("cellomics", variants, C01_DECLINED)
-    assert counts["agree"] >= 32, (counts, declined)
-    print(f"\n{len(variants)} C01 variants: {dict(counts)}; declined:\n" + "\n".join(declined))
+    tally = compare_with_bioformats(variants, "cellomics", engine_reason("cellomics"))
+    tally.assert_proven(len(variants), "cellomics", 32, declinable=C01_DECLINED)

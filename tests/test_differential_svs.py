@@ -10,7 +10,8 @@ last or first of each met in Bio-Formats' order; and some kinds the engine leave
 wavelengths, an ``MPP`` so small Bio-Formats changes units, a two-digit year at Java's century pivot, a
 ``DisplayColor`` that is not a number). Every variant is drawn with a seed, so a failure is reproducible.
 
-Each is read in ``auto`` and by live Bio-Formats (:func:`tests._engines.differential`): wherever the svs engine
+Each is read in ``auto`` and by live Bio-Formats
+(:func:`tests._differential.compare_with_bioformats`): wherever the svs engine
 answers, its document is Bio-Formats' whole; what it declines is counted and listed with the reason.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from ._engines import differential
+from ._differential import compare_with_bioformats, engine_reason
 from .test_engines_svs import BASE, HDR, _write
 
 SEED = 20
@@ -124,6 +125,5 @@ SVS_DECLINED = ("a Z stack", "Wavelength .not checked", "changes units", "centur
 
 @pytest.mark.slow
 def test_every_native_answer_on_generated_svs_files_equals_live_bioformats(variants: list[tuple[Path, str]]) -> None:
-    counts, declined = differential("svs", variants, SVS_DECLINED)
-    assert counts["agree"] >= 36, (counts, declined)
-    print(f"\n{len(variants)} SVS variants: {dict(counts)}; declined:\n" + "\n".join(declined))
+    tally = compare_with_bioformats(variants, "svs", engine_reason("svs"))
+    tally.assert_proven(len(variants), "svs", 36, declinable=SVS_DECLINED)
