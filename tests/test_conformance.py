@@ -42,6 +42,7 @@ NATIVE = {
     "metamorph-stk/MetamorphImage.tif": "tifffile-stk",
     "zeiss-lsm/test.lsm": "tifffile-lsm",
     "dv/toxo.dv": "dv",
+    "nd2/cluster.nd2": "nd2",
     "czi/100x100.czi": "czi",
     "czi/Al2O3_SE_020_sp.czi": "czi",
     "czi/CD_s_1_t_3_c_2_z_5.czi": "czi",
@@ -121,16 +122,14 @@ NATIVE = {
 }
 #: Corpus files ``auto`` leaves to Bio-Formats because the engine that reads them gives Bio-Formats' key
 #: fields but not its whole document (``compare --engine NAME FILE`` prints the first differing element):
-#: ND2 leaves out Experimenter, detectors, filters, dichroics, stage labels …; two CZIs name a
-#: dichroic with an ID the schema refuses (``Beamsplitter.2076-903``), which Bio-Formats prints as it is (its
-#: document is then invalid) and the czi engine does not reproduce; the
+#: two CZIs name a dichroic with an ID the schema refuses (``Beamsplitter.2076-903``), which Bio-Formats
+#: prints as it is (its document is then invalid) and the czi engine does not reproduce; the
 #: MMStack files name instrument parts with IDs the schema refuses, which Bio-Formats prints as they are and
 #: the micromanager engine renames; in the body-space XMLAnnotation Bio-Formats trims the text around
 #: inline elements ("a <b>space</b>" becomes "a<b>space</b>") and the ome-xml engine keeps it as written.
 KEY_FIELDS_ONLY = {
     "czi/1_tileregion.czi": "czi",
     "czi/WellD6_S1.czi": "czi",
-    "nd2/cluster.nd2": "nd2",
     "micromanager-mmstack/Cos7_A647_WF1/Cos7_A647_WF1_MMStack_Pos0.ome.tif": "micromanager",
     "micromanager-mmstack/HeLaS_Control_53BP1_IF_FISH_A647_WF1/HeLaS_Control_53BP1_IF_FISH_A647_WF1_MMStack_Pos0.ome.tif":
         "micromanager",

@@ -23,9 +23,19 @@ import nd2
 import pytest
 
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
-from metaextract.engines.nd2 import Declined, Nd2Engine, _text_value, inspect_nd2
+from metaextract.engines.nd2 import (
+    Declined,
+    Nd2Engine,
+    _channel_colors,
+    _color,
+    _text_number,
+    _text_value,
+    _xml_start,
+    inspect_nd2,
+)
 from metaextract.extraction.pipeline import extract_file, read_head
-from metaextract.ome import key_fields, validate
+from metaextract.ome import key_fields, normalise, validate
+from metaextract.ome.diff import first_difference
 
 from ._corpus import corpus_files, reference_rows
 
@@ -55,14 +65,52 @@ def test_claims_exactly_the_proven_corpus_files(corpus: Path, reference: Path) -
 
 
 @pytest.mark.parametrize("rel", sorted(CLAIMED))
-def test_key_fields_equal_the_reference(rel: str, corpus: Path, reference: Path) -> None:
-    result = extract_file(str(corpus / rel), "nd2")  # key fields only: auto leaves it to Bio-Formats (issue 20)
+def test_the_whole_document_equals_the_reference(rel: str, corpus: Path, reference: Path) -> None:
+    result = extract_file(str(corpus / rel), "auto")  # whole document: auto answers natively (issue 20)
     assert result.status == "ok", result.error
     assert result.engine == "nd2"
     assert result.omexml is not None and result.valid, result.validation_error
     expected = (reference / f"{rel}.xml").read_text("utf-8")
-    assert key_fields(result.omexml) == key_fields(expected)
+    assert first_difference(result.omexml, expected) is None, str(first_difference(result.omexml, expected))
+    assert normalise(result.omexml) == normalise(expected)
     assert validate(result.omexml) == (True, None)
+
+
+def test_the_instrument_bioformats_writes(both: tuple[str, str]) -> None:
+    # the detector is the XML's CameraUniqueName (not the text's "Camera Name: Nikon A1plus"), the objective
+    # model the LV sObjective, the refractive index the text's "Refractive Index: 1", and each channel's
+    # colour the XML's CH<n>ChannelColor of the dye that names it (0xBBGGRR -> signed RGBA)
+    mine, _ = both
+    assert '<Detector ID="Detector:0:0" Model="Nikon_A1_New" Type="Other"/>' in mine
+    assert 'Model="Plan Apo λ 60x"' in mine and 'RefractiveIndex="1.0"' in mine
+    assert re.findall(r'Color="(-?[0-9]+)"', mine) == [str(_color(1042808)), str(_color(510))]
+    assert _color(1042808) == 0x78E90FFF and _color(510) == 0xFE0100FF - (1 << 32)
+    assert _color(0) is None and _color(-1) == -1  # black is left out; all bits set is opaque white
+    assert mine.count('<DetectorSettings ID="Detector:0:0"/>') == 2
+
+
+def test_channel_colours_follow_bioformats_rules() -> None:
+    colors = {"GFP": 0x00FF00, "dark": 0}
+    assert _channel_colors(colors, ["GFP", "dark", "other"], []) == [_color(0x00FF00), None, None]
+    # a channel past the emission wavelengths is white (Bio-Formats sets that after the colour)
+    assert _channel_colors(colors, ["GFP", "dark"], [510.0]) == [_color(0x00FF00), -1]
+    with pytest.raises(Declined, match="no XML channel colours"):
+        _channel_colors({}, ["GFP"], [])
+
+
+def test_xml_is_taken_where_bioformats_takes_it() -> None:
+    # after the name's "!" or the last NUL byte, and only if "<?xml" starts there
+    assert _xml_start(b"ataVar|X!<?xml version") == 9
+    assert _xml_start(b"ataVar|X!\x00\x00<?xml version") == 11
+    assert _xml_start(b"ataVar|X! <?xml version") is None
+    assert _xml_start(b"ataVar|X!<?xml a\x00") is None  # a NUL after it: Bio-Formats drops the XML
+
+
+def test_text_numbers_as_bioformats_parses_them() -> None:
+    assert _text_number(None) is None and _text_number("x") is None and _text_number("") is None
+    assert _text_number("1") == 1.0 and _text_number(" 1.33 ") == 1.33
+    with pytest.raises(Declined):
+        _text_number("1,33")
 
 
 def test_the_bioformats_isms_it_reproduces(both: tuple[str, str]) -> None:

@@ -1,13 +1,16 @@
-"""Nikon ND2: Bio-Formats' (``NativeND2Reader``) answer for one proven kind, ``nd2``'s OME otherwise.
+"""Nikon ND2: Bio-Formats' (``NativeND2Reader``) whole document for one proven kind, ``nd2``'s OME otherwise.
 
-The claimed kind is the one of the corpus's ``nd2/cluster.nd2`` (its key fields equal the Bio-Formats
-7.3.1 reference, ``tests/test_engines_nd2.py``): a modern (chunk-map) ND2, uncompressed 8/16-bit
+The claimed kind is the one of the corpus's ``nd2/cluster.nd2`` (its document equals the Bio-Formats 7.3.1
+reference whole, ``tests/test_engines_nd2.py``; 48 edited copies equal live Bio-Formats',
+``tests/test_differential_nd2.py``): a modern (chunk-map) ND2, uncompressed 8/16-bit
 samples, two or more channels interleaved in each frame, an experiment of exactly a time loop around a
 Z-stack loop (no XY positions, no other loop) whose counts multiply to the frame count, one
 ``ImageMetadataSeqLV`` / ``ImageCalibrationLV`` / ``ImageMetadataLV`` block each, evenly spaced frame
 chunks followed by the ``CustomData`` blocks (``AcqTimesCache``, ``X``, ``Y``, ``Z``), a text-info block
-naming every channel and giving the NA, and no XML key that would move Bio-Formats off the path below.
-Every other ND2 is declined (claim 0) and, when forced or rescued, gets ``nd2``'s own OME mapping.
+naming every channel and giving the NA, XML channel colours, and no XML key that would move Bio-Formats off
+the path below (pinhole, gain, binning, modality, temperature, lamp voltage, objective keys, ROIs …).
+Every other ND2 is declined (claim 0: ``auto`` asks Bio-Formats) and, when forced or rescued, gets ``nd2``'s
+own OME mapping. Other loop orders, one channel, compressed frames and multiple positions are not proven.
 
 Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2Reader``/``ND2Handler``):
 
@@ -29,13 +32,24 @@ Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2
   difference of source, not a unit or offset error.
 - Plane ExposureTime: the LV ``dExposureTime`` values (> 0, ms / 1000), the first for every plane when
   there is one, else the channel's.
+- Instrument: one Detector (Type Other, Model the XML's last ``CameraUniqueName``, not the text's "Camera
+  Name"), the Objective's Model the LV blocks' last ``sObjective`` and CalibratedMagnification their last
+  positive ``dObjectiveMag``; the image's ObjectiveSettings RefractiveIndex from the text's "Refractive
+  Index" (none where that has no digit); each channel a DetectorSettings pointing at that detector.
+- Channel Color: the XML ``<X>ChannelColor`` of the channel whose ``<X>ChannelDyeName`` is the channel's name
+  (0xBBGGRR as signed RGBA; black left out), white for a channel past the emission wavelengths. The XML
+  is taken as ND2Handler sees it: from the first byte after the block name's ``!`` or its last NUL, with
+  control and undefined ``(char)`` bytes blanked, and the last list element entered (``LoopSize`` …) never
+  forgotten (ND2Handler's ``endElement`` is an overload SAX does not call).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import struct
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +57,7 @@ from lxml import etree
 
 from metaextract import ome
 from metaextract.engines.base import CLAIM, Claim, ContextEngine, ExtractionError, FileContext, UnsupportedFormatError
+from metaextract.engines.ole.storage import JavaNumberError, parse_double, parse_int
 from metaextract.ome import writer as ox
 
 NAME = "nd2"
@@ -51,12 +66,20 @@ RESCUE = 50
 CHUNK_MAGIC = b"\xda\xce\xbe\x0a"
 MAGIC = (CHUNK_MAGIC, b"\x00\x00\x00\x0cjP  ")
 MAP_SIGNATURE = b"ND2 CHUNK MAP SIGNATURE 0000001"
-#: XML element names on which ND2Handler acts in ways this engine does not reproduce
+WHITE = -1  #: opaque white as OME's signed RGBA integer
+#: XML element names on which ND2Handler acts in ways this engine does not reproduce (sizes, positions,
+#: exposure times, pinhole, modality, binning, temperature, objective, ROIs …)
 XML_UNSAFE = {
     "dPosX", "dPosY", "dPosZ", "pPosName", "CalibrationSeq", "MetadataSeq", "uiSequenceCount", "uiCompCount",
     "iXFields", "iYFields", "ExposureTime", "Exposure", "uiWidthBytes", "uiMaxDst", "VirtualComponents",
+    "dPinholeRadius", "HorizontalLine", "VerticalLine", "Text", "Modality", "Binning", "Temperature", "Line",
+    "Power", "sObjective", "wsObjectiveName", "sOptics",
 }
-XML_UNSAFE_SUFFIX = ("dObjectiveNA", "dCalibration", "dZStep", "uiCount", "uiBpcSignificant", "dCompressionParam")
+XML_UNSAFE_SUFFIX = ("dObjectiveNA", "dCalibration", "dZStep", "uiCount", "uiBpcSignificant", "dCompressionParam",
+                     "Gain", "dLampVoltage", "dObjectiveMag", "dRefractIndex1")
+#: list elements after which ND2Handler reads every valued element as that list's item (it never forgets the
+#: last list it entered: its ``endElement`` is an overload SAX does not call)
+XML_LISTS = ("LoopState", "LoopSize", "pPosName")
 
 
 def is_nd2(head: bytes) -> bool:
@@ -95,6 +118,20 @@ class Proven:
     lens_na: float
     times: list[float]  # seconds, one per frame
     stage: dict[str, list[float]] = field(default_factory=dict)  # X/Y/Z, µm, one per frame
+    camera_model: str | None = None  #: the detector's model (the XML's last ``CameraUniqueName``)
+    colors: list[int | None] = field(default_factory=list)  #: per channel, OME's signed RGBA (None: no colour)
+    objective_model: str | None = None  #: the LV blocks' last ``sObjective``
+    magnification: float | None = None  #: the LV blocks' last positive ``dObjectiveMag``
+    refractive_index: float | None = None  #: the text info's "Refractive Index"
+
+
+@dataclass
+class HandlerXml:
+    """What ND2Handler takes from the ``CustomDataVar`` XML blocks that reaches the document."""
+
+    names: list[str] = field(default_factory=list)  #: ``Name`` values, in order
+    camera_model: str | None = None
+    colors: dict[str, int] = field(default_factory=dict)  #: channel (dye) name -> Nikon's 0xBBGGRR colour
 
 
 class Declined(Exception):
@@ -196,6 +233,17 @@ def _text_value(text: str, wanted: str) -> str | None:
     return found
 
 
+def _text_number(value: str | None) -> float | None:
+    """``DataTools.parseDouble`` of a text info value: None for no value and for one without a digit (checked
+    live: "x" gives no refractive index); a plain decimal as Java parses it; anything else declined."""
+    if value is None or (not any(ch.isdigit() for ch in value) and "NaN" not in value and "Infinity" not in value):
+        return None
+    try:
+        return parse_double(value)
+    except JavaNumberError:
+        raise Declined(f"a text info number that is not plain: {value[:20]!r}") from None
+
+
 def _unique(values: list[float], tolerance: float | None) -> int:
     seen: list[float] = []
     count = 0
@@ -214,6 +262,85 @@ def _physical(value: float) -> float | None:
     if value < 1e-6:
         raise Declined("a physical size below 1e-6 µm (Bio-Formats writes it in nm)")
     return value
+
+#: NativeND2Reader blanks each byte of a block whose ``(char)`` cast is an ISO control or undefined character
+#: (a negative byte becomes U+FF80..U+FFFF, some of them unassigned) before it takes the XML
+_AS_JAVA_CHARS = bytes(
+    0x20 if b < 0x20 or b == 0x7F or (b >= 0x80 and unicodedata.category(chr(0xFF00 | b)) == "Cn") else b
+    for b in range(256))
+
+
+def _xml_start(data: bytes) -> int | None:
+    """Where NativeND2Reader takes a block's XML from (``data``: the block from the 13th byte of its name):
+    right after the name's ``!`` or the last NUL byte, and only if ``<?xml`` starts there."""
+    zero = data.rfind(b"\x00")
+    off = zero + 1 if zero >= 0 else data.find(b"!") + 1
+    return off if data.startswith(b"<?xml", off) else None
+
+
+def _handler_xml(fh: Any, chunks: list[Chunk]) -> HandlerXml:
+    """ND2Handler's reading of the XML blocks (``Image*`` and ``CustomDataVar``), in file order, for what
+    reaches the document; :class:`Declined` where it would act in a way not reproduced."""
+    found = HandlerXml()
+    last_list: str | None = None
+    colors: dict[str, int] = {}
+    dyes: dict[str, str] = {}
+    for chunk in chunks:
+        if not chunk.name.startswith(("CustomDataVa", "Image")) or chunk.name.startswith(
+                ("ImageDataSeq", "ImageTextInfo", "ImageAttributes")):
+            continue
+        fh.seek(chunk.name_start + 12)
+        data = fh.read(chunk.name_length - 12 + chunk.data_length)
+        if b"<?xml" not in data:
+            continue
+        start = _xml_start(data)
+        if start is None or not chunk.name.startswith("CustomDataVa"):
+            raise Declined(f"XML in {chunk.name} that is not where the proven kind has it")
+        text = data[start:].translate(_AS_JAVA_CHARS)
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Declined(f"XML of {chunk.name} not UTF-8 once Bio-Formats has blanked bytes") from None
+        try:  # no DTD, no entity is ever expanded
+            root = ome.parse(text)
+        except ome.UnsafeXMLError:
+            raise Declined(f"XML of {chunk.name} declares a DTD or entities") from None
+        except etree.XMLSyntaxError:
+            raise Declined(f"XML of {chunk.name} not well-formed") from None
+        for el in root.iter():
+            tag, value = str(el.tag), el.get("value")
+            if el.get("runtype") in ("CLxListVariant", "RLxIRect"):
+                last_list = tag
+            if tag in XML_UNSAFE or tag.endswith(XML_UNSAFE_SUFFIX) or tag.startswith(("TextInfo", "item_")):
+                raise Declined(f"XML key {tag}")
+            if last_list in XML_LISTS and value is not None:
+                continue  # read as an item of that list
+            if tag.endswith("ChannelColor"):
+                with contextlib.suppress(JavaNumberError):  # Bio-Formats logs NumberFormatException, goes on
+                    colors[tag[:tag.index("Channel")]] = parse_int(value)
+            elif tag.endswith("DyeName"):
+                if value is None:
+                    raise Declined(f"XML key {tag} without a value")
+                dyes[tag[:max(tag.find("Channel"), 0)]] = value
+            elif value is not None and tag == "Name":
+                found.names.append(value)
+            elif value is not None and tag == "CameraUniqueName":
+                found.camera_model = value
+    for name, color in colors.items():
+        channel = dyes.get(name, name)
+        if found.colors.get(channel, color) != color:
+            raise Declined("two channel colours for one dye name (Bio-Formats' choice is a hash order)")
+        found.colors[channel] = color
+    return found
+
+
+def _color(nikon: int) -> int | None:
+    """A Nikon colour (0xBBGGRR) as OME's signed RGBA integer, None for black (which Bio-Formats leaves out)."""
+    red, green, blue = nikon & 0xFF, (nikon >> 8) & 0xFF, (nikon >> 16) & 0xFF
+    if not red and not green and not blue:
+        return None
+    rgba = (red << 24) | (green << 16) | (blue << 8) | 0xFF
+    return rgba - (1 << 32) if rgba >= 1 << 31 else rgba
 
 
 def inspect_nd2(path: str) -> Proven:
@@ -265,6 +392,8 @@ def inspect_nd2(path: str) -> Proven:
 
         exposure: list[float] = []
         emission: list[float] = []
+        objective_model: str | None = None
+        magnification: float | None = None
         z_step: float | None = None
         for chunk in lv:
             for key, value in _walk(meta.get(chunk.name.rstrip("!"), {})):
@@ -276,6 +405,10 @@ def inspect_nd2(path: str) -> Proven:
                     z_step = float(value)
                 elif key == "dPosX":
                     raise Declined("LV stage positions (Bio-Formats would count positions)")
+                elif key == "sObjective":
+                    objective_model = str(value)
+                elif key == "dObjectiveMag" and isinstance(value, float) and value > 0:
+                    magnification = value
         calibration_block = meta.get(next(c.name for c in lv if "CalibrationLV" in c.name).rstrip("!"), {})
         first = next(_walk(calibration_block), None)
         if first is None or first[0] != "dCalibration" or not math.isfinite(float(first[1])):
@@ -311,33 +444,12 @@ def inspect_nd2(path: str) -> Proven:
             lens_na = math.nan
         if not math.isfinite(lens_na):
             raise Declined("no numerical aperture in the text info")
+        refractive_index = _text_number(_text_value(text, "Refractive Index"))
 
-        # the XML blocks ND2Handler parses
-        xml_names: list[str] = []
-        for chunk in chunks:
-            if not chunk.name.startswith(("CustomDataVa", "Image")) or chunk.name.startswith(
-                    ("ImageDataSeq", "ImageTextInfo")):
-                continue
-            fh.seek(chunk.name_start + chunk.name_length)
-            body = fh.read(chunk.data_length)
-            start = body.find(b"<?xml")
-            if start < 0:
-                continue
-            if not chunk.name.startswith("CustomDataVa"):
-                raise Declined(f"XML in {chunk.name}")
-            try:  # no DTD, no entity is ever expanded
-                root = ome.parse(body[start:].rstrip(b"\x00"))
-            except ome.UnsafeXMLError:
-                raise Declined(f"XML of {chunk.name} declares a DTD or entities") from None
-            except etree.XMLSyntaxError:
-                raise Declined(f"XML of {chunk.name} not well-formed") from None
-            for el in root.iter():
-                tag = str(el.tag)
-                if tag in XML_UNSAFE or tag.endswith(XML_UNSAFE_SUFFIX) or tag.startswith(("TextInfo", "item_")):
-                    raise Declined(f"XML key {tag}")
-                if tag == "Name" and el.get("value") is not None:
-                    xml_names.append(str(el.get("value")))
-        if len(names) < size_c or (len(xml_names) >= size_c and xml_names[:size_c] != names[:size_c]):
+        xml = _handler_xml(fh, chunks)
+        if xml.camera_model == "" or objective_model == "":
+            raise Declined("an empty camera or objective model (Bio-Formats' handling of it is not proven)")
+        if len(names) < size_c or (len(xml.names) >= size_c and xml.names[:size_c] != names[:size_c]):
             raise Declined("channel names missing or not the same in the XML and the text info")
 
         # the custom data: times and stage positions, placed as Bio-Formats reads them
@@ -362,19 +474,41 @@ def inspect_nd2(path: str) -> Proven:
         pixel_type=f"uint{attrs.bitsPerComponentInMemory}",
         significant_bits=attrs.bitsPerComponentSignificant,
         calibration=calibration, z_step=z_size, channel_names=names[:size_c], emission=emission,
-        exposure=exposure, lens_na=lens_na, times=times, stage=stage,
+        exposure=exposure, lens_na=lens_na, times=times, stage=stage, camera_model=xml.camera_model,
+        colors=_channel_colors(xml.colors, names[:size_c], emission), objective_model=objective_model,
+        magnification=magnification, refractive_index=refractive_index,
     )
 
 
+def _channel_colors(colors: dict[str, int], names: list[str], emission: list[float]) -> list[int | None]:
+    """Each channel's colour: the XML's colour of its name; white for a channel past the emission
+    wavelengths when there are some (Bio-Formats sets that after the colour, so it wins)."""
+    if not colors:
+        raise Declined("no XML channel colours (the LV colours are not reproduced)")
+    out = [_color(colors[name]) if name in colors else None for name in names]
+    if emission:
+        out = [WHITE if c >= len(emission) else color for c, color in enumerate(out)]
+    return out
+
+
 def document(found: Proven) -> str:
-    """The OME-XML Bio-Formats 7.3.1 writes for a file of the claimed kind (its key fields)."""
+    """The OME-XML Bio-Formats 7.3.1 writes for a file of the claimed kind (the whole document)."""
     size_x, size_y, size_z, size_c, size_t = found.size
     instrument = ox.El("Instrument", {"ID": "Instrument:0"})
-    instrument.add(ox.El("Objective", {
+    detector = instrument.add(ox.El("Detector", {"ID": "Detector:0:0", "Type": "Other"}))
+    if found.camera_model is not None:
+        detector.attrs["Model"] = ox.clean(found.camera_model)
+    objective = instrument.add(ox.El("Objective", {
         "Correction": "Other", "ID": "Objective:0:0", "Immersion": "Other", "LensNA": ox.jdouble(found.lens_na)}))
+    if found.magnification is not None:
+        objective.attrs["CalibratedMagnification"] = ox.jdouble(found.magnification)
+    if found.objective_model is not None:
+        objective.attrs["Model"] = ox.clean(found.objective_model)
     image = ox.El("Image", {"ID": "Image:0", "Name": f"{found.file_name} (series 1)"})
     image.add(ox.El("InstrumentRef", {"ID": "Instrument:0"}))
-    image.add(ox.El("ObjectiveSettings", {"ID": "Objective:0:0"}))
+    settings = image.add(ox.El("ObjectiveSettings", {"ID": "Objective:0:0"}))
+    if found.refractive_index is not None:
+        settings.attrs["RefractiveIndex"] = ox.jdouble(found.refractive_index)
     pixels = image.add(ox.pixels(
         pixel_type=found.pixel_type, size=found.size, big_endian=False, significant_bits=found.significant_bits,
         physical=(found.calibration, found.calibration, found.z_step)))
@@ -382,7 +516,10 @@ def document(found: Proven) -> str:
         attrs = {"Name": found.channel_names[c]}
         if c < len(found.emission) and found.emission[c] > 0:
             attrs.update(EmissionWavelength=ox.jdouble(found.emission[c]), EmissionWavelengthUnit="nm")
-        pixels.add(ox.channel(0, c, 1, **attrs))
+        if found.colors[c] is not None:
+            attrs["Color"] = str(found.colors[c])
+        channel = pixels.add(ox.channel(0, c, 1, **attrs))
+        channel.children.insert(0, ox.El("DetectorSettings", {"ID": "Detector:0:0"}))
     pixels.add(ox.El("MetadataOnly"))
     n = len(found.times)
     for t in range(size_t):
@@ -407,9 +544,9 @@ class Nd2Engine(ContextEngine[Proven]):
     name = NAME
     suffixes = None
     magic = CHUNK_MAGIC  #: ``claim`` is 0 for any other file
-    #: its documents agree with Bio-Formats' on the key fields only (Bio-Formats writes more: instrument,
-    #: experimenter …), so ``auto`` leaves its files to Bio-Formats; ``--engine nd2`` still answers
-    whole_document_in_auto = False
+    #: what it claims, it answers with Bio-Formats' whole document (the corpus file and the differential
+    #: test's edited variants, tests/test_differential_nd2.py); every other ND2 it declines
+    whole_document_in_auto = True
 
     def version(self) -> str:
         import nd2
