@@ -1,10 +1,11 @@
 """Nikon ND2: Bio-Formats' (``NativeND2Reader``) whole document for one proven kind, ``nd2``'s OME otherwise.
 
 The claimed kind is the one of the corpus's ``nd2/cluster.nd2`` (its document equals the Bio-Formats 7.3.1
-reference whole, ``tests/test_engines_nd2.py``; 48 edited copies equal live Bio-Formats',
-``tests/test_differential_nd2.py``): a modern (chunk-map) ND2, uncompressed 8/16-bit
-samples, two or more channels interleaved in each frame, an experiment of exactly a time loop around a
-Z-stack loop (no XY positions, no other loop) whose counts multiply to the frame count, one
+reference whole, ``tests/test_engines_nd2.py``; 64 edited copies equal live Bio-Formats',
+``tests/test_differential_nd2.py``, among them copies cut to 1-3 time points and 1-10 Z planes): a modern
+(chunk-map) ND2, uncompressed 8/16-bit samples, two or more channels interleaved in each frame, an
+experiment of exactly a time loop around a Z-stack loop (no XY positions, no other loop) whose counts
+(one or more each) multiply to the frame count, one
 ``ImageMetadataSeqLV`` / ``ImageCalibrationLV`` / ``ImageMetadataLV`` block each, evenly spaced frame
 chunks followed by the ``CustomData`` blocks (``AcqTimesCache``, ``X``, ``Y``, ``Z``), a text-info block
 naming every channel and giving the NA, XML channel colours, and no XML key that would move Bio-Formats off
@@ -24,7 +25,8 @@ Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2
   for plane (Z=z, T=t), by ``z * SizeC + t * SizeZ`` (Bio-Formats applies ``getIndex(z, 0, 0)`` of the
   channel-split plane order to a per-frame list); an index past the frame count leaves DeltaT unset.
   This is wrong (plane z=1 gets frame 2's time, the last planes get none) but it is what users compare
-  against, so it is reproduced; ``nd2`` reads the right per-frame times.
+  against, so it is reproduced; ``nd2`` reads the right per-frame times. With one time point (as many
+  frame times as Z planes) the index is ``z``.
 - Plane positions: ``N`` doubles (``N`` = frame count) at ``8 * ((nameLength + dataLength) // 8 - N)``
   bytes past the name of the first ``CustomData|Z`` block and the last ``CustomData|X`` / ``|Y`` blocks,
   indexed by frame ``z + t * SizeZ``. Z there is the ``Ti ZDrive`` stage reading (3916.725 µm in the
@@ -378,7 +380,8 @@ def inspect_nd2(path: str) -> Proven:
         if len(loops) != 2 or loops[0][0] != "TimeLoop" or loops[1][0] != "ZStackLoop":
             raise Declined(f"experiment {[t for t, _ in loops]} is not a time loop around a Z stack")
         size_t, size_z, size_c = loops[0][1], loops[1][1], attrs.componentCount
-        if size_t < 2 or size_z < 2 or size_t * size_z != n or sizes.get("T") != size_t or sizes.get("Z") != size_z:
+        counted = (sizes.get("T", 1), sizes.get("Z", 1))  # nd2 leaves out an axis of one
+        if min(size_t, size_z) < 1 or size_t * size_z != n or counted != (size_t, size_z):
             raise Declined("loop counts do not cover the frames")
         width = attrs.widthPx
         if width is None:
@@ -465,8 +468,8 @@ def inspect_nd2(path: str) -> Proven:
             block = blocks[0] if axis == "Z" else blocks[-1]
             offset = block.name_start + 8 * ((block.name_length + block.data_length) // 8 - n)
             stage[axis] = _doubles(fh, offset, n, block.data_end)
-    if (_unique(stage["X"], None) == size_t and _unique(stage["Y"], None) == size_t) or \
-            _unique(stage["Z"], 0.05) == size_t:
+    if size_t > 1 and ((_unique(stage["X"], None) == size_t and _unique(stage["Y"], None) == size_t)
+                       or _unique(stage["Z"], 0.05) == size_t):
         raise Declined("stage positions that Bio-Formats would read as one series per time point")
     return Proven(
         file_name=os.path.basename(path),
@@ -526,7 +529,8 @@ def document(found: Proven) -> str:
         for z in range(size_z):
             for c in range(size_c):
                 plane = {"TheC": str(c), "TheT": str(t), "TheZ": str(z)}
-                stamp = z * size_c + t * size_z  # Bio-Formats' index (see the module docstring)
+                # Bio-Formats' index (see the module docstring); one time point: one time per Z
+                stamp = z if n == size_z else z * size_c + t * size_z
                 if stamp < n:
                     plane.update(DeltaT=ox.jdouble(found.times[stamp]), DeltaTUnit="s")
                 index = 0 if len(found.exposure) == 1 else c
