@@ -6,8 +6,9 @@ overwritten in place - the LV doubles (``dCalibration`` of either block, ``dZSte
 ``EmWavelength``, ``dObjectiveNA``, ``dObjectiveMag``), the LV objective name, the text info's numerical
 aperture and refractive index, the ``CustomData`` frame times and stage positions, the XML's camera name,
 channel colour and dye name, and channel names of the same length (everywhere, or in the text info only).
-Half of them first keep only the first 1-3 time points and 1-10 Z planes of the corpus file's 3 x 10: the
-other frames and their custom data are left out and the file is laid out again under a new chunk map.
+Half of them first keep only the first 1-3 time points and 1-10 Z planes of the corpus file's 3 x 10, and
+a third have their frames deflated (lossless compression, zlib levels 0-9): the frames left out and their
+custom data are dropped and the file is laid out again under a new chunk map.
 Each is read by the live Bio-Formats engine and in ``auto`` (:func:`tests._differential.compare_with_bioformats`):
 wherever the nd2 engine answers, its document must equal Bio-Formats' whole; what it declines is counted.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import random
 import struct
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -46,6 +48,7 @@ CAMERA = b'value="Nikon_A1_New"'
 COLOUR = b'CH2ChannelColor runtype="lx_int32" value="1042808"'
 DYE = b'CH2ChannelDyeName runtype="CLxStringW" value="5-FAM/pH 9.0"'
 LOOPS = 0.5  #: how often a variant keeps fewer time points and Z planes than the corpus file's 3 x 10
+DEFLATE = 0.3  #: how often its frames are deflated (lossless ND2 compression)
 TIMES, PLANES = 3, 10
 CHUNK_MAGIC = b"\xda\xce\xbe\x0a"
 MAP_SIGNATURE = b"ND2 CHUNK MAP SIGNATURE 0000001!"
@@ -108,10 +111,11 @@ def _lv_uints(data: bytearray, within: tuple[int, int], name: str) -> list[int]:
     return found
 
 
-def _keep_loops(source: bytes, times: int, planes: int) -> bytes:
-    """The corpus file with only its first ``times`` time points and ``planes`` Z planes: the frames and the
-    per-frame custom data of the others left out, the rest laid out again (same alignment) under a new chunk
-    map, and every count that names the loops (attributes, experiment, text info, NDControl XML) rewritten."""
+def _relay(source: bytes, times: int = TIMES, planes: int = PLANES, level: int | None = None) -> bytes:
+    """The corpus file with only its first ``times`` time points and ``planes`` Z planes, its frames deflated
+    at zlib ``level`` (None: as they are): the frames and the per-frame custom data of the others left out,
+    the rest laid out again (4 KiB aligned) under a new chunk map, and every count that names the loops
+    (attributes, experiment, text info, NDControl XML) and the compression rewritten."""
     kept = [t * PLANES + z for t in range(times) for z in range(planes)]
     renumber = {old: new for new, old in enumerate(kept)}
     map_at, map_head, entries = _chunk_map(source)
@@ -126,6 +130,12 @@ def _keep_loops(source: bytes, times: int, planes: int) -> bytes:
                 continue
             name = b"ImageDataSeq|%d!" % renumber[int(name[13:-1])]
             chunk[16:16 + name_length] = name.ljust(name_length, b"\0")
+            if level is not None:  # the time stamp, then the deflated pixels
+                start = 16 + name_length
+                body = chunk[start:start + 8] + zlib.compress(bytes(chunk[start + 8:start + data_length]), level)
+                chunk[start:] = body + bytes(-(start + len(body)) % 4096)
+                struct.pack_into("<Q", chunk, 8, len(body))
+                length = len(body)
         elif name.startswith(b"CustomData|") and data_length in (8 * TIMES * PLANES, 4 * TIMES * PLANES):
             width, start = data_length // (TIMES * PLANES), 16 + name_length
             body = b"".join(chunk[start + width * f:start + width * (f + 1)] for f in kept)
@@ -141,6 +151,10 @@ def _keep_loops(source: bytes, times: int, planes: int) -> bytes:
         return start, start + data_length
 
     struct.pack_into("<I", out, _lv_uints(out, block(b"ImageAttributesLV!"), "uiSequenceCount")[0], len(kept))
+    if level is not None:  # eCompression (an LV int32): 0, lossless
+        key = bytes([2, 13]) + "eCompression\0".encode("utf-16-le")
+        at = out.find(key, *block(b"ImageAttributesLV!"))
+        struct.pack_into("<i", out, at + len(key), 0)
     time_count, z_count = _lv_uints(out, block(b"ImageMetadataLV!"), "uiCount")[:2]
     struct.pack_into("<I", out, time_count, times)
     struct.pack_into("<I", out, z_count, planes)
@@ -221,12 +235,16 @@ def variants(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> list[tup
     source = (corpus / SOURCE).read_bytes()
     made = []
     for index in range(VARIANTS):
-        loops = ""
+        layout: list[str] = []
+        times, planes, level = TIMES, PLANES, None
         if rng.random() < LOOPS:
             times, planes = rng.randint(1, TIMES), rng.randint(1, PLANES)
-            loops = f"T={times} Z={planes}"
-        data, edits = _edit(rng, _keep_loops(source, times, planes) if loops else source)
-        edits += [loops] if loops else []
+            layout.append(f"T={times} Z={planes}")
+        if rng.random() < DEFLATE:
+            level = rng.randint(0, 9)
+            layout.append(f"zlib {level}")
+        data, edits = _edit(rng, _relay(source, times, planes, level) if layout else source)
+        edits += layout
         path = folder / f"v{index:03d}.nd2"
         path.write_bytes(data)
         made.append((path, edits))
@@ -252,9 +270,10 @@ def test_every_native_answer_on_edited_nd2s_equals_live_bioformats(variants: lis
         except Declined as exc:
             reasons[str(exc)] += 1
         else:
-            loops += [edit for edit in edits if edit.startswith("T=")]
-    print(f"loop shapes answered: {sorted(set(loops))}")
-    assert len(loops) >= 15 and any(e.startswith("T=1 ") for e in loops) and any(e.endswith(" Z=1") for e in loops)
+            loops += [edit for edit in edits if edit.startswith(("T=", "zlib"))]
+    print(f"layouts answered: {Counter(loops)}")
+    assert sum(e.startswith("T=") for e in loops) >= 15 and sum(e.startswith("zlib") for e in loops) >= 8
+    assert any(e.startswith("T=1 ") for e in loops) and any(e.endswith(" Z=1") for e in loops)
     print("declined by the nd2 engine:\n" + "\n".join(f"  {n} x {why}" for why, n in reasons.most_common()))
     assert sum(reasons.values()) == sum(tally.declined.values()) > 0
     assert set(reasons) <= {"a physical size below 1e-6 µm (Bio-Formats writes it in nm)",
@@ -286,3 +305,21 @@ def test_physical_sizes_bioformats_drops_or_writes_in_nm(key: str, value: float,
     assert claimed > 0
     field, size = expected
     assert key_fields(nd2.extract(str(path)))["images"][0]["pixels"][field] == size
+
+
+@pytest.mark.parametrize("level", [None, 0, 9])
+def test_a_relaid_or_deflated_copy_reads_as_the_original(level: int | None, corpus: Path, tmp_path: Path) -> None:
+    # the layout the variants start from changes nothing the document says (but the file's name); a stream
+    # cut short does not inflate to one plane, so Bio-Formats would read the frames raw: declined
+    original = engines.get("nd2").extract(str(corpus / SOURCE))
+    copy = tmp_path / "copy.nd2"
+    copy.write_bytes(_relay((corpus / SOURCE).read_bytes(), level=level))
+    assert engines.get("nd2").claim(str(copy), read_head(str(copy))) > 0
+    assert engines.get("nd2").extract(str(copy)) == original.replace("cluster.nd2", "copy.nd2")
+    if level is not None:
+        data = bytearray(copy.read_bytes())
+        start, _ = _block(data, "ImageDataSeq|0")
+        data[start + 8:start + 20] = bytes(12)  # the zlib header and the first deflated bytes
+        copy.write_bytes(bytes(data))
+        with pytest.raises(Declined, match="inflate"):
+            inspect_nd2(str(copy))

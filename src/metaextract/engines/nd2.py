@@ -3,7 +3,9 @@
 The claimed kind is the one of the corpus's ``nd2/cluster.nd2`` (its document equals the Bio-Formats 7.3.1
 reference whole, ``tests/test_engines_nd2.py``; 64 edited copies equal live Bio-Formats',
 ``tests/test_differential_nd2.py``, among them copies cut to 1-3 time points and 1-10 Z planes): a modern
-(chunk-map) ND2, uncompressed 8/16-bit samples, two or more channels interleaved in each frame, an
+(chunk-map) ND2, 8/16-bit samples uncompressed or deflated (lossless; the first frame must inflate to one
+plane exactly, as Bio-Formats' size guess then holds; copies deflated at zlib levels 0-9 checked live), two
+or more channels interleaved in each frame, an
 experiment of exactly a time loop around a Z-stack loop (no XY positions, no other loop) whose counts
 (one or more each) multiply to the frame count, one
 ``ImageMetadataSeqLV`` / ``ImageCalibrationLV`` / ``ImageMetadataLV`` block each, evenly spaced frame
@@ -11,7 +13,7 @@ chunks followed by the ``CustomData`` blocks (``AcqTimesCache``, ``X``, ``Y``, `
 naming every channel and giving the NA, XML channel colours, and no XML key that would move Bio-Formats off
 the path below (pinhole, gain, binning, modality, temperature, lamp voltage, objective keys, ROIs …).
 Every other ND2 is declined (claim 0: ``auto`` asks Bio-Formats) and, when forced or rescued, gets ``nd2``'s
-own OME mapping. Other loop orders, one channel, compressed frames and multiple positions are not proven.
+own OME mapping. Other loop orders, one channel, lossy compression and multiple positions are not proven.
 
 Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2Reader``/``ND2Handler``):
 
@@ -52,6 +54,7 @@ import math
 import os
 import struct
 import unicodedata
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,6 +238,18 @@ def _text_value(text: str, wanted: str) -> str | None:
     return found
 
 
+def _inflated_size(fh: Any, frame: Chunk, plane: int) -> int | None:
+    """The size of the zlib stream after a frame's 8-byte time stamp once inflated (at most ``plane + 1``
+    bytes are made), or None where it is not one whole zlib stream."""
+    fh.seek(frame.name_start + frame.name_length + 8)
+    inflater = zlib.decompressobj()
+    try:
+        size = len(inflater.decompress(fh.read(max(frame.data_length - 8, 0)), plane + 1))
+    except zlib.error:
+        return None
+    return size if inflater.eof or size > plane else None
+
+
 def _text_number(value: str | None) -> float | None:
     """``DataTools.parseDouble`` of a text info value: None for no value and for one without a digit (checked
     live: "x" gives no refractive index); a plain decimal as Java parses it; anything else declined."""
@@ -370,8 +385,8 @@ def inspect_nd2(path: str) -> Proven:
             loops = [(loop.type, loop.count) for loop in f.experiment]
             sizes = dict(f.sizes)
             meta = f.unstructured_metadata(strip_prefix=False)
-            if attrs.compressionType is not None:
-                raise Declined("compressed frames")
+            if attrs.compressionType not in (None, "lossless"):
+                raise Declined(f"{attrs.compressionType} compressed frames")
         n = len(frames)
         if (attrs.bitsPerComponentInMemory not in (8, 16) or attrs.pixelDataType != "unsigned"
                 or attrs.sequenceCount != n or attrs.componentCount < 2
@@ -386,9 +401,13 @@ def inspect_nd2(path: str) -> Proven:
         width = attrs.widthPx
         if width is None:
             raise Declined("no frame width")
-        # frame spacing against the plane size: Bio-Formats re-guesses SizeC and the type from it
+        # frame spacing against the plane size: Bio-Formats re-guesses SizeC and the type from it (from the
+        # first frame's inflated size where it inflates: then that must be one plane exactly)
         plane = width * attrs.heightPx * size_c * attrs.bitsPerComponentInMemory // 8
-        if n > 1:
+        if attrs.compressionType == "lossless":
+            if _inflated_size(fh, frames[0], plane) != plane:
+                raise Declined("a first frame that does not inflate to one plane")
+        elif n > 1:
             available = frames[1].position + 16 - (frames[0].position + 16)
             if not plane <= available <= 3 * plane:
                 raise Declined("frame chunks padded beyond what the proven kind has")
