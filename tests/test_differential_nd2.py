@@ -6,9 +6,10 @@ overwritten in place - the LV doubles (``dCalibration`` of either block, ``dZSte
 ``EmWavelength``, ``dObjectiveNA``, ``dObjectiveMag``), the LV objective name, the text info's numerical
 aperture and refractive index, the ``CustomData`` frame times and stage positions, the XML's camera name,
 channel colour and dye name, and channel names of the same length (everywhere, or in the text info only).
-Half of them first keep only the first 1-3 time points and 1-10 Z planes of the corpus file's 3 x 10, and
-a third have their frames deflated (lossless compression, zlib levels 0-9): the frames left out and their
-custom data are dropped and the file is laid out again under a new chunk map.
+Half of them first keep only the first 1-3 time points and 1-10 Z planes of the corpus file's 3 x 10,
+40 % have their frames deflated (lossless compression, zlib levels 0-9) and 30 % keep only the first
+channel: the frames left out and their custom data are dropped, the picture planes cut to one, and the file
+is laid out again under a new chunk map.
 Each is read by the live Bio-Formats engine and in ``auto`` (:func:`tests._differential.compare_with_bioformats`):
 wherever the nd2 engine answers, its document must equal Bio-Formats' whole; what it declines is counted.
 """
@@ -20,6 +21,7 @@ import struct
 import zlib
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,8 +33,8 @@ from metaextract.ome import key_fields
 from ._differential import compare_with_bioformats
 
 SEED = 20
-VARIANTS = 64
-AGREE_FLOOR = 40  #: native answers that must equal Bio-Formats' whole (the rest are declined kinds)
+VARIANTS = 80
+AGREE_FLOOR = 50  #: native answers that must equal Bio-Formats' whole (the rest are declined kinds)
 SOURCE = "nd2/cluster.nd2"
 #: same-length replacements of the corpus file's two channel names
 NAMES = {"5-FAM/pH 9.0": ("GFP channel1", "Alexa 488 nm", "5-FAM/pH 7.4"),
@@ -48,9 +50,11 @@ CAMERA = b'value="Nikon_A1_New"'
 COLOUR = b'CH2ChannelColor runtype="lx_int32" value="1042808"'
 DYE = b'CH2ChannelDyeName runtype="CLxStringW" value="5-FAM/pH 9.0"'
 LOOPS = 0.5  #: how often a variant keeps fewer time points and Z planes than the corpus file's 3 x 10
-DEFLATE = 0.3  #: how often its frames are deflated (lossless ND2 compression)
+DEFLATE = 0.4  #: how often its frames are deflated (lossless ND2 compression)
+ONE_CHANNEL = 0.3  #: how often it keeps only its first channel
 TIMES, PLANES = 3, 10
 CHUNK_MAGIC = b"\xda\xce\xbe\x0a"
+LV_SIZES = {1: 1, 2: 4, 3: 4, 4: 8, 5: 8, 6: 8, 7: 8}  #: LV value sizes by type (8: string, 9: bytes, 11: level)
 MAP_SIGNATURE = b"ND2 CHUNK MAP SIGNATURE 0000001!"
 
 
@@ -111,11 +115,75 @@ def _lv_uints(data: bytearray, within: tuple[int, int], name: str) -> list[int]:
     return found
 
 
-def _relay(source: bytes, times: int = TIMES, planes: int = PLANES, level: int | None = None) -> bytes:
+def _lv_items(data: bytes, pos: int, end: int, count: int | None = None) -> list[list[Any]]:
+    """An LV ("light variant") block as [name, bytes up to the value or children, children (a level) or None]:
+    type byte, name length, UTF-16 name, then the value, or a level's item count, length and items (and an
+    index of its items that neither reader uses)."""
+    items: list[list[Any]] = []
+    while pos < end and (count is None or len(items) < count):
+        start, kind = pos, data[pos]
+        pos += 2 + 2 * data[pos + 1]
+        name = data[start + 2:pos].decode("utf-16-le")[:-1]
+        if kind == 11:
+            n, length = struct.unpack_from("<IQ", data, pos)
+            items.append([name, data[start:pos], _lv_items(data, pos + 12, start + length, n)])
+            pos = start + length + 8 * n
+            continue
+        if kind == 8:
+            while data[pos:pos + 2] != b"\0\0":
+                pos += 2
+            pos += 2
+        else:
+            pos += struct.unpack_from("<Q", data, pos)[0] + 8 if kind == 9 else LV_SIZES[kind]
+        items.append([name, data[start:pos], None])
+    return items
+
+
+def _lv_bytes(items: list[list[Any]]) -> bytes:
+    out = b""
+    for _, head, children in items:
+        if children is None:
+            out += head
+            continue
+        parts = [_lv_bytes([child]) for child in children]
+        index = [len(head) + 12 + sum(map(len, parts[:i])) for i in range(len(parts))]
+        out += head + struct.pack("<IQ", len(parts), len(head) + 12 + sum(map(len, parts))) + b"".join(parts)
+        out += struct.pack(f"<{len(index)}Q", *index)
+    return out
+
+
+def _lv_find(items: list[list[Any]], *path: str) -> list[Any]:
+    item = next(item for item in items if item[0] == path[0])
+    return item if len(path) == 1 else _lv_find(item[2], *path[1:])
+
+
+def _first_plane_only(body: bytes) -> bytes:
+    """``ImageMetadataSeqLV``'s picture planes cut to the first: its counts 1 and the second plane left out."""
+    items = _lv_items(body, 0, len(body))
+    planes = _lv_find(items, "SLxPictureMetadata", "sPicturePlanes")
+    for count in ("uiCount", "uiCompCount"):
+        item = _lv_find(planes[2], count)
+        item[1] = item[1][:-4] + struct.pack("<I", 1)
+    described = _lv_find(planes[2], "sPlaneNew")
+    described[2] = described[2][:1]
+    return _lv_bytes(items)
+
+
+def _rechunk(chunk: bytearray, body: bytes) -> tuple[bytearray, int]:
+    """``chunk`` (header, name, data) with ``body`` as its data, padded to whole 4 KiB pages."""
+    name_length = struct.unpack_from("<I", chunk, 4)[0]
+    out = chunk[:16 + name_length] + body
+    struct.pack_into("<Q", out, 8, len(body))
+    return out + bytes(-len(out) % 4096), len(body)
+
+
+def _relay(source: bytes, times: int = TIMES, planes: int = PLANES, level: int | None = None,
+           channels: int = 2) -> bytes:
     """The corpus file with only its first ``times`` time points and ``planes`` Z planes, its frames deflated
-    at zlib ``level`` (None: as they are): the frames and the per-frame custom data of the others left out,
-    the rest laid out again (4 KiB aligned) under a new chunk map, and every count that names the loops
-    (attributes, experiment, text info, NDControl XML) and the compression rewritten."""
+    at zlib ``level`` (None: as they are), and only its first channel if ``channels`` is 1: the frames and
+    the per-frame custom data of the others left out, the rest laid out again (4 KiB aligned) under a new
+    chunk map, and every count that names the loops (attributes, experiment, text info, NDControl XML), the
+    channels (attributes, picture planes, text info) and the compression rewritten."""
     kept = [t * PLANES + z for t in range(times) for z in range(planes)]
     renumber = {old: new for new, old in enumerate(kept)}
     map_at, map_head, entries = _chunk_map(source)
@@ -125,17 +193,20 @@ def _relay(source: bytes, times: int = TIMES, planes: int = PLANES, level: int |
     for (name, position, length), following in zip(ordered, [e[1] for e in ordered[1:]] + [map_at], strict=True):
         chunk = bytearray(source[position:following])  # header, name, data and the padding to the next chunk
         name_length, data_length = struct.unpack_from("<IQ", chunk, 4)
+        data = bytes(chunk[16 + name_length:16 + name_length + data_length])
         if name.startswith(b"ImageDataSeq|"):
             if int(name[13:-1]) not in renumber:
                 continue
             name = b"ImageDataSeq|%d!" % renumber[int(name[13:-1])]
             chunk[16:16 + name_length] = name.ljust(name_length, b"\0")
+            stamp, pixels = data[:8], data[8:]
+            if channels == 1:  # 16-bit samples, two channels interleaved
+                pixels = b"".join(pixels[i:i + 2] for i in range(0, len(pixels), 4))
             if level is not None:  # the time stamp, then the deflated pixels
-                start = 16 + name_length
-                body = chunk[start:start + 8] + zlib.compress(bytes(chunk[start + 8:start + data_length]), level)
-                chunk[start:] = body + bytes(-(start + len(body)) % 4096)
-                struct.pack_into("<Q", chunk, 8, len(body))
-                length = len(body)
+                pixels = zlib.compress(bytes(pixels), level)
+            chunk, length = _rechunk(chunk, stamp + pixels)
+        elif name == b"ImageMetadataSeqLV|0!" and channels == 1:
+            chunk, length = _rechunk(chunk, _first_plane_only(data))
         elif name.startswith(b"CustomData|") and data_length in (8 * TIMES * PLANES, 4 * TIMES * PLANES):
             width, start = data_length // (TIMES * PLANES), 16 + name_length
             body = b"".join(chunk[start + width * f:start + width * (f + 1)] for f in kept)
@@ -151,6 +222,12 @@ def _relay(source: bytes, times: int = TIMES, planes: int = PLANES, level: int |
         return start, start + data_length
 
     struct.pack_into("<I", out, _lv_uints(out, block(b"ImageAttributesLV!"), "uiSequenceCount")[0], len(kept))
+    if channels == 1:
+        attributes = block(b"ImageAttributesLV!")
+        for key, value in (("uiComp", 1), ("uiVirtualComponents", 1), ("uiWidthBytes", 76)):
+            struct.pack_into("<I", out, _lv_uints(out, attributes, key)[0], value)
+        _replace(out, "Picture Planes: 2".encode("utf-16-le"), "Picture Planes: 1".encode("utf-16-le"),
+                 block(b"ImageTextInfoLV!"))
     if level is not None:  # eCompression (an LV int32): 0, lossless
         key = bytes([2, 13]) + "eCompression\0".encode("utf-16-le")
         at = out.find(key, *block(b"ImageAttributesLV!"))
@@ -243,7 +320,9 @@ def variants(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> list[tup
         if rng.random() < DEFLATE:
             level = rng.randint(0, 9)
             layout.append(f"zlib {level}")
-        data, edits = _edit(rng, _relay(source, times, planes, level) if layout else source)
+        channels = 1 if rng.random() < ONE_CHANNEL else 2
+        layout += ["C=1"] if channels == 1 else []
+        data, edits = _edit(rng, _relay(source, times, planes, level, channels) if layout else source)
         edits += layout
         path = folder / f"v{index:03d}.nd2"
         path.write_bytes(data)
@@ -270,14 +349,17 @@ def test_every_native_answer_on_edited_nd2s_equals_live_bioformats(variants: lis
         except Declined as exc:
             reasons[str(exc)] += 1
         else:
-            loops += [edit for edit in edits if edit.startswith(("T=", "zlib"))]
+            loops += [edit for edit in edits if edit.startswith(("T=", "zlib", "C="))]
     print(f"layouts answered: {Counter(loops)}")
     assert sum(e.startswith("T=") for e in loops) >= 15 and sum(e.startswith("zlib") for e in loops) >= 8
+    assert loops.count("C=1") >= 5
     assert any(e.startswith("T=1 ") for e in loops) and any(e.endswith(" Z=1") for e in loops)
     print("declined by the nd2 engine:\n" + "\n".join(f"  {n} x {why}" for why, n in reasons.most_common()))
     assert sum(reasons.values()) == sum(tally.declined.values()) > 0
+    # one channel's 2356-byte frames a page apart in 4 KiB pages: Bio-Formats takes them for three channels
     assert set(reasons) <= {"a physical size below 1e-6 µm (Bio-Formats writes it in nm)",
-                            "channel names missing or not the same in the XML and the text info"}, reasons
+                            "channel names missing or not the same in the XML and the text info",
+                            "frame chunks spaced so that Bio-Formats would guess other sizes"}, reasons
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [

@@ -28,6 +28,8 @@ from metaextract.engines.nd2 import (
     Nd2Engine,
     _channel_colors,
     _color,
+    _spacing_kept,
+    _stamp_index,
     _text_number,
     _text_value,
     _xml_start,
@@ -201,3 +203,21 @@ def test_rescue_gives_the_proven_document(corpus: Path, tmp_path: Path) -> None:
         assert re.match(r"nd2 cannot read the file: \w+", str(exc))
     else:
         assert validate(forced)[0] and key_fields(forced)["images"][0]["name"] != "copy.nd2 (series 1)"
+
+
+def test_frame_spacing_as_bioformats_guesses_sizes_from_it() -> None:
+    # the corpus file: 4712-byte frames 12288 bytes apart; one channel of it: 2356 bytes 8192 apart (more
+    # than three planes: Bio-Formats says three channels), or 4096 apart (it drops a 4 KiB "block of zeros"
+    # and is left with no row: it fails)
+    assert _spacing_kept(12288, 4712, 30)
+    assert not _spacing_kept(8192, 2356, 30) and not _spacing_kept(4096, 2356, 30)
+    assert not _spacing_kept(4000, 4712, 30)  # less than a plane: it re-guesses the channel count
+    assert _spacing_kept(10 ** 6, 4712, 1)  # one frame: up to the end of the file, no three-plane guess
+
+
+def test_plane_times_by_bioformats_index() -> None:
+    size = (38, 31, 10, 2, 3)
+    assert [_stamp_index(z, 0, size, 30) for z in range(3)] == [0, 2, 4]  # z * SizeC + t * SizeZ
+    assert _stamp_index(0, 1, size, 30) == 10
+    assert _stamp_index(3, 0, (38, 31, 10, 2, 1), 10) == 3  # one time point: one time per Z plane
+    assert _stamp_index(3, 2, (38, 31, 10, 1, 3), 30) == 23  # one channel: the plane's own time

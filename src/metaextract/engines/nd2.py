@@ -1,11 +1,12 @@
 """Nikon ND2: Bio-Formats' (``NativeND2Reader``) whole document for one proven kind, ``nd2``'s OME otherwise.
 
 The claimed kind is the one of the corpus's ``nd2/cluster.nd2`` (its document equals the Bio-Formats 7.3.1
-reference whole, ``tests/test_engines_nd2.py``; 64 edited copies equal live Bio-Formats',
-``tests/test_differential_nd2.py``, among them copies cut to 1-3 time points and 1-10 Z planes): a modern
-(chunk-map) ND2, 8/16-bit samples uncompressed or deflated (lossless; the first frame must inflate to one
-plane exactly, as Bio-Formats' size guess then holds; copies deflated at zlib levels 0-9 checked live), two
-or more channels interleaved in each frame, an
+reference whole, ``tests/test_engines_nd2.py``; 80 edited copies equal live Bio-Formats',
+``tests/test_differential_nd2.py``, among them copies cut to 1-3 time points, 1-10 Z planes and one
+channel): a modern (chunk-map) ND2, 8/16-bit samples uncompressed or deflated (lossless; the first frame
+must inflate to one plane exactly, as Bio-Formats' size guess then holds; copies deflated at zlib levels
+0-9 checked live), one or more channels interleaved in each frame (uncompressed: frames spaced so that
+Bio-Formats' guess of the channel count from that spacing keeps it), an
 experiment of exactly a time loop around a Z-stack loop (no XY positions, no other loop) whose counts
 (one or more each) multiply to the frame count, one
 ``ImageMetadataSeqLV`` / ``ImageCalibrationLV`` / ``ImageMetadataLV`` block each, evenly spaced frame
@@ -13,7 +14,7 @@ chunks followed by the ``CustomData`` blocks (``AcqTimesCache``, ``X``, ``Y``, `
 naming every channel and giving the NA, XML channel colours, and no XML key that would move Bio-Formats off
 the path below (pinhole, gain, binning, modality, temperature, lamp voltage, objective keys, ROIs …).
 Every other ND2 is declined (claim 0: ``auto`` asks Bio-Formats) and, when forced or rescued, gets ``nd2``'s
-own OME mapping. Other loop orders, one channel, lossy compression and multiple positions are not proven.
+own OME mapping. Other loop orders, lossy compression and multiple positions are not proven.
 
 Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2Reader``/``ND2Handler``):
 
@@ -27,8 +28,8 @@ Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2
   for plane (Z=z, T=t), by ``z * SizeC + t * SizeZ`` (Bio-Formats applies ``getIndex(z, 0, 0)`` of the
   channel-split plane order to a per-frame list); an index past the frame count leaves DeltaT unset.
   This is wrong (plane z=1 gets frame 2's time, the last planes get none) but it is what users compare
-  against, so it is reproduced; ``nd2`` reads the right per-frame times. With one time point (as many
-  frame times as Z planes) the index is ``z``.
+  against, so it is reproduced; ``nd2`` reads the right per-frame times. With one channel (a time per
+  plane) it is the frame's; with one time point (as many frame times as Z planes) it is ``z``.
 - Plane positions: ``N`` doubles (``N`` = frame count) at ``8 * ((nameLength + dataLength) // 8 - N)``
   bytes past the name of the first ``CustomData|Z`` block and the last ``CustomData|X`` / ``|Y`` blocks,
   indexed by frame ``z + t * SizeZ``. Z there is the ``Ti ZDrive`` stage reading (3916.725 µm in the
@@ -238,6 +239,17 @@ def _text_value(text: str, wanted: str) -> str | None:
     return found
 
 
+def _spacing_kept(available: int, plane: int, frames: int) -> bool:
+    """Whether NativeND2Reader keeps SizeC, SizeY and the type for ``available`` bytes from the first frame to
+    the next (the file's end for one frame): not fewer than a plane, after it drops a 4 KiB block it takes
+    for appended zeros, and (for several frames) not more than three planes."""
+    if available < plane:
+        return False
+    if available % plane and (available - 4096) % plane == 0:
+        available -= 4096
+    return plane <= available and (frames == 1 or available <= 3 * plane)
+
+
 def _inflated_size(fh: Any, frame: Chunk, plane: int) -> int | None:
     """The size of the zlib stream after a frame's 8-byte time stamp once inflated (at most ``plane + 1``
     bytes are made), or None where it is not one whole zlib stream."""
@@ -389,7 +401,7 @@ def inspect_nd2(path: str) -> Proven:
                 raise Declined(f"{attrs.compressionType} compressed frames")
         n = len(frames)
         if (attrs.bitsPerComponentInMemory not in (8, 16) or attrs.pixelDataType != "unsigned"
-                or attrs.sequenceCount != n or attrs.componentCount < 2
+                or attrs.sequenceCount != n or attrs.componentCount < 1
                 or attrs.channelCount != attrs.componentCount):
             raise Declined("samples of a kind not proven (bits, type, channel count)")
         if len(loops) != 2 or loops[0][0] != "TimeLoop" or loops[1][0] != "ZStackLoop":
@@ -401,16 +413,16 @@ def inspect_nd2(path: str) -> Proven:
         width = attrs.widthPx
         if width is None:
             raise Declined("no frame width")
-        # frame spacing against the plane size: Bio-Formats re-guesses SizeC and the type from it (from the
-        # first frame's inflated size where it inflates: then that must be one plane exactly)
+        # the bytes from the first frame to the next against the plane size: Bio-Formats re-guesses SizeC, the
+        # type and SizeY from them (from the first frame's inflated size where it inflates: then that must be
+        # one plane exactly)
         plane = width * attrs.heightPx * size_c * attrs.bitsPerComponentInMemory // 8
         if attrs.compressionType == "lossless":
             if _inflated_size(fh, frames[0], plane) != plane:
                 raise Declined("a first frame that does not inflate to one plane")
-        elif n > 1:
-            available = frames[1].position + 16 - (frames[0].position + 16)
-            if not plane <= available <= 3 * plane:
-                raise Declined("frame chunks padded beyond what the proven kind has")
+        elif not _spacing_kept(frames[1].position - frames[0].position if n > 1 else size - frames[0].position - 16,
+                               plane, n):
+            raise Declined("frame chunks spaced so that Bio-Formats would guess other sizes")
 
         exposure: list[float] = []
         emission: list[float] = []
@@ -513,6 +525,17 @@ def _channel_colors(colors: dict[str, int], names: list[str], emission: list[flo
     return out
 
 
+def _stamp_index(z: int, t: int, size: tuple[int, int, int, int, int], times: int) -> int:
+    """Which of ``times`` frame times Bio-Formats gives plane (z, t) (see the module docstring): with a time
+    per plane (one channel) the plane's, with one per Z plane (one time point) ``z``, else its own index."""
+    _, _, size_z, size_c, size_t = size
+    if times == size_z * size_c * size_t:
+        return z + t * size_z
+    if times == size_z:
+        return z
+    return z * size_c + t * size_z
+
+
 def document(found: Proven) -> str:
     """The OME-XML Bio-Formats 7.3.1 writes for a file of the claimed kind (the whole document)."""
     size_x, size_y, size_z, size_c, size_t = found.size
@@ -548,8 +571,7 @@ def document(found: Proven) -> str:
         for z in range(size_z):
             for c in range(size_c):
                 plane = {"TheC": str(c), "TheT": str(t), "TheZ": str(z)}
-                # Bio-Formats' index (see the module docstring); one time point: one time per Z
-                stamp = z if n == size_z else z * size_c + t * size_z
+                stamp = _stamp_index(z, t, found.size, n)
                 if stamp < n:
                     plane.update(DeltaT=ox.jdouble(found.times[stamp]), DeltaTUnit="s")
                 index = 0 if len(found.exposure) == 1 else c
