@@ -1,20 +1,24 @@
 """Nikon ND2: Bio-Formats' (``NativeND2Reader``) whole document for one proven kind, ``nd2``'s OME otherwise.
 
 The claimed kind is the one of the corpus's ``nd2/cluster.nd2`` (its document equals the Bio-Formats 7.3.1
-reference whole, ``tests/test_engines_nd2.py``; 80 edited copies equal live Bio-Formats',
+reference whole, ``tests/test_engines_nd2.py``; 96 edited copies equal live Bio-Formats',
 ``tests/test_differential_nd2.py``, among them copies cut to 1-3 time points, 1-10 Z planes and one
-channel): a modern (chunk-map) ND2, 8/16-bit samples uncompressed or deflated (lossless; the first frame
-must inflate to one plane exactly, as Bio-Formats' size guess then holds; copies deflated at zlib levels
-0-9 checked live), one or more channels interleaved in each frame (uncompressed: frames spaced so that
-Bio-Formats' guess of the channel count from that spacing keeps it), an
-experiment of exactly a time loop around a Z-stack loop (no XY positions, no other loop) whose counts
-(one or more each) multiply to the frame count, one
-``ImageMetadataSeqLV`` / ``ImageCalibrationLV`` / ``ImageMetadataLV`` block each, evenly spaced frame
-chunks followed by the ``CustomData`` blocks (``AcqTimesCache``, ``X``, ``Y``, ``Z``), a text-info block
-naming every channel and giving the NA, XML channel colours, and no XML key that would move Bio-Formats off
-the path below (pinhole, gain, binning, modality, temperature, lamp voltage, objective keys, ROIs …).
+channel, deflated at zlib levels 0-9, and with a time loop or a Z stack alone), widened from it:
+
+- a modern (chunk-map) ND2 with 8/16-bit unsigned samples, one or more channels interleaved in each frame;
+- uncompressed, in frames spaced so that Bio-Formats' guess of the channel count from that spacing keeps
+  it, or deflated (lossless) with a first frame that inflates to one plane exactly;
+- an experiment of a time loop around a Z stack, or either loop alone (no XY positions, no other loop, no
+  other order), whose counts (one or more each) multiply to the frame count; without a Z stack no Z step
+  anywhere (so no PhysicalSizeZ);
+- one ``ImageMetadataSeqLV`` / ``ImageCalibrationLV`` / ``ImageMetadataLV`` block each, the frame chunks
+  followed by the ``CustomData`` blocks (``AcqTimesCache``, ``X``, ``Y``, ``Z``), a text-info block naming
+  every channel and giving the NA, XML channel colours, and no XML key that would move Bio-Formats off the
+  path below (pinhole, gain, binning, modality, temperature, lamp voltage, objective keys, ROIs …).
+
 Every other ND2 is declined (claim 0: ``auto`` asks Bio-Formats) and, when forced or rescued, gets ``nd2``'s
-own OME mapping. Other loop orders, lossy compression and multiple positions are not proven.
+own OME mapping. A Z stack around a time loop, XY positions (multi-position), other loops and lossy
+compression are not proven.
 
 Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2Reader``/``ND2Handler``):
 
@@ -83,6 +87,8 @@ XML_UNSAFE = {
 }
 XML_UNSAFE_SUFFIX = ("dObjectiveNA", "dCalibration", "dZStep", "uiCount", "uiBpcSignificant", "dCompressionParam",
                      "Gain", "dLampVoltage", "dObjectiveMag", "dRefractIndex1")
+#: the experiments proven: a time loop around a Z stack, or either alone
+PROVEN_LOOPS = {("TimeLoop", "ZStackLoop"), ("ZStackLoop",), ("TimeLoop",)}
 #: list elements after which ND2Handler reads every valued element as that list's item (it never forgets the
 #: last list it entered: its ``endElement`` is an overload SAX does not call)
 XML_LISTS = ("LoopState", "LoopSize", "pPosName")
@@ -404,9 +410,11 @@ def inspect_nd2(path: str) -> Proven:
                 or attrs.sequenceCount != n or attrs.componentCount < 1
                 or attrs.channelCount != attrs.componentCount):
             raise Declined("samples of a kind not proven (bits, type, channel count)")
-        if len(loops) != 2 or loops[0][0] != "TimeLoop" or loops[1][0] != "ZStackLoop":
-            raise Declined(f"experiment {[t for t, _ in loops]} is not a time loop around a Z stack")
-        size_t, size_z, size_c = loops[0][1], loops[1][1], attrs.componentCount
+        types = tuple(t for t, _ in loops)
+        if types not in PROVEN_LOOPS:
+            raise Declined(f"experiment {list(types)} is not a time loop around a Z stack, nor one of them")
+        counts = dict(loops)
+        size_t, size_z, size_c = counts.get("TimeLoop", 1), counts.get("ZStackLoop", 1), attrs.componentCount
         counted = (sizes.get("T", 1), sizes.get("Z", 1))  # nd2 leaves out an axis of one
         if min(size_t, size_z) < 1 or size_t * size_z != n or counted != (size_t, size_z):
             raise Declined("loop counts do not cover the frames")
@@ -447,10 +455,10 @@ def inspect_nd2(path: str) -> Proven:
         first = next(_walk(calibration_block), None)
         if first is None or first[0] != "dCalibration" or not math.isfinite(float(first[1])):
             raise Declined("calibration block without a leading dCalibration")
-        if z_step is None or not math.isfinite(z_step):
+        if (z_step is None and "ZStackLoop" in types) or (z_step is not None and not math.isfinite(z_step)):
             raise Declined("no Z step")
         calibration = _physical(float(first[1]))
-        z_size = _physical(z_step)
+        z_size = None if z_step is None else _physical(z_step)
         if not exposure:
             raise Declined("no exposure time")
 
@@ -458,6 +466,8 @@ def inspect_nd2(path: str) -> Proven:
         info = meta.get("ImageTextInfoLV", {})
         text = "".join(str(v) + "\n" for k, v in _walk(info) if k.startswith("TextInfoItem"))
         line_keys = {line.partition(":")[0].strip().lower() for line in text.split("\n") if ":" in line}
+        if z_step is None and "Step" in text:
+            raise Declined("a Z step in the text info only (Bio-Formats would take it)")
         if text.lstrip().startswith("<") or "Line:" in text or line_keys & {
                 "line", "emission wavelength", "excitation wavelength", "exposure"}:
             raise Declined("text info with keys of a kind not proven (wavelengths, exposure, lines)")
