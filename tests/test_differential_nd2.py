@@ -8,9 +8,10 @@ aperture and refractive index, the ``CustomData`` frame times and stage position
 channel colour and dye name, and channel names of the same length (everywhere, or in the text info only).
 Half of them first keep only the first 1-3 time points and 1-10 Z planes of the corpus file's 3 x 10,
 40 % have their frames deflated (lossless compression, zlib levels 0-9), 30 % keep only the first channel,
-and a quarter keep one time point or one Z plane under an experiment of the other loop alone: the frames
-left out and their custom data are dropped, the picture planes cut to one, the experiment and text info
-re-encoded, and the file is laid out again under a new chunk map.
+a quarter keep one time point or one Z plane under an experiment of the other loop alone, and of the
+others 30 % have the Z stack around the time loop (frames and their custom data in that order): the
+frames left out and their custom data are dropped, the picture planes cut to one, the experiment and
+text info re-encoded, and the file is laid out again under a new chunk map.
 Each is read by the live Bio-Formats engine and in ``auto`` (:func:`tests._differential.compare_with_bioformats`):
 wherever the nd2 engine answers, its document must equal Bio-Formats' whole; what it declines is counted.
 """
@@ -36,8 +37,8 @@ from metaextract.ome import key_fields
 from ._differential import compare_with_bioformats
 
 SEED = 20
-VARIANTS = 96
-AGREE_FLOOR = 60  #: native answers that must equal Bio-Formats' whole (the rest are declined kinds)
+VARIANTS = 112
+AGREE_FLOOR = 70  #: native answers that must equal Bio-Formats' whole (the rest are declined kinds)
 SOURCE = "nd2/cluster.nd2"
 #: same-length replacements of the corpus file's two channel names
 NAMES = {"5-FAM/pH 9.0": ("GFP channel1", "Alexa 488 nm", "5-FAM/pH 7.4"),
@@ -61,6 +62,7 @@ DECLINED = ("a physical size below 1e-6 µm (Bio-Formats writes it in nm)",
 DEFLATE = 0.4  #: how often its frames are deflated (lossless ND2 compression)
 ONE_CHANNEL = 0.3  #: how often it keeps only its first channel
 ONE_LOOP = 0.25  #: how often its experiment is a time loop alone or a Z stack alone
+Z_AROUND_T = 0.3  #: how often (else) its experiment is a Z stack around a time loop
 TIMES, PLANES = 3, 10
 CHUNK_MAGIC = b"\xda\xce\xbe\x0a"
 LV_SIZES = {1: 1, 2: 4, 3: 4, 4: 8, 5: 8, 6: 8, 7: 8}  #: LV value sizes by type (8: string, 9: bytes, 11: level)
@@ -310,6 +312,51 @@ def _one_loop(source: bytes, loop: str) -> bytes:
     return _rewrite(source, change)
 
 
+def _z_around_t(source: bytes, times: int, planes: int) -> bytes:
+    """A re-laid copy (of ``times`` x ``planes`` frames, time outermost) whose experiment is a Z stack around
+    a time loop: the levels of ``SLxExperiment`` swapped, the frames and their custom data in the new order
+    (frame ``z * times + t`` is (z, t)), and the NDControl loop sizes and states swapped."""
+    map_at, _, entries = _chunk_map(source)
+    frames = {}
+    for name, position, _length in entries:
+        if name.startswith(b"ImageDataSeq|"):
+            name_length, data_length = struct.unpack_from("<IQ", source, position + 4)
+            frames[int(name[13:-1])] = source[position + 16 + name_length:position + 16 + name_length + data_length]
+    order = [t * planes + z for z in range(planes) for t in range(times)]  # the frame now at f was order[f]
+    count = times * planes
+
+    def change(name: bytes, data: bytes) -> bytes | None:
+        if name.startswith(b"ImageDataSeq|"):
+            return frames[order[int(name[13:-1])]]
+        if name.startswith(b"CustomData|") and len(data) in (8 * count, 4 * count):
+            width = len(data) // count
+            return b"".join(data[width * f:width * (f + 1)] for f in order)
+        if name == b"CustomDataVar|NDControlV1_0!":
+            for list_name in (b"LoopSize", b"LoopState"):
+                found = re.search(b"<" + list_name + b' runtype="CLxListVariant">(<no_name [^>]*/>)(<no_name [^>]*/>)',
+                                  data)
+                assert found is not None
+                data = data[:found.start(1)] + found.group(2) + found.group(1) + data[found.end(2):]
+            return data
+        if name != b"ImageMetadataLV!":
+            return None
+        items = _lv_items(data, 0, len(data))
+        experiment = _lv_find(items, "SLxExperiment")
+        outer_next = _lv_find(experiment[2], "ppNextLevelEx")
+        z_level = outer_next[2][0]
+        time_children = [item for item in experiment[2] if item[0] != "ppNextLevelEx"]
+        z_children = list(z_level[2])
+        for children, last in ((time_children, 0), (z_children, 1)):
+            item = _lv_find(children, "uiNextLevelCount")
+            item[1] = item[1][:-4] + struct.pack("<I", last)
+        at = next(i for i, item in enumerate(z_children) if item[0] == "uiNextLevelCount")
+        z_children.insert(at + 1, [outer_next[0], outer_next[1], [[z_level[0], z_level[1], time_children]]])
+        experiment[2] = z_children
+        return _lv_bytes(items)
+
+    return _rewrite(source, change)
+
+
 def _edit(rng: random.Random, source: bytes) -> tuple[bytes, list[str]]:
     data = bytearray(source)
     edits = [kind for kind, p in EDITS.items() if rng.random() < p]
@@ -397,8 +444,11 @@ def variants(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> list[tup
         if loop:  # one time point or one Z plane, and the experiment that loop alone
             times, planes = (1, rng.randint(1, PLANES)) if loop == "Z" else (rng.randint(1, TIMES), 1)
             layout += [f"{loop} loop only", f"T={times} Z={planes}"]
+        swap = not loop and rng.random() < Z_AROUND_T
+        layout += ["Z around T"] if swap else []
         relaid = _relay(source, times, planes, level, channels) if layout else source
-        data, edits = _edit(rng, _one_loop(relaid, loop) if loop else relaid)
+        relaid = _one_loop(relaid, loop) if loop else _z_around_t(relaid, times, planes) if swap else relaid
+        data, edits = _edit(rng, relaid)
         edits += layout
         path = folder / f"v{index:03d}.nd2"
         path.write_bytes(data)
@@ -415,12 +465,12 @@ def test_every_native_answer_on_edited_nd2s_equals_live_bioformats(variants: lis
     assert tally.bioformats_fails == []
     answered = [edits for path, edits in variants if _why_declined(path, edits).startswith("claimed")]
     layouts = Counter(edit for edits in answered for edit in edits if edit.startswith(("T=", "zlib", "C=")) or
-                      edit.endswith("loop only"))
+                      edit.endswith(("loop only", "around T")))
     print(f"layouts answered: {dict(layouts)}")
     assert sum(n for e, n in layouts.items() if e.startswith("T=")) >= 15 and layouts["C=1"] >= 5
     assert sum(n for e, n in layouts.items() if e.startswith("zlib")) >= 8
     assert any(e.startswith("T=1 ") for e in layouts) and any(e.endswith(" Z=1") for e in layouts)
-    assert layouts["Z loop only"] >= 3 and layouts["T loop only"] >= 3
+    assert layouts["Z loop only"] >= 3 and layouts["T loop only"] >= 3 and layouts["Z around T"] >= 5
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [

@@ -1,24 +1,25 @@
 """Nikon ND2: Bio-Formats' (``NativeND2Reader``) whole document for one proven kind, ``nd2``'s OME otherwise.
 
 The claimed kind is the one of the corpus's ``nd2/cluster.nd2`` (its document equals the Bio-Formats 7.3.1
-reference whole, ``tests/test_engines_nd2.py``; 96 edited copies equal live Bio-Formats',
+reference whole, ``tests/test_engines_nd2.py``; 112 edited copies equal live Bio-Formats',
 ``tests/test_differential_nd2.py``, among them copies cut to 1-3 time points, 1-10 Z planes and one
-channel, deflated at zlib levels 0-9, and with a time loop or a Z stack alone), widened from it:
+channel, deflated at zlib levels 0-9, with a time loop or a Z stack alone, and with the Z stack around the
+time loop), widened from it:
 
 - a modern (chunk-map) ND2 with 8/16-bit unsigned samples, one or more channels interleaved in each frame;
 - uncompressed, in frames spaced so that Bio-Formats' guess of the channel count from that spacing keeps
   it, or deflated (lossless) with a first frame that inflates to one plane exactly;
-- an experiment of a time loop around a Z stack, or either loop alone (no XY positions, no other loop, no
-  other order), whose counts (one or more each) multiply to the frame count; without a Z stack no Z step
-  anywhere (so no PhysicalSizeZ);
+- an experiment of a time loop and a Z stack in either order, or either loop alone (no XY positions, no
+  other loop), whose counts (one or more each) multiply to the frame count; without a Z stack no Z step
+  anywhere (so no PhysicalSizeZ). Bio-Formats indexes the per-frame custom data as if time were outermost
+  whatever the order (so does this engine: the frame of plane (z, t) is ``z + t * SizeZ``);
 - one ``ImageMetadataSeqLV`` / ``ImageCalibrationLV`` / ``ImageMetadataLV`` block each, the frame chunks
   followed by the ``CustomData`` blocks (``AcqTimesCache``, ``X``, ``Y``, ``Z``), a text-info block naming
   every channel and giving the NA, XML channel colours, and no XML key that would move Bio-Formats off the
   path below (pinhole, gain, binning, modality, temperature, lamp voltage, objective keys, ROIs …).
 
 Every other ND2 is declined (claim 0: ``auto`` asks Bio-Formats) and, when forced or rescued, gets ``nd2``'s
-own OME mapping. A Z stack around a time loop, XY positions (multi-position), other loops and lossy
-compression are not proven.
+own OME mapping. XY positions (multi-position), other loops and lossy compression are not proven.
 
 Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2Reader``/``ND2Handler``):
 
@@ -87,8 +88,8 @@ XML_UNSAFE = {
 }
 XML_UNSAFE_SUFFIX = ("dObjectiveNA", "dCalibration", "dZStep", "uiCount", "uiBpcSignificant", "dCompressionParam",
                      "Gain", "dLampVoltage", "dObjectiveMag", "dRefractIndex1")
-#: the experiments proven: a time loop around a Z stack, or either alone
-PROVEN_LOOPS = {("TimeLoop", "ZStackLoop"), ("ZStackLoop",), ("TimeLoop",)}
+#: the experiments proven: a time loop and a Z stack in either order, or either alone
+PROVEN_LOOPS = {("TimeLoop", "ZStackLoop"), ("ZStackLoop", "TimeLoop"), ("ZStackLoop",), ("TimeLoop",)}
 #: list elements after which ND2Handler reads every valued element as that list's item (it never forgets the
 #: last list it entered: its ``endElement`` is an overload SAX does not call)
 XML_LISTS = ("LoopState", "LoopSize", "pPosName")
@@ -412,7 +413,7 @@ def inspect_nd2(path: str) -> Proven:
             raise Declined("samples of a kind not proven (bits, type, channel count)")
         types = tuple(t for t, _ in loops)
         if types not in PROVEN_LOOPS:
-            raise Declined(f"experiment {list(types)} is not a time loop around a Z stack, nor one of them")
+            raise Declined(f"experiment {list(types)} is not a time loop and a Z stack, nor one of them")
         counts = dict(loops)
         size_t, size_z, size_c = counts.get("TimeLoop", 1), counts.get("ZStackLoop", 1), attrs.componentCount
         counted = (sizes.get("T", 1), sizes.get("Z", 1))  # nd2 leaves out an axis of one
