@@ -12,7 +12,6 @@ the expected document is what the JVM says for the same bytes.
 from __future__ import annotations
 
 import random
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from metaextract.extraction.pipeline import extract_file
-from metaextract.ome import normalise
-from metaextract.ome.diff import first_difference
+from ._differential import compare_with_bioformats
 
 SEED = 20
 VARIANTS = 96
@@ -86,22 +83,11 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, dict[
 @pytest.mark.slow
 def test_every_native_answer_on_generated_tiffs_equals_live_bioformats(
         variants: list[tuple[Path, dict[str, Any]]]) -> None:
-    by_engine: Counter[str] = Counter()
-    declined = []
-    for path, kwargs in variants:
-        theirs = extract_file(str(path), "bioformats")
-        assert theirs.status == "ok", (kwargs, theirs.error)
-        ours = extract_file(str(path), "auto")
-        name = ours.engine.split(" ", 1)[0]
-        by_engine[name] += 1
-        if name == "bioformats":
-            declined.append(kwargs)
-            continue
-        assert ours.status == "ok", (kwargs, ours.error)
-        difference = first_difference(ours.omexml or "", theirs.omexml or "")
-        assert difference is None, f"{name} on {kwargs}: {difference}"
-        assert normalise(ours.omexml or "") == normalise(theirs.omexml or "")
+    tally = compare_with_bioformats(((path, str(kwargs)) for path, kwargs in variants), "tifffile")
+    print("\n" + tally.report(len(variants)))
+    assert tally.mismatches == [], "\n".join(tally.mismatches)
+    assert tally.bioformats_fails == [], tally.bioformats_fails  # each variant is a TIFF Bio-Formats reads
     # the comparison has teeth: both native engines answered for some variants (and every one of those was
     # Bio-Formats' whole document); what was declined is printed with -s for the report
-    assert by_engine["tifffile"] > 0 and by_engine["tifffile-imagej"] > 0, by_engine
-    print(f"\n{len(variants)} variants: {dict(by_engine)}; declined: {declined}")
+    assert tally.answered["tifffile"] > 0 and tally.answered["tifffile-imagej"] > 0, tally.answered
+    assert tally.agree == tally.answered["tifffile"] + tally.answered["tifffile-imagej"], tally.answered
