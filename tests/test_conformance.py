@@ -118,6 +118,7 @@ NATIVE = {
     "ome-xml-reference/timestampannotation.ome.xml": "ome-xml",
     "ome-xml-reference/transformations-downgrade.ome.xml": "ome-xml",
     "ome-xml-reference/transformations-upgrade.ome.xml": "ome-xml",
+    "ome-xml-reference/xmlannotation-body-space.ome.xml": "ome-xml",
     "ome-xml-reference/two-screens-two-plates-four-wells.ome.xml": "ome-xml",
     "ome-xml-reference/xmlannotation-multi-value.ome.xml": "ome-xml",
     "ome-xml-reference/xmlannotation-svg.ome.xml": "ome-xml",
@@ -136,12 +137,9 @@ INVALID_AS_BIOFORMATS = {
 }
 #: Corpus files ``auto`` leaves to Bio-Formats because the engine that reads them gives Bio-Formats' key
 #: fields but not its whole document (``compare --engine NAME FILE`` prints the first differing element):
-#: ND2 leaves out Experimenter, detectors, filters, dichroics, stage labels …; in the body-space XMLAnnotation
-#: Bio-Formats trims the text around inline elements ("a <b>space</b>" becomes "a<b>space</b>") and the ome-xml
-#: engine keeps it as written.
+#: ND2 leaves out Experimenter, detectors, filters, dichroics, stage labels …
 KEY_FIELDS_ONLY = {
     "nd2/cluster.nd2": "nd2",
-    "ome-xml-reference/xmlannotation-body-space.ome.xml": "ome-xml",
 }
 #: Corpus files Bio-Formats 7.3.1 cannot read (showinf exit 1, even alone) that a native engine reads in
 #: ``auto``, saying in the notes that Bio-Formats cannot (tests/test_engines_ics.py has the evidence: the

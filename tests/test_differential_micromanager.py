@@ -180,6 +180,9 @@ def mmstack_variant(rng: random.Random, folder: Path) -> tuple[Path, list[str]]:
     if ids != "no instrument" and rng.random() < 0.5:  # the channels refer to the camera
         xml = xml.replace("<LightPath/>", f'<DetectorSettings ID="{camera}"/><LightPath/>')
         ids += " settings"
+    if ids != "no instrument" and rng.random() < 0.3:  # character references, which Bio-Formats' sanitiser cuts
+        xml = xml.replace('Model="Demo"', 'Model="D&#233;mo&#9;2"')
+        ids += " model D&#233;mo&#9;2"
     size, step = rng.choice(("0.65", "0.108", "1.0", "6.5")), rng.choice(("0.5", "0.2", "2.0"))
     interval = rng.choice((10.5, 250.0, 3000.25))
     date = rng.choice(("2020-01-02T03:04:05", "2016-07-06T10:50:32"))

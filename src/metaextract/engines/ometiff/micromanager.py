@@ -310,7 +310,8 @@ def mmstack_document(path: str) -> str:
         first = tf.pages.first
         if first.tags.get(MM_TAG) is None:
             raise Decline("no Micro-Manager tag")
-        xml = _ome_description(tf)
+        # as ``OMETiffReader`` sanitises it (``XMLTools.sanitizeXML``): the "&" of every "&#" becomes a space
+        xml = _ome_description(tf).replace(b"&#", b" #")
         shapes = _shapes(tf)
         big_endian, planar = tf.byteorder == ">", int(first.planarconfig)
     parsed = parse_embedded(xml)
