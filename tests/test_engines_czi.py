@@ -14,9 +14,9 @@ Claimed since the scene and phase kinds: ``S3_1Pos_2Mosaic_T1_Z1_CH1`` (three sc
 Variants of them with edited dimension entries were checked once against live Bio-Formats 7.3.1 and their
 results are pinned below; other edits are declined with the reason.
 
-The engine writes the key fields, not Bio-Formats' whole document (no Experimenter, detectors, filter
-sets or stage labels), so only key-field equality is required; ``auto`` therefore leaves CZIs to
-Bio-Formats (``KEY_FIELDS_ONLY`` in tests/test_conformance.py) and this engine answers only by name.
+Here the key fields are pinned; the whole document (Experimenter, instrument, settings, stage labels, and
+IDs the schema refuses printed as Bio-Formats prints them) is compared with Bio-Formats' in
+tests/test_conformance.py (every corpus CZI is answered whole in ``auto``) and tests/test_differential_czi.py.
 """
 
 from __future__ import annotations
