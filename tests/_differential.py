@@ -32,10 +32,12 @@ class Tally:
     declined_labels: list[str] = field(default_factory=list)  #: the labels of the declined variants
     bioformats_fails: list[str] = field(default_factory=list)  #: variants Bio-Formats fails on, what auto did
     mismatches: list[str] = field(default_factory=list)  #: labels and first differences (must stay empty)
+    invalid: int = 0  #: agreeing answers that are not valid OME (Bio-Formats' own document is not either)
 
     def report(self, total: int) -> str:
         return (f"{total} variants: answered {dict(self.answered)}, {self.agree} agree with Bio-Formats whole, "
-                f"{sum(self.declined.values())} declined, Bio-Formats fails on {len(self.bioformats_fails)}\n"
+                f"{sum(self.declined.values())} declined, Bio-Formats fails on {len(self.bioformats_fails)}, "
+                f"{self.invalid} invalid as Bio-Formats' own\n"
                 "declined kinds:\n" + "\n".join(f"  {n} x {reason}" for reason, n in self.declined.most_common())
                 + "".join(f"\nBio-Formats fails: {failure}" for failure in self.bioformats_fails)
                 + "".join(f"\n  declined: {label}" for label in self.declined_labels))
@@ -77,10 +79,12 @@ def _reason(error: str | None, path: Path) -> str:
 
 
 def compare_with_bioformats(variants: Iterable[tuple[Path, Any]], native: str,
-                            why: Callable[[Path, Any], str] | None = None) -> Tally:
+                            why: Callable[[Path, Any], str] | None = None, *, stored_alike: bool = False) -> Tally:
     """Read each ``(path, label)`` with Bio-Formats and in ``auto``; ``native`` is the engine under test. A
     label is text or a list of what was drawn; ``why(path, label)``, when given, names the kind of a variant
-    ``auto`` left to Bio-Formats (default: the native engine's own error, asked by name)."""
+    ``auto`` left to Bio-Formats (default: the native engine's own error, asked by name). With
+    ``stored_alike`` an agreeing answer must also be stored as Bio-Formats' is: the same validity and
+    validation error (a document Bio-Formats prints invalid, e.g. with IDs the schema refuses, stays so)."""
     tally = Tally()
     for path, drawn in variants:
         label = drawn if isinstance(drawn, str) else "; ".join(map(str, drawn))
@@ -105,6 +109,11 @@ def compare_with_bioformats(variants: Iterable[tuple[Path, Any]], native: str,
         if difference is not None or normalise(ours.omexml or "") != normalise(theirs.omexml or ""):
             tally.mismatches.append(f"{path.name} {label}: {difference}")
             continue
+        if stored_alike and (ours.valid, ours.validation_error) != (theirs.valid, theirs.validation_error):
+            tally.mismatches.append(f"{path.name} {label}: stored otherwise: valid {ours.valid} "
+                                    f"({ours.validation_error}) != {theirs.valid} ({theirs.validation_error})")
+            continue
+        tally.invalid += not theirs.valid
         tally.agree += 1
     return tally
 

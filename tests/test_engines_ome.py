@@ -3,11 +3,10 @@
 Sets are written here with tifffile (every file with the whole XML, BinaryOnly files with a
 ``.companion.ome``, an ``.ome.xml`` or a master OME-TIFF) and compared with live Bio-Formats (``slow``).
 
-Evidence for the one document that differs from Bio-Formats' after normalisation
-(``ome-xml-reference/xmlannotation-body-space.ome.xml``): Bio-Formats' ``XMLTools.indentXML`` trims the
-text around inline elements of an XMLAnnotation ("There should be a <b>space</b>" is printed as
-"There should be a<b>space</b>"), which changes the annotation's text; the engine keeps the mixed
-content as written. Key fields agree there too.
+Bio-Formats' printer (``XMLTools.indentXML``) trims every text between two tags with Java's ``String.trim()``,
+mixed text inside an XMLAnnotation too: ``ome-xml-reference/xmlannotation-body-space.ome.xml``'s
+"There should be a <b>space</b>" is printed "There should be a<b>space</b>", and so by the engine
+(tests/test_differential_ome.py draws such text against the live engine).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from metaextract.ome import key_fields, normalise, validate
 
 OME_TIFF = ("ome-tiff/FOV7_HV110_P0500510000.ome.tiff", "ome-tiff/grey.ome.tiff", "ome-tiff/ome.tiff",
             "ome-tiff/rgb.ome.tiff")
-LOSSY_IN_BIOFORMATS = "ome-xml-reference/xmlannotation-body-space.ome.xml"
+BODY_SPACE = "ome-xml-reference/xmlannotation-body-space.ome.xml"
 #: Files Bio-Formats' OME-TIFF reader refuses, so its TIFF reader answers (plain-TIFF documents): a BinaryOnly
 #: file whose metadata file is not in the folder, and the split spec samples, whose embedded XML is not
 #: well-formed (``<BinaryOnly ...>`` is never closed)
@@ -68,21 +67,20 @@ def test_claimed_corpus_files_agree_with_the_reference(kind: str, corpus: Path, 
         xml = engine.extract(str(corpus / rel))
         expected = (reference / f"{rel}.xml").read_text("utf-8")
         assert key_fields(xml) == key_fields(expected), rel
-        if rel != LOSSY_IN_BIOFORMATS:
-            assert normalise(xml) == normalise(expected), rel
+        assert normalise(xml) == normalise(expected), rel
         ok, why = validate(xml)
         assert ok, f"{rel}: {why}"
 
 
-def test_where_bioformats_trims_annotation_text(corpus: Path, reference: Path) -> None:
-    rel = LOSSY_IN_BIOFORMATS
+def test_annotation_text_is_trimmed_as_bioformats_trims_it(corpus: Path, reference: Path) -> None:
+    rel = BODY_SPACE
     xml = OmeEngine().extract(str(corpus / rel))
     expected = (reference / f"{rel}.xml").read_text("utf-8")
     source = (corpus / rel).read_text("utf-8")
     assert "There should be a <b>space</b>" in source
-    assert "There should be a<b>space</b>" in expected  # Bio-Formats lost the space
-    assert "There should be a <b>space</b>" in xml
-    assert key_fields(xml) == key_fields(expected)
+    assert "There should be a<b>space</b>" in expected  # Bio-Formats trims the text beside the element
+    assert "There should be a<b>space</b>" in xml and "<i>between</i>the bold" in xml
+    assert normalise(xml) == normalise(expected)
 
 
 @pytest.mark.parametrize("rel", DECLINED)
@@ -408,9 +406,7 @@ def test_other_schema_versions_are_declined(corpus: Path, tmp_path: Path) -> Non
 
 
 def test_auto_routes_the_claimed_files_to_this_engine(corpus: Path) -> None:
-    # except the one whose mixed text Bio-Formats trims: not Bio-Formats' whole document, so auto leaves it
-    # to Bio-Formats (issue 20), while ``--engine ome-xml`` keeps the text as written
+    # each is Bio-Formats' whole document (the body-space XMLAnnotation's text trimmed as Bio-Formats trims it)
     for rel in _claimed(corpus):
         path = str(corpus / rel)
-        expected = "bioformats" if rel == LOSSY_IN_BIOFORMATS else "ome-xml"
-        assert engines.choose(path, read_head(path), "auto").name == expected, rel
+        assert engines.choose(path, read_head(path), "auto").name == "ome-xml", rel

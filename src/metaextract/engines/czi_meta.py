@@ -502,10 +502,6 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
     all_ids = [a.get("ID") for el in inst.children for a in (el.attrs,)]
     if len(all_ids) != len(set(all_ids)):
         raise Partial("two instrument parts with one ID")
-    for el in inst.children:
-        if el.tag != "Microscope" and not _lsid(el.tag, el.attrs.get("ID", "")):
-            # Bio-Formats prints it as it is, and its document is then not valid OME-XML: left to it
-            raise Partial(f"a {el.tag} ID the schema refuses: {el.attrs.get('ID', '')[:40]!r}")
 
     objective_settings: dict[str, str] | None = None
     if settings is not None and settings.get("ID") is not None:
@@ -555,11 +551,6 @@ def _read(root: etree._Element, channel_count: int, rgb: bool, partial: list[str
         channels.append(extra)
     return Extras(experimenter, inst, objective_settings, channels,
                   description if description else None, time_increment, imaging or None, partial)
-
-
-def _lsid(kind: str, ident: str) -> bool:
-    """Whether ``ident`` is an ID the OME schema accepts for a ``kind`` (``Kind:…`` or a full LSID)."""
-    return re.fullmatch(rf"(urn:lsid:([\w\-.]+\.[\w\-.]+)+:{kind}:\S+)|({kind}:\S+)", ident) is not None
 
 
 def _ref(node: etree._Element) -> str:

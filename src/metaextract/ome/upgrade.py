@@ -154,6 +154,7 @@ def _xml_value(el: Any, version: str, budget: _Budget) -> Any:
             raise Unproven(f"an element of another namespace in an XMLAnnotation: {node.tag}")
         _plain_attrs(node)
         node.tag = "{" + NEW_NS + "}" + node.tag[len(old):]
+    etree.cleanup_namespaces(out)  # the old namespace's declaration, which the copy carried, is not written
     return out
 
 

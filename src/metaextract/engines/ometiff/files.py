@@ -18,7 +18,14 @@ parsed tree, driven by the OME 2016-06 schema that ``ome-types`` ships:
   ``BigEndian``, else the first ``BinData``'s, else false; with no ``BinData`` in the file at all
   Bio-Formats says big-endian);
 * OME-TIFF: byte order, bits and samples per pixel come from the first IFD of the TIFF that was opened
-  (for a ``.companion.ome``, of the file the first image's first ``TiffData`` names).
+  (for a ``.companion.ome``, of the file the first image's first ``TiffData`` names); its description
+  is first sanitised as ``XMLTools.sanitizeXML`` does (the ``&`` of every ``&#`` becomes a space);
+* text as the printer (``XMLTools.indentXML``) leaves it: every text between two tags cut with Java's
+  ``String.trim()`` (mixed text in an XMLAnnotation's Value too: "a <b>space</b>" is printed
+  "a<b>space</b>"), a carriage return printed as a line end, and a line end, carriage return or tab in
+  an attribute as a space; an XMLAnnotation's Value is copied as written, each element with the namespace
+  declarations it carries (one whose prefix only an element outside the Value declares is declined:
+  Bio-Formats prints it undeclared and fails).
 
 OME-TIFF sets are read as ``OMETiffReader`` resolves them (every file of a set describes the whole set):
 
@@ -74,7 +81,6 @@ from metaextract.engines.base import (
     ExtractionError,
     FileContext,
     UnsupportedFormatError,
-    key_fields_only,
     package_version,
 )
 from metaextract.engines.tiff import common, plain
@@ -364,13 +370,17 @@ _SPACED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def _escape_attr(text: str) -> str:
+    """An attribute value as Bio-Formats prints it: a line end, carriage return or tab in it (``&#10;``,
+    ``&#13;``, ``&#9;`` in the file) is printed as a space (the differential test draws them)."""
     return (_SPACED.sub(" ", text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;").replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;"))
+            .replace('"', "&quot;").replace("\n", " ").replace("\r", " ").replace("\t", " "))
 
 
 def _escape_text(text: str) -> str:
+    """Text as Bio-Formats prints it (before :func:`_printed` trims it): a carriage return (``&#13;`` in the
+    file) is printed as a line end, white space like any other (the differential test draws it)."""
     return (_SPACED.sub(" ", text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\r", "&#13;"))
+            .replace("\r", "\n"))
 
 
 def _qname(name: str, el: Any) -> str:
@@ -385,64 +395,97 @@ def _qname(name: str, el: Any) -> str:
     return local
 
 
-def _write(el: Any, out: list[str], depth: int, declared: dict[str | None, str]) -> None:
+#: a start tag as lxml serialises it (attribute values in double quotes, ``"`` and ``<`` escaped in them)
+_START_TAG = re.compile(r'<([^\s/>!?]+)((?:\s+[^\s=]+="[^"]*")*)\s*/?>')
+_DECLARATION = re.compile(r'\s(xmlns(?::[^\s=]+)?)="([^"]*)"')
+
+
+def _declarations(value: Any) -> dict[Any, list[tuple[str, str]]]:
+    """The namespace declarations each element below an XMLAnnotation's ``value`` carries as written,
+    a redundant one (a prefix its parent binds alike) included: lxml keeps them per node and writes them
+    so, element by element in document order, when it serialises the Value."""
+    tags = _START_TAG.findall(etree.tostring(value, encoding="unicode", with_tail=False))[1:]
+    elements = [el for el in value.iterdescendants() if isinstance(el.tag, str)]
+    if len(tags) != len(elements):
+        raise Decline("an XMLAnnotation Value whose tags cannot be told apart")
+    return {el: _DECLARATION.findall(" " + attrs) for el, (_, attrs) in zip(elements, tags, strict=True)}
+
+
+def _write(el: Any, out: list[str], depth: int, declared: dict[str | None, str],
+           in_value: dict[Any, list[tuple[str, str]]] | None = None) -> None:
+    """``el`` as Bio-Formats prints it; ``in_value`` (inside an XMLAnnotation's Value, which Bio-Formats copies
+    as written): each element's own namespace declarations (:func:`_declarations`). Bio-Formats prints one
+    that binds a prefix anew first, a redundant one among the attributes, in name order."""
     pad = "   " * depth
     qn = etree.QName(el)
     tag = qn.localname
     attrs: list[tuple[str, str]] = []
+    plain: list[tuple[str, str]] = []
     scope = dict(declared)
-    if qn.namespace != NS:
+    if in_value is not None:
+        parent = el.getparent()
+        inherited = parent.nsmap if parent is not None else {}
+        for name, uri in sorted(in_value.get(el, ()), key=lambda kv: kv[0]):
+            prefix = name[6:] or None
+            if inherited.get(prefix) != uri:
+                attrs.append((name, uri))
+            elif uri != NS:  # (a redundant OME one is what an upgraded document's new elements carry)
+                plain.append((name, uri))
+            scope[prefix] = uri
+    elif qn.namespace != NS:
         for prefix, uri in sorted(el.nsmap.items(), key=lambda kv: kv[0] or ""):
             if scope.get(prefix) != uri:
                 attrs.append(("xmlns" if prefix is None else f"xmlns:{prefix}", uri))
                 scope[prefix] = uri
+    if qn.namespace != NS:
         prefix = next((p for p, u in el.nsmap.items() if u == qn.namespace and p), None)
         if prefix and el.nsmap.get(None) != qn.namespace:
             tag = f"{prefix}:{tag}"
-    attrs.extend(sorted((_qname(k, el), v) for k, v in el.attrib.items()))
+    attrs.extend(sorted([*((_qname(k, el), v) for k, v in el.attrib.items()), *plain]))
     text = "".join(f' {k}="{_escape_attr(v)}"' for k, v in attrs)
     children = list(el)
+    parent = el.getparent()
+    inside = in_value
+    if inside is None and tag == "Value" and parent is not None and etree.QName(parent).localname == "XMLAnnotation":
+        inside = _declarations(el)
     if children and _mixed(el):
-        # mixed content (only inside an XMLAnnotation's Value): written as it is, on one line
-        inner: list[str] = [_escape_text(el.text or "")]
+        # mixed content (only inside an XMLAnnotation's Value): on one line, each text trimmed as printed
+        inner: list[str] = [_printed(el.text)]
         for child in children:
             part: list[str] = []
-            _write(child, part, 0, scope)
+            _write(child, part, 0, scope, inside)
             inner.append("".join(line.strip() if not _mixed(child) else line for line in part))
-            inner.append(_escape_text(child.tail or ""))
+            inner.append(_printed(child.tail))
         out.append(f"{pad}<{tag}{text}>{''.join(inner)}</{tag}>")
     elif children:
         out.append(f"{pad}<{tag}{text}>")
         for child in children:
-            _write(child, out, depth + 1, scope)
+            _write(child, out, depth + 1, scope, inside)
         out.append(f"{pad}</{tag}>")
-    elif el.text and el.text.strip():
-        out.append(f"{pad}<{tag}{text}>{_escape_text(el.text.strip())}</{tag}>")
+    elif _printed(el.text) or (el.text and (in_value is not None or tag in _TEXT_KEPT)):
+        # a text node the printer trims to nothing still keeps the element open, <x></x>, where Bio-Formats
+        # keeps the text (inside an XMLAnnotation's Value, a Description); a model element drops it
+        out.append(f"{pad}<{tag}{text}>{_printed(el.text)}</{tag}>")
     else:
         out.append(f"{pad}<{tag}{text}/>")
 
 
+#: text elements of the model whose white-space-only text Bio-Formats keeps (the differential test draws it)
+_TEXT_KEPT = frozenset({"Description"})
+
+
+def _printed(text: str | None) -> str:
+    """A text node as Bio-Formats prints it: escaped, then cut with Java's ``String.trim()``, as its printer
+    (``XMLTools.indentXML``) cuts every text between two tags, in mixed content too ("a <b>space</b> the"
+    becomes "a<b>space</b>the"); only characters up to U+0020 go, a no-break space stays. Empty: no text."""
+    return ox.jtrim(_escape_text(text or ""))
+
+
 def _mixed(el: Any) -> bool:
-    """Whether ``el`` has text beside child elements."""
-    if (el.text or "").strip():
+    """Whether ``el`` has text beside child elements (text Bio-Formats prints, see :func:`_printed`)."""
+    if _printed(el.text):
         return len(el) > 0
-    return any((child.tail or "").strip() for child in el)
-
-
-def keeps_mixed_text(xml: str) -> bool:
-    """Whether ``xml`` (a document :func:`serialise` wrote) holds mixed content whose text starts or ends with
-    white space beside an element ("a <b>space</b>"; only inside an XMLAnnotation's Value). Bio-Formats'
-    printer trims that text ("a<b>space</b>") and this engine keeps it as written, so such a document is not
-    Bio-Formats' whole; text without such white space ("B<nested/>") is printed alike by both."""
-    if "XMLAnnotation" not in xml:
-        return False
-    root = etree.fromstring(xml.encode("utf-8"))
-    for el in root.iter():
-        if isinstance(el.tag, str) and len(el) > 0 and _mixed(el):
-            pieces = [el.text or "", *((child.tail or "") for child in el)]
-            if any(piece.strip() and piece != piece.strip() for piece in pieces):
-                return True
-    return False
+    return any(_printed(child.tail) for child in el)
 
 
 def serialise(root: Any) -> str:
@@ -513,6 +556,23 @@ def check_text(root: Any) -> None:
     for el in root.iter():
         if isinstance(el.tag, str) and el.text and ("<" in el.text or "&" in el.text):
             raise Decline("text with markup characters")
+    for value in root.iterfind(f"{_Q}StructuredAnnotations/{_Q}XMLAnnotation/{_Q}Value"):
+        _check_prefixes(value)
+
+
+def _check_prefixes(value: Any) -> None:
+    """Bio-Formats copies an XMLAnnotation's Value element by element without the namespace declarations of
+    the elements around it: a prefix declared outside the Value is printed undeclared (its document does not
+    parse and the file fails), so such a Value is declined (also where the Value declares the same prefix
+    again: the parsed tree does not tell the two apart)."""
+    outside = value.nsmap
+    for el in value.iterdescendants():
+        if not isinstance(el.tag, str):
+            continue
+        names = [el.tag, *el.attrib.keys()]
+        for prefix, uri in el.nsmap.items():
+            if prefix and outside.get(prefix) == uri and any(n.startswith(f"{{{uri}}}") for n in names):
+                raise Decline(f"a prefix ({prefix}) declared outside an XMLAnnotation's Value")
 
 
 def valid(root: Any) -> None:
@@ -646,6 +706,8 @@ def _metadata_file(path: str) -> bytes:
         data = _read_tiff(path).data
         if data is None:
             raise Decline("metadata OME-TIFF without a description")
+        if b"&#" in data:
+            raise Decline("a character reference in a metadata OME-TIFF's description (not checked)")
         return data
     if os.path.getsize(path) > MAX_XML:
         raise Decline("metadata file too large")
@@ -807,7 +869,9 @@ def ome_tiff_document(path: str) -> str:
         raise Decline("a TIFF another reader takes")
     if tiff.data is None:
         raise Decline("no ImageDescription")
-    text = tiff.data.rstrip(b"\x00")
+    # ``XMLTools.sanitizeXML``, which Bio-Formats' OME-TIFF reader runs on the description, turns the "&" of
+    # every "&#" into a space: a character reference is then read as its text ("B&#233;" as "B #233;")
+    text = tiff.data.rstrip(b"\x00").replace(b"&#", b" #")
     try:
         root = ome.parse(text)
     except ome.UnsafeXMLError as exc:
@@ -936,7 +1000,7 @@ class OmeEngine(ContextEngine[str]):
             xml = self._build(ctx.path, kind)
         except Exception:  # noqa: BLE001 - what cannot be proven (or is hostile) goes to Bio-Formats
             return Claim(0)
-        return Claim(key_fields_only(CLAIM) if keeps_mixed_text(xml) else CLAIM, xml)  # auto: BF trims the text
+        return Claim(CLAIM, xml)
 
     def extract_in(self, ctx: FileContext, found: str | None = None) -> str:
         if found is not None:

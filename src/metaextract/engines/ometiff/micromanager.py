@@ -16,11 +16,11 @@ Which Bio-Formats reader answers decides what it prints. In ``readers.txt`` ``OM
   ImageDescription is the OME document and any other one is ImageJ's; the document is 2015-01 (without ROI,
   light sources or foreign namespaces) or 2016-06; it is valid 2016-06 after the upgrade; every image's
   planes lie in this file (``TiffData`` naming another file — a multi-position or split stack — is
-  declined) and match its IFDs in size, type and bits. One deliberate difference: Micro-Manager names
-  its Instrument ``Microscope`` and its Detector after the camera, IDs the 2016-06 schema rejects, and
-  Bio-Formats prints them as they are (its document is not valid OME); this engine renames them
-  ``Instrument:i`` / ``Detector:i:d`` (references follow), so its document is valid. No key field holds
-  an instrument ID.
+  declined) and match its IFDs in size, type and bits. Micro-Manager names its Instrument
+  ``Microscope`` and its Detector after the camera, IDs the 2016-06 schema rejects, and Bio-Formats prints
+  them as they are (its document is not valid OME): this engine renames them ``Instrument:i`` /
+  ``Detector:i:d`` (references follow) only to validate and round-trip the rest, then writes them back, so
+  its document is Bio-Formats' whole and is recorded ``valid=False`` with the same reason.
 * **NDTiff stacks** (``*_NDTiffStack.tif`` beside ``NDTiff.index``, Micro-Manager 2 / Pycro-Manager): no
   Bio-Formats 7.3.1 reader knows NDTiff, so ``TiffReader`` reads each stack as a plain TIFF: name = file
   name, SizeT = the IFD count, physical X/Y from the resolution tags, one channel, no planes (the
@@ -68,7 +68,7 @@ Declined (left to Bio-Formats): Micro-Manager ``.tif`` files that are not OME-TI
 (``MicromanagerReader`` or ImageJ rules), the metadata.txt kinds above not claimed, and everything else.
 
 Key fields agree with the Bio-Formats reference on all five claimed corpus files; so does the whole
-document after ``normalise`` (for the MMStack files once the renamed IDs are mapped back), and on a
+document after ``normalise``, and on a
 synthetic 2x2x2 MMStack file and on edited copies of the corpus ``metadata.txt`` with the live Bio-Formats
 engine (``tests/test_engines_micromanager.py``).
 """
@@ -90,7 +90,6 @@ from metaextract.engines.base import (
     FileContext,
     UnsupportedFormatError,
     head_of,
-    key_fields_only,
     package_version,
 )
 from metaextract.engines.ometiff.files import (
@@ -286,14 +285,23 @@ def _cores(root: Any, shapes: list[tuple[int, int, int, int, str | None]], own: 
     return cores
 
 
+def _restore_ids(root: Any, renamed: dict[str, str]) -> None:
+    """Give the parts :func:`_schema_ids` renamed their written IDs back, references included (in place).
+
+    Bio-Formats prints them as they are, so its document is not valid OME; so is this one then, and the
+    pipeline records the same ``valid=False`` and reason for both (the differential test compares them).
+    """
+    if renamed:
+        for el in root.iter():
+            if isinstance(el.tag, str) and el.get("ID") in renamed:
+                el.set("ID", renamed[el.get("ID")])
+
+
 def mmstack_document(path: str) -> str:
-    """An MMStack OME-TIFF as Bio-Formats 7.3.1's ``OMETiffReader`` prints it (raises ``Decline``)."""
-    return mmstack_read(path)[0]
+    """An MMStack OME-TIFF as Bio-Formats 7.3.1's ``OMETiffReader`` prints it (raises ``Decline``).
 
-
-def mmstack_read(path: str) -> tuple[str, bool]:
-    """:func:`mmstack_document`, and whether it equals Bio-Formats' whole: False when instrument IDs the schema
-    refuses were renamed (Bio-Formats prints them as they are)."""
+    Instrument IDs the schema refuses are renamed to prove the rest valid and round-trip it, then written
+    back as they were, as Bio-Formats prints them."""
     import tifffile
 
     if not os.path.basename(path).lower().endswith(_OME_TIFF):
@@ -302,7 +310,8 @@ def mmstack_read(path: str) -> tuple[str, bool]:
         first = tf.pages.first
         if first.tags.get(MM_TAG) is None:
             raise Decline("no Micro-Manager tag")
-        xml = _ome_description(tf)
+        # as ``OMETiffReader`` sanitises it (``XMLTools.sanitizeXML``): the "&" of every "&#" becomes a space
+        xml = _ome_description(tf).replace(b"&#", b" #")
         shapes = _shapes(tf)
         big_endian, planar = tf.byteorder == ">", int(first.planarconfig)
     parsed = parse_embedded(xml)
@@ -316,11 +325,12 @@ def mmstack_read(path: str) -> tuple[str, bool]:
         raise Decline("BinaryOnly")
     check_text(root)
     renamed = _schema_ids(root)
-    valid(root)
+    valid(root)  # with schema IDs: everything but those IDs is proven valid
     cores = _cores(root, shapes, os.path.basename(path), big_endian, planar)
     round_trip(root, schema())
     populate(root, cores)
-    return serialise(root), not renamed
+    _restore_ids(root, renamed)
+    return serialise(root)
 
 
 # -- NDTiff stacks (TiffReader) -------------------------------------------------------------------------
@@ -739,13 +749,13 @@ def _kind(path: str, head: bytes) -> str | None:
     return None
 
 
-def _build(path: str, kind: str) -> tuple[str, bool]:
-    """The document of ``path`` and whether it equals Bio-Formats' whole (see :func:`mmstack_read`)."""
+def _build(path: str, kind: str) -> str:
+    """The document of ``path`` (of the ``kind`` its name and first bytes say)."""
     if kind == "mmstack":
-        return mmstack_read(path)
+        return mmstack_document(path)
     if kind == "metadata":
-        return metadata_document(path), True
-    return ox.document(plain_image(ndtiff_info(path))), True
+        return metadata_document(path)
+    return ox.document(plain_image(ndtiff_info(path)))
 
 
 class MicromanagerEngine(ContextEngine[str]):
@@ -764,10 +774,10 @@ class MicromanagerEngine(ContextEngine[str]):
         if kind is None:
             return Claim(0)
         try:
-            xml, whole = _build(ctx.path, kind)
+            xml = _build(ctx.path, kind)
         except Exception:  # noqa: BLE001 - what cannot be proven (or is hostile) goes to Bio-Formats
             return Claim(0)
-        return Claim(CLAIM if whole else key_fields_only(CLAIM), xml)  # renamed IDs: not BF's document in auto
+        return Claim(CLAIM, xml)
 
     def extract_in(self, ctx: FileContext, found: str | None = None) -> str:
         """The OME-XML of the file (raises :class:`ExtractionError` for a file this engine declines)."""
@@ -781,7 +791,7 @@ class MicromanagerEngine(ContextEngine[str]):
         if kind is None:
             raise ExtractionError("neither an MMStack .ome.tif nor an _NDTiffStack.tif name (use Bio-Formats)")
         try:
-            return _build(path, kind)[0]
+            return _build(path, kind)
         except Decline as exc:
             why = " ".join(str(exc).split())[:200]
             raise ExtractionError(f"a Micro-Manager file of a kind this engine does not read ({why}); "
