@@ -17,8 +17,10 @@ parsed tree, driven by the OME 2016-06 schema that ``ome-types`` ships:
   ``Length="0"`` (the first one's ``BigEndian`` is the reader's byte order: the ``Pixels``
   ``BigEndian``, else the first ``BinData``'s, else false; with no ``BinData`` in the file at all
   Bio-Formats says big-endian);
-* OME-TIFF: byte order, bits and samples per pixel come from the first IFD of the TIFF that was opened
-  (for a ``.companion.ome``, of the file the first image's first ``TiffData`` names).
+* OME-TIFF: the byte order of every image, and image 0's pixel type where it differs, come from the first
+  IFD of the TIFF that was opened (for a ``.companion.ome``, of the file the first image's first ``TiffData``
+  names), so a file of a set that holds only another image's planes reports image 0 in that image's type;
+  samples per pixel come from each image's ``Channel`` (a disagreement on image 0 is declined).
 
 OME-TIFF sets are read as ``OMETiffReader`` resolves them (every file of a set describes the whole set):
 
@@ -101,6 +103,7 @@ BITS = {"int8": 8, "uint8": 8, "int16": 16, "uint16": 16, "int32": 32, "uint32":
          "double": 64}
 DTYPES = {"int8": "int8", "uint8": "uint8", "int16": "int16", "uint16": "uint16", "int32": "int32",
            "uint32": "uint32", "float": "float32", "double": "float64"}
+_TYPE_OF_DTYPE = {dtype: typ for typ, dtype in DTYPES.items()}
 
 
 class Decline(Exception):
@@ -299,6 +302,7 @@ class Core:
     big_endian: bool
     bits: int
     samples: int = 1
+    pixel_type: str | None = None  #: the type the reader reports when it is not the Pixels' own
 
 
 def _sub(parent: Any, name: str, before: tuple[str, ...] = ()) -> Any:
@@ -331,6 +335,8 @@ def populate(root: Any, cores: list[Core]) -> None:
         pixels.set("BigEndian", "true" if core.big_endian else "false")
         pixels.set("Interleaved", "false")
         pixels.set("SignificantBits", str(core.bits))
+        if core.pixel_type is not None:
+            pixels.set("Type", core.pixel_type)
         bins = pixels.findall(_Q + "BinData")
         if bins:
             bins[0].set("BigEndian", "true" if core.big_endian else "false")
@@ -705,9 +711,31 @@ class _Set:
         return target
 
 
+def _samples(index: int, channels: list[Any], first: _Tiff) -> int:
+    """The samples per pixel ``OMETiffReader`` takes for image ``index``: the first Channel's
+    ``SamplesPerPixel``, or the opened TIFF's first IFD's when it is absent. Where the reader "adjusts" the
+    samples (image 0 disagreeing with the TIFF, or no ``SamplesPerPixel`` beside several channels) it also
+    changes SizeC and the type of later images: not proven, declined."""
+    tiff_samples = first.shapes[0][2]
+    written = channels[0].get("SamplesPerPixel") if channels else None
+    samples = int(written) if written is not None else -1
+    if samples != tiff_samples and (index == 0 or samples < 0):
+        if len(channels) > 1 or (index == 0 and samples >= 0):
+            raise Decline("Channel SamplesPerPixel differs from the TIFF")
+        samples = tiff_samples
+    for channel in channels:
+        if channel.get("SamplesPerPixel") not in (None, str(samples)):
+            raise Decline("channels of one image differ in SamplesPerPixel")
+    return samples
+
+
 def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
     """The core metadata Bio-Formats' ``OMETiffReader`` derives, after checking that every plane of every
-    image is one IFD of a present file, each IFD once, all of the Pixels' shape."""
+    image is one IFD of a present file, each IFD once, all of the Pixels' shape.
+
+    The reader takes byte order from the first IFD of the opened TIFF (the companion's first TIFF) for
+    every image, and that IFD's pixel type for image 0 when the two differ: so a file of a set that holds
+    another image's planes reports image 0 in its own type (live, on differential variants)."""
     cores = []
     for index, image in enumerate(root.findall(_Q + "Image")):
         pixels = image.find(_Q + "Pixels")
@@ -721,20 +749,16 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
             raise Decline(f"pixel type {typ}")
         size = {d: int(pixels.get(f"Size{d}", "0")) for d in "XYZCT"}
         order = pixels.get("DimensionOrder", "")
-        samples = first.shapes[0][2]
-        if size["C"] % samples:
-            raise Decline("channels do not divide by samples")
         channels = pixels.findall(_Q + "Channel")
-        for channel in channels:
-            if channel.get("SamplesPerPixel") not in (None, str(samples)):
-                raise Decline("Channel SamplesPerPixel differs from the TIFF")
-            if samples > 1 and len(channels) > 1 and channel.get("SamplesPerPixel") is None:
-                raise Decline("RGB channels without SamplesPerPixel")  # Bio-Formats then reads C unsplit
+        samples = _samples(index, channels, first)
+        if size["C"] % samples or size["C"] == 1 < samples:
+            raise Decline("channels do not divide by samples")
         sizes = {"Z": size["Z"], "C": size["C"] // samples, "T": size["T"]}
         num = sizes["Z"] * sizes["C"] * sizes["T"]
         if num < 1 or sorted(order[2:]) != ["C", "T", "Z"]:
             raise Decline("dimensions")
         planes: dict[int, tuple[str, int]] = {}
+        planar: set[int] = set()
         for td in tds:
             at = {d: int(td.get(f"First{d}", "0")) for d in "ZCT"}
             if any(at[d] >= sizes[d] for d in "ZCT"):
@@ -750,7 +774,9 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
                 count = num - start  # Bio-Formats fills down to the last plane
             else:
                 raise Decline("TiffData without PlaneCount among others")
-            shapes = first.shapes if target == where.current else _read_tiff(target).shapes
+            tiff = first if target == where.current else _read_tiff(target)
+            shapes = tiff.shapes
+            planar.add(tiff.planar)
             if ifd < 0 or ifd + count > len(shapes) or start + count > num:
                 raise Decline("TiffData beyond the IFDs or the planes")
             for q in range(count):
@@ -764,18 +790,22 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
                     raise Decline("samples or bits per sample differ")
         if len(planes) != num:
             raise Decline("planes mapped do not cover the image exactly")
-        if index == 0 and (first.shapes[0][4] != DTYPES[typ] or first.shapes[0][:2] != (size["X"], size["Y"])):
-            raise Decline("the first IFD and the first image disagree")
+        reported = typ
+        if index == 0 and first.shapes[0][4] != DTYPES[typ]:
+            reported = _TYPE_OF_DTYPE.get(str(first.shapes[0][4]), "")
+            if reported not in BITS or first.shapes[0][2] != samples:
+                raise Decline("the first IFD's type is not an OME pixel type")
         # Bio-Formats' OME-TIFF reader keeps the Pixels' SignificantBits as written, whatever the type
         # (live, on differential variants: 1 to 64 bits of integer and floating types, fewer or more bits
         # than the type holds)
         sig = pixels.get("SignificantBits")
-        bits = int(sig) if sig is not None else BITS[typ]
+        bits = int(sig) if sig is not None else BITS[reported]
         if bits < 1:
             raise Decline("SignificantBits not positive")
-        if samples > 1 and first.planar != 1:
+        if samples > 1 and planar != {1}:
             raise Decline("planar RGB")
-        cores.append(Core(big_endian=first.big_endian, bits=bits, samples=samples))
+        cores.append(Core(big_endian=first.big_endian, bits=bits, samples=samples,
+                          pixel_type=reported if reported != typ else None))
     if not cores:
         raise Decline("no image")
     if where.renamed and len(where.used) > 1:
