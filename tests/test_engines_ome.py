@@ -414,3 +414,32 @@ def test_auto_routes_the_claimed_files_to_this_engine(corpus: Path) -> None:
         path = str(corpus / rel)
         expected = "bioformats" if rel == LOSSY_IN_BIOFORMATS else "ome-xml"
         assert engines.choose(path, read_head(path), "auto").name == expected, rel
+
+
+def _own_uuid_tiff(folder: Path, channel: str) -> Path:
+    """A one-plane OME-TIFF whose TiffData names its plane by the document's own UUID, without FileName."""
+    uuid = "urn:uuid:11111111-2222-4333-8000-444444444444"
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}" UUID="{uuid}"><Image ID="Image:0">'
+           '<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" SizeX="4" SizeY="3" SizeZ="1" SizeC="1" '
+           f'SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"{channel}/><TiffData IFD="0" PlaneCount="1">'
+           f"<UUID>{uuid}</UUID></TiffData></Pixels></Image></OME>")
+    folder.mkdir()
+    path = folder / "own.ome.tif"
+    tifffile.imwrite(path, np.zeros((3, 4), np.uint8), description=xml, metadata=None)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("channel", "readable"), [("", False), (' Name=""', True), (' Name="DAPI"', True)])
+def test_an_own_uuid_without_file_name_needs_a_named_first_channel(channel: str, readable: bool,
+                                                                    tmp_path: Path) -> None:
+    """OMETiffReader reads the first TiffData's FileName when the first channel has no Name (an OMERO-export
+    check) and fails on a missing one: the engine declines exactly that, and agrees with Bio-Formats otherwise."""
+    path = _own_uuid_tiff(tmp_path / "set", channel)
+    theirs = extract_file(str(path), "bioformats")
+    assert (theirs.status == "ok") is readable, theirs.error
+    assert (_claim(path) > 0) is readable
+    if readable:
+        ours = extract_file(str(path), "auto")
+        assert ours.engine.split(" ", 1)[0] == OmeEngine.name
+        assert normalise(ours.omexml or "") == normalise(theirs.omexml or "")

@@ -48,10 +48,12 @@ the document's own and no other file is used (the spec samples name the file the
 What it cannot prove, it declines (``claim`` returns 0 and Bio-Formats reads the file): documents
 of other schema versions or with constructs the upgrade has not proven, documents that are not valid
 against the 2016-06 schema, sets with a missing or disagreeing file, a UUID without ``FileName`` that
-is not the document's own, ``TiffData`` without ``PlaneCount`` beside others, planes mapped twice or
-beyond the dimensions (Bio-Formats guesses 1-based indexes), a metadata file that is ``BinaryOnly``
-itself, Micro-Manager/ImageJ OME-TIFFs (other readers), pyramids, TIFFs whose IFDs do not match the
-XML, and images whose ID changes while something refers to it.
+is not the document's own (or is an image's first, beside a first Channel without a Name: Bio-Formats
+fails), ``TiffData`` without ``PlaneCount`` beside others, planes mapped twice or beyond the dimensions
+(Bio-Formats guesses 1-based indexes), a metadata file that is ``BinaryOnly`` itself, image 0
+disagreeing with the opened TIFF in samples per pixel (the reader then "adjusts" SizeC),
+Micro-Manager/ImageJ OME-TIFFs (other readers), pyramids, TIFFs whose IFDs do not match the XML, and
+images whose ID changes while something refers to it.
 Embedded XML with a DTD or entities is refused outright.
 
 Key fields (``metaextract.ome.key_fields``) agree with Bio-Formats on every claimed corpus file; the
@@ -691,20 +693,21 @@ class _Set:
         name = uuid.get("FileName")
         if name is None:
             # Bio-Formats takes a UUID without a file name to be the opened file only when it is the
-            # document's own UUID; anything else it would have to search for
-            if self.current is None or value != (self.root_uuid or value):
+            # document's own UUID (anything else it would have to search for), and only while no file
+            # named "null" is in the folder (it looks for the name as a string)
+            if self.current is None or value != (self.root_uuid or value) \
+                    or os.path.lexists(os.path.join(self.folder, "null")):
                 raise Decline("a UUID without a FileName that is not this file's")
-            target = self.current
+            target: str | None = self.current
         else:
-            found = _sibling(self.folder, name)
-            if found is None:
-                # Bio-Formats maps a FileName that is not in the folder to the opened file when the UUID
-                # is the document's own (the spec samples name the file they were renamed from)
-                if self.current is None or value != (self.root_uuid or value):
-                    raise Decline(f"file {name!r} of the set is missing")
-                self.renamed = True
-                found = self.current
-            target = found
+            target = _sibling(self.folder, name)
+        if target is None:
+            # Bio-Formats maps a FileName that is not in the folder to the opened file when the UUID
+            # is the document's own (the spec samples name the file they were renamed from)
+            if self.current is None or value != (self.root_uuid or value):
+                raise Decline(f"file {name!r} of the set is missing")
+            self.renamed = True
+            target = self.current
         if self.files.setdefault(value, target) != target:
             raise Decline("one UUID names two files")  # Bio-Formats: "Inconsistent UUID filenames"
         self.used.add(target)
@@ -750,6 +753,11 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
         size = {d: int(pixels.get(f"Size{d}", "0")) for d in "XYZCT"}
         order = pixels.get("DimensionOrder", "")
         channels = pixels.findall(_Q + "Channel")
+        uuid = tds[0].find(_Q + "UUID")
+        if uuid is not None and uuid.get("FileName") is None and channels and channels[0].get("Name") is None:
+            # OMETiffReader's OMERO-export check reads the first TiffData's FileName when the first channel
+            # has no name, and fails on a null one ("Incomplete Pixels metadata", live on differential variants)
+            raise Decline("a first TiffData's UUID without a FileName beside an unnamed first Channel")
         samples = _samples(index, channels, first)
         if size["C"] % samples or size["C"] == 1 < samples:
             raise Decline("channels do not divide by samples")
