@@ -305,6 +305,7 @@ class Core:
     bits: int
     samples: int = 1
     pixel_type: str | None = None  #: the type the reader reports when it is not the Pixels' own
+    size_c: int | None = None  #: the SizeC the reader reports when it is not the Pixels' own
 
 
 def _sub(parent: Any, name: str, before: tuple[str, ...] = ()) -> Any:
@@ -339,6 +340,8 @@ def populate(root: Any, cores: list[Core]) -> None:
         pixels.set("SignificantBits", str(core.bits))
         if core.pixel_type is not None:
             pixels.set("Type", core.pixel_type)
+        if core.size_c is not None:
+            pixels.set("SizeC", str(core.size_c))
         bins = pixels.findall(_Q + "BinData")
         if bins:
             bins[0].set("BigEndian", "true" if core.big_endian else "false")
@@ -714,11 +717,57 @@ class _Set:
         return target
 
 
+def _adjusts(index: int, channels: list[Any], first: _Tiff) -> bool:
+    """Whether ``OMETiffReader`` "adjusts" image 0's samples per pixel to the opened TIFF's and then forgets it
+    (the image's one Channel says otherwise): read by :func:`_adjusted_core`."""
+    written = channels[0].get("SamplesPerPixel") if len(channels) == 1 and index == 0 else None
+    return written is not None and written != str(first.shapes[0][2])
+
+
+def _adjusted_core(pixels: Any, where: _Set, first: _Tiff) -> Core:
+    """Image 0 whose one Channel disagrees with the opened TIFF (a file of a set holding an RGB image's planes
+    while image 0 is grey, or the reverse): ``OMETiffReader`` takes the TIFF's samples per pixel and type,
+    recounts SizeC (``sizeC *= samples`` when SizeC is 1 or neither divides the other) and maps the planes over
+    the channels that leaves; the planes it cannot find it only warns about in a set of several files (one
+    file: it recounts the planes from the TIFF, declined by the caller)."""
+    size = {d: int(pixels.get(f"Size{d}", "0")) for d in "XYZCT"}
+    order = pixels.get("DimensionOrder", "")
+    samples = first.shapes[0][2]
+    effective = size["C"] // samples or 1
+    if effective * samples != size["C"]:
+        effective = size["C"]
+    size_c = size["C"]
+    if (samples != size_c and samples % size_c and size_c % samples) or size_c == 1:
+        size_c *= samples
+    if size_c != effective * samples or sorted(order[2:]) != ["C", "T", "Z"]:
+        raise Decline("an adjusted image 0 whose channels do not add up")
+    sizes = {"Z": size["Z"], "C": effective, "T": size["T"]}
+    num = sizes["Z"] * sizes["C"] * sizes["T"]
+    for td in pixels.findall(_Q + "TiffData"):
+        at = {d: int(td.get(f"First{d}", "0")) for d in "ZCT"}
+        if any(at[d] >= sizes[d] for d in "ZCT") or td.get("PlaneCount") is None:
+            raise Decline("an adjusted image 0 with TiffData beyond its planes")
+        where.resolve(td)
+        if _plane_index(order, sizes, at) + int(td.get("PlaneCount", "0")) > num:
+            raise Decline("an adjusted image 0 with TiffData beyond its planes")
+    reported = _TYPE_OF_DTYPE.get(str(first.shapes[0][4]), "")
+    if reported not in BITS:
+        raise Decline("the first IFD's type is not an OME pixel type")
+    sig = pixels.get("SignificantBits")
+    bits = int(sig) if sig is not None else BITS[reported]
+    if bits < 1:
+        raise Decline("SignificantBits not positive")
+    return Core(big_endian=first.big_endian, bits=bits, samples=samples,
+                pixel_type=reported if reported != pixels.get("Type") else None,
+                size_c=size_c if size_c != size["C"] else None)
+
+
 def _samples(index: int, channels: list[Any], first: _Tiff) -> int:
     """The samples per pixel ``OMETiffReader`` takes for image ``index``: the first Channel's
     ``SamplesPerPixel``, or the opened TIFF's first IFD's when it is absent. Where the reader "adjusts" the
-    samples (image 0 disagreeing with the TIFF, or no ``SamplesPerPixel`` beside several channels) it also
-    changes SizeC and the type of later images: not proven, declined."""
+    samples and remembers it (image 0 of several channels disagreeing with the TIFF, or no
+    ``SamplesPerPixel`` beside several channels) it also changes SizeC and the type of later images: not
+    proven, declined."""
     tiff_samples = first.shapes[0][2]
     written = channels[0].get("SamplesPerPixel") if channels else None
     samples = int(written) if written is not None else -1
@@ -740,6 +789,7 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
     every image, and that IFD's pixel type for image 0 when the two differ: so a file of a set that holds
     another image's planes reports image 0 in its own type (live, on differential variants)."""
     cores = []
+    adjusted = False
     for index, image in enumerate(root.findall(_Q + "Image")):
         pixels = image.find(_Q + "Pixels")
         if pixels is None or pixels.find(_Q + "BinData") is not None or pixels.find(_Q + "MetadataOnly") is not None:
@@ -758,6 +808,10 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
             # OMETiffReader's OMERO-export check reads the first TiffData's FileName when the first channel
             # has no name, and fails on a null one ("Incomplete Pixels metadata", live on differential variants)
             raise Decline("a first TiffData's UUID without a FileName beside an unnamed first Channel")
+        if _adjusts(index, channels, first):
+            cores.append(_adjusted_core(pixels, where, first))
+            adjusted = True
+            continue
         samples = _samples(index, channels, first)
         if size["C"] % samples or size["C"] == 1 < samples:
             raise Decline("channels do not divide by samples")
@@ -816,6 +870,8 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
                           pixel_type=reported if reported != typ else None))
     if not cores:
         raise Decline("no image")
+    if adjusted and len(where.files) < 2:
+        raise Decline("an adjusted image 0 in a single file")  # the reader recounts its planes from the TIFF
     if where.renamed and len(where.used) > 1:
         raise Decline("a FileName not in the folder in a set of several files")
     for used in where.used:
