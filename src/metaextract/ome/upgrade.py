@@ -20,7 +20,9 @@ Rules reproduced, 2010-06 and later (2010-06, 2011-06, 2012-06, 2013-06, 2015-01
   than 0 (``0.0``, text, exponents are dropped);
 * an ``XMLAnnotation`` (a modulo annotation) is carried over, the elements in its ``Value`` moved to the
   2016-06 namespace when they are in the document's OME namespace (``<Modulo namespace="…">``, as the
-  spec writes it); any other namespace there is declined;
+  spec writes it), or copied with the namespace declarations the chain's ``xsl:copy`` steps pile on them
+  when they are in the Additions namespace (``<Modulo xmlns="…/Additions/2011-09">``); any other namespace
+  there is declined;
 * up to 2011-06: ``AcquiredDate`` becomes ``AcquisitionDate``;
 * up to 2015-01: ``LightSource`` with one ``Laser``/``Arc``/``Filament``/``LightEmittingDiode``/
   ``GenericExcitationSource`` child becomes that element, carrying the attributes of both and the
@@ -139,12 +141,71 @@ class _Budget:
             raise Unproven("too many elements")
 
 
+#: the Additions namespace of the spec's modulo annotations (the one foreign namespace proven)
+ADDITIONS = _SCHEMAS + "Additions/2011-09"
+_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+#: the step after each version: its stylesheet's root declares the Bin, SA, ROI and SPW prefixes in it …
+_NEXT = {"2010-06": "2011-06", "2011-06": "2012-06", "2012-06": "2013-06", "2013-06": "2015-01"}
+#: … and the OME prefix comes from the step after that one's root (2010-06's from 2012-06's)
+_OME_PREFIX = {"2010-06": "2012-06", "2011-06": "2012-06", "2012-06": "2013-06", "2013-06": "2015-01"}
+_PREFIXED = {"SA": "SA", "Bin": "BinaryFile", "ROI": "ROI", "SPW": "SPW"}
+
+
+def _foreign_nsmap(el: Any, version: str) -> dict[str | None, str]:
+    """The namespace declarations a foreign (Additions) element in an ``XMLAnnotation``'s ``Value`` carries
+    out of the stylesheet chain: each step's ``xsl:copy`` copies every namespace in scope, and a prefix keeps
+    the first binding it got. So the element keeps its own default, the document's OME namespace as ``ome``,
+    the document's own ``SA``/``Bin``/``ROI``/``SPW`` prefixes, and gains the next steps' ones it lacked
+    (``xsi`` is the output root's). Live Bio-Formats 7.3.1, every version from 2010-06 to 2015-01, with none,
+    some or all of those prefixes declared on the root; anything else in scope is declined."""
+    root = el.getroottree().getroot()
+    old_ome = _SCHEMAS + "OME/" + version
+    if root.nsmap.get(None) != old_ome or el.nsmap.get(None) != ADDITIONS:
+        raise Unproven("a foreign element in an XMLAnnotation outside the proven namespaces")
+    inherited = {p: u for p, u in el.nsmap.items() if p is not None}
+    if inherited != {p: u for p, u in root.nsmap.items() if p is not None}:
+        raise Unproven("namespaces declared between the root and an XMLAnnotation's content")
+    out: dict[str | None, str] = {None: ADDITIONS, "ome": old_ome}
+    for prefix, uri in inherited.items():
+        if prefix == "xsi" and uri == _XSI:
+            continue
+        if prefix not in _PREFIXED or uri != f"{_SCHEMAS}{_PREFIXED[prefix]}/{version}":
+            raise Unproven(f"namespace prefix {prefix} in scope of an XMLAnnotation's content")
+        out[prefix] = uri
+    if version in _NEXT:
+        for prefix, kind in _PREFIXED.items():
+            out.setdefault(prefix, f"{_SCHEMAS}{kind}/{_NEXT[version]}")
+        out["OME"] = f"{_SCHEMAS}OME/{_OME_PREFIX[version]}"
+    return out
+
+
+def _foreign(el: Any, nsmap: dict[str | None, str], budget: _Budget) -> Any:
+    """A copy of the Additions element ``el`` and its descendants (all in that namespace, no prefixes of their
+    own) under the declarations ``nsmap``."""
+    budget.spend()
+    parent = el.getparent()
+    nested = parent is not None and parent.tag.startswith("{" + ADDITIONS + "}")
+    if etree.QName(el).namespace != ADDITIONS or el.prefix is not None or (nested and el.nsmap != parent.nsmap):
+        raise Unproven(f"an element of another namespace in an XMLAnnotation: {el.tag}")
+    out = etree.Element(el.tag, _plain_attrs(el), nsmap=nsmap)
+    out.text, out.tail = el.text, el.tail
+    for child in el:
+        if not isinstance(child.tag, str):
+            continue  # comments are dropped, as everywhere
+        out.append(_foreign(child, nsmap, budget))
+    return out
+
+
 def _xml_value(el: Any, version: str, budget: _Budget) -> Any:
     """An element inside an ``XMLAnnotation``'s ``Value`` (a modulo annotation's ``Modulo``): in the
-    document's OME namespace it moves to the 2016-06 one, as the stylesheets move every OME element.
-    Elements of other namespaces are declined: the stylesheets copy them with every namespace declaration
-    in scope (live Bio-Formats on generated variants), which is not reproduced."""
+    document's OME namespace it moves to the 2016-06 one, as the stylesheets move every OME element; in the
+    Additions namespace it is copied with the declarations the chain gives it (:func:`_foreign_nsmap`).
+    Elements of other namespaces are declined."""
     old = "{" + _SCHEMAS + "OME/" + version + "}"
+    if isinstance(el.tag, str) and el.tag.startswith("{" + ADDITIONS + "}"):
+        out = _foreign(el, _foreign_nsmap(el, version), budget)
+        out.tail = el.tail
+        return out
     out = copy.copy(el)
     for node in out.iter():
         budget.spend()
