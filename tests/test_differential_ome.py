@@ -191,6 +191,7 @@ def _document(rng: random.Random, version: str, images: list[_Image], features: 
               storage: list[str]) -> str:
     """A 2016-06-shaped document in ``version``'s namespaces; ``storage[i]``: the Pixels' data element(s)."""
     sa = "" if version == "2016-06" else "SA:"
+    spw = "" if version == "2016-06" else "SPW:"
     date = "AcquiredDate" if version in ("2010-06", "2011-06") else "AcquisitionDate"
     annotations: list[str] = []
     body: list[str] = []
@@ -204,13 +205,13 @@ def _document(rng: random.Random, version: str, images: list[_Image], features: 
             if rng.random() < 0.5:
                 wa["PositionX"], wa["PositionY"] = rng.choice((10.5, 0)), rng.choice((-3, 7.125))
             samples.setdefault(i // fields, []).append(
-                f'<WellSample{_attrs(wa)}><ImageRef ID="Image:{image.index}"/></WellSample>')
-        wells = [f'<Well ID="Well:0:{w}" Column="{w % 2}" Row="{w // 2}">{"".join(ws)}</Well>'
+                f'<{spw}WellSample{_attrs(wa)}><ImageRef ID="Image:{image.index}"/></{spw}WellSample>')
+        wells = [f'<{spw}Well ID="Well:0:{w}" Column="{w % 2}" Row="{w // 2}">{"".join(ws)}</{spw}Well>'
                  for w, ws in samples.items()]
         pa: dict[str, Any] = {"ID": "Plate:0", "Name": rng.choice(("plate 1", None)), "Rows": 2, "Columns": 2}
         if rng.random() < 0.5:
             pa.update(RowNamingConvention="letter", ColumnNamingConvention="number")
-        plate = f"<Plate{_attrs(pa)}>{''.join(wells)}</Plate>"
+        plate = f"<{spw}Plate{_attrs(pa)}>{''.join(wells)}</{spw}Plate>"
     shared_roi = len(images) > 1 and rng.random() < 0.5  # every image also refers to image 0's ROI
     for image in images:
         refs = []
@@ -274,6 +275,8 @@ def _document(rng: random.Random, version: str, images: list[_Image], features: 
     ns = f'xmlns="{ROOT}OME/{version}"'
     if version != "2016-06":
         ns += f' xmlns:SA="{ROOT}SA/{version}" xmlns:Bin="{ROOT}BinaryFile/{version}"'
+        if "plate" in features:
+            ns += f' xmlns:SPW="{ROOT}SPW/{version}"'
     return (f'<?xml version="1.0" encoding="UTF-8"?><OME {ns} xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
             f' xsi:schemaLocation="{ROOT}OME/{version} {ROOT}OME/{version}/ome.xsd"{root_attrs}>'
             f"{plate}{instrument}{''.join(body)}{structured}{''.join(rois)}</OME>")
@@ -310,8 +313,9 @@ def _variant(rng: random.Random, index: int) -> _Variant:
                 if rng.random() < (0.4 if several and f in ("plate", "roi") else 0.25)]
     if version == "2008-02":
         features = []
-    elif version != "2016-06":  # plates and ROIs lived in their own namespaces (SPW, ROI) then: not written here
-        features = [f for f in features if f not in ("plate", "roi")]
+    elif version != "2016-06":  # ROIs lived in their own namespace then (not written here), plates in SPW
+        plates = version in ("2012-06", "2013-06", "2015-01")
+        features = [f for f in features if f != "roi" and (f != "plate" or plates)]
     files: dict[str, bytes | tuple[str, list[int]]] = {}
     stem = f"v{index:03d}"
     if kind == "tiff":
@@ -447,7 +451,7 @@ def test_every_native_answer_on_generated_ome_files_equals_live_bioformats(
     by_engine: Counter[str] = Counter()
     agreed: Counter[str] = Counter()
     declined: list[str] = []
-    files = odd_bits = milliseconds = old_standalone = other_members = 0
+    files = odd_bits = milliseconds = old_standalone = other_members = old_plates = old_modulo = 0
     for variant, paths in variants:
         for path in paths:
             theirs = extract_file(str(path), "bioformats")
@@ -473,6 +477,8 @@ def test_every_native_answer_on_generated_ome_files_equals_live_bioformats(
             old_standalone += variant.kind == "xml" and variant.version != "2016-06"
             # a file of a set holding none of image 0's planes: image 0's type and byte order are its own IFD's
             other_members += variant.kind != "tiff" and path.name.endswith(".tif") and "_i0_" not in path.name
+            old_plates += variant.version != "2016-06" and "plate" in variant.features  # SPW of 2012-06 on
+            old_modulo += variant.version != "2016-06" and f'<Modulo xmlns="{ADDITIONS}"' in path.read_text("latin-1")
     # the comparison has teeth: the native engine answered for every container kind
     assert by_engine["ome-xml"] > files // 2, by_engine
     assert set(agreed) == {"tiff", "set", "companion", "master", "xml"}, agreed
@@ -480,6 +486,7 @@ def test_every_native_answer_on_generated_ome_files_equals_live_bioformats(
     assert milliseconds > 0  # and the rule for fractions of a second
     assert old_standalone > 0  # and older standalone documents (BinaryFile BinData, MetadataOnly)
     assert other_members > 0  # and files of a set that hold only other images' planes
+    assert old_plates > 0 and old_modulo > 0  # and older plates, and older Modulo in the Additions namespace
     print(f"\n{VARIANTS} variants, {files} files read by Bio-Formats: {dict(by_engine)}; agreed by kind "
           f"{dict(agreed)}; declined ({len(declined)}):\n" + "\n".join(declined))
 

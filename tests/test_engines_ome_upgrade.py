@@ -421,3 +421,46 @@ def test_upgrade_leaves_the_input_alone(corpus: Path) -> None:
     assert etree.tostring(root) == before
     assert new.tag == "{http://www.openmicroscopy.org/Schemas/OME/2016-06}OME"
     assert up.version_of(new) == "2016-06" and not up.is_older(new)
+
+
+def _older_plate(version: str, well_sample_extra: str = "", *, on_root: bool = True) -> str:
+    """``_modern(version)`` with a plate of two wells, the SPW prefix declared on the root or on the Plate."""
+    declaration = f' xmlns:SPW="{NS_ROOT}SPW/{version}"'
+    plate = (f'<SPW:Plate{"" if on_root else declaration} ID="Plate:0" Name="p" Rows="2" Columns="3" '
+             'RowNamingConvention="letter" ColumnNamingConvention="number">'
+             '<SPW:Well ID="Well:0:0" Column="0" Row="0"><SPW:WellSample ID="WellSample:0:0:0" Index="0" '
+             f'PositionX="10.5" PositionY="-3"><ImageRef ID="Image:0"/>{well_sample_extra}</SPW:WellSample></SPW:Well>'
+             '<SPW:Well ID="Well:0:1" Column="2" Row="1"/></SPW:Plate>')
+    xml = _modern(version, extra=plate).replace("Image:7", "Image:0")
+    return xml.replace(" xmlns:xsi=", f"{declaration} xmlns:xsi=", 1) if on_root else xml
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["2012-06", "2013-06", "2015-01"])
+def test_an_older_plate_agrees_with_live_bioformats(version: str, tmp_path: Path) -> None:
+    """From 2012-06 on the stylesheets only move a plate's SPW elements to the next namespace."""
+    from metaextract.engines.bioformats import BioFormatsEngine
+
+    path = _tiff(tmp_path / "plate.ome.tif", _older_plate(version))
+    assert _claim(path) > 0
+    ours, theirs = OmeEngine().extract(str(path)), BioFormatsEngine().extract(str(path))
+    assert 'PositionXUnit="reference frame"' in ours and '<Well Column="2"' in ours
+    assert normalise(ours) == normalise(theirs)
+
+
+@pytest.mark.parametrize(("version", "extra", "why"), [
+    ("2011-06", "", "SPW:Plate in 2011-06"),  # the 2011-06 step rewrites plates (ImageRef, Screen refs)
+    ("2013-06", '<SA:AnnotationRef ID="Annotation:1"/>', "AnnotationRef in a WellSample"),
+])
+def test_older_plates_not_proven_are_declined(version: str, extra: str, why: str, tmp_path: Path) -> None:
+    _declined(_tiff(tmp_path / "plate.ome.tif", _older_plate(version, extra)), why)
+
+
+@pytest.mark.slow
+def test_an_older_plate_declaring_its_own_namespace_is_declined(tmp_path: Path) -> None:
+    """Bio-Formats 7.3.1 drops such a plate (live); not reproduced, so declined."""
+    from metaextract.engines.bioformats import BioFormatsEngine
+
+    path = _tiff(tmp_path / "plate.ome.tif", _older_plate("2013-06", on_root=False))
+    assert "<Plate" not in BioFormatsEngine().extract(str(path))
+    _declined(path, "SPW namespace not declared on the root")
