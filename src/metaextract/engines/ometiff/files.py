@@ -20,7 +20,9 @@ parsed tree, driven by the OME 2016-06 schema that ``ome-types`` ships:
 * OME-TIFF: the byte order of every image, and image 0's pixel type where it differs, come from the first
   IFD of the TIFF that was opened (for a ``.companion.ome``, of the file the first image's first ``TiffData``
   names), so a file of a set that holds only another image's planes reports image 0 in that image's type;
-  samples per pixel come from each image's ``Channel`` (a disagreement on image 0 is declined).
+  samples per pixel come from each image's ``Channel``, except where the reader "adjusts" them to that IFD
+  (image 0 disagreeing with it, and the image after an adjusted one of several channels): SizeC is then
+  recounted as the reader does (``_adjusted_core``).
 
 OME-TIFF sets are read as ``OMETiffReader`` resolves them (every file of a set describes the whole set):
 
@@ -50,8 +52,9 @@ of other schema versions or with constructs the upgrade has not proven, document
 against the 2016-06 schema, sets with a missing or disagreeing file, a UUID without ``FileName`` that
 is not the document's own (or is an image's first, beside a first Channel without a Name: Bio-Formats
 fails), ``TiffData`` without ``PlaneCount`` beside others, planes mapped twice or beyond the dimensions
-(Bio-Formats guesses 1-based indexes), a metadata file that is ``BinaryOnly`` itself, image 0
-disagreeing with the opened TIFF in samples per pixel (the reader then "adjusts" SizeC),
+(Bio-Formats guesses 1-based indexes), a metadata file that is ``BinaryOnly`` itself, an adjusted
+image in a single file (the reader recounts its planes from the TIFF), several channels without
+``SamplesPerPixel``,
 Micro-Manager/ImageJ OME-TIFFs (other readers), pyramids, TIFFs whose IFDs do not match the XML, and
 images whose ID changes while something refers to it.
 Embedded XML with a DTD or entities is refused outright.
@@ -717,68 +720,63 @@ class _Set:
         return target
 
 
-def _adjusts(index: int, channels: list[Any], first: _Tiff) -> bool:
-    """Whether ``OMETiffReader`` "adjusts" image 0's samples per pixel to the opened TIFF's and then forgets it
-    (the image's one Channel says otherwise): read by :func:`_adjusted_core`."""
-    written = channels[0].get("SamplesPerPixel") if len(channels) == 1 and index == 0 else None
-    return written is not None and written != str(first.shapes[0][2])
+def _reader_samples(index: int, channels: list[Any], first: _Tiff, carried: bool) -> tuple[int, bool]:
+    """The samples per pixel ``OMETiffReader`` takes for image ``index`` and whether it "adjusted" them (which
+    it carries on to the next image): the first Channel's ``SamplesPerPixel``, unless the previous image was
+    adjusted, or image 0 disagrees with the opened TIFF's first IFD, or the attribute is absent; then the
+    TIFF's, adjusted only while the image has several channels."""
+    tiff = first.shapes[0][2]
+    written = channels[0].get("SamplesPerPixel") if channels else None
+    spp = int(written) if written is not None else -1
+    if any(channel.get("SamplesPerPixel") not in (None, written) for channel in channels):
+        raise Decline("channels of one image differ in SamplesPerPixel")
+    if spp < 0 and len(channels) > 1:
+        raise Decline("several channels without SamplesPerPixel")  # not drawn by the differential test
+    if carried or (spp != tiff and (index == 0 or spp < 0)):
+        return tiff, len(channels) > 1
+    return spp, False
 
 
-def _adjusted_core(pixels: Any, where: _Set, first: _Tiff) -> Core:
-    """Image 0 whose one Channel disagrees with the opened TIFF (a file of a set holding an RGB image's planes
-    while image 0 is grey, or the reverse): ``OMETiffReader`` takes the TIFF's samples per pixel and type,
-    recounts SizeC (``sizeC *= samples`` when SizeC is 1 or neither divides the other) and maps the planes over
-    the channels that leaves; the planes it cannot find it only warns about in a set of several files (one
+def _adjusted_core(index: int, pixels: Any, where: _Set, first: _Tiff, samples: int, adjusted: bool) -> Core:
+    """An image whose samples per pixel the reader took from the opened TIFF against its Channel (a file of
+    a set holding an RGB image's planes while image 0 is grey, or the reverse, and the images after an
+    adjusted one): ``OMETiffReader`` keeps SizeC as the effective channel count when it adjusted (else
+    divides it by the samples), multiplies SizeC by the samples when it adjusted, when SizeC is 1 or when
+    neither divides the other, takes the TIFF's type for image 0 and adjusted images, and maps the planes
+    over that many channels; the planes it cannot find it only warns about in a set of several files (one
     file: it recounts the planes from the TIFF, declined by the caller)."""
     size = {d: int(pixels.get(f"Size{d}", "0")) for d in "XYZCT"}
     order = pixels.get("DimensionOrder", "")
-    samples = first.shapes[0][2]
-    effective = size["C"] // samples or 1
+    effective = size["C"] if adjusted else size["C"] // samples or 1
     if effective * samples != size["C"]:
         effective = size["C"]
     size_c = size["C"]
-    if (samples != size_c and samples % size_c and size_c % samples) or size_c == 1:
+    if (samples != size_c and samples % size_c and size_c % samples) or size_c == 1 or adjusted:
         size_c *= samples
     if size_c != effective * samples or sorted(order[2:]) != ["C", "T", "Z"]:
-        raise Decline("an adjusted image 0 whose channels do not add up")
+        raise Decline("an adjusted image whose channels do not add up")
     sizes = {"Z": size["Z"], "C": effective, "T": size["T"]}
     num = sizes["Z"] * sizes["C"] * sizes["T"]
     for td in pixels.findall(_Q + "TiffData"):
         at = {d: int(td.get(f"First{d}", "0")) for d in "ZCT"}
         if any(at[d] >= sizes[d] for d in "ZCT") or td.get("PlaneCount") is None:
-            raise Decline("an adjusted image 0 with TiffData beyond its planes")
+            raise Decline("an adjusted image with TiffData beyond its planes")
         where.resolve(td)
         if _plane_index(order, sizes, at) + int(td.get("PlaneCount", "0")) > num:
-            raise Decline("an adjusted image 0 with TiffData beyond its planes")
-    reported = _TYPE_OF_DTYPE.get(str(first.shapes[0][4]), "")
-    if reported not in BITS:
-        raise Decline("the first IFD's type is not an OME pixel type")
+            raise Decline("an adjusted image with TiffData beyond its planes")
+    typ = pixels.get("Type", "")
+    reported = typ
+    if index == 0 or adjusted:
+        reported = _TYPE_OF_DTYPE.get(str(first.shapes[0][4]), "")
+    if reported not in BITS or typ not in BITS:
+        raise Decline("a pixel type that is not an OME one")
     sig = pixels.get("SignificantBits")
     bits = int(sig) if sig is not None else BITS[reported]
     if bits < 1:
         raise Decline("SignificantBits not positive")
     return Core(big_endian=first.big_endian, bits=bits, samples=samples,
-                pixel_type=reported if reported != pixels.get("Type") else None,
+                pixel_type=reported if reported != typ else None,
                 size_c=size_c if size_c != size["C"] else None)
-
-
-def _samples(index: int, channels: list[Any], first: _Tiff) -> int:
-    """The samples per pixel ``OMETiffReader`` takes for image ``index``: the first Channel's
-    ``SamplesPerPixel``, or the opened TIFF's first IFD's when it is absent. Where the reader "adjusts" the
-    samples and remembers it (image 0 of several channels disagreeing with the TIFF, or no
-    ``SamplesPerPixel`` beside several channels) it also changes SizeC and the type of later images: not
-    proven, declined."""
-    tiff_samples = first.shapes[0][2]
-    written = channels[0].get("SamplesPerPixel") if channels else None
-    samples = int(written) if written is not None else -1
-    if samples != tiff_samples and (index == 0 or samples < 0):
-        if len(channels) > 1 or (index == 0 and samples >= 0):
-            raise Decline("Channel SamplesPerPixel differs from the TIFF")
-        samples = tiff_samples
-    for channel in channels:
-        if channel.get("SamplesPerPixel") not in (None, str(samples)):
-            raise Decline("channels of one image differ in SamplesPerPixel")
-    return samples
 
 
 def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
@@ -789,7 +787,7 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
     every image, and that IFD's pixel type for image 0 when the two differ: so a file of a set that holds
     another image's planes reports image 0 in its own type (live, on differential variants)."""
     cores = []
-    adjusted = False
+    adjusted = carried = False
     for index, image in enumerate(root.findall(_Q + "Image")):
         pixels = image.find(_Q + "Pixels")
         if pixels is None or pixels.find(_Q + "BinData") is not None or pixels.find(_Q + "MetadataOnly") is not None:
@@ -808,11 +806,12 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
             # OMETiffReader's OMERO-export check reads the first TiffData's FileName when the first channel
             # has no name, and fails on a null one ("Incomplete Pixels metadata", live on differential variants)
             raise Decline("a first TiffData's UUID without a FileName beside an unnamed first Channel")
-        if _adjusts(index, channels, first):
-            cores.append(_adjusted_core(pixels, where, first))
+        samples, carried = _reader_samples(index, channels, first, carried)
+        own = channels[0].get("SamplesPerPixel") if channels else None
+        if carried or (own is not None and int(own) != samples):
+            cores.append(_adjusted_core(index, pixels, where, first, samples, carried))
             adjusted = True
             continue
-        samples = _samples(index, channels, first)
         if size["C"] % samples or size["C"] == 1 < samples:
             raise Decline("channels do not divide by samples")
         sizes = {"Z": size["Z"], "C": size["C"] // samples, "T": size["T"]}
@@ -871,7 +870,7 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
     if not cores:
         raise Decline("no image")
     if adjusted and len(where.files) < 2:
-        raise Decline("an adjusted image 0 in a single file")  # the reader recounts its planes from the TIFF
+        raise Decline("an adjusted image in a single file")  # the reader recounts its planes from the TIFF
     if where.renamed and len(where.used) > 1:
         raise Decline("a FileName not in the folder in a set of several files")
     for used in where.used:
