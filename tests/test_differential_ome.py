@@ -3,9 +3,12 @@
 Variants are drawn (seeded, so a failure is reproducible) from the axes OME writers vary: the schema
 (2016-06, the older ones Bio-Formats upgrades: 2008-02, 2010-06 … 2015-01), several images, pixel types
 and dimension orders, channel and plane attributes with units, plates with wells, ROIs with shapes,
-modulo and map annotations, and the containers: one OME-TIFF, a multi-file set (``TiffData`` with
-``UUID FileName``; every file holding the whole XML, or ``BinaryOnly`` files beside a
-``.companion.ome``), and a standalone ``.ome.xml`` with ``BinData`` or ``MetadataOnly``. For every file
+modulo and map annotations, and the containers: one OME-TIFF (its planes sometimes named by its own
+UUID, with or without ``FileName``), a multi-file set of up to four images (``TiffData`` with ``UUID``,
+mostly with ``FileName``; every file holding the whole XML, ``BinaryOnly`` files beside a
+``.companion.ome``, or ``BinaryOnly`` files pointing to a master OME-TIFF; plates with one or two fields
+per well, ROIs shared across images), and a standalone ``.ome.xml`` with ``BinData`` or ``MetadataOnly``.
+Without ``FileName`` Bio-Formats fails on most sets: ``auto`` must then leave the file to it. For every file
 of a variant, ``auto`` (through :func:`~metaextract.extraction.pipeline.extract_file`, as a run reads
 it) is compared with Bio-Formats: wherever the native engine answers, its document must equal
 Bio-Formats' whole (after normalisation); the files it leaves to Bio-Formats are what it declines.
@@ -74,9 +77,9 @@ class _Image:
         return at["Z"], at["C"], at["T"]
 
 
-def _images(rng: random.Random, version: str) -> list[_Image]:
+def _images(rng: random.Random, version: str, counts: tuple[int, ...] = (1, 1, 1, 2, 3)) -> list[_Image]:
     images = []
-    for index in range(rng.choice((1, 1, 1, 2, 3))):
+    for index in range(rng.choice(counts)):
         dtype = rng.choice(tuple(TYPES)) if version != "2008-02" else rng.choice(("uint8", "uint16", "float"))
         sizes = {"X": rng.choice((4, 7, 16)), "Y": rng.choice((3, 6, 9)), "Z": rng.choice((1, 1, 2, 3)),
                  "C": rng.choice((1, 1, 2, 3)), "T": rng.choice((1, 1, 2))}
@@ -162,16 +165,18 @@ class _Variant:
         return f"{self.kind}/{self.version}/{len(self.images)} images/{','.join(self.features)}"
 
 
-def _tiff_data(image: _Image, form: str, ifd0: int, file_of: dict[int, tuple[str, str, int]] | None) -> str:
+def _tiff_data(image: _Image, form: str, ifd0: int, file_of: dict[int, tuple[str, str, int]] | None,
+               named: bool = True) -> str:
     """``TiffData`` of ``image``: ``bare`` (one element, no attributes), ``block`` (one with IFD and PlaneCount),
-    ``planes`` (one per plane); ``file_of`` maps a plane to (file name, its UUID, its IFD) in a set."""
+    ``planes`` (one per plane); ``file_of`` maps a plane to (file name, its UUID, its IFD) in a set, whose
+    ``UUID`` has a ``FileName`` when ``named`` (else Bio-Formats must find the file by its UUID)."""
     if file_of is not None:
         out = []
         for plane in range(image.planes):
             name, uuid, ifd = file_of[plane]
             z, c, t = image.zct(plane)
-            out.append(f'<TiffData FirstZ="{z}" FirstC="{c}" FirstT="{t}" IFD="{ifd}" PlaneCount="1">'
-                       f'<UUID FileName="{name}">{uuid}</UUID></TiffData>')
+            ref = f'<UUID FileName="{name}">{uuid}</UUID>' if named else f"<UUID>{uuid}</UUID>"
+            out.append(f'<TiffData FirstZ="{z}" FirstC="{c}" FirstT="{t}" IFD="{ifd}" PlaneCount="1">{ref}</TiffData>')
         return "".join(out)
     if form == "bare":
         return "<TiffData/>"
@@ -188,25 +193,32 @@ def _document(rng: random.Random, version: str, images: list[_Image], features: 
               storage: list[str]) -> str:
     """A 2016-06-shaped document in ``version``'s namespaces; ``storage[i]``: the Pixels' data element(s)."""
     sa = "" if version == "2016-06" else "SA:"
+    spw = "" if version == "2016-06" else "SPW:"
     date = "AcquiredDate" if version in ("2010-06", "2011-06") else "AcquisitionDate"
     annotations: list[str] = []
     body: list[str] = []
     rois: list[str] = []
     plate = ""
     if "plate" in features:
-        wells = []
+        fields = rng.choice((1, 1, 2))  # images per well: one, or two fields of one well
+        samples: dict[int, list[str]] = {}
         for i, image in enumerate(images):
             wa: dict[str, Any] = {"ID": f"WellSample:0:{i}", "Index": i}
             if rng.random() < 0.5:
                 wa["PositionX"], wa["PositionY"] = rng.choice((10.5, 0)), rng.choice((-3, 7.125))
-            wells.append(f'<Well ID="Well:0:{i}" Column="{i % 2}" Row="{i // 2}"><WellSample{_attrs(wa)}>'
-                         f'<ImageRef ID="Image:{image.index}"/></WellSample></Well>')
+            samples.setdefault(i // fields, []).append(
+                f'<{spw}WellSample{_attrs(wa)}><ImageRef ID="Image:{image.index}"/></{spw}WellSample>')
+        wells = [f'<{spw}Well ID="Well:0:{w}" Column="{w % 2}" Row="{w // 2}">{"".join(ws)}</{spw}Well>'
+                 for w, ws in samples.items()]
         pa: dict[str, Any] = {"ID": "Plate:0", "Name": rng.choice(("plate 1", None)), "Rows": 2, "Columns": 2}
         if rng.random() < 0.5:
             pa.update(RowNamingConvention="letter", ColumnNamingConvention="number")
-        plate = f"<Plate{_attrs(pa)}>{''.join(wells)}</Plate>"
+        plate = f"<{spw}Plate{_attrs(pa)}>{''.join(wells)}</{spw}Plate>"
+    shared_roi = len(images) > 1 and rng.random() < 0.5  # every image also refers to image 0's ROI
     for image in images:
         refs = []
+        if "roi" in features and shared_roi and image.index > 0:
+            refs.append('<ROIRef ID="ROI:0"/>')
         if "roi" in features:
             shapes = []
             for s in range(rng.choice((1, 2, 3))):
@@ -265,6 +277,8 @@ def _document(rng: random.Random, version: str, images: list[_Image], features: 
     ns = f'xmlns="{ROOT}OME/{version}"'
     if version != "2016-06":
         ns += f' xmlns:SA="{ROOT}SA/{version}" xmlns:Bin="{ROOT}BinaryFile/{version}"'
+        if "plate" in features:
+            ns += f' xmlns:SPW="{ROOT}SPW/{version}"'
     return (f'<?xml version="1.0" encoding="UTF-8"?><OME {ns} xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
             f' xsi:schemaLocation="{ROOT}OME/{version} {ROOT}OME/{version}/ome.xsd"{root_attrs}>'
             f"{plate}{instrument}{''.join(body)}{structured}{''.join(rois)}</OME>")
@@ -291,16 +305,19 @@ def _document_2008(rng: random.Random, images: list[_Image]) -> str:
 
 
 def _variant(rng: random.Random, index: int) -> _Variant:
-    kind = rng.choice(("tiff", "tiff", "tiff", "set", "companion", "xml"))
+    kind = rng.choice(("tiff", "tiff", "tiff", "set", "set", "companion", "master", "xml"))
     version = rng.choice(("2016-06",) * 5 + MODERN_OLD + ("2008-02",)) if kind == "tiff" else "2016-06"
     if kind == "xml" and rng.random() < 0.5:
         version = rng.choice(MODERN_OLD)
-    images = _images(rng, version)
-    features = [f for f in ("plate", "roi", "modulo", "map", "comment", "instrument") if rng.random() < 0.25]
+    several = kind in ("set", "companion", "master")
+    images = _images(rng, version, (1, 2, 2, 3, 4) if several else (1, 1, 1, 2, 3))
+    features = [f for f in ("plate", "roi", "modulo", "map", "comment", "instrument")
+                if rng.random() < (0.4 if several and f in ("plate", "roi") else 0.25)]
     if version == "2008-02":
         features = []
-    elif version != "2016-06":  # plates and ROIs lived in their own namespaces (SPW, ROI) then: not written here
-        features = [f for f in features if f not in ("plate", "roi")]
+    elif version != "2016-06":  # ROIs lived in their own namespace then (not written here), plates in SPW
+        plates = version in ("2012-06", "2013-06", "2015-01")
+        features = [f for f in features if f != "roi" and (f != "plate" or plates)]
     files: dict[str, bytes | tuple[str, list[int]]] = {}
     stem = f"v{index:03d}"
     if kind == "tiff":
@@ -308,12 +325,16 @@ def _variant(rng: random.Random, index: int) -> _Variant:
             xml = _document_2008(rng, images)
         else:
             storage, ifd = [], 0
+            uuid = _uuid(rng) if rng.random() < 0.7 else None
             for image in images:
                 form = rng.choice(("bare", "block", "planes")) if len(images) == 1 else rng.choice(("block", "planes"))
-                storage.append(_tiff_data(image, form, ifd, None))
+                own: dict[int, tuple[str, str, int]] | None = None
+                if uuid is not None and rng.random() < 0.3:  # planes named by the file's own UUID
+                    own = {p: (f"{stem}.ome.tif", uuid, ifd + p) for p in range(image.planes)}
+                    features.append("own-uuid")
+                storage.append(_tiff_data(image, form, ifd, own, named=rng.random() < 0.5))
                 ifd += image.planes
-            xml = _document(rng, version, images, features, uuid=_uuid(rng) if rng.random() < 0.7 else None,
-                            storage=storage)
+            xml = _document(rng, version, images, features, uuid=uuid, storage=storage)
         files[f"{stem}.ome.tif"] = (xml, [image.index for image in images for _ in range(image.planes)])
     elif kind == "xml":
         storage = []
@@ -346,10 +367,21 @@ def _variant(rng: random.Random, index: int) -> _Variant:
                 file_of[plane] = (name, uuids[name], len(ifds[name]))
                 ifds[name].append(image.index)
             maps.append(file_of)
-        storage = [_tiff_data(image, "", 0, maps[image.index]) for image in images]
-        if kind == "set":
+        named = rng.random() < 0.8
+        if not named:
+            features.append("unnamed")  # UUIDs without FileName: Bio-Formats cannot find the other files
+        storage = [_tiff_data(image, "", 0, maps[image.index], named) for image in images]
+        if kind == "set":  # every file holds the whole XML
             for name in names:
                 xml = _document(random.Random(index), "2016-06", images, features, uuid=uuids[name], storage=storage)
+                files[name] = (xml, ifds[name])
+        elif kind == "master":  # the first file holds the XML, the others are BinaryOnly and point to it
+            master = names[0]
+            files[master] = (_document(rng, "2016-06", images, features, uuid=uuids[master], storage=storage),
+                             ifds[master])
+            for name in names[1:]:
+                xml = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}" UUID="{uuids[name]}">'
+                       f'<BinaryOnly MetadataFile="{master}" UUID="{uuids[master]}"/></OME>')
                 files[name] = (xml, ifds[name])
         else:
             companion = f"{stem}.companion.ome"
@@ -421,7 +453,7 @@ def test_every_native_answer_on_generated_ome_files_equals_live_bioformats(
     by_engine: Counter[str] = Counter()
     agreed: Counter[str] = Counter()
     declined: list[str] = []
-    files = odd_bits = milliseconds = old_standalone = 0
+    files = odd_bits = milliseconds = old_standalone = other_members = old_plates = old_modulo = 0
     for variant, paths in variants:
         for path in paths:
             theirs = extract_file(str(path), "bioformats")
@@ -445,12 +477,18 @@ def test_every_native_answer_on_generated_ome_files_equals_live_bioformats(
             odd_bits += any(f'SignificantBits="{b}"' in (theirs.omexml or "") for b in (1, 6, 12, 14, 20, 33))
             milliseconds += any(f":07.{ms}<" in (theirs.omexml or "") for ms in ("250", "123"))
             old_standalone += variant.kind == "xml" and variant.version != "2016-06"
+            # a file of a set holding none of image 0's planes: image 0's type and byte order are its own IFD's
+            other_members += variant.kind != "tiff" and path.name.endswith(".tif") and "_i0_" not in path.name
+            old_plates += variant.version != "2016-06" and "plate" in variant.features  # SPW of 2012-06 on
+            old_modulo += variant.version != "2016-06" and f'<Modulo xmlns="{ADDITIONS}"' in path.read_text("latin-1")
     # the comparison has teeth: the native engine answered for every container kind
     assert by_engine["ome-xml"] > files // 2, by_engine
-    assert set(agreed) == {"tiff", "set", "companion", "xml"}, agreed
+    assert set(agreed) == {"tiff", "set", "companion", "master", "xml"}, agreed
     assert odd_bits > 0  # the SignificantBits rule (other bits than the type's) was compared
     assert milliseconds > 0  # and the rule for fractions of a second
     assert old_standalone > 0  # and older standalone documents (BinaryFile BinData, MetadataOnly)
+    assert other_members > 0  # and files of a set that hold only other images' planes
+    assert old_plates > 0 and old_modulo > 0  # and older plates, and older Modulo in the Additions namespace
     print(f"\n{VARIANTS} variants, {files} files read by Bio-Formats: {dict(by_engine)}; agreed by kind "
           f"{dict(agreed)}; declined ({len(declined)}):\n" + "\n".join(declined))
 

@@ -410,3 +410,80 @@ def test_auto_routes_the_claimed_files_to_this_engine(corpus: Path) -> None:
     for rel in _claimed(corpus):
         path = str(corpus / rel)
         assert engines.choose(path, read_head(path), "auto").name == "ome-xml", rel
+
+
+def _own_uuid_tiff(folder: Path, channel: str) -> Path:
+    """A one-plane OME-TIFF whose TiffData names its plane by the document's own UUID, without FileName."""
+    uuid = "urn:uuid:11111111-2222-4333-8000-444444444444"
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}" UUID="{uuid}"><Image ID="Image:0">'
+           '<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" SizeX="4" SizeY="3" SizeZ="1" SizeC="1" '
+           f'SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"{channel}/><TiffData IFD="0" PlaneCount="1">'
+           f"<UUID>{uuid}</UUID></TiffData></Pixels></Image></OME>")
+    folder.mkdir()
+    path = folder / "own.ome.tif"
+    tifffile.imwrite(path, np.zeros((3, 4), np.uint8), description=xml, metadata=None)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("channel", "readable"), [("", False), (' Name=""', True), (' Name="DAPI"', True)])
+def test_an_own_uuid_without_file_name_needs_a_named_first_channel(channel: str, readable: bool,
+                                                                    tmp_path: Path) -> None:
+    """OMETiffReader reads the first TiffData's FileName when the first channel has no Name (an OMERO-export
+    check) and fails on a missing one: the engine declines exactly that, and agrees with Bio-Formats otherwise."""
+    path = _own_uuid_tiff(tmp_path / "set", channel)
+    theirs = extract_file(str(path), "bioformats")
+    assert (theirs.status == "ok") is readable, theirs.error
+    assert (_claim(path) > 0) is readable
+    if readable:
+        ours = extract_file(str(path), "auto")
+        assert ours.engine.split(" ", 1)[0] == OmeEngine.name
+        assert normalise(ours.omexml or "") == normalise(theirs.omexml or "")
+
+
+def _mixed_set(folder: Path, rgb_first: bool, grey_channels: int = 1) -> list[Path]:
+    """Two images in two files, every file with the whole XML: a grey uint16 image (two planes a channel) and
+    an RGB uint8 one."""
+    grey = ('<Pixels ID="Pixels:{i}" DimensionOrder="XYZCT" Type="uint16" SizeX="8" SizeY="6" SizeZ="2" '
+            f'SizeC="{grey_channels}" SizeT="1">'
+            + "".join(f'<Channel ID="Channel:{{i}}:{c}" Name="g" SamplesPerPixel="1"/>' for c in range(grey_channels))
+            + "{td}</Pixels>")
+    rgb = ('<Pixels ID="Pixels:{i}" DimensionOrder="XYZCT" Type="uint8" SizeX="4" SizeY="3" SizeZ="1" SizeC="3" '
+           'SizeT="1"><Channel ID="Channel:{i}:0" Name="rgb" SamplesPerPixel="3"/>{td}</Pixels>')
+    kinds = ["rgb", "grey"] if rgb_first else ["grey", "rgb"]
+    names = [f"{kind}.ome.tif" for kind in kinds]
+    images = []
+    for i, kind in enumerate(kinds):
+        planes = [(z, c) for c in range(grey_channels) for z in range(2)] if kind == "grey" else [(0, 0)]
+        td = "".join(f'<TiffData FirstZ="{z}" FirstC="{c}" IFD="{n}" PlaneCount="1"><UUID FileName="{names[i]}">'
+                     f"{_uuid(i + 1)}</UUID></TiffData>" for n, (z, c) in enumerate(planes))
+        images.append(f'<Image ID="Image:{i}">{(rgb if kind == "rgb" else grey).format(i=i, td=td)}</Image>')
+    folder.mkdir()
+    paths = []
+    for i, kind in enumerate(kinds):
+        xml = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}" UUID="{_uuid(i + 1)}">{"".join(images)}'
+               "</OME>")
+        data = np.zeros((2 * grey_channels, 6, 8), np.uint16) if kind == "grey" else np.zeros((3, 4, 3), np.uint8)
+        tifffile.imwrite(folder / names[i], data, description=xml, metadata=None,
+                         photometric="rgb" if kind == "rgb" else "minisblack")
+        paths.append(folder / names[i])
+    return paths
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("rgb_first", "grey_channels", "expected"), [
+    (False, 1, ("uint8", 3)), (True, 1, ("uint16", 3)), (False, 2, ("uint8", 6))])
+def test_a_file_of_another_image_reports_image_0_as_its_own_ifd(rgb_first: bool, grey_channels: int,
+                                                                 expected: tuple[str, int], tmp_path: Path) -> None:
+    """OMETiffReader takes image 0's type, and its samples per pixel when its Channel disagrees, from the
+    opened file's first IFD: the file of image 1 reports image 0 as an RGB uint8 image (SizeC 1 -> 3, or 2
+    channels -> 6, "adjusted", which carries on to image 1), or as three grey uint16 channels; the engine
+    writes what live Bio-Formats writes."""
+    paths = _mixed_set(tmp_path / "mixed", rgb_first, grey_channels)
+    for path in paths:
+        theirs = extract_file(str(path), "bioformats")
+        ours = extract_file(str(path), "auto")
+        assert ours.engine.split(" ", 1)[0] == OmeEngine.name, ours.error
+        assert normalise(ours.omexml or "") == normalise(theirs.omexml or ""), path.name
+    other = key_fields(extract_file(str(paths[1]), "auto").omexml or "")["images"][0]["pixels"]
+    assert (other["type"], other["size_c"]) == expected

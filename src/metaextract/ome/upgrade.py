@@ -20,7 +20,9 @@ Rules reproduced, 2010-06 and later (2010-06, 2011-06, 2012-06, 2013-06, 2015-01
   than 0 (``0.0``, text, exponents are dropped);
 * an ``XMLAnnotation`` (a modulo annotation) is carried over, the elements in its ``Value`` moved to the
   2016-06 namespace when they are in the document's OME namespace (``<Modulo namespace="…">``, as the
-  spec writes it); any other namespace there is declined;
+  spec writes it), or copied with the namespace declarations the chain's ``xsl:copy`` steps pile on them
+  when they are in the Additions namespace (``<Modulo xmlns="…/Additions/2011-09">``); any other namespace
+  there is declined;
 * up to 2011-06: ``AcquiredDate`` becomes ``AcquisitionDate``;
 * up to 2015-01: ``LightSource`` with one ``Laser``/``Arc``/``Filament``/``LightEmittingDiode``/
   ``GenericExcitationSource`` child becomes that element, carrying the attributes of both and the
@@ -33,7 +35,8 @@ Rules reproduced, 2010-06 and later (2010-06, 2011-06, 2012-06, 2013-06, 2015-01
 ``FirstZ/C/T``, ``NumPlanes``, which becomes ``PlaneCount``); the root without a ``UUID``.
 
 Declined (:class:`Unproven`; the file is left to Bio-Formats): the 2003-FC, 2006-LO, 2007-06, 2008-09,
-2009-09 and 2010-04 schemas; in every version screens, plates, wells, ROIs, datasets, projects,
+2009-09 and 2010-04 schemas; in every version screens, ROIs, plates before 2012-06 (and a WellSample's
+``AnnotationRef``, an SPW prefix not declared on the root), datasets, projects,
 experimenters, groups, experiments, OTFs, ``BinData`` outside ``Pixels``, annotations the steps move
 (on ``Pixels``), and
 any element or namespace not listed here; in 2008-02 anything beyond the form above (logical
@@ -70,6 +73,12 @@ _OME_ELEMENTS = frozenset({
     "ListAnnotation", "CommentAnnotation", "TagAnnotation", "LongAnnotation", "DoubleAnnotation",
     "BooleanAnnotation", "TermAnnotation", "Value", "XMLAnnotation",
 })
+#: plates: from 2012-06 on the stylesheets only move ``SPW`` elements to the next namespace (2013-06 to
+#: 2015-01 also strips a WellSample's AnnotationRef, declined here); the WellSample's ``ImageRef`` is an
+#: OME element (live Bio-Formats on generated variants, ``tests/test_differential_ome.py``); the SPW prefix
+#: must be the root's (declared on the Plate, Bio-Formats drops the plate: ``tests/test_engines_ome_upgrade.py``)
+_PLATE_VERSIONS = frozenset({"2012-06", "2013-06", "2015-01"})
+_PLATE_ELEMENTS = frozenset({"Plate", "Well", "WellSample"})
 _XSI_LOCATION = "{http://www.w3.org/2001/XMLSchema-instance}schemaLocation"
 _MAX_ELEMENTS = 1 << 20
 _XPATH_NUMBER = re.compile(r"\s*-?(?:\d+(?:\.\d*)?|\.\d+)\s*")
@@ -139,12 +148,71 @@ class _Budget:
             raise Unproven("too many elements")
 
 
+#: the Additions namespace of the spec's modulo annotations (the one foreign namespace proven)
+ADDITIONS = _SCHEMAS + "Additions/2011-09"
+_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+#: the step after each version: its stylesheet's root declares the Bin, SA, ROI and SPW prefixes in it …
+_NEXT = {"2010-06": "2011-06", "2011-06": "2012-06", "2012-06": "2013-06", "2013-06": "2015-01"}
+#: … and the OME prefix comes from the step after that one's root (2010-06's from 2012-06's)
+_OME_PREFIX = {"2010-06": "2012-06", "2011-06": "2012-06", "2012-06": "2013-06", "2013-06": "2015-01"}
+_PREFIXED = {"SA": "SA", "Bin": "BinaryFile", "ROI": "ROI", "SPW": "SPW"}
+
+
+def _foreign_nsmap(el: Any, version: str) -> dict[str | None, str]:
+    """The namespace declarations a foreign (Additions) element in an ``XMLAnnotation``'s ``Value`` carries
+    out of the stylesheet chain: each step's ``xsl:copy`` copies every namespace in scope, and a prefix keeps
+    the first binding it got. So the element keeps its own default, the document's OME namespace as ``ome``,
+    the document's own ``SA``/``Bin``/``ROI``/``SPW`` prefixes, and gains the next steps' ones it lacked
+    (``xsi`` is the output root's). Live Bio-Formats 7.3.1, every version from 2010-06 to 2015-01, with none,
+    some or all of those prefixes declared on the root; anything else in scope is declined."""
+    root = el.getroottree().getroot()
+    old_ome = _SCHEMAS + "OME/" + version
+    if root.nsmap.get(None) != old_ome or el.nsmap.get(None) != ADDITIONS:
+        raise Unproven("a foreign element in an XMLAnnotation outside the proven namespaces")
+    inherited = {p: u for p, u in el.nsmap.items() if p is not None}
+    if inherited != {p: u for p, u in root.nsmap.items() if p is not None}:
+        raise Unproven("namespaces declared between the root and an XMLAnnotation's content")
+    out: dict[str | None, str] = {None: ADDITIONS, "ome": old_ome}
+    for prefix, uri in inherited.items():
+        if prefix == "xsi" and uri == _XSI:
+            continue
+        if prefix not in _PREFIXED or uri != f"{_SCHEMAS}{_PREFIXED[prefix]}/{version}":
+            raise Unproven(f"namespace prefix {prefix} in scope of an XMLAnnotation's content")
+        out[prefix] = uri
+    if version in _NEXT:
+        for prefix, kind in _PREFIXED.items():
+            out.setdefault(prefix, f"{_SCHEMAS}{kind}/{_NEXT[version]}")
+        out["OME"] = f"{_SCHEMAS}OME/{_OME_PREFIX[version]}"
+    return out
+
+
+def _foreign(el: Any, nsmap: dict[str | None, str], budget: _Budget) -> Any:
+    """A copy of the Additions element ``el`` and its descendants (all in that namespace, no prefixes of their
+    own) under the declarations ``nsmap``."""
+    budget.spend()
+    parent = el.getparent()
+    nested = parent is not None and parent.tag.startswith("{" + ADDITIONS + "}")
+    if etree.QName(el).namespace != ADDITIONS or el.prefix is not None or (nested and el.nsmap != parent.nsmap):
+        raise Unproven(f"an element of another namespace in an XMLAnnotation: {el.tag}")
+    out = etree.Element(el.tag, _plain_attrs(el), nsmap=nsmap)
+    out.text, out.tail = el.text, el.tail
+    for child in el:
+        if not isinstance(child.tag, str):
+            continue  # comments are dropped, as everywhere
+        out.append(_foreign(child, nsmap, budget))
+    return out
+
+
 def _xml_value(el: Any, version: str, budget: _Budget) -> Any:
     """An element inside an ``XMLAnnotation``'s ``Value`` (a modulo annotation's ``Modulo``): in the
-    document's OME namespace it moves to the 2016-06 one, as the stylesheets move every OME element.
-    Elements of other namespaces are declined: the stylesheets copy them with every namespace declaration
-    in scope (live Bio-Formats on generated variants), which is not reproduced."""
+    document's OME namespace it moves to the 2016-06 one, as the stylesheets move every OME element; in the
+    Additions namespace it is copied with the declarations the chain gives it (:func:`_foreign_nsmap`).
+    Elements of other namespaces are declined."""
     old = "{" + _SCHEMAS + "OME/" + version + "}"
+    if isinstance(el.tag, str) and el.tag.startswith("{" + ADDITIONS + "}"):
+        out = _foreign(el, _foreign_nsmap(el, version), budget)
+        out.tail = el.tail
+        return out
     out = copy.copy(el)
     for node in out.iter():
         budget.spend()
@@ -165,10 +233,21 @@ def _modern(el: Any, version: str, budget: _Budget, parent_local: str) -> Any:
     if kind == "BinaryFile":
         if local != "BinData" or parent_local != "Pixels":
             raise Unproven(f"{kind}:{local} (only a Pixels' BinData is read from that namespace)")
+    elif kind == "SPW":
+        if version not in _PLATE_VERSIONS or local not in _PLATE_ELEMENTS:
+            raise Unproven(f"{kind}:{local} in {version} (that namespace is read for plates from 2012-06 on)")
+        if el.prefix is None or el.getroottree().getroot().nsmap.get(el.prefix) != etree.QName(el).namespace:
+            # live Bio-Formats 7.3.1 dropped a plate whose Plate element declared its own SPW prefix
+            raise Unproven("an SPW namespace not declared on the root")
     elif kind not in ("OME", "SA"):
         raise Unproven(f"{kind}:{local} (that namespace is not read here)")
+    elif local == "ImageRef":
+        if parent_local != "WellSample":
+            raise Unproven("an ImageRef outside a WellSample")
     elif local not in _OME_ELEMENTS:
         raise Unproven(f"element {local}")
+    if local == "AnnotationRef" and parent_local == "WellSample":
+        raise Unproven("an AnnotationRef in a WellSample (stripped from 2015-01 on)")
     if local == "AnnotationRef" and parent_local == "Pixels":
         raise Unproven("an AnnotationRef in Pixels (moved to the Image from 2015-01 on)")
     attrs = _plain_attrs(el)

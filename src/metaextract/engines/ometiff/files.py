@@ -17,9 +17,13 @@ parsed tree, driven by the OME 2016-06 schema that ``ome-types`` ships:
   ``Length="0"`` (the first one's ``BigEndian`` is the reader's byte order: the ``Pixels``
   ``BigEndian``, else the first ``BinData``'s, else false; with no ``BinData`` in the file at all
   Bio-Formats says big-endian);
-* OME-TIFF: byte order, bits and samples per pixel come from the first IFD of the TIFF that was opened
-  (for a ``.companion.ome``, of the file the first image's first ``TiffData`` names); its description
-  is first sanitised as ``XMLTools.sanitizeXML`` does (the ``&`` of every ``&#`` becomes a space);
+* OME-TIFF: the byte order of every image, and image 0's pixel type where it differs, come from the first
+  IFD of the TIFF that was opened (for a ``.companion.ome``, of the file the first image's first ``TiffData``
+  names), so a file of a set that holds only another image's planes reports image 0 in that image's type;
+  samples per pixel come from each image's ``Channel``, except where the reader "adjusts" them to that IFD
+  (image 0 disagreeing with it, and the image after an adjusted one of several channels): SizeC is then
+  recounted as the reader does (``_adjusted_core``); the description is first sanitised as
+  ``XMLTools.sanitizeXML`` does (the ``&`` of every ``&#`` becomes a space);
 * text as the printer (``XMLTools.indentXML``) leaves it: every text between two tags cut with Java's
   ``String.trim()`` (mixed text in an XMLAnnotation's Value too: "a <b>space</b>" is printed
   "a<b>space</b>"), a carriage return printed as a line end, and a line end, carriage return or tab in
@@ -53,10 +57,13 @@ the document's own and no other file is used (the spec samples name the file the
 What it cannot prove, it declines (``claim`` returns 0 and Bio-Formats reads the file): documents
 of other schema versions or with constructs the upgrade has not proven, documents that are not valid
 against the 2016-06 schema, sets with a missing or disagreeing file, a UUID without ``FileName`` that
-is not the document's own, ``TiffData`` without ``PlaneCount`` beside others, planes mapped twice or
-beyond the dimensions (Bio-Formats guesses 1-based indexes), a metadata file that is ``BinaryOnly``
-itself, Micro-Manager/ImageJ OME-TIFFs (other readers), pyramids, TIFFs whose IFDs do not match the
-XML, and images whose ID changes while something refers to it.
+is not the document's own (or is an image's first, beside a first Channel without a Name: Bio-Formats
+fails), ``TiffData`` without ``PlaneCount`` beside others, planes mapped twice or beyond the dimensions
+(Bio-Formats guesses 1-based indexes), a metadata file that is ``BinaryOnly`` itself, an adjusted
+image in a single file (the reader recounts its planes from the TIFF), several channels without
+``SamplesPerPixel``,
+Micro-Manager/ImageJ OME-TIFFs (other readers), pyramids, TIFFs whose IFDs do not match the XML, and
+images whose ID changes while something refers to it.
 Embedded XML with a DTD or entities is refused outright.
 
 Key fields (``metaextract.ome.key_fields``) agree with Bio-Formats on every claimed corpus file; the
@@ -107,6 +114,7 @@ BITS = {"int8": 8, "uint8": 8, "int16": 16, "uint16": 16, "int32": 32, "uint32":
          "double": 64}
 DTYPES = {"int8": "int8", "uint8": "uint8", "int16": "int16", "uint16": "uint16", "int32": "int32",
            "uint32": "uint32", "float": "float32", "double": "float64"}
+_TYPE_OF_DTYPE = {dtype: typ for typ, dtype in DTYPES.items()}
 
 
 class Decline(Exception):
@@ -305,6 +313,8 @@ class Core:
     big_endian: bool
     bits: int
     samples: int = 1
+    pixel_type: str | None = None  #: the type the reader reports when it is not the Pixels' own
+    size_c: int | None = None  #: the SizeC the reader reports when it is not the Pixels' own
 
 
 def _sub(parent: Any, name: str, before: tuple[str, ...] = ()) -> Any:
@@ -337,6 +347,10 @@ def populate(root: Any, cores: list[Core]) -> None:
         pixels.set("BigEndian", "true" if core.big_endian else "false")
         pixels.set("Interleaved", "false")
         pixels.set("SignificantBits", str(core.bits))
+        if core.pixel_type is not None:
+            pixels.set("Type", core.pixel_type)
+        if core.size_c is not None:
+            pixels.set("SizeC", str(core.size_c))
         bins = pixels.findall(_Q + "BinData")
         if bins:
             bins[0].set("BigEndian", "true" if core.big_endian else "false")
@@ -747,30 +761,95 @@ class _Set:
         name = uuid.get("FileName")
         if name is None:
             # Bio-Formats takes a UUID without a file name to be the opened file only when it is the
-            # document's own UUID; anything else it would have to search for
-            if self.current is None or value != (self.root_uuid or value):
+            # document's own UUID (anything else it would have to search for), and only while no file
+            # named "null" is in the folder (it looks for the name as a string)
+            if self.current is None or value != (self.root_uuid or value) \
+                    or os.path.lexists(os.path.join(self.folder, "null")):
                 raise Decline("a UUID without a FileName that is not this file's")
-            target = self.current
+            target: str | None = self.current
         else:
-            found = _sibling(self.folder, name)
-            if found is None:
-                # Bio-Formats maps a FileName that is not in the folder to the opened file when the UUID
-                # is the document's own (the spec samples name the file they were renamed from)
-                if self.current is None or value != (self.root_uuid or value):
-                    raise Decline(f"file {name!r} of the set is missing")
-                self.renamed = True
-                found = self.current
-            target = found
+            target = _sibling(self.folder, name)
+        if target is None:
+            # Bio-Formats maps a FileName that is not in the folder to the opened file when the UUID
+            # is the document's own (the spec samples name the file they were renamed from)
+            if self.current is None or value != (self.root_uuid or value):
+                raise Decline(f"file {name!r} of the set is missing")
+            self.renamed = True
+            target = self.current
         if self.files.setdefault(value, target) != target:
             raise Decline("one UUID names two files")  # Bio-Formats: "Inconsistent UUID filenames"
         self.used.add(target)
         return target
 
 
+def _reader_samples(index: int, channels: list[Any], first: _Tiff, carried: bool) -> tuple[int, bool]:
+    """The samples per pixel ``OMETiffReader`` takes for image ``index`` and whether it "adjusted" them (which
+    it carries on to the next image): the first Channel's ``SamplesPerPixel``, unless the previous image was
+    adjusted, or image 0 disagrees with the opened TIFF's first IFD, or the attribute is absent; then the
+    TIFF's, adjusted only while the image has several channels."""
+    tiff = first.shapes[0][2]
+    written = channels[0].get("SamplesPerPixel") if channels else None
+    spp = int(written) if written is not None else -1
+    if any(channel.get("SamplesPerPixel") not in (None, written) for channel in channels):
+        raise Decline("channels of one image differ in SamplesPerPixel")
+    if spp < 0 and len(channels) > 1:
+        raise Decline("several channels without SamplesPerPixel")  # not drawn by the differential test
+    if carried or (spp != tiff and (index == 0 or spp < 0)):
+        return tiff, len(channels) > 1
+    return spp, False
+
+
+def _adjusted_core(index: int, pixels: Any, where: _Set, first: _Tiff, samples: int, adjusted: bool) -> Core:
+    """An image whose samples per pixel the reader took from the opened TIFF against its Channel (a file of
+    a set holding an RGB image's planes while image 0 is grey, or the reverse, and the images after an
+    adjusted one): ``OMETiffReader`` keeps SizeC as the effective channel count when it adjusted (else
+    divides it by the samples), multiplies SizeC by the samples when it adjusted, when SizeC is 1 or when
+    neither divides the other, takes the TIFF's type for image 0 and adjusted images, and maps the planes
+    over that many channels; the planes it cannot find it only warns about in a set of several files (one
+    file: it recounts the planes from the TIFF, declined by the caller)."""
+    size = {d: int(pixels.get(f"Size{d}", "0")) for d in "XYZCT"}
+    order = pixels.get("DimensionOrder", "")
+    effective = size["C"] if adjusted else size["C"] // samples or 1
+    if effective * samples != size["C"]:
+        effective = size["C"]
+    size_c = size["C"]
+    if (samples != size_c and samples % size_c and size_c % samples) or size_c == 1 or adjusted:
+        size_c *= samples
+    if size_c != effective * samples or sorted(order[2:]) != ["C", "T", "Z"]:
+        raise Decline("an adjusted image whose channels do not add up")
+    sizes = {"Z": size["Z"], "C": effective, "T": size["T"]}
+    num = sizes["Z"] * sizes["C"] * sizes["T"]
+    for td in pixels.findall(_Q + "TiffData"):
+        at = {d: int(td.get(f"First{d}", "0")) for d in "ZCT"}
+        if any(at[d] >= sizes[d] for d in "ZCT") or td.get("PlaneCount") is None:
+            raise Decline("an adjusted image with TiffData beyond its planes")
+        where.resolve(td)
+        if _plane_index(order, sizes, at) + int(td.get("PlaneCount", "0")) > num:
+            raise Decline("an adjusted image with TiffData beyond its planes")
+    typ = pixels.get("Type", "")
+    reported = typ
+    if index == 0 or adjusted:
+        reported = _TYPE_OF_DTYPE.get(str(first.shapes[0][4]), "")
+    if reported not in BITS or typ not in BITS:
+        raise Decline("a pixel type that is not an OME one")
+    sig = pixels.get("SignificantBits")
+    bits = int(sig) if sig is not None else BITS[reported]
+    if bits < 1:
+        raise Decline("SignificantBits not positive")
+    return Core(big_endian=first.big_endian, bits=bits, samples=samples,
+                pixel_type=reported if reported != typ else None,
+                size_c=size_c if size_c != size["C"] else None)
+
+
 def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
     """The core metadata Bio-Formats' ``OMETiffReader`` derives, after checking that every plane of every
-    image is one IFD of a present file, each IFD once, all of the Pixels' shape."""
+    image is one IFD of a present file, each IFD once, all of the Pixels' shape.
+
+    The reader takes byte order from the first IFD of the opened TIFF (the companion's first TIFF) for
+    every image, and that IFD's pixel type for image 0 when the two differ: so a file of a set that holds
+    another image's planes reports image 0 in its own type (live, on differential variants)."""
     cores = []
+    adjusted = carried = False
     for index, image in enumerate(root.findall(_Q + "Image")):
         pixels = image.find(_Q + "Pixels")
         if pixels is None or pixels.find(_Q + "BinData") is not None or pixels.find(_Q + "MetadataOnly") is not None:
@@ -783,20 +862,26 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
             raise Decline(f"pixel type {typ}")
         size = {d: int(pixels.get(f"Size{d}", "0")) for d in "XYZCT"}
         order = pixels.get("DimensionOrder", "")
-        samples = first.shapes[0][2]
-        if size["C"] % samples:
-            raise Decline("channels do not divide by samples")
         channels = pixels.findall(_Q + "Channel")
-        for channel in channels:
-            if channel.get("SamplesPerPixel") not in (None, str(samples)):
-                raise Decline("Channel SamplesPerPixel differs from the TIFF")
-            if samples > 1 and len(channels) > 1 and channel.get("SamplesPerPixel") is None:
-                raise Decline("RGB channels without SamplesPerPixel")  # Bio-Formats then reads C unsplit
+        uuid = tds[0].find(_Q + "UUID")
+        if uuid is not None and uuid.get("FileName") is None and channels and channels[0].get("Name") is None:
+            # OMETiffReader's OMERO-export check reads the first TiffData's FileName when the first channel
+            # has no name, and fails on a null one ("Incomplete Pixels metadata", live on differential variants)
+            raise Decline("a first TiffData's UUID without a FileName beside an unnamed first Channel")
+        samples, carried = _reader_samples(index, channels, first, carried)
+        own = channels[0].get("SamplesPerPixel") if channels else None
+        if carried or (own is not None and int(own) != samples):
+            cores.append(_adjusted_core(index, pixels, where, first, samples, carried))
+            adjusted = True
+            continue
+        if size["C"] % samples or size["C"] == 1 < samples:
+            raise Decline("channels do not divide by samples")
         sizes = {"Z": size["Z"], "C": size["C"] // samples, "T": size["T"]}
         num = sizes["Z"] * sizes["C"] * sizes["T"]
         if num < 1 or sorted(order[2:]) != ["C", "T", "Z"]:
             raise Decline("dimensions")
         planes: dict[int, tuple[str, int]] = {}
+        planar: set[int] = set()
         for td in tds:
             at = {d: int(td.get(f"First{d}", "0")) for d in "ZCT"}
             if any(at[d] >= sizes[d] for d in "ZCT"):
@@ -812,7 +897,9 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
                 count = num - start  # Bio-Formats fills down to the last plane
             else:
                 raise Decline("TiffData without PlaneCount among others")
-            shapes = first.shapes if target == where.current else _read_tiff(target).shapes
+            tiff = first if target == where.current else _read_tiff(target)
+            shapes = tiff.shapes
+            planar.add(tiff.planar)
             if ifd < 0 or ifd + count > len(shapes) or start + count > num:
                 raise Decline("TiffData beyond the IFDs or the planes")
             for q in range(count):
@@ -826,20 +913,26 @@ def _tiff_cores(root: Any, where: _Set, first: _Tiff) -> list[Core]:
                     raise Decline("samples or bits per sample differ")
         if len(planes) != num:
             raise Decline("planes mapped do not cover the image exactly")
-        if index == 0 and (first.shapes[0][4] != DTYPES[typ] or first.shapes[0][:2] != (size["X"], size["Y"])):
-            raise Decline("the first IFD and the first image disagree")
+        reported = typ
+        if index == 0 and first.shapes[0][4] != DTYPES[typ]:
+            reported = _TYPE_OF_DTYPE.get(str(first.shapes[0][4]), "")
+            if reported not in BITS or first.shapes[0][2] != samples:
+                raise Decline("the first IFD's type is not an OME pixel type")
         # Bio-Formats' OME-TIFF reader keeps the Pixels' SignificantBits as written, whatever the type
         # (live, on differential variants: 1 to 64 bits of integer and floating types, fewer or more bits
         # than the type holds)
         sig = pixels.get("SignificantBits")
-        bits = int(sig) if sig is not None else BITS[typ]
+        bits = int(sig) if sig is not None else BITS[reported]
         if bits < 1:
             raise Decline("SignificantBits not positive")
-        if samples > 1 and first.planar != 1:
+        if samples > 1 and planar != {1}:
             raise Decline("planar RGB")
-        cores.append(Core(big_endian=first.big_endian, bits=bits, samples=samples))
+        cores.append(Core(big_endian=first.big_endian, bits=bits, samples=samples,
+                          pixel_type=reported if reported != typ else None))
     if not cores:
         raise Decline("no image")
+    if adjusted and len(where.files) < 2:
+        raise Decline("an adjusted image in a single file")  # the reader recounts its planes from the TIFF
     if where.renamed and len(where.used) > 1:
         raise Decline("a FileName not in the folder in a set of several files")
     for used in where.used:
