@@ -88,6 +88,19 @@ def test_ndtiff_stack_equals_the_reference(rel: str, corpus: Path, reference: Pa
         assert f'SizeT="{len(tf.pages)}"' in xml
 
 
+def test_ndtiff_stack_is_native_in_the_extraction_sandbox_too(corpus: Path, reference: Path) -> None:
+    """In an extraction process the file's folder is all it may read (Landlock): the parent folder, where
+    the engine looks for files Bio-Formats could group the stack with, cannot be listed, and Bio-Formats,
+    fenced alike, could not group with anything there either, so the stack is still answered natively."""
+    from metaextract import extract_many
+
+    rel = NDTIFF[0]
+    path = corpus / rel
+    (result,) = extract_many([str(path)], workers=1, engine="auto")
+    assert (result.engine.split(" ", 1)[0], result.status) == (NAME, "ok"), result.error
+    assert normalise(result.omexml or "") == normalise((reference / f"{rel}.xml").read_text("utf-8"))
+
+
 @pytest.mark.parametrize("rel", DECLINED)
 def test_sidecars_are_declined(rel: str, corpus: Path, mm: MicromanagerEngine) -> None:
     assert _claim(mm, corpus / rel) == 0

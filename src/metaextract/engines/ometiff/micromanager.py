@@ -338,9 +338,12 @@ def _siblings_ok(path: str) -> bool:
     folder = os.path.dirname(os.path.abspath(path))
     try:
         names = [entry.name.lower() for entry in os.scandir(folder)]
-        parent = [entry.name.lower() for entry in os.scandir(os.path.dirname(folder))]
     except OSError:
         return False
+    try:
+        parent = [entry.name.lower() for entry in os.scandir(os.path.dirname(folder))]
+    except OSError:  # outside the registered folder, in the extraction sandbox: Bio-Formats, fenced alike,
+        parent = []  # cannot group the stack with anything there either (as the TIFF engines' Listings)
     if "ndtiff.index" not in names:
         return False
     for name in names:
