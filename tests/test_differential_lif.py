@@ -6,10 +6,11 @@ the tree or repeated (several images in one file, more or fewer than the memory 
 (Latin-1 and beyond), stage positions and the flip/swap flags, dimension lengths, origins and element
 counts, a time dimension added (Z/T), time stamps, LUT names (channel colours and emission filters), dye
 names, detectors switched on and off, the pinhole, the objective and the lens, the laser lines of the
-attachment, descriptions and user comments, ROIs, bit resolution, pixel depth and dimension units, sequential scans
-(a master and one to three sequences with their own laser intensities, switched-off lines, detectors,
-dye names and stage positions; drawn from a random stream of their own) - and the memory blocks are kept
-as they are.
+attachment, descriptions and user comments, ROIs, bit resolution, pixel depth and dimension units,
+sequential scans (a master and one to three sequences with their own laser intensities, switched-off
+lines, line slots (``Qualifier``, ``LineIndex``), detectors, dye names, stage positions, flip flags,
+pinholes and objectives; drawn from a random stream of their own) - and the memory blocks are kept as
+they are.
 Every variant the lif engine claims must give Bio-Formats' whole document (after normalisation), and
 ``auto`` must then answer with the lif engine; every variant it declines goes to Bio-Formats in ``auto``
 and is counted. The expected documents are what the JVM says for the same bytes; nothing is copied from
@@ -178,6 +179,10 @@ def _edit_sequential(rng: random.Random, root: Any, edits: list[str]) -> None:
                 line.set("IntensityDev", "0")
             for line in rng.sample(lines, rng.choice((0, 1, 1, 1, 2))):
                 line.set("IntensityDev", rng.choice(("12.5", "0.499851128208343", "49.9952060174489", "100")))
+            for line in lines if rng.random() < 0.3 else []:  # slots moved: LineIndex + 2 - Qualifier / 10
+                line.set("Qualifier", rng.choice(("10", "20", "0", "", "35")))
+                if rng.random() < 0.3:
+                    line.set("LineIndex", rng.choice(("0", "1", "3")))
             for line in lines if rng.random() < 0.2 else []:
                 if rng.random() < 0.3:
                     line.set("LaserLine", "0")
@@ -187,6 +192,11 @@ def _edit_sequential(rng: random.Random, root: Any, edits: list[str]) -> None:
                 band.set("DyeName", rng.choice(DYES))
             if rng.random() < 0.3:
                 sequence.set("StagePosX", rng.choice(("0.00321", "-0.25")))
+            if rng.random() < 0.3:  # the last setting's flags count, the last given pinhole and objective
+                for flag in ("FlipX", "FlipY", "SwapXY"):
+                    sequence.set(flag, rng.choice(("0", "1")))
+            for name in ("Pinhole", "ObjectiveName") if rng.random() < 0.3 else []:
+                sequence.set(name, rng.choice(("", " ", sequence.get(name, ""))))
             sequences.append(sequence)
 
 

@@ -35,7 +35,7 @@ corpus does not show, against live Bio-Formats 7.3.1 on generated variants, test
   1 and then negated per axis when ``FlipX``/``FlipY`` is 1;
 * channel names are the active detectors' ``MultiBand`` dye names over the settings, each name once (a
   detector without a band, or of a kept master, adds a blank one every time), the last C of them aligned
-  to the channels; pinhole and objective are the last setting's;
+  to the channels; the flip flags are the last setting's, the pinhole and objective the last given ones;
 * the sequences' laser lines (``AotfList``; the attachment's and masters' do not count) give one Laser
   per non-zero wavelength (by slot ``LineIndex + 2 - Qualifier / 10``) and, per line in use (intensity
   ``100 - IntensityDev`` below 100), the next channel's ExcitationWavelength and LightSourceSettings
@@ -52,12 +52,11 @@ corpus does not show, against live Bio-Formats 7.3.1 on generated variants, test
 
 It claims a file only when every image is of that understood kind: a confocal image (one
 ``HardwareSetting`` attachment holding one ``ATLConfocalSettingDefinition``, or that one followed by a
-sequential block, all with a stage position and the same 0/1 flip flags, a pinhole and an objective in
-all or none), dimensions X/Y/Z/T only (no tiles/mosaic, no lambda or other extra dimension),
-8- or 16-bit gray pixels, a LAS AF 3.1+ ``TimeStampList``, no laser settings outside the
-attachment and the sequential block, laser intensities within 0-100 %, no
-old-style ``FilterSettingRecord``/``ScannerSettingRecord`` (objective magnification, exposure times,
-z steps, detectors), no ROIs, no processing history, no nested images, memory blocks
+sequential block, all with a stage position and 0/1 flip flags), dimensions X/Y/Z/T only (no
+tiles/mosaic, no lambda or other extra dimension), 8- or 16-bit gray pixels, a LAS AF 3.1+
+``TimeStampList``, no laser settings outside the attachment and the sequential block, laser intensities
+within 0-100 %, no old-style ``FilterSettingRecord``/``ScannerSettingRecord`` (objective
+magnification, exposure times, z steps, detectors), no ROIs, no processing history, no nested images, memory blocks
 Bio-Formats can assign to the images. The XML is read as Bio-Formats reads it (UTF-16 bytes as ISO-8859-1,
 sanitised), so characters beyond Latin-1 come out mangled as they do there. Such files it answers whole,
 in ``auto`` too.
@@ -420,12 +419,9 @@ def _settings(image: etree._Element, hardware: etree._Element) -> list[etree._El
                 block is None or \
                 block.tag != "LDM_Block_Sequential" or block.getparent() is not hardware:
             raise Declined(f"{len(settings)} confocal settings outside a sequential list")
-    for name in ("FlipX", "FlipY", "SwapXY"):  # which setting's flags count is not checked
-        if len({_text(s, name) for s in settings}) > 1:
-            raise Declined(f"sequential settings that differ in {name}")
-    for name in ("Pinhole", "ObjectiveName"):  # the last one counts; an empty one among them is not checked
-        if len({bool(_text(s, name)) for s in settings}) > 1:
-            raise Declined(f"sequential settings where only some have a {name}")
+    for setting in settings:  # the last one's flags count; the others are only checked to be flags
+        for name in ("FlipX", "FlipY", "SwapXY"):
+            _flag(setting, name)
     return settings
 
 
@@ -442,9 +438,10 @@ def _confocal(image: etree._Element, size_c: int) -> Confocal:
     stages = [(_float(s.get("StagePosX"), "StagePosX"), _float(s.get("StagePosY"), "StagePosY")) for s in settings]
     setting = settings[-1]
     pinhole = None
-    if _text(setting, "Pinhole"):
-        pinhole = _float(setting.get("Pinhole"), "Pinhole") * METRE_TO_MICRON
-    objective = _text(setting, "ObjectiveName") or None
+    for holder in settings:  # the last given one counts
+        if _text(holder, "Pinhole"):
+            pinhole = _float(holder.get("Pinhole"), "Pinhole") * METRE_TO_MICRON
+    objective = next((_text(h, "ObjectiveName") for h in reversed(settings) if _text(h, "ObjectiveName")), None)
     flags = (_flag(setting, "FlipX"), _flag(setting, "FlipY"), _flag(setting, "SwapXY"))
     lasers, intensities = _laser_lines(image)
     light = _light(lasers, intensities, _active(settings), size_c)
