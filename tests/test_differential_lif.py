@@ -6,8 +6,11 @@ the tree or repeated (several images in one file, more or fewer than the memory 
 (Latin-1 and beyond), stage positions and the flip/swap flags, dimension lengths, origins and element
 counts, a time dimension added (Z/T), time stamps, LUT names (channel colours and emission filters), dye
 names, detectors switched on and off, the pinhole, the objective and the lens, the laser lines of the
-attachment, descriptions and user comments, ROIs, bit resolution, pixel depth and dimension units - and
-the memory blocks are kept as they are.
+attachment, descriptions and user comments, ROIs, bit resolution, pixel depth and dimension units,
+sequential scans (a master and one to three sequences with their own laser intensities, switched-off
+lines, line slots (``Qualifier``, ``LineIndex``), detectors, dye names, stage positions, flip flags,
+pinholes and objectives; drawn from a random stream of their own) - and the memory blocks are kept as
+they are.
 Every variant the lif engine claims must give Bio-Formats' whole document (after normalisation), and
 ``auto`` must then answer with the lif engine; every variant it declines goes to Bio-Formats in ``auto``
 and is counted. The expected documents are what the JVM says for the same bytes; nothing is copied from
@@ -55,7 +58,7 @@ def _images(root: Any) -> list[Any]:
 EDITS = {"drop": 0.3, "repeat": 0.2, "names": 0.4, "flags": 0.4, "stage": 0.4, "length": 0.4, "origin": 0.3,
          "elements": 0.2, "time": 0.15, "stamps": 0.3, "lut": 0.5, "dye": 0.3, "detector on": 0.15,
          "detector off": 0.15, "pinhole": 0.4, "objective": 0.4, "lens": 0.3, "laser": 0.3, "resolution": 0.2,
-         "depth": 0.15, "description": 0.25, "comment": 0.15, "unit": 0.15, "roi": 0.04}
+         "depth": 0.15, "description": 0.25, "comment": 0.15, "unit": 0.15, "roi": 0.04, "sequential": 0.4}
 
 
 def _edit_images(rng: random.Random, root: Any, edits: list[str]) -> None:
@@ -156,13 +159,58 @@ def _edit_settings(rng: random.Random, root: Any, edits: list[str]) -> None:
         line.set("LaserLine", rng.choice(("405", "488", "0")))
 
 
-def _edit(rng: random.Random, xml: str) -> tuple[str, list[str]]:
-    """``xml`` with a random set of edits, and their names."""
+def _edit_sequential(rng: random.Random, root: Any, edits: list[str]) -> None:
+    """Make some images sequential scans as LAS X writes them: the attachment's setting followed by an
+    ``LDM_Block_Sequential`` with a master and one setting per sequence, each with its own laser intensities
+    (none, one or two lines in use, lines switched off), detectors, dye names and sometimes stage position."""
+    if "sequential" not in edits:
+        return
+    for hardware in [a for a in root.iter("Attachment") if a.get("Name") == "HardwareSetting"]:
+        setting = hardware.find("ATLConfocalSettingDefinition")
+        if setting is None or rng.random() < 0.3:
+            continue
+        block = etree.SubElement(hardware, "LDM_Block_Sequential")
+        etree.SubElement(block, "LDM_Block_Sequential_Master").append(copy.deepcopy(setting))
+        sequences = etree.SubElement(block, "LDM_Block_Sequential_List")
+        for _ in range(rng.choice((1, 2, 2, 3))):
+            sequence = copy.deepcopy(setting)
+            lines = list(sequence.iter("LaserLineSetting"))
+            for line in lines:
+                line.set("IntensityDev", "0")
+            for line in rng.sample(lines, rng.choice((0, 1, 1, 1, 2))):
+                line.set("IntensityDev", rng.choice(("12.5", "0.499851128208343", "49.9952060174489", "100")))
+            for line in lines if rng.random() < 0.3 else []:  # slots moved: LineIndex + 2 - Qualifier / 10
+                line.set("Qualifier", rng.choice(("10", "20", "0", "", "35")))
+                if rng.random() < 0.3:
+                    line.set("LineIndex", rng.choice(("0", "1", "3")))
+            for line in lines if rng.random() < 0.2 else []:
+                if rng.random() < 0.3:
+                    line.set("LaserLine", "0")
+            for detector in sequence.iter("Detector") if rng.random() < 0.3 else []:
+                detector.set("IsActive", rng.choice(("0", "1")))
+            for band in sequence.iter("MultiBand") if rng.random() < 0.4 else []:
+                band.set("DyeName", rng.choice(DYES))
+            if rng.random() < 0.3:
+                sequence.set("StagePosX", rng.choice(("0.00321", "-0.25")))
+            if rng.random() < 0.3:  # the last setting's flags count, the last given pinhole and objective
+                for flag in ("FlipX", "FlipY", "SwapXY"):
+                    sequence.set(flag, rng.choice(("0", "1")))
+            for name in ("Pinhole", "ObjectiveName") if rng.random() < 0.3 else []:
+                sequence.set(name, rng.choice(("", " ", sequence.get(name, ""))))
+            sequences.append(sequence)
+
+
+def _edit(rng: random.Random, xml: str, sequential: random.Random) -> tuple[str, list[str]]:
+    """``xml`` with a random set of edits, and their names (the sequential scans drawn from a stream of
+    their own, so that the other edits stay those drawn before sequential scans were claimed)."""
     root = etree.fromstring(xml.encode("utf-8"))
-    edits = [kind for kind, p in EDITS.items() if rng.random() < p]
+    edits = [kind for kind, p in EDITS.items() if kind != "sequential" and rng.random() < p]
+    if sequential.random() < EDITS["sequential"]:
+        edits.append("sequential")
     _edit_images(rng, root, edits)
     _edit_dimensions(rng, root, edits)
     _edit_settings(rng, root, edits)
+    _edit_sequential(sequential, root, edits)
     return etree.tostring(root, encoding="unicode"), edits
 
 
@@ -170,12 +218,13 @@ def _edit(rng: random.Random, xml: str) -> tuple[str, list[str]]:
 def variants(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> list[tuple[Path, list[str]]]:
     folder = tmp_path_factory.mktemp("lif-variants")
     rng = random.Random(SEED)
+    sequential = random.Random(SEED + 1)
     sources = {name: _split(corpus / "lif" / name) for name in SOURCES}
     made = []
     for index in range(VARIANTS):
         source = rng.choice(SOURCES)
         xml, rest = sources[source]
-        edited, edits = _edit(rng, xml)
+        edited, edits = _edit(rng, xml, sequential)
         path = folder / f"v{index:03d}.lif"
         path.write_bytes(_build(edited, rest))
         made.append((path, [source[:8], *edits]))
@@ -207,6 +256,8 @@ def test_every_lif_claim_on_edited_files_gives_live_bioformats_whole_document(
         agreed.update(edits)
         counts["negative X/Y length agrees"] += "negative length" in edits
         counts["filters agree"] += "<EmissionFilterRef" in expected
+        counts["sequential scan agrees"] += "LDM_Block_Sequential" in _split(path)[0]
+        counts["light source settings agree"] += "<LightSourceSettings" in expected
         counts["unnamed channel agrees"] += any("<Channel " in line and " Name=" not in line
                                                 for line in expected.splitlines())
     # the comparison has teeth: most variants are claimed and agree whole, some are declined
@@ -215,5 +266,6 @@ def test_every_lif_claim_on_edited_files_gives_live_bioformats_whole_document(
     assert set(EDITS) - {"roi"} | {"stride clash"} <= set(agreed), (set(EDITS) - set(agreed), agreed)
     assert counts["negative X/Y length agrees"] and counts["filters agree"] and counts["unnamed channel agrees"], \
         counts
+    assert counts["sequential scan agrees"] >= 10 and counts["light source settings agree"] >= 5, counts
     print(f"\n{VARIANTS} variants: {dict(counts)}; edits among the agreeing: {dict(agreed)}; declined by the lif "
           f"engine ({len(declined)}):\n" + "\n".join(declined))

@@ -14,17 +14,19 @@ Bio-Formats 7.3.1 on crafted variants of these files and are pinned here without
 * the description is the ``ContextDescription`` attachment's content, trimmed; Bio-Formats blanks control
   characters and the ``&`` of character references before it parses the XML (``&#10;`` reads " #10;").
 
-Kinds whose mapping is not checked (tiles, extra dimensions, sequential settings, old LAS AF layouts,
+Kinds whose mapping is not checked (tiles, extra dimensions, old LAS AF layouts,
 widefield …) are declined, and ``extract`` on them raises ExtractionError with the reason.
 """
 
 from __future__ import annotations
 
+import copy
 import struct
 import time
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from metaextract.engines.base import ExtractionError, UnsupportedFormatError
 from metaextract.engines.lif import CLAIM, LifEngine, read_series
@@ -150,6 +152,41 @@ def test_a_description_reads_as_bioformats_sanitises_it(corpus: Path, tmp_path: 
     xml = LifEngine().extract(str(path))
     assert "<Description>two #10;lines   #10;  three</Description>" in xml
     assert xml.count("<Description>") == 3  # one for each image
+
+
+def _sequential(xml: str, intensities: list[dict[int, str]]) -> str:
+    """Every image made a sequential scan: a master and one sequence per entry of ``intensities`` (line
+    number -> ``IntensityDev``; the others 0, unused)."""
+    root = etree.fromstring(xml.encode("utf-8"))
+    for hardware in [a for a in root.iter("Attachment") if a.get("Name") == "HardwareSetting"]:
+        setting = hardware.find("ATLConfocalSettingDefinition")
+        block = etree.SubElement(hardware, "LDM_Block_Sequential")
+        etree.SubElement(block, "LDM_Block_Sequential_Master").append(copy.deepcopy(setting))
+        sequences = etree.SubElement(block, "LDM_Block_Sequential_List")
+        for lines in intensities:
+            sequence = copy.deepcopy(setting)
+            for n, line in enumerate(sequence.iter("LaserLineSetting")):
+                line.set("IntensityDev", lines.get(n, "0"))
+            sequences.append(sequence)
+    return etree.tostring(root, encoding="unicode")
+
+
+def test_a_sequential_scan_gives_lasers_and_keeps_every_other_master(corpus: Path, tmp_path: Path) -> None:
+    # as live Bio-Formats 7.3.1 gave it: each sequence's one line in use excites the next channel; of the
+    # three masters it prunes the 1st and 3rd only, so image 1 reads its master's detectors as blank names
+    xml, rest = _split(corpus / "lif" / CLAIMED[1])
+    path = tmp_path / "sequential.lif"
+    path.write_bytes(_build(_sequential(xml, [{0: "12.5"}, {1: "30"}]), rest))
+    engine = LifEngine()
+    assert engine.claim(str(path), read_head(path)) == CLAIM
+    document = engine.extract(str(path))
+    assert document.count("<Laser ") == 3 * 8  # one per line of the sequences, in every image
+    assert document.count('<LightSourceSettings Attenuation="0.875" ID="LightSource:') == 3
+    assert document.count('<LightSourceSettings Attenuation="0.7" ID="LightSource:') == 3
+    assert document.count('ExcitationWavelength="552.0"') == 3
+    images = key_fields(document)["images"]
+    assert [[c["name"] for c in image["channels"]] for image in images] == \
+        [["Leica/FITC", "Leica/TRITC"], ["", ""], ["Leica/FITC", "Leica/TRITC"]]
 
 
 @pytest.mark.parametrize(("change", "reason"), [

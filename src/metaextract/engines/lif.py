@@ -25,10 +25,22 @@ corpus does not show, against live Bio-Formats 7.3.1 on generated variants, test
   and, for X and Y, for a length that is not positive;
 * the acquisition date is the first ``TimeStampList`` entry (FILETIME ticks, hexadecimal) to the second,
   and each plane's DeltaT is its own entry (by plane index) minus the first;
-* each plane's position is the stage position of the confocal setting in metres: ``StagePosX``/``Y``,
-  exchanged when ``SwapXY`` is 1 and then negated per axis when ``FlipX``/``FlipY`` is 1;
-* channel names are the active detectors' ``MultiBand`` dye names, each name once (a detector without a
-  band adds a blank one every time), the last C of them aligned to the channels;
+* sequential scans (an ``LDM_Block_Sequential`` after the attachment's setting: a master and one setting
+  per sequence): Bio-Formats first prunes the masters, but from a live node list, so only the 1st, 3rd,
+  5th ... master of the file goes and the others stay (read as masters: no dye names, no lasers); the
+  settings left are the attachment's, the kept master's and the sequences', in document order;
+* each plane's position is a stage position in metres: Bio-Formats lists every setting's
+  ``StagePosX``/``Y`` of the whole file in one list and gives image i its i-th entry (so after a
+  sequential scan later images get an earlier image's sequence positions), exchanged when ``SwapXY`` is
+  1 and then negated per axis when ``FlipX``/``FlipY`` is 1;
+* channel names are the active detectors' ``MultiBand`` dye names over the settings, each name once (a
+  detector without a band, or of a kept master, adds a blank one every time), the last C of them aligned
+  to the channels; the flip flags are the last setting's, the pinhole and objective the last given ones;
+* the sequences' laser lines (``AotfList``; the attachment's and masters' do not count) give one Laser
+  per non-zero wavelength (by slot ``LineIndex + 2 - Qualifier / 10``) and, per line in use (intensity
+  ``100 - IntensityDev`` below 100), the next channel's ExcitationWavelength and LightSourceSettings
+  (attenuation as a float fraction), except both lines of a sequence with two in use and, by position
+  in the list of lines in use, those of settings without an active detector;
 * each channel's colour comes from its ``LUTName`` (red, green, blue, cyan, magenta, yellow in any case;
   every other name is white), its pinhole is the setting's ``Pinhole`` in µm, and each coloured channel
   has an emission filter of its own (an empty ``Filter``, numbered among the coloured channels);
@@ -36,15 +48,15 @@ corpus does not show, against live Bio-Formats 7.3.1 on generated variants, test
   first ``User-Comment``;
 * one Instrument per image: a microscope of type Other and one Objective (correction and immersion
   Other, the model the setting's ``ObjectiveName``); LAS X's magnification, NA, immersion, refractive
-  index, zoom, detectors and the attachment's laser lines Bio-Formats 7.3.1 does not write for this kind.
+  index, zoom and detectors Bio-Formats 7.3.1 does not write for this kind.
 
 It claims a file only when every image is of that understood kind: a confocal image (one
-``HardwareSetting`` attachment holding exactly one ``ATLConfocalSettingDefinition`` with a stage position
-and 0/1 flip flags), dimensions X/Y/Z/T only (no tiles/mosaic, no lambda or other extra dimension),
-8- or 16-bit gray pixels, a LAS AF 3.1+ ``TimeStampList``, no laser settings outside the
-attachment (a sequential setting would give excitation wavelengths by rules not reproduced here), no
-old-style ``FilterSettingRecord``/``ScannerSettingRecord`` (objective magnification, exposure times,
-z steps, detectors), no ROIs, no processing history, no nested images, memory blocks
+``HardwareSetting`` attachment holding one ``ATLConfocalSettingDefinition``, or that one followed by a
+sequential block, all with a stage position and 0/1 flip flags), dimensions X/Y/Z/T only (no
+tiles/mosaic, no lambda or other extra dimension), 8- or 16-bit gray pixels, a LAS AF 3.1+
+``TimeStampList``, no laser settings outside the attachment and the sequential block, laser intensities
+within 0-100 %, no old-style ``FilterSettingRecord``/``ScannerSettingRecord`` (objective
+magnification, exposure times, z steps, detectors), no ROIs, no processing history, no nested images, memory blocks
 Bio-Formats can assign to the images. The XML is read as Bio-Formats reads it (UTF-16 bytes as ISO-8859-1,
 sanitised), so characters beyond Latin-1 come out mangled as they do there. Such files it answers whole,
 in ``auto`` too.
@@ -217,16 +229,22 @@ class Series:
     pinhole: float | None = None
     objective: str | None = None
     description: str | None = None
+    lasers: list[float] = field(default_factory=list)
+    light: dict[int, tuple[int, float, float]] = field(default_factory=dict)
 
 
 @dataclass
 class Confocal:
-    """What Bio-Formats takes from the one confocal setting: stage position, dye names, pinhole, objective."""
+    """What Bio-Formats takes from the confocal settings: stage positions (one per setting), flips, dye
+    names, pinhole, objective, the sequences' lasers and each channel's (laser, attenuation, wavelength)."""
 
-    position: tuple[float, float]
+    stages: list[tuple[float, float]]
+    flags: tuple[bool, bool, bool]
     names: list[str | None]
     pinhole: float | None
     objective: str | None
+    lasers: list[float]
+    light: dict[int, tuple[int, float, float]]
 
 
 def _image_name(image: etree._Element) -> str:
@@ -384,6 +402,29 @@ def _flag(setting: etree._Element, name: str) -> bool:
     return value == "1"
 
 
+def _text(setting: etree._Element, name: str) -> str:
+    return ox.jtrim(setting.get(name, ""))
+
+
+def _settings(image: etree._Element, hardware: etree._Element) -> list[etree._Element]:
+    """The confocal settings Bio-Formats reads, masters pruned: the attachment's own first, then, for a
+    sequential scan, one per sequence (``LDM_Block_Sequential_List``)."""
+    settings = _all(image, "ATLConfocalSettingDefinition")
+    if not settings or settings[0].getparent() is not hardware:
+        raise Declined("no confocal setting first in the hardware attachment")
+    for other in settings[1:]:
+        parent = other.getparent()
+        block = parent.getparent() if parent is not None else None
+        if parent is None or parent.tag not in ("LDM_Block_Sequential_List", "LDM_Block_Sequential_Master") or \
+                block is None or \
+                block.tag != "LDM_Block_Sequential" or block.getparent() is not hardware:
+            raise Declined(f"{len(settings)} confocal settings outside a sequential list")
+    for setting in settings:  # the last one's flags count; the others are only checked to be flags
+        for name in ("FlipX", "FlipY", "SwapXY"):
+            _flag(setting, name)
+    return settings
+
+
 def _confocal(image: etree._Element, size_c: int) -> Confocal:
     attachments = _all(image, "Attachment")
     if any(a.get("Name") == "TileScanInfo" for a in attachments):
@@ -393,38 +434,122 @@ def _confocal(image: etree._Element, size_c: int) -> Confocal:
         raise Declined(f"{len(hardware)} hardware setting attachments")
     if _first(image, "ATLCameraSettingDefinition") is not None:
         raise Declined("a camera (widefield) image")
-    settings = _all(image, "ATLConfocalSettingDefinition")
-    if len(settings) != 1 or settings[0].getparent() is not hardware[0]:
-        raise Declined(f"{len(settings)} confocal settings (sequential scans are not checked)")
-    setting = settings[0]
+    settings = _settings(image, hardware[0])
+    stages = [(_float(s.get("StagePosX"), "StagePosX"), _float(s.get("StagePosY"), "StagePosY")) for s in settings]
+    setting = settings[-1]
+    pinhole = None
+    for holder in settings:  # the last given one counts
+        if _text(holder, "Pinhole"):
+            pinhole = _float(holder.get("Pinhole"), "Pinhole") * METRE_TO_MICRON
+    objective = next((_text(h, "ObjectiveName") for h in reversed(settings) if _text(h, "ObjectiveName")), None)
+    flags = (_flag(setting, "FlipX"), _flag(setting, "FlipY"), _flag(setting, "SwapXY"))
+    lasers, intensities = _laser_lines(image)
+    light = _light(lasers, intensities, _active(settings), size_c)
+    return Confocal(stages, flags, _dye_names(settings, size_c), pinhole, objective,
+                    [w for w in lasers if w != 0], light)
+
+
+def _active(settings: list[etree._Element]) -> list[bool]:
+    """Whether each setting has an active detector (Bio-Formats' per-setting laser activity)."""
+    found = [_all(s, "Detector") for s in settings]
+    if len(settings) > 1 and not all(found):  # Bio-Formats stops reading detectors there
+        raise Declined("a sequential confocal setting without detectors")
+    return [any(d.get("IsActive") == "1" for d in detectors) for s, detectors in zip(settings, found, strict=True)
+            if not _is_master(s)]
+
+
+def _is_master(setting: etree._Element) -> bool:
+    parent = setting.getparent()
+    return parent is not None and parent.tag.endswith("Master")
+
+
+def _laser_lines(image: etree._Element) -> tuple[list[float], list[float]]:
+    """Laser wavelengths (by line slot, 0 for none) and intensities (per sequence, per line) as Bio-Formats
+    collects them from the sequences' ``AotfList`` entries; the attachment's own lines do not count."""
+    wavelengths: list[float] = []
+    intensities: list[float] = []
+    base = 0
     for aotf in _all(image, "AotfList"):
         holder = aotf.getparent()
         grand = holder.getparent() if holder is not None else None
         gp = grand.tag if grand is not None and isinstance(grand.tag, str) else ""
-        if not (gp.endswith("Sequential_Master") or gp.endswith("Attachment")):
-            raise Declined("laser settings that would give excitation wavelengths")
-    stage_x = _float(setting.get("StagePosX"), "StagePosX")
-    stage_y = _float(setting.get("StagePosY"), "StagePosY")
-    flip_x, flip_y, swap = _flag(setting, "FlipX"), _flag(setting, "FlipY"), _flag(setting, "SwapXY")
-    x, y = (stage_y, stage_x) if swap else (stage_x, stage_y)
-    position = (-x if flip_x else x, -y if flip_y else y)
-    pinhole = None
-    if ox.jtrim(setting.get("Pinhole", "")):
-        pinhole = _float(setting.get("Pinhole"), "Pinhole") * METRE_TO_MICRON
-    objective = ox.jtrim(setting.get("ObjectiveName", "")) or None
-    return Confocal(position, _dye_names(setting, size_c), pinhole, objective)
+        if gp.endswith("Attachment") or gp == "LDM_Block_Sequential_Master":
+            continue
+        if gp != "LDM_Block_Sequential_List":
+            raise Declined("laser settings outside the attachment and the sequential list")
+        for line in _all(aotf, "LaserLineSetting"):
+            qualifier = _int(line.get("Qualifier") or "0", "Qualifier") if ox.jtrim(line.get("Qualifier", "")) \
+                else 0
+            if qualifier < 0:
+                raise Declined("a negative laser line qualifier")
+            index = (_int(line.get("LineIndex"), "LineIndex") if ox.jtrim(line.get("LineIndex", "")) else 0) \
+                + 2 - qualifier // 10
+            if index < 0:
+                continue
+            wavelength = _float(line.get("LaserLine"), "LaserLine") if ox.jtrim(line.get("LaserLine", "")) \
+                else 0.0
+            if wavelength < 0:
+                raise Declined("a negative laser line")
+            if index < len(wavelengths):
+                wavelengths[index] = wavelength
+            else:
+                wavelengths.extend([0.0] * (index - len(wavelengths)))
+                wavelengths.append(wavelength)
+            dev = _float(line.get("IntensityDev"), "IntensityDev") if ox.jtrim(line.get("IntensityDev", "")) \
+                else 0.0
+            if not 0 <= dev <= 100:
+                raise Declined("a laser intensity outside 0-100 %")
+            if base + index < len(intensities):
+                intensities[base + index] = 100 - dev
+            else:  # Bio-Formats appends at the end whatever the slot
+                intensities.append(100 - dev)
+        base += len(wavelengths)
+    return wavelengths, intensities
 
 
-def _dye_names(setting: etree._Element, size_c: int) -> list[str | None]:
+def _light(slots: list[float], intensities: list[float], active: list[bool],
+           size_c: int) -> dict[int, tuple[int, float, float]]:
+    """Channel -> (laser, attenuation, wavelength) as Bio-Formats assigns the sequences' laser lines: the
+    intensities are read as rows of one per laser; every line in use (intensity below 100 %) goes to the
+    next channel, except pairs in one row (two lasers at once) and those of settings without an active
+    detector (by position, as Bio-Formats indexes them)."""
+    lasers = [w for w in slots if w != 0]
+    if not intensities:
+        return {}
+    if not lasers:
+        raise Declined("laser intensities without laser lines (Bio-Formats fails)")
+    size = len(lasers)
+    valid = [k for k, intensity in enumerate(intensities) if intensity < 100]
+    rows = {k // size for k in valid}
+    ignored = {k // size for k in range(len(intensities))} - rows
+    dropped: set[int] = set()
+    for j, k in enumerate(valid):
+        if j < len(active) and not active[j]:
+            dropped.add(k)
+        if j + 1 < len(valid) and valid[j + 1] // size == k // size:
+            dropped.update((k, valid[j + 1]))
+            ignored.add(j)
+    light: dict[int, tuple[int, float, float]] = {}
+    channel = 0
+    for k in (k for k in valid if k not in dropped):
+        while channel in ignored:
+            channel += 1
+        if channel < size_c:
+            laser = k % size
+            light[channel] = (laser, ox.f32(ox.f32(intensities[k]) / 100), lasers[laser])
+        channel += 1
+    return light
+
+
+def _dye_names(settings: list[etree._Element], size_c: int) -> list[str | None]:
     """Channel names as Bio-Formats gives them: the active detectors' dye names in detector order, each name
     once (a detector without a band counts as a blank name every time), the last ``size_c`` of them to the
     channels - aligned at the end, so with fewer names the first channels have none."""
-    detectors = _all(setting, "Detector")
-    if not detectors:
+    if not _all(settings[0], "Detector"):
         return [None] * size_c
-    bands = _all(setting, "MultiBand")
     dyes: list[str] = []
-    for detector in detectors:
+    for setting, detector in ((s, d) for s in settings for d in _all(s, "Detector")):
+        bands = [] if _is_master(setting) else _all(setting, "MultiBand")  # a kept master: no dye names
         if detector.get("IsActive") != "1":
             continue
         channel = _int(detector.get("Channel"), "detector Channel")
@@ -459,7 +584,14 @@ def read_series(xml: str) -> list[Series]:
         raise Declined("XML description that does not start with its root element")
     root = ome.parse_or(text.encode("utf-8"), lambda why: ExtractionError(f"LIF XML refused: {why}"),
                         lambda why: ExtractionError(f"LIF XML cannot be parsed: {why}"))
-    for marker in ("LDM_Block_Sequential_Master", "ProcessingHistory", "FilterSettingRecord",
+    # Bio-Formats prunes the sequential masters first, but from a live node list it shrinks as it goes: it
+    # removes the 1st, 3rd, 5th ... of the file and keeps the others (read as masters later)
+    for master in list(root.iter("LDM_Block_Sequential_Master"))[::2]:
+        parent = master.getparent()
+        if parent is None:
+            raise Declined("a sequential master as the root")
+        parent.remove(master)
+    for marker in ("ProcessingHistory", "FilterSettingRecord",
                    "ScannerSettingRecord"):
         if _first(root, marker) is not None or root.tag == marker:
             raise Declined(f"{marker} (not checked)")
@@ -467,6 +599,8 @@ def read_series(xml: str) -> list[Series]:
     if not images:
         raise Declined("no images")
     series = []
+    stages: list[tuple[float, float]] = []
+    flags: list[tuple[bool, bool, bool]] = []
     for image in images:
         parent = image.getparent()
         if parent is None or parent.tag != "Data" or parent.getparent() is None or \
@@ -479,9 +613,18 @@ def read_series(xml: str) -> list[Series]:
                 raise Declined(f"{marker} (not checked)")
         size, order, pixel_type, bits, physical = _dimensions(image)
         confocal = _confocal(image, size[3])
+        stages.extend(confocal.stages)
+        flags.append(confocal.flags)
         series.append(Series(_image_name(image), size, order, pixel_type, bits, physical, confocal.names,
-                             confocal.position, _timestamps(image), _colors(image), confocal.pinhole,
-                             confocal.objective, _description(image)))
+                             (0.0, 0.0), _timestamps(image), _colors(image), confocal.pinhole,
+                             confocal.objective, _description(image), confocal.lasers, confocal.light))
+    for i, s in enumerate(series):
+        # Bio-Formats lists every setting's stage position in one list for the whole file and gives image i
+        # the i-th entry (so with sequential scans, a later image gets an earlier image's sequence position)
+        x, y = stages[i]
+        flip_x, flip_y, swap = flags[i]
+        x, y = (y, x) if swap else (x, y)
+        s.position = (-x if flip_x else x, -y if flip_y else y)
     return series
 
 
@@ -497,6 +640,9 @@ def document(series: list[Series]) -> str:
     for i, s in enumerate(series):
         instrument = ox.El("Instrument", {"ID": f"Instrument:{i}"})
         instrument.add(ox.El("Microscope", {"Type": "Other"}))
+        for k, wavelength in enumerate(s.lasers):
+            instrument.add(ox.El("Laser", {"ID": f"LightSource:{i}:{k}", "LaserMedium": "Other", "Type": "Other",
+                                           "Wavelength": ox.jdouble(wavelength), "WavelengthUnit": "nm"}))
         objective = {"ID": f"Objective:{i}:0", "Correction": "Other", "Immersion": "Other"}
         if s.objective is not None:
             objective["Model"] = s.objective
@@ -521,9 +667,15 @@ def document(series: list[Series]) -> str:
                 attrs["Name"] = name
             if s.pinhole is not None:
                 attrs.update(PinholeSize=ox.jdouble(s.pinhole), PinholeSizeUnit=ox.MICRON)
+            if c in s.light:
+                laser, attenuation, wavelength = s.light[c]
+                attrs.update(ExcitationWavelength=ox.jdouble(wavelength), ExcitationWavelengthUnit="nm")
             channel = pixels.add(ox.channel(i, c, 1, **attrs))
+            if c in s.light:
+                channel.children.insert(0, ox.El("LightSourceSettings", {
+                    "Attenuation": ox.jfloat(attenuation), "ID": f"LightSource:{i}:{laser}"}))
             if c in filters:
-                channel.children[0].add(ox.El("EmissionFilterRef", {"ID": f"Filter:{i}:{filters.index(c)}"}))
+                channel.children[-1].add(ox.El("EmissionFilterRef", {"ID": f"Filter:{i}:{filters.index(c)}"}))
         pixels.add(ox.El("MetadataOnly"))
         count = s.size[2] * s.size[3] * s.size[4]
         for plane in range(count):
