@@ -14,6 +14,11 @@ frames left out and their custom data are dropped, the picture planes cut to one
 text info re-encoded, and the file is laid out again under a new chunk map.
 Each is read by the live Bio-Formats engine and in ``auto`` (:func:`tests._differential.compare_with_bioformats`):
 wherever the nd2 engine answers, its document must equal Bio-Formats' whole; what it declines is counted.
+
+Multi-position copies (:func:`_xy_loop`: the time loop turned into an XY loop of 2-3 stage positions, as
+``uLoopPars`` ``Points`` with ``dPosX``/``dPosY``/``dPosZ``/``pPosName``, and the per-frame stage X/Y custom
+data at those positions) are declined by the engine; what live Bio-Formats makes of them is pinned here for
+the work that would claim them (one Image per position, and the channel count it guesses for raw frames).
 """
 
 from __future__ import annotations
@@ -357,6 +362,61 @@ def _z_around_t(source: bytes, times: int, planes: int) -> bytes:
     return _rewrite(source, change)
 
 
+def _lv_value(kind: int, name: str, value: float | str) -> list[Any]:
+    """An LV item (as :func:`_lv_items` gives it) of a double (6), uint32 (3), bool (1) or string (8)."""
+    head = bytes([kind, len(name) + 1]) + (name + "\0").encode("utf-16-le")
+    packed = {6: lambda: struct.pack("<d", value), 3: lambda: struct.pack("<I", int(value)),
+              1: lambda: bytes([int(value)]), 8: lambda: (str(value) + "\0").encode("utf-16-le")}[kind]()
+    return [name, head + packed, None]
+
+
+def _lv_level(name: str, children: list[list[Any]]) -> list[Any]:
+    return [name, bytes([11, len(name) + 1]) + (name + "\0").encode("utf-16-le"), children]
+
+
+#: the stage positions of the XY-loop copies (µm): the corpus file's first, then 100 µm right and 200 µm down
+XY_POINTS = [(-26056.95 + 100.0 * p, -4155.46 + 200.0 * p, 3916.725) for p in range(TIMES)]
+
+
+def _xy_loop(source: bytes, positions: int, planes: int, names: tuple[str, ...] = ()) -> bytes:
+    """A re-laid copy of ``positions`` x ``planes`` frames (from :func:`_relay` with ``times=positions``) whose
+    outer loop is an XY loop: ``eType`` 2 and ``uLoopPars`` of ``Points`` (:data:`XY_POINTS`, named
+    ``names``), the text info's dimensions and time loop lines rewritten, and the per-frame stage X/Y at the
+    frame's position."""
+    count = positions * planes
+
+    def change(name: bytes, data: bytes) -> bytes | None:
+        if name == b"ImageMetadataLV!":
+            items = _lv_items(data, 0, len(data))
+            experiment = _lv_find(items, "SLxExperiment")
+            loop_type = _lv_find(experiment[2], "eType")
+            loop_type[1] = loop_type[1][:-4] + struct.pack("<I", 2)
+            points = [_lv_level(f"i{i:010d}", [
+                _lv_value(6, "dPosX", x), _lv_value(6, "dPosY", y), _lv_value(6, "dPosZ", z),
+                _lv_value(6, "dPFSOffset", -1.0), _lv_value(8, "pPosName", names[i] if names else "")])
+                for i, (x, y, z) in enumerate(XY_POINTS[:positions])]
+            _lv_find(experiment[2], "uLoopPars")[2] = [
+                _lv_value(3, "uiCount", positions), _lv_value(1, "bUseZ", 0), _lv_value(1, "bRelativeXY", 0),
+                _lv_level("Points", points)]
+            return _lv_bytes(items)
+        if name == b"ImageTextInfoLV!":
+            items = _lv_items(data, 0, len(data))
+            for item in items[0][2]:
+                if item[2] is None and item[1][0] == 8:  # a TextInfoItem string
+                    start = 2 + 2 * item[1][1]
+                    text = re.sub(r"T\(\d+\) x", f"XY({positions}) x", item[1][start:-2].decode("utf-16-le"))
+                    text = re.sub(r"Time Loop: \d+\r\n- Equidistant \(Duration 3600 s\)", f"XY Positions: {positions}",
+                                  text)
+                    item[1] = item[1][:start] + text.encode("utf-16-le") + b"\0\0"
+            return _lv_bytes(items)
+        if name in (b"CustomData|X!", b"CustomData|Y!") and len(data) == 8 * count:
+            axis = 0 if name == b"CustomData|X!" else 1
+            return struct.pack(f"<{count}d", *(XY_POINTS[f // planes][axis] for f in range(count)))
+        return None
+
+    return _rewrite(source, change)
+
+
 def _edit(rng: random.Random, source: bytes) -> tuple[bytes, list[str]]:
     data = bytearray(source)
     edits = [kind for kind, p in EDITS.items() if rng.random() < p]
@@ -516,3 +576,43 @@ def test_a_relaid_or_deflated_copy_reads_as_the_original(level: int | None, corp
         copy.write_bytes(bytes(data))
         with pytest.raises(Declined, match="inflate"):
             inspect_nd2(str(copy))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("positions", "planes", "level", "size_c"), [
+    # as live Bio-Formats 7.3.1 read them: deflated frames keep the two channels; raw ones (a 4 KiB-padded
+    # frame of two channels) it takes for three, as if it weighed the spacing against a one-channel plane
+    (2, 4, 6, 2), (3, 10, 6, 2), (3, 1, 6, 2), (2, 10, None, 3), (3, 4, None, 3),
+])
+def test_multi_position_nd2s_are_declined_and_bioformats_reads_one_image_per_position(
+        positions: int, planes: int, level: int | None, size_c: int, corpus: Path, tmp_path: Path) -> None:
+    from metaextract.extraction.pipeline import extract_file
+
+    path = tmp_path / "xy.nd2"
+    path.write_bytes(_xy_loop(_relay((corpus / SOURCE).read_bytes(), positions, planes, level), positions, planes,
+                              names=("A1", "B2", "C3")))
+    with pytest.raises(Declined, match="XYPosLoop"):
+        inspect_nd2(str(path))
+    auto, theirs = extract_file(str(path), "auto"), extract_file(str(path), "bioformats")
+    assert auto.engine is not None and auto.engine.startswith("bioformats")
+    assert theirs.status == "ok" and theirs.omexml is not None
+    images = re.findall(r"<Image .*?</Image>", theirs.omexml, re.S)
+    # one Image per position, named by series (the LV pPosName is not read), each with its own planes
+    assert [re.search(r'Name="([^"]*)"', image)[1] for image in images] == [  # type: ignore[index]
+        f"xy.nd2 (series {i + 1})" for i in range(positions)]
+    times = struct.unpack_from(f"<{positions * planes}d", *_times(path.read_bytes(), positions * planes))
+    for i, image in enumerate(images):
+        assert f'SizeC="{size_c}"' in image and 'SizeT="1"' in image
+        first = re.search(r"<Plane [^>]*>", image)
+        assert first is not None
+        assert f'PositionX="{XY_POINTS[i][0]!r}" ' in first[0] and f'PositionY="{XY_POINTS[i][1]!r}" ' in first[0]
+        if size_c == 2:  # plane 0 of series i: frame i * planes's time, but plane n's (frame n's) where there
+            # are as many frame times as planes in one series (as many positions as channels)
+            frame = 0 if positions == size_c else i * planes
+            assert f'DeltaT="{times[frame] / 1000!r}"' in first[0], first[0]
+
+
+def _times(data: bytes, count: int) -> tuple[bytes, int]:
+    """(data, offset) of the last ``count`` doubles of the ``AcqTimesCache`` block (the frame times, ms)."""
+    _, end = _block(bytearray(data), "CustomData|AcqTimesCache")
+    return data, end - 8 * count
