@@ -9,7 +9,7 @@ time loop), widened from it:
 - a modern (chunk-map) ND2 with 8/16-bit unsigned samples, one or more channels interleaved in each frame;
 - uncompressed, in frames spaced so that Bio-Formats' guess of the channel count from that spacing keeps
   it, or deflated (lossless) with a first frame that inflates to one plane exactly;
-- an experiment of a time loop and a Z stack in either order, or either loop alone, or an XY loop of 2-3
+- an experiment of a time loop and a Z stack in either order, or either loop alone, or an XY loop of 2-4
   stage positions around a Z stack or alone (deflated frames only; ``tests/test_differential_nd2.py``'s
   multi-position copies), no other loop, whose counts (one or more each) multiply to the frame count (the
   LV ``dPosX`` values, which Bio-Formats counts as positions, only the XY loop's); without a Z stack no Z step
@@ -101,8 +101,8 @@ XML_UNSAFE_SUFFIX = ("dObjectiveNA", "dCalibration", "dZStep", "uiCount", "uiBpc
 #: the experiments proven: a time loop and a Z stack in either order, or either alone
 PROVEN_LOOPS = {("TimeLoop", "ZStackLoop"), ("ZStackLoop", "TimeLoop"), ("ZStackLoop",), ("TimeLoop",),
                 ("XYPosLoop", "ZStackLoop"), ("XYPosLoop",)}
-#: the most stage positions (series) proven (the differential test's copies have 2 or 3)
-MAX_POSITIONS = 3
+#: the most stage positions (series) proven (the differential test's copies have 2-4)
+MAX_POSITIONS = 4
 #: list elements after which ND2Handler reads every valued element as that list's item (it never forgets the
 #: last list it entered: its ``endElement`` is an overload SAX does not call)
 XML_LISTS = ("LoopState", "LoopSize", "pPosName")
