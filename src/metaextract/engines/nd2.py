@@ -10,11 +10,12 @@ time loop), widened from it:
 - uncompressed, in frames spaced so that Bio-Formats' guess of the channel count from that spacing keeps
   it, or deflated (lossless) with a first frame that inflates to one plane exactly;
 - an experiment of a time loop and a Z stack in either order, or either loop alone, or an XY loop of 2-4
-  stage positions around a Z stack or alone (deflated frames only; ``tests/test_differential_nd2.py``'s
-  multi-position copies), no other loop, whose counts (one or more each) multiply to the frame count (the
-  LV ``dPosX`` values, which Bio-Formats counts as positions, only the XY loop's); without a Z stack no Z step
-  anywhere (so no PhysicalSizeZ). Bio-Formats indexes the per-frame custom data as if time were outermost
-  whatever the order (so does this engine: the frame of plane (z, t) is ``z + t * SizeZ``);
+  stage positions around a Z stack or alone, or under a time loop around both (deflated frames only;
+  ``tests/test_differential_nd2.py``'s multi-position copies), no other loop, whose counts (one or more
+  each) multiply to the frame count (the LV ``dPosX`` values, which Bio-Formats counts as positions, only
+  the XY loop's); without a Z stack no Z step anywhere (so no PhysicalSizeZ). Bio-Formats indexes the
+  per-frame custom data as if time were outermost whatever the order (so does this engine: the frame of
+  plane (z, t) is ``z + t * SizeZ``);
 - one ``ImageMetadataSeqLV`` / ``ImageCalibrationLV`` / ``ImageMetadataLV`` block each, the frame chunks
   followed by the ``CustomData`` blocks (``AcqTimesCache``, ``X``, ``Y``, ``Z``), a text-info block naming
   every channel and giving the NA, XML channel colours, and no XML key that would move Bio-Formats off the
@@ -22,7 +23,7 @@ time loop), widened from it:
 
 Every other ND2 is declined (claim 0: ``auto`` asks Bio-Formats) and, when forced or rescued, gets ``nd2``'s
 own OME mapping. Raw multi-position frames (Bio-Formats weighs their spacing against a one-channel plane and
-reads two channels as three), more positions, XY loops with a time loop, other loops and lossy compression
+reads two channels as three), more positions, other orders of an XY loop, other loops and lossy compression
 are not proven.
 
 Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2Reader``/``ND2Handler``):
@@ -45,11 +46,12 @@ Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2
   corpus file) where ``nd2`` reports the frame metadata's stage Z (3912.3375 µm): the 4.39 µm is that
   difference of source, not a unit or offset error.
 - Several stage positions: one Image per position, "<file name> (series i)" (the LV ``pPosName`` is not
-  read), each with the same channels, settings and sizes; series i's frames are ``i * SizeZ + z``: its plane
-  positions theirs, its DeltaT frame ``i * SizeZ + z``'s time, except where there are as many frame times
-  as planes in one series (as many positions as channels): then plane n gets frame n's time, whatever the
-  series; ExposureTime index ``i * SizeC + c``, ``c`` where there are from SizeC to fewer than SizeC x
-  positions values, ``0`` where there is one.
+  read), each with the same channels, settings and sizes; series i's plane (z, t) is frame
+  ``z + (t * positions + i) * SizeZ``: its position that frame's, its DeltaT that frame's time, except where
+  there are as many frame times as planes in one series (as many positions as channels): then plane n gets
+  frame n's time, whatever the series (no "one series per time point" re-reading with several positions);
+  ExposureTime index ``i * SizeC + c``, ``c`` where there are from SizeC to fewer than SizeC x positions
+  values, ``0`` where there is one.
 - Plane ExposureTime: the LV ``dExposureTime`` values (> 0, ms / 1000), the first for every plane when
   there is one, else the channel's.
 - Instrument: one Detector (Type Other, Model the XML's last ``CameraUniqueName``, not the text's "Camera
@@ -100,7 +102,7 @@ XML_UNSAFE_SUFFIX = ("dObjectiveNA", "dCalibration", "dZStep", "uiCount", "uiBpc
                      "Gain", "dLampVoltage", "dObjectiveMag", "dRefractIndex1")
 #: the experiments proven: a time loop and a Z stack in either order, or either alone
 PROVEN_LOOPS = {("TimeLoop", "ZStackLoop"), ("ZStackLoop", "TimeLoop"), ("ZStackLoop",), ("TimeLoop",),
-                ("XYPosLoop", "ZStackLoop"), ("XYPosLoop",)}
+                ("XYPosLoop", "ZStackLoop"), ("XYPosLoop",), ("TimeLoop", "XYPosLoop", "ZStackLoop")}
 #: the most stage positions (series) proven (the differential test's copies have 2-4)
 MAX_POSITIONS = 4
 #: list elements after which ND2Handler reads every valued element as that list's item (it never forgets the
@@ -533,7 +535,7 @@ def inspect_nd2(path: str) -> Proven:
             block = blocks[0] if axis == "Z" else blocks[-1]
             offset = block.name_start + 8 * ((block.name_length + block.data_length) // 8 - n)
             stage[axis] = _doubles(fh, offset, n, block.data_end)
-    if size_t > 1 and ((_unique(stage["X"], None) == size_t and _unique(stage["Y"], None) == size_t)
+    if size_t > 1 and size_s == 1 and ((_unique(stage["X"], None) == size_t and _unique(stage["Y"], None) == size_t)
                        or _unique(stage["Z"], 0.05) == size_t):
         raise Declined("stage positions that Bio-Formats would read as one series per time point")
     return Proven(
@@ -570,14 +572,14 @@ def _stamp_index(z: int, t: int, size: tuple[int, int, int, int, int], times: in
     return z * size_c + t * size_z
 
 
-def _series_stamp(z: int, c: int, series: int, found: Proven) -> int:
+def _series_stamp(z: int, c: int, t: int, series: int, found: Proven) -> int:
     """Which frame time Bio-Formats gives plane (z, c) of ``series`` of several (one time point): the
     plane's own index where there are as many frame times as planes in one series (as many positions as
     channels), else its frame ``z + series * SizeZ``."""
-    _, _, size_z, size_c, _ = found.size
-    if len(found.times) == size_z * size_c:
-        return z * size_c + c
-    return z + series * size_z
+    _, _, size_z, size_c, size_t = found.size
+    if len(found.times) == size_z * size_c * size_t:
+        return c + size_c * (z + size_z * t)
+    return z + (t * found.series + series) * size_z
 
 
 def _series_exposure(c: int, series: int, found: Proven) -> int:
@@ -633,7 +635,7 @@ def _image(found: Proven, series: int) -> ox.El:
             for c in range(size_c):
                 plane = {"TheC": str(c), "TheT": str(t), "TheZ": str(z)}
                 several = found.series > 1
-                stamp = _series_stamp(z, c, series, found) if several else _stamp_index(z, t, found.size, n)
+                stamp = _series_stamp(z, c, t, series, found) if several else _stamp_index(z, t, found.size, n)
                 if stamp < n:
                     plane.update(DeltaT=ox.jdouble(found.times[stamp]), DeltaTUnit="s")
                 index = _series_exposure(c, series, found) if several else 0 if len(found.exposure) == 1 else c
