@@ -14,10 +14,18 @@ frames left out and their custom data are dropped, the picture planes cut to one
 text info re-encoded, and the file is laid out again under a new chunk map.
 Each is read by the live Bio-Formats engine and in ``auto`` (:func:`tests._differential.compare_with_bioformats`):
 wherever the nd2 engine answers, its document must equal Bio-Formats' whole; what it declines is counted.
+
+Multi-position copies (:func:`_xy_loop`: the time loop turned into an XY loop of 2-4 stage positions, as
+``uLoopPars`` ``Points`` with ``dPosX``/``dPosY``/``dPosZ``/``pPosName``, and the per-frame stage X/Y custom
+data at those positions; :func:`_time_xy_z` puts the XY level between a time loop and a Z stack), 72
+deflated ones around 1-10 Z planes or alone, some under 2-3 time points, one or two channels, with the
+value edits above, are compared the same way; raw ones the engine declines (Bio-Formats reads their two
+channels as three), which is pinned here with what Bio-Formats makes of them.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 import struct
@@ -357,6 +365,142 @@ def _z_around_t(source: bytes, times: int, planes: int) -> bytes:
     return _rewrite(source, change)
 
 
+def _lv_value(kind: int, name: str, value: float | str) -> list[Any]:
+    """An LV item (as :func:`_lv_items` gives it) of a double (6), uint32 (3), bool (1) or string (8)."""
+    head = bytes([kind, len(name) + 1]) + (name + "\0").encode("utf-16-le")
+    packed = {6: lambda: struct.pack("<d", value), 3: lambda: struct.pack("<I", int(value)),
+              1: lambda: bytes([int(value)]), 8: lambda: (str(value) + "\0").encode("utf-16-le")}[kind]()
+    return [name, head + packed, None]
+
+
+def _lv_level(name: str, children: list[list[Any]]) -> list[Any]:
+    return [name, bytes([11, len(name) + 1]) + (name + "\0").encode("utf-16-le"), children]
+
+
+#: the stage positions of the XY-loop copies (µm): the corpus file's first, then 100 µm right and 200 µm down
+XY_POINTS = [(-26056.95 + 100.0 * p, -4155.46 + 200.0 * p, 3916.725) for p in range(4)]
+
+
+def _time_xy_z(source: bytes, times: int, positions: int, planes: int) -> bytes:
+    """A re-laid copy of ``times`` x ``positions * planes`` frames (:func:`_relay`) whose experiment is a
+    time loop around an XY loop around a Z stack of ``planes``: an XY level (the time level's copy, of type 2
+    and :data:`XY_POINTS`) put between the two, the text info's dimensions rewritten, and the per-frame stage
+    X/Y at the frame's position."""
+    def change(name: bytes, data: bytes) -> bytes | None:
+        if name == b"ImageMetadataLV!":
+            items = _lv_items(data, 0, len(data))
+            experiment = _lv_find(items, "SLxExperiment")
+            outer_next = _lv_find(experiment[2], "ppNextLevelEx")
+            z_level = outer_next[2][0]
+            item = _lv_find(_lv_find(z_level[2], "uLoopPars")[2], "uiCount")
+            item[1] = item[1][:-4] + struct.pack("<I", planes)
+            xy_children = copy.deepcopy([item for item in experiment[2] if item[0] != "ppNextLevelEx"])
+            loop_type = _lv_find(xy_children, "eType")
+            loop_type[1] = loop_type[1][:-4] + struct.pack("<I", 2)
+            points = [_lv_level(f"i{i:010d}", [
+                _lv_value(6, "dPosX", x), _lv_value(6, "dPosY", y), _lv_value(6, "dPosZ", z),
+                _lv_value(6, "dPFSOffset", -1.0), _lv_value(8, "pPosName", "")])
+                for i, (x, y, z) in enumerate(XY_POINTS[:positions])]
+            _lv_find(xy_children, "uLoopPars")[2] = [
+                _lv_value(3, "uiCount", positions), _lv_value(1, "bUseZ", 0), _lv_value(1, "bRelativeXY", 0),
+                _lv_level("Points", points)]
+            at = next(i for i, item in enumerate(xy_children) if item[0] == "uiNextLevelCount")
+            xy_children.insert(at + 1, [outer_next[0], outer_next[1], [z_level]])
+            outer_next[2] = [[z_level[0], z_level[1], xy_children]]
+            return _lv_bytes(items)
+        if name == b"ImageTextInfoLV!":
+            items = _lv_items(data, 0, len(data))
+            for item in items[0][2]:
+                if item[2] is None and item[1][0] == 8:  # a TextInfoItem string
+                    start = 2 + 2 * item[1][1]
+                    text = re.sub(r"T\((\d+)\) x Z\(\d+\)", rf"T(\1) x XY({positions}) x Z({planes})",
+                                  item[1][start:-2].decode("utf-16-le"))
+                    text = re.sub(r"Z Stack Loop: \d+", f"Z Stack Loop: {planes}", text)
+                    item[1] = item[1][:start] + text.encode("utf-16-le") + b"\0\0"
+            return _lv_bytes(items)
+        if name in (b"CustomData|X!", b"CustomData|Y!") and len(data) == 8 * times * positions * planes:
+            axis = 0 if name == b"CustomData|X!" else 1
+            return struct.pack(f"<{len(data) // 8}d", *(XY_POINTS[f // planes % positions][axis]
+                                                       for f in range(len(data) // 8)))
+        return None
+
+    return _rewrite(source, change)
+
+
+def _z_split(source: bytes, positions: int, planes: int) -> bytes:
+    """A re-laid copy of one time point of ``positions * planes`` Z planes (:func:`_relay`) whose Z stack is
+    cut to ``planes`` and whose time loop counts ``positions``: so :func:`_xy_loop` can make more positions
+    than the corpus file has time points (each position's frames are ``planes`` of its Z planes)."""
+    def change(name: bytes, data: bytes) -> bytes | None:
+        if name == b"ImageMetadataLV!":
+            items = _lv_items(data, 0, len(data))
+            experiment = _lv_find(items, "SLxExperiment")
+            for children, count in ((experiment[2], positions),
+                                    (_lv_find(experiment[2], "ppNextLevelEx")[2][0][2], planes)):
+                item = _lv_find(_lv_find(children, "uLoopPars")[2], "uiCount")
+                item[1] = item[1][:-4] + struct.pack("<I", count)
+            return _lv_bytes(items)
+        if name == b"ImageTextInfoLV!":
+            items = _lv_items(data, 0, len(data))
+            for item in items[0][2]:
+                if item[2] is None and item[1][0] == 8:  # a TextInfoItem string
+                    start = 2 + 2 * item[1][1]
+                    text = re.sub(r"T\(1\) x Z\(\d+\)", f"T({positions}) x Z({planes})",
+                                  item[1][start:-2].decode("utf-16-le"))
+                    text = re.sub(r"Z Stack Loop: \d+", f"Z Stack Loop: {planes}", text)
+                    text = re.sub(r"Time Loop: \d+", f"Time Loop: {positions}", text)
+                    item[1] = item[1][:start] + text.encode("utf-16-le") + b"\0\0"
+            return _lv_bytes(items)
+        if name == b"CustomDataVar|NDControlV1_0!":
+            sizes = re.search(rb'<LoopSize runtype="CLxListVariant"><no_name [^>]*/><no_name [^>]*/>', data)
+            assert sizes is not None
+            new = (b'<LoopSize runtype="CLxListVariant">'
+                   + b"".join(b'<no_name runtype="lx_uint32" value="%d"/>' % n for n in (positions, planes)))
+            return data[:sizes.start()] + new + data[sizes.end():]
+        return None
+
+    return _rewrite(source, change)
+
+
+def _xy_loop(source: bytes, positions: int, planes: int, names: tuple[str, ...] = ()) -> bytes:
+    """A re-laid copy of ``positions`` x ``planes`` frames (from :func:`_relay` with ``times=positions``) whose
+    outer loop is an XY loop: ``eType`` 2 and ``uLoopPars`` of ``Points`` (:data:`XY_POINTS`, named
+    ``names``), the text info's dimensions and time loop lines rewritten, and the per-frame stage X/Y at the
+    frame's position."""
+    count = positions * planes
+
+    def change(name: bytes, data: bytes) -> bytes | None:
+        if name == b"ImageMetadataLV!":
+            items = _lv_items(data, 0, len(data))
+            experiment = _lv_find(items, "SLxExperiment")
+            loop_type = _lv_find(experiment[2], "eType")
+            loop_type[1] = loop_type[1][:-4] + struct.pack("<I", 2)
+            points = [_lv_level(f"i{i:010d}", [
+                _lv_value(6, "dPosX", x), _lv_value(6, "dPosY", y), _lv_value(6, "dPosZ", z),
+                _lv_value(6, "dPFSOffset", -1.0), _lv_value(8, "pPosName", names[i] if names else "")])
+                for i, (x, y, z) in enumerate(XY_POINTS[:positions])]
+            _lv_find(experiment[2], "uLoopPars")[2] = [
+                _lv_value(3, "uiCount", positions), _lv_value(1, "bUseZ", 0), _lv_value(1, "bRelativeXY", 0),
+                _lv_level("Points", points)]
+            return _lv_bytes(items)
+        if name == b"ImageTextInfoLV!":
+            items = _lv_items(data, 0, len(data))
+            for item in items[0][2]:
+                if item[2] is None and item[1][0] == 8:  # a TextInfoItem string
+                    start = 2 + 2 * item[1][1]
+                    text = re.sub(r"(?<![A-Z])T\(\d+\)", f"XY({positions})", item[1][start:-2].decode("utf-16-le"))
+                    text = re.sub(r"Time Loop: \d+\r\n- Equidistant \(Duration 3600 s\)", f"XY Positions: {positions}",
+                                  text)
+                    item[1] = item[1][:start] + text.encode("utf-16-le") + b"\0\0"
+            return _lv_bytes(items)
+        if name in (b"CustomData|X!", b"CustomData|Y!") and len(data) == 8 * count:
+            axis = 0 if name == b"CustomData|X!" else 1
+            return struct.pack(f"<{count}d", *(XY_POINTS[f // planes][axis] for f in range(count)))
+        return None
+
+    return _rewrite(source, change)
+
+
 def _edit(rng: random.Random, source: bytes) -> tuple[bytes, list[str]]:
     data = bytearray(source)
     edits = [kind for kind, p in EDITS.items() if rng.random() < p]
@@ -516,3 +660,99 @@ def test_a_relaid_or_deflated_copy_reads_as_the_original(level: int | None, corp
         copy.write_bytes(bytes(data))
         with pytest.raises(Declined, match="inflate"):
             inspect_nd2(str(copy))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("positions", "planes", "level", "size_c"), [
+    # as live Bio-Formats 7.3.1 read them: deflated frames keep the two channels; raw ones (a 4 KiB-padded
+    # frame of two channels) it takes for three, as if it weighed the spacing against a one-channel plane
+    (2, 10, None, 3), (3, 4, None, 3),
+])
+def test_raw_multi_position_nd2s_are_declined_and_bioformats_reads_one_image_per_position(
+        positions: int, planes: int, level: int | None, size_c: int, corpus: Path, tmp_path: Path) -> None:
+    from metaextract.extraction.pipeline import extract_file
+
+    path = tmp_path / "xy.nd2"
+    path.write_bytes(_xy_loop(_relay((corpus / SOURCE).read_bytes(), positions, planes, level), positions, planes,
+                              names=("A1", "B2", "C3")))
+    with pytest.raises(Declined, match="raw frames of several stage positions"):
+        inspect_nd2(str(path))
+    auto, theirs = extract_file(str(path), "auto"), extract_file(str(path), "bioformats")
+    assert auto.engine is not None and auto.engine.startswith("bioformats")
+    assert theirs.status == "ok" and theirs.omexml is not None
+    images = re.findall(r"<Image .*?</Image>", theirs.omexml, re.S)
+    # one Image per position, named by series (the LV pPosName is not read), each with its own planes
+    assert [re.search(r'Name="([^"]*)"', image)[1] for image in images] == [  # type: ignore[index]
+        f"xy.nd2 (series {i + 1})" for i in range(positions)]
+    times = struct.unpack_from(f"<{positions * planes}d", *_times(path.read_bytes(), positions * planes))
+    for i, image in enumerate(images):
+        assert f'SizeC="{size_c}"' in image and 'SizeT="1"' in image
+        first = re.search(r"<Plane [^>]*>", image)
+        assert first is not None
+        assert f'PositionX="{XY_POINTS[i][0]!r}" ' in first[0] and f'PositionY="{XY_POINTS[i][1]!r}" ' in first[0]
+        if size_c == 2:  # plane 0 of series i: frame i * planes's time, but plane n's (frame n's) where there
+            # are as many frame times as planes in one series (as many positions as channels)
+            frame = 0 if positions == size_c else i * planes
+            assert f'DeltaT="{times[frame] / 1000!r}"' in first[0], first[0]
+
+
+def _times(data: bytes, count: int) -> tuple[bytes, int]:
+    """(data, offset) of the last ``count`` doubles of the ``AcqTimesCache`` block (the frame times, ms)."""
+    _, end = _block(bytearray(data), "CustomData|AcqTimesCache")
+    return data, end - 8 * count
+
+
+XY_VARIANTS = 72  #: deflated multi-position copies
+
+
+@pytest.fixture(scope="module")
+def xy_variants(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> list[tuple[Path, list[str]]]:
+    """Deflated multi-position copies: 2-4 positions (4 from split Z planes) around 1-10 Z planes (or the XY
+    loop alone), one or two channels, then the value edits of the main variants."""
+    folder = tmp_path_factory.mktemp("nd2-xy-variants")
+    rng = random.Random(SEED + 1)
+    source = (corpus / SOURCE).read_bytes()
+    made = []
+    for index in range(XY_VARIANTS):
+        positions, planes, level = rng.randint(2, 4), rng.randint(1, PLANES), rng.randint(0, 9)
+        channels = 1 if rng.random() < ONE_CHANNEL else 2
+        alone = rng.random() < ONE_LOOP
+        planes = 1 if alone else planes
+        times = rng.randint(2, TIMES) if not alone and rng.random() < 0.3 else 1
+        if times > 1:  # a time loop around the positions: each time point's Z planes split among them
+            planes = max(1, min(planes, PLANES // positions))
+            relaid = _time_xy_z(_relay(source, times, positions * planes, level, channels), times, positions, planes)
+        elif positions > TIMES:  # more positions than time points: split the Z planes among them
+            planes = min(planes, PLANES // positions)
+            relaid = _z_split(_relay(source, 1, positions * planes, level, channels), positions, planes)
+        else:
+            relaid = _relay(source, positions, planes, level, channels)
+        relaid = _one_loop(relaid, "T") if alone else relaid
+        data, edits = _edit(rng, relaid if times > 1 else _xy_loop(relaid, positions, planes))
+        edits += [f"XY={positions} Z={planes}", f"zlib {level}"] + ([f"T={times}"] if times > 1 else [])
+        edits += (["C=1"] if channels == 1 else []) + (["XY loop only"] if alone else [])
+        path = folder / f"xy{index:03d}.nd2"
+        path.write_bytes(data)
+        made.append((path, edits))
+    return made
+
+
+@pytest.mark.slow
+def test_every_native_answer_on_multi_position_nd2s_equals_live_bioformats(
+        xy_variants: list[tuple[Path, list[str]]]) -> None:
+    tally = compare_with_bioformats(xy_variants, "nd2", _why_declined)
+    tally.assert_proven(len(xy_variants), "nd2", 55, known=DECLINED)
+    assert tally.bioformats_fails == []
+    answered = [edits for path, edits in xy_variants if _why_declined(path, edits).startswith("claimed")]
+    layouts = Counter(edit for edits in answered for edit in edits if edit.startswith(("XY=", "C=", "XY loop", "T=")))
+    print(f"layouts answered: {dict(layouts)}")
+    # as many positions as channels (Bio-Formats then gives plane n frame n's time) and not; the XY loop
+    # alone; one channel; 2 and 3 positions
+    two_by_two = sum(1 for edits in answered if any(e.startswith("XY=2 ") for e in edits) and "C=1" not in edits)
+    assert two_by_two >= 3 and len(answered) - two_by_two >= 10
+    assert layouts["XY loop only"] >= 3 and layouts["C=1"] >= 3
+    assert sum(n for e, n in layouts.items() if e.startswith("XY=3 ")) >= 5
+    assert sum(n for e, n in layouts.items() if e.startswith("XY=4 ")) >= 5
+    assert sum(n for e, n in layouts.items() if e.startswith("T=")) >= 8
+    assert any("T=" in " ".join(edits) and any(e.startswith("XY=2 ") for e in edits) and "C=1" not in edits
+               for edits in answered)  # as many positions as channels under a time loop

@@ -9,17 +9,22 @@ time loop), widened from it:
 - a modern (chunk-map) ND2 with 8/16-bit unsigned samples, one or more channels interleaved in each frame;
 - uncompressed, in frames spaced so that Bio-Formats' guess of the channel count from that spacing keeps
   it, or deflated (lossless) with a first frame that inflates to one plane exactly;
-- an experiment of a time loop and a Z stack in either order, or either loop alone (no XY positions, no
-  other loop), whose counts (one or more each) multiply to the frame count; without a Z stack no Z step
-  anywhere (so no PhysicalSizeZ). Bio-Formats indexes the per-frame custom data as if time were outermost
-  whatever the order (so does this engine: the frame of plane (z, t) is ``z + t * SizeZ``);
+- an experiment of a time loop and a Z stack in either order, or either loop alone, or an XY loop of 2-4
+  stage positions around a Z stack or alone, or under a time loop around both (deflated frames only;
+  ``tests/test_differential_nd2.py``'s multi-position copies), no other loop, whose counts (one or more
+  each) multiply to the frame count (the LV ``dPosX`` values, which Bio-Formats counts as positions, only
+  the XY loop's); without a Z stack no Z step anywhere (so no PhysicalSizeZ). Bio-Formats indexes the
+  per-frame custom data as if time were outermost whatever the order (so does this engine: the frame of
+  plane (z, t) is ``z + t * SizeZ``);
 - one ``ImageMetadataSeqLV`` / ``ImageCalibrationLV`` / ``ImageMetadataLV`` block each, the frame chunks
   followed by the ``CustomData`` blocks (``AcqTimesCache``, ``X``, ``Y``, ``Z``), a text-info block naming
   every channel and giving the NA, XML channel colours, and no XML key that would move Bio-Formats off the
   path below (pinhole, gain, binning, modality, temperature, lamp voltage, objective keys, ROIs …).
 
 Every other ND2 is declined (claim 0: ``auto`` asks Bio-Formats) and, when forced or rescued, gets ``nd2``'s
-own OME mapping. XY positions (multi-position), other loops and lossy compression are not proven.
+own OME mapping. Raw multi-position frames (Bio-Formats weighs their spacing against a one-channel plane and
+reads two channels as three), more positions, other orders of an XY loop, other loops and lossy compression
+are not proven.
 
 Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2Reader``/``ND2Handler``):
 
@@ -40,6 +45,13 @@ Bio-Formats' rules this engine reproduces for that kind (learnt from ``NativeND2
   indexed by frame ``z + t * SizeZ``. Z there is the ``Ti ZDrive`` stage reading (3916.725 µm in the
   corpus file) where ``nd2`` reports the frame metadata's stage Z (3912.3375 µm): the 4.39 µm is that
   difference of source, not a unit or offset error.
+- Several stage positions: one Image per position, "<file name> (series i)" (the LV ``pPosName`` is not
+  read), each with the same channels, settings and sizes; series i's plane (z, t) is frame
+  ``z + (t * positions + i) * SizeZ``: its position that frame's, its DeltaT that frame's time, except where
+  there are as many frame times as planes in one series (as many positions as channels): then plane n gets
+  frame n's time, whatever the series (no "one series per time point" re-reading with several positions);
+  ExposureTime index ``i * SizeC + c``, ``c`` where there are from SizeC to fewer than SizeC x positions
+  values, ``0`` where there is one.
 - Plane ExposureTime: the LV ``dExposureTime`` values (> 0, ms / 1000), the first for every plane when
   there is one, else the channel's.
 - Instrument: one Detector (Type Other, Model the XML's last ``CameraUniqueName``, not the text's "Camera
@@ -89,7 +101,10 @@ XML_UNSAFE = {
 XML_UNSAFE_SUFFIX = ("dObjectiveNA", "dCalibration", "dZStep", "uiCount", "uiBpcSignificant", "dCompressionParam",
                      "Gain", "dLampVoltage", "dObjectiveMag", "dRefractIndex1")
 #: the experiments proven: a time loop and a Z stack in either order, or either alone
-PROVEN_LOOPS = {("TimeLoop", "ZStackLoop"), ("ZStackLoop", "TimeLoop"), ("ZStackLoop",), ("TimeLoop",)}
+PROVEN_LOOPS = {("TimeLoop", "ZStackLoop"), ("ZStackLoop", "TimeLoop"), ("ZStackLoop",), ("TimeLoop",),
+                ("XYPosLoop", "ZStackLoop"), ("XYPosLoop",), ("TimeLoop", "XYPosLoop", "ZStackLoop")}
+#: the most stage positions (series) proven (the differential test's copies have 2-4)
+MAX_POSITIONS = 4
 #: list elements after which ND2Handler reads every valued element as that list's item (it never forgets the
 #: last list it entered: its ``endElement`` is an overload SAX does not call)
 XML_LISTS = ("LoopState", "LoopSize", "pPosName")
@@ -136,6 +151,7 @@ class Proven:
     objective_model: str | None = None  #: the LV blocks' last ``sObjective``
     magnification: float | None = None  #: the LV blocks' last positive ``dObjectiveMag``
     refractive_index: float | None = None  #: the text info's "Refractive Index"
+    series: int = 1  #: stage positions (an XY loop around the rest): one Image each
 
 
 @dataclass
@@ -416,9 +432,15 @@ def inspect_nd2(path: str) -> Proven:
             raise Declined(f"experiment {list(types)} is not a time loop and a Z stack, nor one of them")
         counts = dict(loops)
         size_t, size_z, size_c = counts.get("TimeLoop", 1), counts.get("ZStackLoop", 1), attrs.componentCount
-        counted = (sizes.get("T", 1), sizes.get("Z", 1))  # nd2 leaves out an axis of one
-        if min(size_t, size_z) < 1 or size_t * size_z != n or counted != (size_t, size_z):
+        size_s = counts.get("XYPosLoop", 1)
+        counted = (sizes.get("T", 1), sizes.get("Z", 1), sizes.get("P", 1))  # nd2 leaves out an axis of one
+        if min(size_t, size_z, size_s) < 1 or size_t * size_z * size_s != n or counted != (size_t, size_z, size_s):
             raise Declined("loop counts do not cover the frames")
+        if size_s > MAX_POSITIONS:
+            raise Declined("more stage positions than proven")
+        if size_s > 1 and attrs.compressionType != "lossless":
+            # Bio-Formats weighs raw frames' spacing against a one-channel plane there (two channels read as 3)
+            raise Declined("raw frames of several stage positions")
         width = attrs.widthPx
         if width is None:
             raise Declined("no frame width")
@@ -438,6 +460,7 @@ def inspect_nd2(path: str) -> Proven:
         objective_model: str | None = None
         magnification: float | None = None
         z_step: float | None = None
+        lv_positions = 0
         for chunk in lv:
             for key, value in _walk(meta.get(chunk.name.rstrip("!"), {})):
                 if key == "dExposureTime" and isinstance(value, float) and value > 0:
@@ -447,11 +470,13 @@ def inspect_nd2(path: str) -> Proven:
                 elif key == "dZStep":
                     z_step = float(value)
                 elif key == "dPosX":
-                    raise Declined("LV stage positions (Bio-Formats would count positions)")
+                    lv_positions += 1
                 elif key == "sObjective":
                     objective_model = str(value)
                 elif key == "dObjectiveMag" and isinstance(value, float) and value > 0:
                     magnification = value
+        if lv_positions != (size_s if size_s > 1 else 0):
+            raise Declined("LV stage positions other than the XY loop's (Bio-Formats would count them)")
         calibration_block = meta.get(next(c.name for c in lv if "CalibrationLV" in c.name).rstrip("!"), {})
         first = next(_walk(calibration_block), None)
         if first is None or first[0] != "dCalibration" or not math.isfinite(float(first[1])):
@@ -510,7 +535,7 @@ def inspect_nd2(path: str) -> Proven:
             block = blocks[0] if axis == "Z" else blocks[-1]
             offset = block.name_start + 8 * ((block.name_length + block.data_length) // 8 - n)
             stage[axis] = _doubles(fh, offset, n, block.data_end)
-    if size_t > 1 and ((_unique(stage["X"], None) == size_t and _unique(stage["Y"], None) == size_t)
+    if size_t > 1 and size_s == 1 and ((_unique(stage["X"], None) == size_t and _unique(stage["Y"], None) == size_t)
                        or _unique(stage["Z"], 0.05) == size_t):
         raise Declined("stage positions that Bio-Formats would read as one series per time point")
     return Proven(
@@ -521,7 +546,7 @@ def inspect_nd2(path: str) -> Proven:
         calibration=calibration, z_step=z_size, channel_names=names[:size_c], emission=emission,
         exposure=exposure, lens_na=lens_na, times=times, stage=stage, camera_model=xml.camera_model,
         colors=_channel_colors(xml.colors, names[:size_c], emission), objective_model=objective_model,
-        magnification=magnification, refractive_index=refractive_index,
+        magnification=magnification, refractive_index=refractive_index, series=size_s,
     )
 
 
@@ -547,9 +572,28 @@ def _stamp_index(z: int, t: int, size: tuple[int, int, int, int, int], times: in
     return z * size_c + t * size_z
 
 
+def _series_stamp(z: int, c: int, t: int, series: int, found: Proven) -> int:
+    """Which frame time Bio-Formats gives plane (z, c) of ``series`` of several (one time point): the
+    plane's own index where there are as many frame times as planes in one series (as many positions as
+    channels), else its frame ``z + series * SizeZ``."""
+    _, _, size_z, size_c, size_t = found.size
+    if len(found.times) == size_z * size_c * size_t:
+        return c + size_c * (z + size_z * t)
+    return z + (t * found.series + series) * size_z
+
+
+def _series_exposure(c: int, series: int, found: Proven) -> int:
+    """Which exposure time Bio-Formats gives channel ``c`` of ``series``: the channel's where there are at
+    least as many as channels but fewer than channels x series, the first where there is one, else
+    ``series * SizeC + c``."""
+    size_c, count = found.size[3], len(found.exposure)
+    if size_c <= count < size_c * found.series:
+        return c
+    return 0 if count == 1 else series * size_c + c
+
+
 def document(found: Proven) -> str:
     """The OME-XML Bio-Formats 7.3.1 writes for a file of the claimed kind (the whole document)."""
-    size_x, size_y, size_z, size_c, size_t = found.size
     instrument = ox.El("Instrument", {"ID": "Instrument:0"})
     detector = instrument.add(ox.El("Detector", {"ID": "Detector:0:0", "Type": "Other"}))
     if found.camera_model is not None:
@@ -560,21 +604,29 @@ def document(found: Proven) -> str:
         objective.attrs["CalibratedMagnification"] = ox.jdouble(found.magnification)
     if found.objective_model is not None:
         objective.attrs["Model"] = ox.clean(found.objective_model)
-    image = ox.El("Image", {"ID": "Image:0", "Name": f"{found.file_name} (series 1)"})
+    images = [_image(found, i) for i in range(found.series)]
+    return ox.document(instrument, *images)
+
+
+def _image(found: Proven, series: int) -> ox.El:
+    """Image ``series`` (one per stage position; the only one without an XY loop)."""
+    _, _, size_z, size_c, size_t = found.size
+    width = len(str(found.series))
+    image = ox.El("Image", {"ID": f"Image:{series}", "Name": f"{found.file_name} (series {series + 1:0{width}d})"})
     image.add(ox.El("InstrumentRef", {"ID": "Instrument:0"}))
     settings = image.add(ox.El("ObjectiveSettings", {"ID": "Objective:0:0"}))
     if found.refractive_index is not None:
         settings.attrs["RefractiveIndex"] = ox.jdouble(found.refractive_index)
     pixels = image.add(ox.pixels(
-        pixel_type=found.pixel_type, size=found.size, big_endian=False, significant_bits=found.significant_bits,
-        physical=(found.calibration, found.calibration, found.z_step)))
+        index=series, pixel_type=found.pixel_type, size=found.size, big_endian=False,
+        significant_bits=found.significant_bits, physical=(found.calibration, found.calibration, found.z_step)))
     for c in range(size_c):
         attrs = {"Name": found.channel_names[c]}
         if c < len(found.emission) and found.emission[c] > 0:
             attrs.update(EmissionWavelength=ox.jdouble(found.emission[c]), EmissionWavelengthUnit="nm")
         if found.colors[c] is not None:
             attrs["Color"] = str(found.colors[c])
-        channel = pixels.add(ox.channel(0, c, 1, **attrs))
+        channel = pixels.add(ox.channel(series, c, 1, **attrs))
         channel.children.insert(0, ox.El("DetectorSettings", {"ID": "Detector:0:0"}))
     pixels.add(ox.El("MetadataOnly"))
     n = len(found.times)
@@ -582,16 +634,17 @@ def document(found: Proven) -> str:
         for z in range(size_z):
             for c in range(size_c):
                 plane = {"TheC": str(c), "TheT": str(t), "TheZ": str(z)}
-                stamp = _stamp_index(z, t, found.size, n)
+                several = found.series > 1
+                stamp = _series_stamp(z, c, t, series, found) if several else _stamp_index(z, t, found.size, n)
                 if stamp < n:
                     plane.update(DeltaT=ox.jdouble(found.times[stamp]), DeltaTUnit="s")
-                index = 0 if len(found.exposure) == 1 else c
+                index = _series_exposure(c, series, found) if several else 0 if len(found.exposure) == 1 else c
                 if index < len(found.exposure):
                     plane.update(ExposureTime=ox.jdouble(found.exposure[index]), ExposureTimeUnit="s")
-                frame = z + t * size_z
+                frame = z + (t * found.series + series) * size_z
                 ox.positions(plane, (found.stage[axis][frame] for axis in "XYZ"), unit=ox.MICRON)
                 pixels.add(ox.El("Plane", plane))
-    return ox.document(instrument, image)
+    return image
 
 
 class Nd2Engine(ContextEngine[Proven]):
