@@ -265,3 +265,21 @@ def test_engines_declaring_suffixes_or_magic_claim_nothing_else(corpus: Path) ->
             skipped += 1
             assert eng.claim(path, head) == 0, (eng.name, rel)
     assert skipped > 900
+
+
+def test_in_extraction_processes_every_file_is_answered_as_in_process(corpus: Path, reference: Path) -> None:
+    """The same corpus through the extraction pool, as a run reads it: each file in a process of its own
+    sandbox (Landlock: only the file's folder readable, no network). An engine that looks outside the folder
+    (a parent listing for companions) would answer otherwise there than in this process; every file must get
+    the engine the in-process routes give it, and every native document must still be the reference."""
+    from metaextract import extract_many
+
+    rels = corpus_files(corpus)
+    expected = {**NATIVE, **NOT_IMAGES, **NATIVE_ALONE, **RESCUED}
+    results = {r.path: r for r in extract_many([str(corpus / rel) for rel in rels], workers=2, engine="auto")}
+    got = {rel: (results[str(corpus / rel)].engine or "").split(" ", 1)[0] for rel in rels}
+    assert got == expected, {rel: (got[rel], expected.get(rel)) for rel in rels if got[rel] != expected.get(rel)}
+    for rel in NATIVE:
+        result = results[str(corpus / rel)]
+        reference_xml = (reference / f"{rel}.xml").read_text(encoding="utf-8")
+        assert normalise(result.omexml or "") == normalise(reference_xml), rel
