@@ -290,14 +290,31 @@ def _rewrite(source: bytes, change: Callable[[bytes, bytes], bytes | None]) -> b
     return bytes(out + head + body)
 
 
+def _edit_text_info(data: bytes, edit: Callable[[str], str]) -> bytes:
+    """``ImageTextInfoLV!`` with ``edit`` applied to the text of each of its TextInfoItem strings."""
+    items = _lv_items(data, 0, len(data))
+    for item in items[0][2]:
+        if item[2] is None and item[1][0] == 8:  # a TextInfoItem string
+            start = 2 + 2 * item[1][1]
+            item[1] = item[1][:start] + edit(item[1][start:-2].decode("utf-16-le")).encode("utf-16-le") + b"\0\0"
+    return _lv_bytes(items)
+
+
 def _one_loop(source: bytes, loop: str) -> bytes:
     """A re-laid copy of one time point ("Z") or one Z plane ("T") whose experiment is that loop alone: the
     other level left out of ``SLxExperiment``, and the text info without the other loop's lines."""
+    dropped = ("Time Loop:", "- Equidistant") if loop == "Z" else ("Z Stack Loop:", "- Step")
+
+    def text_info(text: str) -> str:
+        text = "\r\n".join(line for line in text.split("\r\n") if not line.startswith(dropped))
+        return re.sub(r"T\(1\) x (Z\(\d+\)) *", r"\1", text) if loop == "Z" else \
+            re.sub(r"(T\(\d+\)) x Z\(1\) *", r"\1", text)
+
     def change(name: bytes, data: bytes) -> bytes | None:
-        if name not in (b"ImageMetadataLV!", b"ImageTextInfoLV!"):
-            return None
-        items = _lv_items(data, 0, len(data))
+        if name == b"ImageTextInfoLV!":
+            return _edit_text_info(data, text_info)
         if name == b"ImageMetadataLV!":
+            items = _lv_items(data, 0, len(data))
             experiment = _lv_find(items, "SLxExperiment")
             if loop == "Z":  # the Z level, which was the time loop's next level, in its place
                 experiment[2] = _lv_find(experiment[2], "ppNextLevelEx")[2][0][2]
@@ -306,16 +323,7 @@ def _one_loop(source: bytes, loop: str) -> bytes:
                 last = _lv_find(experiment[2], "uiNextLevelCount")
                 last[1] = last[1][:-4] + struct.pack("<I", 0)
             return _lv_bytes(items)
-        dropped = ("Time Loop:", "- Equidistant") if loop == "Z" else ("Z Stack Loop:", "- Step")
-        for item in items[0][2]:
-            if item[2] is None and item[1][0] == 8:  # a TextInfoItem string
-                start = 2 + 2 * item[1][1]
-                lines = item[1][start:-2].decode("utf-16-le").split("\r\n")
-                text = "\r\n".join(line for line in lines if not line.startswith(dropped))
-                text = re.sub(r"T\(1\) x (Z\(\d+\)) *", r"\1", text) if loop == "Z" else \
-                    re.sub(r"(T\(\d+\)) x Z\(1\) *", r"\1", text)
-                item[1] = item[1][:start] + text.encode("utf-16-le") + b"\0\0"
-        return _lv_bytes(items)
+        return None
 
     return _rewrite(source, change)
 
@@ -409,15 +417,9 @@ def _time_xy_z(source: bytes, times: int, positions: int, planes: int) -> bytes:
             outer_next[2] = [[z_level[0], z_level[1], xy_children]]
             return _lv_bytes(items)
         if name == b"ImageTextInfoLV!":
-            items = _lv_items(data, 0, len(data))
-            for item in items[0][2]:
-                if item[2] is None and item[1][0] == 8:  # a TextInfoItem string
-                    start = 2 + 2 * item[1][1]
-                    text = re.sub(r"T\((\d+)\) x Z\(\d+\)", rf"T(\1) x XY({positions}) x Z({planes})",
-                                  item[1][start:-2].decode("utf-16-le"))
-                    text = re.sub(r"Z Stack Loop: \d+", f"Z Stack Loop: {planes}", text)
-                    item[1] = item[1][:start] + text.encode("utf-16-le") + b"\0\0"
-            return _lv_bytes(items)
+            return _edit_text_info(data, lambda text: re.sub(
+                r"Z Stack Loop: \d+", f"Z Stack Loop: {planes}",
+                re.sub(r"T\((\d+)\) x Z\(\d+\)", rf"T(\1) x XY({positions}) x Z({planes})", text)))
         if name in (b"CustomData|X!", b"CustomData|Y!") and len(data) == 8 * times * positions * planes:
             axis = 0 if name == b"CustomData|X!" else 1
             return struct.pack(f"<{len(data) // 8}d", *(XY_POINTS[f // planes % positions][axis]
@@ -441,16 +443,11 @@ def _z_split(source: bytes, positions: int, planes: int) -> bytes:
                 item[1] = item[1][:-4] + struct.pack("<I", count)
             return _lv_bytes(items)
         if name == b"ImageTextInfoLV!":
-            items = _lv_items(data, 0, len(data))
-            for item in items[0][2]:
-                if item[2] is None and item[1][0] == 8:  # a TextInfoItem string
-                    start = 2 + 2 * item[1][1]
-                    text = re.sub(r"T\(1\) x Z\(\d+\)", f"T({positions}) x Z({planes})",
-                                  item[1][start:-2].decode("utf-16-le"))
-                    text = re.sub(r"Z Stack Loop: \d+", f"Z Stack Loop: {planes}", text)
-                    text = re.sub(r"Time Loop: \d+", f"Time Loop: {positions}", text)
-                    item[1] = item[1][:start] + text.encode("utf-16-le") + b"\0\0"
-            return _lv_bytes(items)
+            def text_info(text: str) -> str:
+                text = re.sub(r"T\(1\) x Z\(\d+\)", f"T({positions}) x Z({planes})", text)
+                text = re.sub(r"Z Stack Loop: \d+", f"Z Stack Loop: {planes}", text)
+                return re.sub(r"Time Loop: \d+", f"Time Loop: {positions}", text)
+            return _edit_text_info(data, text_info)
         if name == b"CustomDataVar|NDControlV1_0!":
             sizes = re.search(rb'<LoopSize runtype="CLxListVariant"><no_name [^>]*/><no_name [^>]*/>', data)
             assert sizes is not None
@@ -484,15 +481,9 @@ def _xy_loop(source: bytes, positions: int, planes: int, names: tuple[str, ...] 
                 _lv_level("Points", points)]
             return _lv_bytes(items)
         if name == b"ImageTextInfoLV!":
-            items = _lv_items(data, 0, len(data))
-            for item in items[0][2]:
-                if item[2] is None and item[1][0] == 8:  # a TextInfoItem string
-                    start = 2 + 2 * item[1][1]
-                    text = re.sub(r"(?<![A-Z])T\(\d+\)", f"XY({positions})", item[1][start:-2].decode("utf-16-le"))
-                    text = re.sub(r"Time Loop: \d+\r\n- Equidistant \(Duration 3600 s\)", f"XY Positions: {positions}",
-                                  text)
-                    item[1] = item[1][:start] + text.encode("utf-16-le") + b"\0\0"
-            return _lv_bytes(items)
+            return _edit_text_info(data, lambda text: re.sub(
+                r"Time Loop: \d+\r\n- Equidistant \(Duration 3600 s\)", f"XY Positions: {positions}",
+                re.sub(r"(?<![A-Z])T\(\d+\)", f"XY({positions})", text)))
         if name in (b"CustomData|X!", b"CustomData|Y!") and len(data) == 8 * count:
             axis = 0 if name == b"CustomData|X!" else 1
             return struct.pack(f"<{count}d", *(XY_POINTS[f // planes][axis] for f in range(count)))
