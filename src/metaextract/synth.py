@@ -487,21 +487,19 @@ def _widen_cellvoyager(root: Any, columns: int) -> None:
     (:func:`complete_cellvoyager`); the new records follow the measured ones, well by well."""
     import copy
 
+    from metaextract.filesets._hcs import well_name
+
     measured = [r for r in root.iter(f"{_BTS}MeasurementRecord") if r.get(f"{_BTS}Type") == "IMG"]
     for shift in range(1, columns):
         for record in measured:
             row, column = int(record.get(f"{_BTS}Row")), int(record.get(f"{_BTS}Column"))
-            old, new = _cv_well(row, column), _cv_well(row, column + shift)
+            old, new = well_name(row - 1, column - 1), well_name(row - 1, column + shift - 1)  # (1-based in the .mlf)
             twin = copy.deepcopy(record)
             twin.set(f"{_BTS}Column", str(column + shift))
             twin.text = (record.text or "").replace(f"_{old}_", f"_{new}_", 1)
             twin.tail = record.tail
             root.append(twin)
 
-
-def _cv_well(row: int, column: int) -> str:
-    """A CellVoyager file name's well: ``C03`` for row 3, column 3 (both 1-based)."""
-    return f"{chr(ord('A') + row - 1)}{column:02d}"
 
 
 # -- OME-TIFF --------------------------------------------------------------------------------------------
